@@ -1,0 +1,14 @@
+// Prepended to every kernel. Large 1-D launches are split over a 2-D grid of workgroups
+// (maxComputeWorkgroupsPerDimension is often 65535); this recovers the flat workgroup index.
+fn flat_workgroup(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return wid.x + wid.y * nwg.x;
+}
+
+// Component k of a rank-8 shape or stride packed as two vec4 (uniform arrays need 16-byte elements).
+fn dim_of(v: array<vec4<u32>, 2>, k: u32) -> u32 {
+  return v[k / 4u][k % 4u];
+}
+
+fn sdim_of(v: array<vec4<i32>, 2>, k: u32) -> i32 {
+  return v[k / 4u][k % 4u];
+}

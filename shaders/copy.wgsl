@@ -1,0 +1,38 @@
+// Strided copy: for every coordinate c of p.shape (row-major index i),
+//   out[p.outOffset + sum_k c_k * p.outStrides[k]] = x[p.inOffset + sum_k c_k * p.inStrides[k]].
+// Strides may be 0 (expand) or negative (flip). Serves permute, expand, slice, flip, cat and pad for every dtype
+// (data moves as raw 32-bit words). Mapping: one invocation per element of p.shape, 2-D workgroup grid.
+struct Params {
+  n: u32,
+  rank: u32,
+  inOffset: i32,
+  outOffset: i32,
+  shape: array<vec4<u32>, 2>,
+  inStrides: array<vec4<i32>, 2>,
+  outStrides: array<vec4<i32>, 2>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<u32>;
+
+@compute @workgroup_size({{WG}})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = flat_workgroup(wid, nwg) * {{WG}}u + lid;
+  if (i >= p.n) {
+    return;
+  }
+  var rem = i;
+  var src = p.inOffset;
+  var dst = p.outOffset;
+  for (var d = i32(p.rank) - 1; d >= 0; d--) {
+    let k = u32(d);
+    let sz = dim_of(p.shape, k);
+    let c = i32(rem % sz);
+    rem = rem / sz;
+    src += c * sdim_of(p.inStrides, k);
+    dst += c * sdim_of(p.outStrides, k);
+  }
+  out[u32(dst)] = x[u32(src)];
+}

@@ -1,0 +1,161 @@
+/**
+ * The device contract: one adapter and device for the whole library. Everything that talks to WebGPU
+ * directly (buffers, pipelines, queues) goes through the object returned by `gpu()`.
+ */
+import { VoxgradError } from './errors.js';
+
+/** How a platform entry point (Node, browser) hands us a `GPU` object. */
+export type GpuProvider = () => Promise<GPU | undefined>;
+
+export interface InitOptions {
+  /** 'high-performance' or 'low-power', passed to requestAdapter. */
+  powerPreference?: GPUPowerPreference;
+  /** Ask for timestamp queries when the adapter has them (needed by vg.profile). Default true. */
+  timestamps?: boolean;
+}
+
+export interface BackendInfo {
+  vendor: string;
+  architecture: string;
+  description: string;
+  isFallbackAdapter: boolean;
+  platform: 'node' | 'browser';
+  features: string[];
+  limits: Record<string, number>;
+}
+
+export interface DeviceState {
+  device: GPUDevice;
+  adapter: GPUAdapter;
+  info: BackendInfo;
+  limits: GPUSupportedLimits;
+  hasTimestamps: boolean;
+  /** Largest 1-D workgroup this device accepts; kernels size themselves from it. */
+  maxWorkgroupSize: number;
+  lost: string | null;
+}
+
+let provider: GpuProvider | null = null;
+let platform: 'node' | 'browser' = 'browser';
+let state: DeviceState | null = null;
+let initPromise: Promise<BackendInfo> | null = null;
+const resetHooks: (() => void)[] = [];
+
+export function setGpuProvider(p: GpuProvider, kind: 'node' | 'browser'): void {
+  provider = p;
+  platform = kind;
+}
+
+/** Modules holding device-bound caches (pipelines, pools) register here to be cleared when the device goes. */
+export function onDeviceReset(hook: () => void): void {
+  resetHooks.push(hook);
+}
+
+const NODE_HELP =
+  'No WebGPU adapter was found. In Node, voxgrad uses Dawn from the `webgpu` npm package, which needs a Vulkan driver: ' +
+  'on Debian bookworm install Mesa 25 from bookworm-backports (`apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1`), ' +
+  'or run `npm run setup`, which does this when no adapter is found. A GPU vendor driver (NVIDIA, AMD, Intel) works too.';
+const BROWSER_HELP =
+  'No WebGPU adapter was found: `navigator.gpu` is missing or returned no adapter. Use a browser with WebGPU ' +
+  '(Chrome/Edge 113+, Safari 26+, Firefox 141+), serve the page from https or localhost, and in headless Chromium pass ' +
+  '`--enable-unsafe-webgpu`.';
+
+export async function init(opts: InitOptions = {}): Promise<BackendInfo> {
+  if (state && !state.lost) return state.info;
+  if (initPromise) return initPromise;
+  initPromise = createDevice(opts).finally(() => {
+    initPromise = null;
+  });
+  return initPromise;
+}
+
+async function createDevice(opts: InitOptions): Promise<BackendInfo> {
+  if (state) destroyDevice();
+  const gpuObj = provider ? await provider() : (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  const help = platform === 'node' ? NODE_HELP : BROWSER_HELP;
+  if (!gpuObj) throw new VoxgradError(`vg.init: ${help}`);
+  const adapter = await gpuObj.requestAdapter({ powerPreference: opts.powerPreference });
+  if (!adapter) throw new VoxgradError(`vg.init: ${help}`);
+  const wantTimestamps = opts.timestamps !== false && adapter.features.has('timestamp-query');
+  const requiredFeatures: GPUFeatureName[] = wantTimestamps ? ['timestamp-query'] : [];
+  // Ask for the adapter's own limits: the defaults (e.g. 128 MiB bindings, 256 invocations) undersell real GPUs.
+  const requiredLimits: Record<string, number> = {};
+  for (const key of LIMIT_KEYS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[key];
+    if (typeof v === 'number') requiredLimits[key] = v;
+  }
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  const limits: Record<string, number> = {};
+  for (const key of LIMIT_KEYS) limits[key] = (device.limits as unknown as Record<string, number>)[key];
+  const ai = adapter.info;
+  const info: BackendInfo = {
+    vendor: ai?.vendor ?? '',
+    architecture: ai?.architecture ?? '',
+    description: ai?.description ?? '',
+    isFallbackAdapter: Boolean((ai as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter),
+    platform,
+    features: [...adapter.features].sort(),
+    limits,
+  };
+  const s: DeviceState = {
+    device,
+    adapter,
+    info,
+    limits: device.limits,
+    hasTimestamps: wantTimestamps,
+    maxWorkgroupSize: Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX),
+    lost: null,
+  };
+  device.lost.then((l) => {
+    if (state === s && l.reason !== 'destroyed') s.lost = `${l.reason}: ${l.message}`;
+  });
+  device.addEventListener?.('uncapturederror', (e: Event) => {
+    console.error('voxgrad: uncaptured WebGPU error:', (e as GPUUncapturedErrorEvent).error?.message);
+  });
+  state = s;
+  return info;
+}
+
+const LIMIT_KEYS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxUniformBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+  'minUniformBufferOffsetAlignment',
+  'minStorageBufferOffsetAlignment',
+  'maxBindGroups',
+] as const;
+
+/** The live device; throws a clear error before init and after a device loss. */
+export function gpu(): DeviceState {
+  if (!state) throw new VoxgradError('voxgrad: no device yet. Call `await vg.init()` before creating tensors.');
+  if (state.lost)
+    throw new VoxgradError(
+      `voxgrad: the GPU device was lost (${state.lost}). Call \`await vg.init()\` to create a new device; ` +
+        'tensors created on the lost device cannot be used and must be recreated.',
+    );
+  return state;
+}
+
+export function backendInfo(): BackendInfo {
+  return gpu().info;
+}
+
+export function isInitialized(): boolean {
+  return state !== null && !state.lost;
+}
+
+/** Destroys the device (Dawn keeps a Node process alive while a device exists). */
+export function destroyDevice(): void {
+  if (!state) return;
+  for (const hook of resetHooks) hook();
+  const d = state.device;
+  state = null;
+  d.destroy();
+}

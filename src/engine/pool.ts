@@ -1,0 +1,118 @@
+/**
+ * GPU buffer pool. Buffers are bucketed into size classes (at most 1/8 larger than asked, so a class fits many
+ * nearby sizes and the pool does not fragment by exact shape), and the bytes kept idle are capped.
+ * A released buffer waits until the commands recorded before its release have been submitted, so that a reuse
+ * (and any queue.writeBuffer into it) is ordered after every earlier use.
+ */
+import { gpu, onDeviceReset } from './device.js';
+import { VoxgradError } from './errors.js';
+
+const USAGE_STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST (GPUBufferUsage, not yet defined at import time in Node)
+
+export function sizeClass(bytes: number): number {
+  const b = Math.max(16, bytes);
+  if (b <= 4096) return 2 ** Math.ceil(Math.log2(b));
+  const step = 2 ** (Math.floor(Math.log2(b)) - 3);
+  return Math.ceil(b / step) * step;
+}
+
+const free = new Map<number, GPUBuffer[]>();
+let awaitingSubmit: GPUBuffer[] = [];
+let pooledBytes = 0;
+let inUseBytes = 0;
+let peakBytes = 0;
+let poolCap = 1 << 30;
+
+export interface PoolStats {
+  bytesInUse: number;
+  bytesPooled: number;
+  peakBytes: number;
+  poolCapBytes: number;
+}
+
+export function poolStats(): PoolStats {
+  return { bytesInUse: inUseBytes, bytesPooled: pooledBytes, peakBytes, poolCapBytes: poolCap };
+}
+
+/** Caps the bytes kept in idle buffers; excess buffers are destroyed. */
+export function setPoolCap(bytes: number): void {
+  poolCap = bytes;
+  trimTo(poolCap);
+}
+
+export function resetPeak(): void {
+  peakBytes = inUseBytes;
+}
+
+export function acquire(bytes: number, op: string): GPUBuffer {
+  const size = sizeClass(bytes);
+  const { device, limits } = gpu();
+  if (size > limits.maxBufferSize)
+    throw new VoxgradError(
+      `${op}: a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${limits.maxBufferSize} bytes). ` +
+        'Split the data into smaller tensors (e.g. process the volume in chunks).',
+    );
+  const list = free.get(size);
+  let buf = list?.pop();
+  if (buf) pooledBytes -= size;
+  else {
+    device.pushErrorScope('out-of-memory');
+    buf = device.createBuffer({ size, usage: USAGE_STORAGE });
+    device.popErrorScope().then((e) => {
+      if (e) console.error(`voxgrad: ${op}: GPU out of memory allocating ${size} bytes (${e.message})`);
+    });
+  }
+  inUseBytes += size;
+  if (inUseBytes > peakBytes) peakBytes = inUseBytes;
+  return buf;
+}
+
+/** Returns a buffer; it becomes reusable once the commands recorded so far are submitted. */
+export function release(buf: GPUBuffer): void {
+  inUseBytes -= buf.size;
+  awaitingSubmit.push(buf);
+}
+
+/** Called by the dispatch queue right after a submit. */
+export function releaseSubmitted(): void {
+  const bufs = awaitingSubmit;
+  awaitingSubmit = [];
+  for (const b of bufs) {
+    if (pooledBytes + b.size > poolCap) trimTo(poolCap - b.size);
+    if (pooledBytes + b.size > poolCap) {
+      b.destroy();
+      continue;
+    }
+    let list = free.get(b.size);
+    if (!list) free.set(b.size, (list = []));
+    list.push(b);
+    pooledBytes += b.size;
+  }
+}
+
+/** Destroys idle buffers, largest classes first, until at most `target` bytes stay pooled. */
+function trimTo(target: number): void {
+  if (pooledBytes <= target) return;
+  const sizes = [...free.keys()].sort((a, b) => b - a);
+  for (const s of sizes) {
+    const list = free.get(s)!;
+    while (list.length && pooledBytes > target) {
+      list.pop()!.destroy();
+      pooledBytes -= s;
+    }
+    if (pooledBytes <= target) break;
+  }
+}
+
+/** Destroys every idle buffer (vg.emptyCache). */
+export function emptyPool(): void {
+  trimTo(0);
+}
+
+onDeviceReset(() => {
+  free.clear();
+  awaitingSubmit = [];
+  pooledBytes = 0;
+  inUseBytes = 0;
+  peakBytes = 0;
+});

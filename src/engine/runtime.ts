@@ -1,0 +1,371 @@
+/**
+ * Kernel runtime: compiles WGSL (layouts from wgsl_reflect), caches pipelines, records dispatches into batches
+ * and submits them in groups; reads flush.
+ *
+ * Life of a dispatch: `dispatch()` appends a record (kernel, buffers, packed uniforms, grid) to the open batch.
+ * A batch is submitted when it holds `batchSize` dispatches, when its uniform area fills, or when someone reads.
+ * Pipelines are created with createComputePipelineAsync; a batch whose pipelines are still compiling waits for
+ * them, and later batches queue behind it so submission order is program order.
+ */
+import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
+import commonWgsl from '../../shaders/common.wgsl';
+import { gpu, onDeviceReset } from './device.js';
+import { VoxgradError } from './errors.js';
+import { releaseSubmitted } from './pool.js';
+import { profilerHooks } from './profiler-hooks.js';
+
+type ScalarKind = 'u32' | 'i32' | 'f32';
+
+interface UniformMember {
+  offset: number;
+  kind: ScalarKind;
+  /** Scalars in the member: 1, 4 (vec4) or 4*n (array<vec4, n>). */
+  count: number;
+}
+
+interface Binding {
+  name: string;
+  binding: number;
+  kind: 'uniform' | 'read-only-storage' | 'storage';
+}
+
+export interface Kernel {
+  name: string;
+  source: string;
+  bindings: Binding[];
+  uniform: { binding: number; size: number; members: Map<string, UniformMember> } | null;
+  layout: GPUBindGroupLayout;
+  pipeline: GPUComputePipeline | null;
+  ready: Promise<GPUComputePipeline>;
+  workgroupSize: number;
+}
+
+export type UniformValues = Record<string, number | readonly number[]>;
+
+interface DispatchRecord {
+  kernel: Kernel;
+  buffers: GPUBuffer[];
+  uniformOffset: number;
+  grid: readonly number[];
+  label: string;
+}
+
+const kernelCache = new Map<string, Kernel>();
+
+/**
+ * Returns the kernel for `key`, building it from `build()` on first use. `build` returns WGSL; `{{WG}}` in it
+ * is the workgroup size chosen for this device (<= maxComputeInvocationsPerWorkgroup), and `#if NAME` /
+ * `#else` / `#endif` lines keep or drop code by `opts.defines`.
+ */
+export function kernel(
+  key: string,
+  build: () => string,
+  opts: { workgroupSize?: number; defines?: Record<string, boolean> } = {},
+): Kernel {
+  const hit = kernelCache.get(key);
+  if (hit) return hit;
+  const st = gpu();
+  const wg = Math.min(opts.workgroupSize ?? 256, st.maxWorkgroupSize);
+  const source = commonWgsl + '\n' + preprocess(build(), opts.defines ?? {}).replaceAll('{{WG}}', String(wg));
+  let reflect: WgslReflect;
+  try {
+    reflect = new WgslReflect(source);
+  } catch (e) {
+    throw new VoxgradError(`voxgrad internal: kernel ${key} does not parse: ${(e as Error).message}\n${numbered(source)}`);
+  }
+  const bindings: Binding[] = [];
+  let uniform: Kernel['uniform'] = null;
+  for (const u of reflect.uniforms) {
+    bindings.push({ name: u.name, binding: u.binding, kind: 'uniform' });
+    const members = new Map<string, UniformMember>();
+    for (const m of (u.type as unknown as { members: ReflectMember[] }).members) members.set(m.name, memberLayout(m));
+    uniform = { binding: u.binding, size: Math.ceil(u.size / 16) * 16, members };
+  }
+  for (const s of reflect.storage)
+    bindings.push({ name: s.name, binding: s.binding, kind: s.access === 'read' ? 'read-only-storage' : 'storage' });
+  bindings.sort((a, b) => a.binding - b.binding);
+  const device = st.device;
+  const layout = device.createBindGroupLayout({
+    label: key,
+    entries: bindings.map((b) => ({
+      binding: b.binding,
+      visibility: 4 /* GPUShaderStage.COMPUTE */,
+      buffer: { type: b.kind },
+    })),
+  });
+  const module = device.createShaderModule({ label: key, code: source });
+  const k: Kernel = {
+    name: key,
+    source,
+    bindings,
+    uniform,
+    layout,
+    pipeline: null,
+    ready: null as unknown as Promise<GPUComputePipeline>,
+    workgroupSize: wg,
+  };
+  k.ready = device
+    .createComputePipelineAsync({
+      label: key,
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+    })
+    .then(
+      (p) => (k.pipeline = p),
+      async (e) => {
+        const info = await module.getCompilationInfo();
+        const msgs = info.messages.map((m) => `${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n');
+        throw new VoxgradError(`voxgrad internal: kernel ${key} failed to compile: ${e.message}\n${msgs}\n${numbered(source)}`);
+      },
+    );
+  kernelCache.set(key, k);
+  return k;
+}
+
+/** Line-based `#if NAME` / `#else` / `#endif` (nestable) over WGSL text. */
+export function preprocess(src: string, defines: Record<string, boolean>): string {
+  const out: string[] = [];
+  const stack: { keep: boolean; parentKeep: boolean }[] = [];
+  let keep = true;
+  for (const line of src.split('\n')) {
+    const t = line.trim();
+    if (t.startsWith('#if ')) {
+      const name = t.slice(4).trim();
+      const neg = name.startsWith('!');
+      const v = Boolean(defines[neg ? name.slice(1) : name]) !== neg;
+      stack.push({ keep: v, parentKeep: keep });
+      keep = keep && v;
+    } else if (t === '#else') {
+      const top = stack[stack.length - 1];
+      top.keep = !top.keep;
+      keep = top.parentKeep && top.keep;
+    } else if (t === '#endif') {
+      keep = stack.pop()!.parentKeep;
+    } else if (keep) out.push(line);
+  }
+  return out.join('\n');
+}
+
+interface ReflectMember {
+  name: string;
+  offset: number;
+  size: number;
+  type: { name: string; format?: { name: string; format?: { name: string } }; count?: number };
+}
+
+function memberLayout(m: ReflectMember): UniformMember {
+  const t = m.type;
+  const kindOf = (n: string | undefined): ScalarKind => {
+    if (n === 'u32' || n === 'i32' || n === 'f32') return n;
+    throw new VoxgradError(`voxgrad internal: uniform member ${m.name} has unsupported type ${n}`);
+  };
+  if (t.name === 'array') {
+    // array<vec4<T>, N> or array<T, N> (the latter has a 16-byte stride in uniform space)
+    const f = t.format!;
+    if (f.name === 'vec4') return { offset: m.offset, kind: kindOf(f.format?.name), count: 4 * (t.count ?? 0) };
+    throw new VoxgradError(`voxgrad internal: uniform arrays must hold vec4 (member ${m.name})`);
+  }
+  if (t.name === 'vec4') return { offset: m.offset, kind: kindOf(t.format?.name), count: 4 };
+  return { offset: m.offset, kind: kindOf(t.name), count: 1 };
+}
+
+function numbered(src: string): string {
+  return src
+    .split('\n')
+    .map((l, i) => `${String(i + 1).padStart(4)}| ${l}`)
+    .join('\n');
+}
+
+/** Workgroup grid for `groups` workgroups: (x, y) with x within the per-dimension limit. */
+export function grid1d(groups: number): [number, number] {
+  const max = gpu().limits.maxComputeWorkgroupsPerDimension;
+  if (groups <= max) return [Math.max(1, groups), 1];
+  const y = Math.ceil(groups / max);
+  return [Math.ceil(groups / y), y];
+}
+
+// ---- batching -------------------------------------------------------------------------------------------------
+
+const UNIFORM_AREA = 1 << 18;
+let batchSize = 64;
+let records: DispatchRecord[] = [];
+let uniformStaging = new ArrayBuffer(UNIFORM_AREA);
+let stagingU32 = new Uint32Array(uniformStaging);
+let stagingI32 = new Int32Array(uniformStaging);
+let stagingF32 = new Float32Array(uniformStaging);
+let uniformUsed = 0;
+/** Uniform buffers handed out per batch; reused across batches (queue order makes that safe). */
+let uniformBuffers: GPUBuffer[] = [];
+let submitChain: Promise<void> = Promise.resolve();
+let chainBusy = 0;
+let dispatchCount = 0;
+
+export function setBatchSize(n: number): void {
+  batchSize = Math.max(1, n | 0);
+}
+
+/** Total dispatches recorded since the device was created (tests and benchmarks read it). */
+export function dispatches(): number {
+  return dispatchCount;
+}
+
+/**
+ * Records one dispatch. `buffers` are bound in the kernel's storage-binding order (binding number order,
+ * uniform excluded); `uniforms` are packed by the reflected member layout.
+ */
+export function dispatch(k: Kernel, buffers: GPUBuffer[], uniforms: UniformValues | null, grid: readonly number[]): void {
+  let uniformOffset = -1;
+  if (k.uniform) {
+    const align = gpu().limits.minUniformBufferOffsetAlignment;
+    uniformOffset = Math.ceil(uniformUsed / align) * align;
+    if (uniformOffset + k.uniform.size > UNIFORM_AREA) {
+      flush();
+      uniformOffset = 0;
+    }
+    packUniforms(k, uniforms ?? {}, uniformOffset);
+    uniformUsed = uniformOffset + k.uniform.size;
+  }
+  records.push({ kernel: k, buffers, uniformOffset, grid, label: k.name });
+  dispatchCount++;
+  if (records.length >= batchSize) flush();
+}
+
+function packUniforms(k: Kernel, values: UniformValues, base: number): void {
+  const u = k.uniform!;
+  const w = base >> 2;
+  stagingU32.fill(0, w, w + (u.size >> 2));
+  for (const name in values) {
+    const m = u.members.get(name);
+    if (!m) throw new VoxgradError(`voxgrad internal: kernel ${k.name} has no uniform member ${name}`);
+    const v = values[name];
+    const at = w + (m.offset >> 2);
+    const view = m.kind === 'f32' ? stagingF32 : m.kind === 'i32' ? stagingI32 : stagingU32;
+    if (typeof v === 'number') view[at] = v;
+    else {
+      if (v.length > m.count)
+        throw new VoxgradError(`voxgrad internal: uniform ${name} of ${k.name} holds ${m.count} values, got ${v.length}`);
+      for (let i = 0; i < v.length; i++) view[at + i] = v[i];
+    }
+  }
+}
+
+/** Writes raw bits into the open batch's uniform area (used for scalars passed by bit pattern). */
+export function uniformBitsView(): Uint32Array {
+  return stagingU32;
+}
+
+/** Submits everything recorded so far. Returns when the submission has been made (not when the GPU is done). */
+export function flush(): Promise<void> {
+  if (records.length === 0 && uniformUsed === 0) {
+    if (chainBusy === 0) releaseSubmitted();
+    return submitChain;
+  }
+  const batch = records;
+  const bytes = uniformUsed;
+  const data = bytes ? uniformStaging.slice(0, bytes) : null;
+  records = [];
+  uniformUsed = 0;
+  const allReady = batch.every((r) => r.kernel.pipeline);
+  if (chainBusy === 0 && allReady) {
+    submitBatch(batch, data);
+    return submitChain;
+  }
+  chainBusy++;
+  submitChain = submitChain
+    .then(() => Promise.all(batch.map((r) => r.kernel.ready)))
+    .then(() => submitBatch(batch, data))
+    .finally(() => chainBusy--);
+  return submitChain;
+}
+
+function submitBatch(batch: DispatchRecord[], uniformData: ArrayBuffer | null): void {
+  const { device } = gpu();
+  let ubuf: GPUBuffer | null = null;
+  if (uniformData) {
+    ubuf = uniformBuffers[0] ??= device.createBuffer({ size: UNIFORM_AREA, usage: 0x40 | 0x08 /* UNIFORM|COPY_DST */ });
+    device.queue.writeBuffer(ubuf, 0, uniformData);
+  }
+  const enc = device.createCommandEncoder();
+  const prof = profilerHooks.active;
+  let pass: GPUComputePassEncoder | null = null;
+  let lastPipeline: GPUComputePipeline | null = null;
+  for (let i = 0; i < batch.length; i++) {
+    const r = batch[i];
+    const k = r.kernel;
+    if (prof) {
+      pass = enc.beginComputePass({ timestampWrites: prof.timestampWrites(r.label) });
+      lastPipeline = null;
+    } else if (!pass) pass = enc.beginComputePass();
+    if (k.pipeline !== lastPipeline) {
+      pass.setPipeline(k.pipeline!);
+      lastPipeline = k.pipeline;
+    }
+    const entries: GPUBindGroupEntry[] = [];
+    let bi = 0;
+    for (const b of k.bindings) {
+      if (b.kind === 'uniform') entries.push({ binding: b.binding, resource: { buffer: ubuf!, offset: r.uniformOffset, size: k.uniform!.size } });
+      else entries.push({ binding: b.binding, resource: { buffer: r.buffers[bi++] } });
+    }
+    pass.setBindGroup(0, device.createBindGroup({ layout: k.layout, entries }));
+    pass.dispatchWorkgroups(r.grid[0], r.grid[1] ?? 1, r.grid[2] ?? 1);
+    if (prof) {
+      pass.end();
+      pass = null;
+    }
+  }
+  pass?.end();
+  if (prof) prof.resolve(enc);
+  device.queue.submit([enc.finish()]);
+  releaseSubmitted();
+  if (prof) prof.afterSubmit();
+}
+
+/** Waits until every recorded dispatch has been submitted and finished on the GPU. */
+export async function sync(): Promise<void> {
+  await flush();
+  await gpu().device.queue.onSubmittedWorkDone();
+}
+
+/** Copies `bytes` bytes of `buf` (from `offset`) back to the CPU. Flushes first. */
+export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+  await flush();
+  const { device } = gpu();
+  const size = Math.ceil(Math.max(bytes, 4) / 4) * 4;
+  const staging = device.createBuffer({ size, usage: 0x01 | 0x08 /* MAP_READ | COPY_DST */ });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(buf, offset, staging, 0, size);
+  device.queue.submit([enc.finish()]);
+  try {
+    await staging.mapAsync(1 /* GPUMapMode.READ */);
+  } catch (e) {
+    gpu(); // throws the device-lost error if that is the cause
+    throw e;
+  }
+  const out = staging.getMappedRange().slice(0, bytes);
+  staging.unmap();
+  staging.destroy();
+  return out;
+}
+
+/** Uploads bytes into a buffer through the queue (ordered after all submitted work). */
+export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+  gpu().device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** Compiles every kernel built so far; resolves when all pipelines are ready (warm-up before timing). */
+export async function pipelinesReady(): Promise<void> {
+  await Promise.all([...kernelCache.values()].map((k) => k.ready));
+}
+
+export function kernelCount(): number {
+  return kernelCache.size;
+}
+
+onDeviceReset(() => {
+  kernelCache.clear();
+  records = [];
+  uniformUsed = 0;
+  uniformBuffers = [];
+  submitChain = Promise.resolve();
+  chainBusy = 0;
+});

@@ -1,0 +1,144 @@
+/** Tensor creation: from JS data (one upload) or on the GPU (fill, arange). */
+import fillWgsl from '../../shaders/fill.wgsl';
+import { fail, fmtShape } from '../engine/errors.js';
+import { dispatch, grid1d, kernel, writeBuffer } from '../engine/runtime.js';
+import { checkShapeArg } from '../engine/shape.js';
+import { Tensor, arrayTypeOf, shapeSize, type DType, type NestedArray, type TypedArray } from '../engine/tensor.js';
+import { ceilDiv, emptyTensor } from './common.js';
+
+export interface CreateOptions {
+  dtype?: DType;
+  requiresGrad?: boolean;
+}
+
+function checkDtype(op: string, dtype: unknown): DType {
+  if (dtype === 'f32' || dtype === 'i32' || dtype === 'u32') return dtype;
+  if (dtype === 'f16')
+    fail(op, "dtype 'f16' is not supported yet for tensors; use 'f32' (kernels may compute in f16 internally)");
+  fail(op, `dtype must be 'f32', 'i32' or 'u32', got ${String(dtype)}`);
+}
+
+function inferShape(data: NestedArray): number[] {
+  const shape: number[] = [];
+  let v: NestedArray = data;
+  while (Array.isArray(v)) {
+    shape.push(v.length);
+    v = v[0];
+  }
+  return shape;
+}
+
+function flatten(op: string, data: NestedArray, shape: number[], out: number[], depth = 0): void {
+  if (depth === shape.length) {
+    if (typeof data !== 'number') fail(op, `data is ragged or holds a non-number (${typeof data}) at depth ${depth}`);
+    out.push(data);
+    return;
+  }
+  if (!Array.isArray(data) || data.length !== shape[depth])
+    fail(op, `data is ragged: expected ${shape[depth]} entries at depth ${depth} (shape ${fmtShape(shape)})`);
+  for (const d of data) flatten(op, d, shape, out, depth + 1);
+}
+
+/** vg.tensor(data, shape?, { dtype, requiresGrad }): data is a number, nested arrays or a typed array. */
+export function tensor(data: NestedArray | TypedArray | readonly number[], shape?: readonly number[] | null, opts: CreateOptions = {}): Tensor {
+  const op = 'tensor';
+  let flat: ArrayLike<number>;
+  let inferred: number[];
+  if (ArrayBuffer.isView(data)) {
+    flat = data as TypedArray;
+    inferred = [flat.length];
+  } else if (typeof data === 'number') {
+    flat = [data];
+    inferred = [];
+  } else if (Array.isArray(data)) {
+    inferred = inferShape(data as NestedArray);
+    const f: number[] = [];
+    flatten(op, data as NestedArray, inferred, f);
+    flat = f;
+  } else fail(op, `data must be a number, a (nested) array or a typed array, got ${typeof data}`);
+  const dtype = checkDtype(op, opts.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32'));
+  const finalShape = shape ? [...shape] : inferred;
+  checkShapeArg(op, finalShape);
+  if (shapeSize(finalShape) !== flat.length)
+    fail(op, `shape ${fmtShape(finalShape)} holds ${shapeSize(finalShape)} elements but data has ${flat.length}`);
+  const t = emptyTensor(op, finalShape, dtype);
+  const Ctor = arrayTypeOf(dtype);
+  const host = flat instanceof Ctor ? flat : Ctor.from(flat);
+  if (host.length) writeBuffer(t.buffer(op), host);
+  if (opts.requiresGrad) setRequiresGrad(t, true);
+  return t;
+}
+
+export function setRequiresGrad(t: Tensor, v: boolean): Tensor {
+  if (v && t.dtype !== 'f32') fail('requiresGrad', `only f32 tensors can require gradients, this one is ${t.dtype}`);
+  if (!t.isLeaf && !v) fail('requiresGrad', 'cannot turn off requiresGrad on a non-leaf tensor; use detach()');
+  t.requiresGrad = v;
+  return t;
+}
+
+const bits = new DataView(new ArrayBuffer(4));
+
+function fillKernel(dtype: DType, mode: 'value' | 'arange') {
+  return kernel(`fill.${mode}.${dtype}`, () => fillWgsl.replaceAll('{{T}}', dtype), {
+    defines: { ARANGE_FLOAT: mode === 'arange' && dtype === 'f32', ARANGE_INT: mode === 'arange' && dtype !== 'f32' },
+  });
+}
+
+/** A tensor of `shape` filled with `value` on the GPU. */
+export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
+  checkShapeArg('full', shape);
+  if (typeof value !== 'number') fail('full', `fill value must be a number, got ${typeof value}`);
+  const dtype = checkDtype('full', opts.dtype ?? 'f32');
+  const t = emptyTensor('full', shape, dtype);
+  fillInto(t, value);
+  if (opts.requiresGrad) setRequiresGrad(t, true);
+  return t;
+}
+
+/** Overwrites every element of `t` with `value` (recorded on the GPU queue, no upload). */
+export function fillInto(t: Tensor, value: number): void {
+  if (t.size === 0) return;
+  if (t.dtype === 'f32') bits.setFloat32(0, value, true);
+  else if (t.dtype === 'i32') bits.setInt32(0, value, true);
+  else bits.setUint32(0, value, true);
+  const k = fillKernel(t.dtype, 'value');
+  dispatch(k, [t.buffer('fill')], { n: t.size, bits: bits.getUint32(0, true) }, grid1d(ceilDiv(t.size, k.workgroupSize)));
+}
+
+export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
+  return full(shape, 0, opts);
+}
+
+export function ones(shape: readonly number[], opts: CreateOptions = {}): Tensor {
+  return full(shape, 1, opts);
+}
+
+export function zerosLike(t: Tensor, opts: CreateOptions = {}): Tensor {
+  return full(t.shape, 0, { dtype: t.dtype, ...opts });
+}
+
+export function onesLike(t: Tensor, opts: CreateOptions = {}): Tensor {
+  return full(t.shape, 1, { dtype: t.dtype, ...opts });
+}
+
+export function fullLike(t: Tensor, value: number, opts: CreateOptions = {}): Tensor {
+  return full(t.shape, value, { dtype: t.dtype, ...opts });
+}
+
+/** arange(end) or arange(start, end, step?) as in PyTorch; dtype i32 when all arguments are integers. */
+export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
+  if (end === undefined) [start, end] = [0, start];
+  if (![start, end, step].every((v) => typeof v === 'number' && Number.isFinite(v)))
+    fail('arange', `start, end and step must be finite numbers, got ${start}, ${end}, ${step}`);
+  if (step === 0) fail('arange', 'step must be non-zero');
+  const allInt = Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step);
+  const dtype = checkDtype('arange', opts.dtype ?? (allInt ? 'i32' : 'f32'));
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const t = emptyTensor('arange', [n], dtype);
+  if (n > 0) {
+    const k = fillKernel(dtype, 'arange');
+    dispatch(k, [t.buffer('arange')], { n, start, step }, grid1d(ceilDiv(n, k.workgroupSize)));
+  }
+  if (opts.requiresGrad) setRequiresGrad(t, true);
+  return t;
+}

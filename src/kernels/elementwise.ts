@@ -1,0 +1,285 @@
+/**
+ * Elementwise ops from one table: each entry gives the WGSL forward expression and, per input, the WGSL expression
+ * of its gradient (in terms of g = upstream gradient, the inputs a/b/c and y = output). One generator turns an
+ * expression into a broadcasting kernel, so forward and backward of every entry are single fused dispatches.
+ */
+import elementwiseWgsl from '../../shaders/elementwise.wgsl';
+import fnsWgsl from '../../shaders/elementwise_fns.wgsl';
+import { NOT_DIFFERENTIABLE, defineOp, record, type OpDef } from '../engine/autograd.js';
+import { fail } from '../engine/errors.js';
+import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { broadcastShapes, broadcastStrides, pad8, sameShape } from '../engine/shape.js';
+import { Tensor, type DType } from '../engine/tensor.js';
+import { ceilDiv, describe, emptyTensor } from './common.js';
+import { sumToShape } from './reduce.js';
+
+export type Operand = Tensor | number;
+
+interface MapInput {
+  name: string;
+  value: Operand;
+}
+
+const scalarBits = new DataView(new ArrayBuffer(4));
+
+function bitsOf(v: number, ct: DType): number {
+  if (ct === 'f32') scalarBits.setFloat32(0, v, true);
+  else if (ct === 'i32') scalarBits.setInt32(0, v, true);
+  else scalarBits.setUint32(0, v, true);
+  return scalarBits.getUint32(0, true);
+}
+
+/**
+ * out = expr(inputs) with broadcasting. `ct` is the type inputs are converted to before `expr`; `ot` the output type.
+ * Scalars (numbers) travel as uniforms, so a new learning rate or constant does not build a new pipeline.
+ */
+export function mapExpr(
+  op: string,
+  expr: string,
+  inputs: readonly MapInput[],
+  ct: DType,
+  ot: DType,
+  /** Broadcast the result to (at least) this shape. */
+  toShape?: readonly number[],
+): Tensor {
+  const tensors = inputs.filter((i) => i.value instanceof Tensor) as { name: string; value: Tensor }[];
+  if (tensors.length > 4) fail(op, 'internal: at most 4 tensor inputs per elementwise kernel');
+  const shapes = tensors.map((t) => t.value.shape);
+  const outShape = broadcastShapes(op, toShape ? [...shapes, toShape] : shapes);
+  const out = emptyTensor(op, outShape, ot);
+  const n = out.size;
+  if (n === 0) return out;
+  const kinds = tensors.map((t) => (t.value.size === 1 ? 'one' : sameShape(t.value.shape, outShape) ? 'same' : 'bcast'));
+  let sig = '';
+  let ti = 0;
+  for (const i of inputs) sig += i.value instanceof Tensor ? `${i.name}:${i.value.dtype}:${kinds[ti++]},` : `${i.name}:s,`;
+  const k = kernel(`map[${expr}]${ct}>${ot}(${sig})`, () => buildMapSource(expr, inputs, kinds, ct, ot));
+  const uniforms: Record<string, number | number[]> = { n, rank: outShape.length, shape: pad8(outShape) };
+  const scalars: number[] = [];
+  for (const i of inputs) if (typeof i.value === 'number') scalars.push(bitsOf(i.value, ct));
+  if (scalars.length) uniforms.scalars = scalars;
+  tensors.forEach((t, j) => {
+    if (kinds[j] === 'bcast') uniforms[`s${j}`] = pad8(broadcastStrides(t.value.shape, outShape));
+  });
+  dispatch(k, [out.buffer(op), ...tensors.map((t) => t.value.buffer(op))], uniforms, grid1d(ceilDiv(n, k.workgroupSize)));
+  return out;
+}
+
+function buildMapSource(expr: string, inputs: readonly MapInput[], kinds: string[], ct: DType, ot: DType): string {
+  const bindings: string[] = [];
+  const offsets: string[] = [];
+  const loads: string[] = [];
+  const strided: number[] = [];
+  let ti = 0;
+  let si = 0;
+  for (const inp of inputs) {
+    if (inp.value instanceof Tensor) {
+      const j = ti++;
+      bindings.push(`@group(0) @binding(${j + 2}) var<storage, read> in${j}: array<${inp.value.dtype}>;`);
+      const off = kinds[j] === 'same' ? 'i' : kinds[j] === 'one' ? '0u' : `o${j}`;
+      if (kinds[j] === 'bcast') strided.push(j);
+      loads.push(`  let ${inp.name} = ${ct}(in${j}[${off}]);`);
+    } else {
+      loads.push(`  let ${inp.name} = bitcast<${ct}>(p.scalars[${si++}]);`);
+    }
+  }
+  if (strided.length) {
+    offsets.push(`  var rem = i;`);
+    for (const j of strided) offsets.push(`  var o${j} = 0u;`);
+    offsets.push(`  for (var d = i32(p.rank) - 1; d >= 0; d--) {`);
+    offsets.push(`    let k = u32(d);`);
+    offsets.push(`    let c = rem % dim_of(p.shape, k);`);
+    offsets.push(`    rem = rem / dim_of(p.shape, k);`);
+    for (const j of strided) offsets.push(`    o${j} += c * dim_of(p.s${j}, k);`);
+    offsets.push(`  }`);
+  }
+  return (
+    fnsWgsl +
+    elementwiseWgsl
+      .replace('{{INPUT_BINDINGS}}', bindings.join('\n'))
+      .replace('{{OFFSETS}}', offsets.join('\n'))
+      .replace('{{LOADS}}', loads.join('\n'))
+      .replaceAll('{{OUT_T}}', ot)
+      .replace('{{EXPR}}', expr.replaceAll('CT', ct))
+  );
+}
+
+// ---- dtype promotion ----------------------------------------------------------------------------------------------
+
+export function promote(values: readonly Operand[]): DType {
+  let hasTensorInt: DType | null = null;
+  let hasFloat = false;
+  let allTensorU32 = true;
+  for (const v of values) {
+    if (v instanceof Tensor) {
+      if (v.dtype === 'f32') hasFloat = true;
+      else hasTensorInt = hasTensorInt === 'i32' || v.dtype === 'i32' ? 'i32' : 'u32';
+      if (v.dtype !== 'u32') allTensorU32 = false;
+    } else if (!Number.isInteger(v)) hasFloat = true;
+  }
+  if (hasFloat || !hasTensorInt) return 'f32';
+  return allTensorU32 ? 'u32' : 'i32';
+}
+
+// ---- the table ----------------------------------------------------------------------------------------------------
+
+interface EwSpec {
+  /** WGSL expression over a, b, c; CT is replaced by the compute type. */
+  expr: string;
+  /** Computes in f32 whatever the input types (exp of an int tensor is a float tensor, as in PyTorch). */
+  float?: boolean;
+  /** Output is u32 0/1 (comparisons). */
+  bool?: boolean;
+  /** Gradient expression per input (g, a, b, c, y), or NOT_DIFFERENTIABLE. */
+  grads: readonly (string | null)[] | typeof NOT_DIFFERENTIABLE;
+}
+
+const TIE = (cmp: string) => `select(select(0.0, 0.5, a == b), 1.0, ${cmp})`;
+
+export const ELEMENTWISE = {
+  neg: { expr: '-a', grads: ['-g'] },
+  abs: { expr: 'abs(a)', grads: ['g * sign(a)'] },
+  sign: { expr: 'sign(a)', grads: ['0.0 * g'] },
+  square: { expr: 'a * a', grads: ['2.0 * g * a'] },
+  exp: { expr: 'exp(a)', float: true, grads: ['g * y'] },
+  log: { expr: 'log(a)', float: true, grads: ['g / a'] },
+  log1p: { expr: 'vg_log1p(a)', float: true, grads: ['g / (1.0 + a)'] },
+  sqrt: { expr: 'sqrt(a)', float: true, grads: ['g * 0.5 / y'] },
+  rsqrt: { expr: 'inverseSqrt(a)', float: true, grads: ['-0.5 * g * y * y * y'] },
+  reciprocal: { expr: '1.0 / a', float: true, grads: ['-g * y * y'] },
+  sin: { expr: 'sin(a)', float: true, grads: ['g * cos(a)'] },
+  cos: { expr: 'cos(a)', float: true, grads: ['-g * sin(a)'] },
+  tanh: { expr: 'vg_tanh(a)', float: true, grads: ['g * (1.0 - y * y)'] },
+  sigmoid: { expr: 'vg_sigmoid(a)', float: true, grads: ['g * y * (1.0 - y)'] },
+  relu: { expr: 'max(a, CT(0))', grads: ['select(0.0, g, a > 0.0)'] },
+  gelu: { expr: 'vg_gelu(a)', float: true, grads: ['g * vg_gelu_grad(a)'] },
+  geluTanh: { expr: 'vg_gelu_tanh(a)', float: true, grads: ['g * vg_gelu_tanh_grad(a)'] },
+  silu: { expr: 'a * vg_sigmoid(a)', float: true, grads: ['g * vg_silu_grad(a)'] },
+  softplus: { expr: 'vg_softplus(a)', float: true, grads: ['g * vg_sigmoid(a)'] },
+  floor: { expr: 'floor(a)', float: true, grads: ['0.0 * g'] },
+  ceil: { expr: 'ceil(a)', float: true, grads: ['0.0 * g'] },
+  round: { expr: 'round(a)', float: true, grads: ['0.0 * g'] },
+  add: { expr: 'a + b', grads: ['g', 'g'] },
+  sub: { expr: 'a - b', grads: ['g', '-g'] },
+  mul: { expr: 'a * b', grads: ['g * b', 'g * a'] },
+  div: { expr: 'a / b', float: true, grads: ['g / b', '-g * y / b'] },
+  pow: {
+    expr: 'vg_pow(a, b)',
+    float: true,
+    grads: ['g * b * vg_pow(a, b - 1.0)', 'select(g * y * log(a), 0.0, a == 0.0 && b >= 0.0)'],
+  },
+  maximum: { expr: 'max(a, b)', grads: [`g * ${TIE('a > b')}`, `g * ${TIE('b > a')}`] },
+  minimum: { expr: 'min(a, b)', grads: [`g * ${TIE('a < b')}`, `g * ${TIE('b < a')}`] },
+  leakyRelu: { expr: 'select(a * b, a, a > CT(0))', float: true, grads: ['select(g * b, g, a > 0.0)', null] },
+  clampMin: { expr: 'max(a, b)', grads: ['select(0.0, g, a >= b)', null] },
+  clampMax: { expr: 'min(a, b)', grads: ['select(0.0, g, a <= b)', null] },
+  clamp: { expr: 'min(max(a, b), c)', grads: ['select(0.0, g, a >= b && a <= c)', null, null] },
+  where: { expr: 'select(c, b, a != CT(0))', grads: [null, 'select(0.0, g, a != 0.0)', 'select(g, 0.0, a != 0.0)'] },
+  eq: { expr: 'a == b', bool: true, grads: NOT_DIFFERENTIABLE },
+  ne: { expr: 'a != b', bool: true, grads: NOT_DIFFERENTIABLE },
+  lt: { expr: 'a < b', bool: true, grads: NOT_DIFFERENTIABLE },
+  le: { expr: 'a <= b', bool: true, grads: NOT_DIFFERENTIABLE },
+  gt: { expr: 'a > b', bool: true, grads: NOT_DIFFERENTIABLE },
+  ge: { expr: 'a >= b', bool: true, grads: NOT_DIFFERENTIABLE },
+  logicalAnd: { expr: '(a != CT(0)) && (b != CT(0))', bool: true, grads: NOT_DIFFERENTIABLE },
+  logicalOr: { expr: '(a != CT(0)) || (b != CT(0))', bool: true, grads: NOT_DIFFERENTIABLE },
+  logicalNot: { expr: 'a == CT(0)', bool: true, grads: NOT_DIFFERENTIABLE },
+} as const satisfies Record<string, EwSpec>;
+
+export type ElementwiseName = keyof typeof ELEMENTWISE;
+
+const NAMES = ['a', 'b', 'c'] as const;
+
+interface EwAttrs {
+  scalars: (number | null)[];
+}
+
+const opDefs = new Map<ElementwiseName, OpDef<EwAttrs>>();
+
+function usesName(expr: string, name: string): boolean {
+  return new RegExp(`\\b${name}\\b`).test(expr);
+}
+
+function defFor(name: ElementwiseName): OpDef<EwAttrs> {
+  let def = opDefs.get(name);
+  if (def) return def;
+  const spec: EwSpec = ELEMENTWISE[name];
+  if (spec.grads === NOT_DIFFERENTIABLE) def = defineOp<EwAttrs>({ name, backward: NOT_DIFFERENTIABLE });
+  else {
+    const grads = spec.grads;
+    def = defineOp<EwAttrs>({
+      name,
+      backward: (g, ctx) => {
+        // saved = [y?, operand tensors in order]; scalars come from attrs
+        const hasY = grads.some((e) => e !== null && usesName(e, 'y'));
+        let si = hasY ? 1 : 0;
+        const operands: MapInput[] = [];
+        ctx.attrs.scalars.forEach((s, k) => {
+          const v = s === null ? ctx.saved[si++] : s;
+          operands.push({ name: NAMES[k], value: v });
+        });
+        return grads.map((e, k) => {
+          if (e === null || !ctx.needsGrad[k]) return null;
+          const used = operands.filter((o) => usesName(e, o.name));
+          const ins: MapInput[] = [{ name: 'g', value: g }, ...used];
+          if (hasY && usesName(e, 'y')) ins.push({ name: 'y', value: ctx.saved[0] });
+          const full = mapExpr(`${name}.backward`, e, ins, 'f32', 'f32');
+          return sumToShape(full, ctx.inputShapes[k]);
+        });
+      },
+    });
+  }
+  opDefs.set(name, def);
+  return def;
+}
+
+/** Applies a table op to tensors and numbers (at least one tensor). */
+export function elementwise(name: ElementwiseName, operands: readonly Operand[]): Tensor {
+  const spec: EwSpec = ELEMENTWISE[name];
+  const tensors: Tensor[] = [];
+  for (let i = 0; i < operands.length; i++) {
+    const v = operands[i];
+    if (v instanceof Tensor) {
+      v.storageFor(name);
+      tensors.push(v);
+    } else if (typeof v !== 'number') fail(name, `argument ${i + 1} must be a Tensor or a number, got ${describe(v)}`);
+  }
+  if (tensors.length === 0) fail(name, 'needs at least one Tensor argument (all arguments were numbers)');
+  let ct = promote(name === 'where' ? operands.slice(1) : operands);
+  if (spec.float) ct = 'f32';
+  if (name === 'where') ct = promote(operands.slice(1));
+  const ot: DType = spec.bool ? 'u32' : ct;
+  const inputs = operands.map((v, k) => ({ name: NAMES[k], value: v }));
+  // where's condition is tested in its own type; cast it first when it differs from the value type
+  let out: Tensor;
+  if (name === 'where' && operands[0] instanceof Tensor && operands[0].dtype !== ct) {
+    const cond = mapExpr('where', 'a != CT(0)', [inputs[0]], operands[0].dtype, ct);
+    out = mapExpr(name, spec.expr, [{ name: 'a', value: cond }, ...inputs.slice(1)], ct, ot);
+    cond.dispose();
+  } else out = mapExpr(name, spec.expr, inputs, ct, ot);
+  if (spec.grads === NOT_DIFFERENTIABLE || ot !== 'f32') return out;
+  const grads = spec.grads;
+  const def = defFor(name);
+  const hasY = grads.some((e) => e !== null && usesName(e, 'y'));
+  const attrs: EwAttrs = { scalars: operands.map((v) => (typeof v === 'number' ? v : null)) };
+  return record(def, operands.map((v) => (v instanceof Tensor ? v : null)), out, attrs, () => {
+    const saved: Tensor[] = hasY ? [out] : [];
+    for (const v of operands) if (v instanceof Tensor) saved.push(v);
+    return saved;
+  });
+}
+
+/** dtype conversion (truncation toward zero for float → int, as in PyTorch). */
+const castDef = defineOp<{ from: DType }>({
+  name: 'to',
+  backward: (g, ctx) => [ctx.attrs.from === 'f32' ? g.shareStorage() : null],
+});
+
+export function cast(x: Tensor, dtype: DType): Tensor {
+  x.storageFor('to');
+  if (dtype !== 'f32' && dtype !== 'i32' && dtype !== 'u32')
+    fail('to', `dtype must be 'f32', 'i32' or 'u32', got ${String(dtype)}`);
+  const out = x.dtype === dtype ? x.shareStorage() : mapExpr('to', 'a', [{ name: 'a', value: x }], x.dtype, dtype);
+  if (dtype !== 'f32') return out;
+  return record(castDef, [x], out, { from: x.dtype });
+}

@@ -1,0 +1,147 @@
+/** gather, scatterAdd, indexSelect, oneHot (torch semantics; indices are i32 or u32 tensors). */
+import gatherWgsl from '../../shaders/gather.wgsl';
+import oneHotWgsl from '../../shaders/one_hot.wgsl';
+import scatterAddWgsl from '../../shaders/scatter_add.wgsl';
+import { NOT_DIFFERENTIABLE, defineOp, record } from '../engine/autograd.js';
+import { fail, fmtShape } from '../engine/errors.js';
+import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { normDim, pad8, stridesOf } from '../engine/shape.js';
+import { Tensor, tidy } from '../engine/tensor.js';
+import { ceilDiv, emptyTensor, expectInt, expectTensor } from './common.js';
+import { fillInto } from './creation.js';
+import { clone, expand, reshape, stridedCopy } from './shape.js';
+
+function checkIndexShape(op: string, x: Tensor, dim: number, index: Tensor, extra?: Tensor): void {
+  if (index.ndim !== x.ndim)
+    fail(op, `index must have the same number of dims as input: index ${fmtShape(index.shape)}, input ${fmtShape(x.shape)}`);
+  for (let d = 0; d < x.ndim; d++)
+    if (d !== dim && index.shape[d] > x.shape[d])
+      fail(op, `index ${fmtShape(index.shape)} is larger than input ${fmtShape(x.shape)} in dimension ${d} (only dim ${dim} may differ)`);
+  if (extra)
+    for (let d = 0; d < x.ndim; d++)
+      if (index.shape[d] > extra.shape[d])
+        fail(op, `index ${fmtShape(index.shape)} is larger than src ${fmtShape(extra.shape)} in dimension ${d}`);
+}
+
+function gatherRaw(x: Tensor, dim: number, index: Tensor): Tensor {
+  const out = emptyTensor('gather', index.shape, x.dtype);
+  if (out.size === 0) return out;
+  const k = kernel(`gather.${x.dtype}.${index.dtype}`, () => gatherWgsl.replaceAll('{{T}}', x.dtype).replaceAll('{{I}}', index.dtype));
+  dispatch(
+    k,
+    [out.buffer('gather'), x.buffer('gather'), index.buffer('gather')],
+    { n: out.size, rank: x.ndim, dim, dimSize: x.shape[dim], shape: pad8(index.shape), xStrides: pad8(stridesOf(x.shape)) },
+    grid1d(ceilDiv(out.size, k.workgroupSize)),
+  );
+  return out;
+}
+
+/** out = copy of base; out[index along dim] += src. */
+function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
+  const out = clone(base);
+  if (index.size === 0) return out;
+  const atomicT = base.dtype === 'i32' ? 'i32' : 'u32';
+  const k = kernel(
+    `scatterAdd.${base.dtype}.${index.dtype}`,
+    () => scatterAddWgsl.replaceAll('{{T}}', base.dtype).replaceAll('{{A}}', atomicT).replaceAll('{{I}}', index.dtype),
+    { defines: { FLOAT: base.dtype === 'f32' } },
+  );
+  dispatch(
+    k,
+    [out.buffer('scatterAdd'), src.buffer('scatterAdd'), index.buffer('scatterAdd')],
+    {
+      n: index.size,
+      rank: base.ndim,
+      dim,
+      dimSize: base.shape[dim],
+      shape: pad8(index.shape),
+      outStrides: pad8(stridesOf(base.shape)),
+      srcStrides: pad8(stridesOf(src.shape)),
+    },
+    grid1d(ceilDiv(index.size, k.workgroupSize)),
+  );
+  return out;
+}
+
+const gatherDef = defineOp<{ dim: number }>({
+  name: 'gather',
+  backward: (g, ctx) => {
+    const [index] = ctx.saved;
+    const zeros = emptyTensor('gather.backward', ctx.inputShapes[0], 'f32');
+    fillInto(zeros, 0);
+    const r = scatterAddRaw(zeros, ctx.attrs.dim, index, g);
+    zeros.dispose();
+    return [r, null];
+  },
+});
+
+/** torch.gather(input, dim, index). Indices outside [0, size) read as 0 (no device-side assert on WebGPU). */
+export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
+  expectTensor('gather', 'input', x);
+  expectTensor('gather', 'index', index);
+  expectInt('gather', 'index', index);
+  const d = normDim('gather', dim, x.ndim);
+  checkIndexShape('gather', x, d, index);
+  return record(gatherDef, [x, index], gatherRaw(x, d, index), { dim: d }, () => [index]);
+}
+
+const scatterAddDef = defineOp<{ dim: number }>({
+  name: 'scatterAdd',
+  backward: (g, ctx) => {
+    const [index] = ctx.saved;
+    const gSrc = ctx.needsGrad[2] ? gatherRaw(g, ctx.attrs.dim, index) : null;
+    // src may be larger than index; its extra elements get zero gradient
+    const gSrcFull = gSrc && gSrc.shape.join() !== ctx.inputShapes[2].join() ? embed(gSrc, ctx.inputShapes[2]) : gSrc;
+    return [ctx.needsGrad[0] ? g.shareStorage() : null, null, gSrcFull];
+  },
+});
+
+/** Zeros of `shape` with t in its leading block (consumes t). */
+function embed(t: Tensor, shape: readonly number[]): Tensor {
+  const out = emptyTensor('scatterAdd.backward', shape, t.dtype);
+  fillInto(out, 0);
+  stridedCopy('scatterAdd.backward', out, t, t.shape, { offset: 0, strides: stridesOf(t.shape) }, { offset: 0, strides: stridesOf(shape) });
+  t.dispose();
+  return out;
+}
+
+/** torch.scatter_add(input, dim, index, src): a copy of input with src added at the indexed positions. */
+export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
+  expectTensor('scatterAdd', 'input', x);
+  expectTensor('scatterAdd', 'index', index);
+  expectTensor('scatterAdd', 'src', src);
+  expectInt('scatterAdd', 'index', index);
+  if (src.dtype !== x.dtype) fail('scatterAdd', `src dtype ${src.dtype} must match input dtype ${x.dtype}`);
+  const d = normDim('scatterAdd', dim, x.ndim);
+  checkIndexShape('scatterAdd', x, d, index, src);
+  return record(scatterAddDef, [x, index, src], scatterAddRaw(x, d, index, src), { dim: d }, () => [index]);
+}
+
+/** torch.index_select(input, dim, index) with a 1-D index. */
+export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
+  expectTensor('indexSelect', 'input', x);
+  expectTensor('indexSelect', 'index', index);
+  expectInt('indexSelect', 'index', index);
+  if (index.ndim !== 1) fail('indexSelect', `index must be 1-D, got shape ${fmtShape(index.shape)}`);
+  const d = normDim('indexSelect', dim, x.ndim);
+  return tidy(() => {
+    const outShape = x.shape.map((v, i) => (i === d ? index.size : v));
+    const view = x.shape.map((_, i) => (i === d ? index.size : 1));
+    return gather(x, d, expand(reshape(index, view), outShape));
+  });
+}
+
+const oneHotDef = defineOp({ name: 'oneHot', backward: NOT_DIFFERENTIABLE });
+
+/** one_hot(index, numClasses) → i32 tensor of shape [...index.shape, numClasses]. */
+export function oneHot(index: Tensor, numClasses: number): Tensor {
+  expectTensor('oneHot', 'input', index);
+  expectInt('oneHot', 'input', index);
+  if (!Number.isInteger(numClasses) || numClasses <= 0)
+    fail('oneHot', `numClasses must be a positive integer (it cannot be inferred without reading the GPU), got ${numClasses}`);
+  const out = emptyTensor('oneHot', [...index.shape, numClasses], 'i32');
+  if (out.size === 0) return out;
+  const k = kernel(`oneHot.${index.dtype}`, () => oneHotWgsl.replaceAll('{{I}}', index.dtype));
+  dispatch(k, [out.buffer('oneHot'), index.buffer('oneHot')], { n: out.size, classes: numClasses }, grid1d(ceilDiv(out.size, k.workgroupSize)));
+  return record(oneHotDef, [index], out, undefined);
+}

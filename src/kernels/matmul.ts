@@ -1,0 +1,177 @@
+/** matmul with torch.matmul's rules (1-D promotion, batch broadcasting), bmm, linear. */
+import matmulWgsl from '../../shaders/matmul.wgsl';
+import { defineOp, record } from '../engine/autograd.js';
+import { fail, fmtShape } from '../engine/errors.js';
+import { gpu } from '../engine/device.js';
+import { dispatch, kernel } from '../engine/runtime.js';
+import { broadcastShapes, sameShape } from '../engine/shape.js';
+import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
+import { ceilDiv, emptyTensor, expectFloat, expectTensor } from './common.js';
+import { elementwise } from './elementwise.js';
+import { sumToShape } from './reduce.js';
+import { expand, reshape, squeeze, unsqueeze } from './shape.js';
+
+/** A [batch, rows, cols] view of a contiguous buffer through strides (batch stride 0 = broadcast). */
+interface Operand3 {
+  t: Tensor;
+  batchStride: number;
+  rowStride: number;
+  colStride: number;
+}
+
+function tileConfig() {
+  // 16x16 invocations with 4x4 outputs each; smaller devices get 8x8 (the WGSL minimum limit is 256 invocations)
+  const wg = gpu().maxWorkgroupSize >= 256 ? 16 : 8;
+  return { TX: wg, TY: wg, BM: wg * 4, BN: wg * 4, BK: 16 };
+}
+
+/** C[batch, M, N] = A @ B on the GPU. */
+function mm(op: string, A: Operand3, B: Operand3, batch: number, M: number, K: number, N: number): Tensor {
+  const out = emptyTensor(op, [batch, M, N], 'f32');
+  if (batch * M * N === 0) return out;
+  const cfg = tileConfig();
+  const key = `matmul.${cfg.TX}x${cfg.TY}.${cfg.BK}`;
+  const k = kernel(key, () => {
+    let s = matmulWgsl;
+    for (const [name, v] of Object.entries(cfg)) s = s.replaceAll(`{{${name}}}`, String(v));
+    return s;
+  });
+  const maxZ = gpu().limits.maxComputeWorkgroupsPerDimension;
+  if (batch > maxZ) fail(op, `batch of ${batch} matrices exceeds this adapter's ${maxZ} workgroups per dimension; split the batch`);
+  dispatch(
+    k,
+    [out.buffer(op), A.t.buffer(op), B.t.buffer(op)],
+    {
+      M,
+      N,
+      K,
+      sam: A.rowStride,
+      sak: A.colStride,
+      sbk: B.rowStride,
+      sbn: B.colStride,
+      aBatch: A.batchStride,
+      bBatch: B.batchStride,
+    },
+    [ceilDiv(N, cfg.BN), ceilDiv(M, cfg.BM), batch],
+  );
+  return out;
+}
+
+interface MatmulAttrs {
+  batch: number;
+  M: number;
+  K: number;
+  N: number;
+  /** batch counts of the stored operands (1 = broadcast) */
+  aBatches: number;
+  bBatches: number;
+  /** operands stored transposed: A as [K, M], B as [N, K] */
+  transA: boolean;
+  transB: boolean;
+}
+
+/** The logical (rows x cols) matrix of a stored operand. */
+function view(t: Tensor, batches: number, rows: number, cols: number, transposed: boolean): Operand3 {
+  return {
+    t,
+    batchStride: batches === 1 ? 0 : rows * cols,
+    rowStride: transposed ? 1 : cols,
+    colStride: transposed ? rows : 1,
+  };
+}
+
+const T = (o: Operand3): Operand3 => ({ ...o, rowStride: o.colStride, colStride: o.rowStride });
+
+const matmulDef = defineOp<MatmulAttrs>({
+  name: 'matmul',
+  backward: (g, ctx) => {
+    const [a, b] = ctx.saved;
+    const { batch, M, K, N, aBatches, bBatches, transA, transB } = ctx.attrs;
+    const G: Operand3 = { t: g, batchStride: M * N, rowStride: N, colStride: 1 };
+    const A = view(a, aBatches, M, K, transA);
+    const B = view(b, bBatches, K, N, transB);
+    const op = 'matmul.backward';
+    // dA = G B^T (stored transposed: B G^T); dB = A^T G (stored transposed: G^T A)
+    const ga = ctx.needsGrad[0] ? (transA ? mm(op, B, T(G), batch, K, N, M) : mm(op, G, T(B), batch, M, N, K)) : null;
+    const gb = ctx.needsGrad[1] ? (transB ? mm(op, T(G), A, batch, N, M, K) : mm(op, T(A), G, batch, K, M, N)) : null;
+    const fit = (full: Tensor | null, batches: number, shape: readonly number[]) => {
+      if (!full) return null;
+      const r = sumToShape(full, [batches, full.shape[1], full.shape[2]]);
+      return sameShape(r.shape, shape) ? r : r.shareStorage(shape);
+    };
+    return [fit(ga, aBatches, ctx.inputShapes[0]), fit(gb, bBatches, ctx.inputShapes[1])];
+  },
+});
+
+/** Stored [aB, M, K] (or [aB, K, M]) @ [bB, K, N] (or [bB, N, K]); each batch count is 1 or the common batch. */
+function matmul3(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+  const aB = a.shape[0];
+  const bB = b.shape[0];
+  const [M, K] = transA ? [a.shape[2], a.shape[1]] : [a.shape[1], a.shape[2]];
+  const [K2, N] = transB ? [b.shape[2], b.shape[1]] : [b.shape[1], b.shape[2]];
+  if (K !== K2) fail('matmul', `inner dimensions differ: ${K} vs ${K2}`);
+  const batch = Math.max(aB, bB);
+  const out = mm('matmul', view(a, aB, M, K, transA), view(b, bB, K, N, transB), batch, M, K, N);
+  return record(matmulDef, [a, b], out, { batch, M, K, N, aBatches: aB, bBatches: bB, transA, transB }, () => [a, b]);
+}
+
+/** torch.matmul: 1-D operands are promoted (and the added dim removed), batch dims broadcast. */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  expectTensor('matmul', 'input', a);
+  expectTensor('matmul', 'other', b);
+  expectFloat('matmul', 'input', a);
+  expectFloat('matmul', 'other', b);
+  if (a.ndim === 0 || b.ndim === 0) fail('matmul', `both arguments need at least 1 dimension, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  const K = a.shape[a.ndim - 1];
+  const Kb = b.shape[b.ndim === 1 ? 0 : b.ndim - 2];
+  if (K !== Kb)
+    fail('matmul', `shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} cannot be multiplied (${K} vs ${Kb} in the contracted dimension)`);
+  return tidy(() => {
+    const a2 = a.ndim === 1 ? unsqueeze(a, 0) : a;
+    const b2 = b.ndim === 1 ? unsqueeze(b, 1) : b;
+    const batchA = a2.shape.slice(0, -2);
+    const batchB = b2.shape.slice(0, -2);
+    const batchShape = broadcastShapes('matmul', [batchA, batchB]);
+    const M = a2.shape[a2.ndim - 2];
+    const N = b2.shape[b2.ndim - 1];
+    const prep = (t: Tensor, own: readonly number[], rows: number, cols: number) => {
+      const n = shapeSize(own);
+      // a batch that is neither complete nor a single matrix (e.g. [2,1] against [1,3]) is expanded first
+      const src = n === 1 || sameShape(own, batchShape) ? t : expand(t, [...batchShape, rows, cols]);
+      return reshape(src, [src === t ? n : shapeSize(batchShape), rows, cols]);
+    };
+    const out3 = matmul3(prep(a2, batchA, M, K), prep(b2, batchB, K, N), false, false);
+    let out = reshape(out3, [...batchShape, M, N]);
+    if (a.ndim === 1) out = squeeze(out, -2);
+    if (b.ndim === 1) out = squeeze(out, -1);
+    return out;
+  });
+}
+
+/** bmm: [B, M, K] @ [B, K, N], no broadcasting (as torch.bmm). */
+export function bmm(a: Tensor, b: Tensor): Tensor {
+  expectTensor('bmm', 'input', a);
+  expectTensor('bmm', 'mat2', b);
+  if (a.ndim !== 3 || b.ndim !== 3 || a.shape[0] !== b.shape[0])
+    fail('bmm', `expects [B, M, K] and [B, K, N] with the same B, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  return matmul(a, b);
+}
+
+/** linear(x, weight [out, in], bias?) = x @ weight^T + bias, as torch.nn.functional.linear. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  expectTensor('linear', 'input', x);
+  expectTensor('linear', 'weight', weight);
+  if (weight.ndim !== 2) fail('linear', `weight must be 2-D [outFeatures, inFeatures], got ${fmtShape(weight.shape)}`);
+  if (x.shape[x.ndim - 1] !== weight.shape[1])
+    fail('linear', `input's last dim (${x.shape[x.ndim - 1]}) must equal weight's inFeatures (${weight.shape[1]}); input ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== weight.shape[0]))
+    fail('linear', `bias must have shape [${weight.shape[0]}], got ${fmtShape(bias.shape)}`);
+  return tidy(() => {
+    // weight [out, in] is read transposed in place: no copy
+    const lead = x.shape.slice(0, -1);
+    const x3 = reshape(x, [1, shapeSize(lead), weight.shape[1]]);
+    const w3 = reshape(weight, [1, weight.shape[0], weight.shape[1]]);
+    const y = reshape(matmul3(x3, w3, false, true), [...lead, weight.shape[0]]);
+    return bias ? elementwise('add', [y, bias]) : y;
+  });
+}

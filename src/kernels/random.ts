@@ -1,0 +1,80 @@
+/**
+ * Seeded random tensors generated on the GPU with Philox4x32-10. With { seed }, a call is a pure function of
+ * (seed, shape). Without, draws come from the global generator (vg.manualSeed), whose offset advances per call,
+ * so a program re-run with the same manualSeed gets the same numbers.
+ */
+import philoxWgsl from '../../shaders/philox.wgsl';
+import { fail } from '../engine/errors.js';
+import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { checkShapeArg } from '../engine/shape.js';
+import { Tensor, shapeSize } from '../engine/tensor.js';
+import { ceilDiv, emptyTensor } from './common.js';
+import { setRequiresGrad } from './creation.js';
+
+let globalSeed = 0x5eed;
+let globalOffset = 0;
+
+/** Sets the global generator's seed and restarts its stream. */
+export function manualSeed(seed: number): void {
+  if (!Number.isInteger(seed) || seed < 0) fail('manualSeed', `seed must be a non-negative integer, got ${seed}`);
+  globalSeed = seed;
+  globalOffset = 0;
+}
+
+export interface RandomOptions {
+  seed?: number;
+  requiresGrad?: boolean;
+}
+
+function generate(op: string, shape: readonly number[], normal: boolean, low: number, high: number, opts: RandomOptions): Tensor {
+  checkShapeArg(op, shape);
+  let seed: number;
+  let offset: number;
+  const n = shapeSize(shape);
+  if (opts.seed !== undefined) {
+    if (!Number.isInteger(opts.seed) || opts.seed < 0) fail(op, `seed must be a non-negative integer, got ${opts.seed}`);
+    seed = opts.seed;
+    offset = 0;
+  } else {
+    seed = globalSeed;
+    offset = globalOffset;
+    globalOffset = (globalOffset + 1) >>> 0; // one Philox counter block per call: streams never overlap
+  }
+  const out = emptyTensor(op, shape, 'f32');
+  if (n > 0) {
+    const k = kernel(`philox.${normal ? 'normal' : 'uniform'}`, () => philoxWgsl, { defines: { NORMAL: normal } });
+    dispatch(
+      k,
+      [out.buffer(op)],
+      { n, seedLo: seed >>> 0, seedHi: Math.floor(seed / 2 ** 32) >>> 0, offset, low, high },
+      grid1d(ceilDiv(ceilDiv(n, 4), k.workgroupSize)),
+    );
+  }
+  if (opts.requiresGrad) setRequiresGrad(out, true);
+  return out;
+}
+
+/** Uniform on [0, 1). */
+export function rand(shape: readonly number[], opts: RandomOptions = {}): Tensor {
+  return generate('rand', shape, false, 0, 1, opts);
+}
+
+/** Standard normal. */
+export function randn(shape: readonly number[], opts: RandomOptions = {}): Tensor {
+  return generate('randn', shape, true, 0, 1, opts);
+}
+
+/** Uniform on [low, high). */
+export function uniform(shape: readonly number[], low: number, high: number, opts: RandomOptions = {}): Tensor {
+  return generate('uniform', shape, false, low, high, opts);
+}
+
+/** Normal with the given mean and std. */
+export function normal(shape: readonly number[], mean: number, std: number, opts: RandomOptions = {}): Tensor {
+  return generate('normal', shape, true, mean, std, opts);
+}
+
+/** Internal: the state that `manualSeed` controls (checkpoints store it). */
+export function generatorState(): { seed: number; offset: number } {
+  return { seed: globalSeed, offset: globalOffset };
+}
