@@ -45,20 +45,30 @@ fn vg_silu_grad(x: f32) -> f32 {
   return s * (1.0 + x * (1.0 - s));
 }
 
-// pow with PyTorch's meaning for negative bases and integral exponents.
+// pow with PyTorch's meaning for negative bases; small integral exponents by repeated squaring, which is exact
+// where the result is representable (x^2 must give x*x, not exp2(2 log2 x)).
 fn vg_pow(a: f32, b: f32) -> f32 {
-  if (b == 0.0) {
-    return 1.0;
+  if (fract(b) == 0.0 && abs(b) <= 64.0) {
+    var e = u32(abs(b));
+    var base = a;
+    var r = 1.0;
+    loop {
+      if ((e & 1u) == 1u) {
+        r *= base;
+      }
+      e = e >> 1u;
+      if (e == 0u) {
+        break;
+      }
+      base *= base;
+    }
+    return select(r, 1.0 / r, b < 0.0);
   }
   if (a >= 0.0) {
     return pow(a, b);
   }
-  if (fract(b) != 0.0) {
-    let z = a - a;
-    return z / z; // NaN, computed at run time
-  }
-  let r = pow(-a, b);
-  return select(r, -r, fract(b * 0.5) != 0.0);
+  let z = a - a;
+  return z / z; // NaN (negative base, fractional exponent), computed at run time
 }
 
 fn vg_log1p(x: f32) -> f32 {

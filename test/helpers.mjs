@@ -1,0 +1,223 @@
+// Shared test helpers: a seeded CPU random source, float64 reference arrays, comparisons and a
+// finite-difference gradient check that runs the op itself on the GPU.
+import * as vg from 'voxgrad';
+import * as assert from 'uvu/assert';
+
+export { vg };
+
+let ready;
+/** Initialises the real adapter once per process (lavapipe in CI). */
+export function setup() {
+  ready ??= vg.init();
+  return ready;
+}
+
+/** Deterministic CPU random numbers (mulberry32) so failures reproduce. */
+export function rng(seed = 1) {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return {
+    next,
+    uniform: (lo = -1, hi = 1) => lo + (hi - lo) * next(),
+    int: (lo, hi) => lo + Math.floor(next() * (hi - lo)),
+    array: (n, lo = -1, hi = 1) => Float64Array.from({ length: n }, () => lo + (hi - lo) * next()),
+  };
+}
+
+export const size = (shape) => shape.reduce((a, b) => a * b, 1);
+
+export function stridesOf(shape) {
+  const s = new Array(shape.length);
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+/** A float64 CPU array with a shape: the reference side of every test. */
+export class Ref {
+  constructor(data, shape, dtype) {
+    this.data = Float64Array.from(data);
+    this.dtype = dtype;
+    this.shape = [...shape];
+    if (this.data.length !== size(shape)) throw new Error(`Ref: ${this.data.length} values for shape [${shape}]`);
+  }
+  static random(shape, r, lo = -1, hi = 1) {
+    return new Ref(r.array(size(shape), lo, hi), shape);
+  }
+  /** The GPU tensor holding the same values (rounded to f32 / the integer dtype). */
+  toTensor(opts = {}) {
+    return vg.tensor(Array.from(this.data), this.shape, { dtype: this.dtype, ...opts });
+  }
+  /** Re-rounds the reference to f32 so that the GPU and CPU start from identical inputs. */
+  f32() {
+    return new Ref(Float32Array.from(this.data), this.shape);
+  }
+  get(idx) {
+    const st = stridesOf(this.shape);
+    return this.data[idx.reduce((o, v, i) => o + v * st[i], 0)];
+  }
+}
+
+export function broadcastShape(...shapes) {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = new Array(rank).fill(1);
+  for (const s of shapes)
+    s.forEach((d, i) => {
+      const o = rank - s.length + i;
+      if (d !== 1) out[o] = d;
+    });
+  return out;
+}
+
+/** Unravels flat index i of `shape` into coordinates. */
+export function unravel(i, shape) {
+  const c = new Array(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    c[d] = i % shape[d];
+    i = Math.floor(i / shape[d]);
+  }
+  return c;
+}
+
+/** Reads `ref` at coordinates of a broadcast shape. */
+function readBroadcast(ref, coord) {
+  const off = coord.length - ref.shape.length;
+  const st = stridesOf(ref.shape);
+  let o = 0;
+  ref.shape.forEach((d, i) => (o += (d === 1 ? 0 : coord[off + i]) * st[i]));
+  return ref.data[o];
+}
+
+/** Elementwise float64 reference with NumPy broadcasting. */
+export function refMap(fn, ...refs) {
+  const shape = broadcastShape(...refs.map((r) => r.shape));
+  const n = size(shape);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const c = unravel(i, shape);
+    out[i] = fn(...refs.map((r) => readBroadcast(r, c)));
+  }
+  return new Ref(out, shape);
+}
+
+/** Float64 reduction over dims (sorted, non-negative); init/combine define the reduction. */
+export function refReduce(ref, dims, keepdim, combine, init, finish = (v) => v) {
+  const outShapeKeep = ref.shape.map((d, i) => (dims.includes(i) ? 1 : d));
+  const acc = new Float64Array(size(outShapeKeep)).fill(init);
+  const cnt = new Float64Array(acc.length);
+  const st = stridesOf(outShapeKeep);
+  for (let i = 0; i < ref.data.length; i++) {
+    const c = unravel(i, ref.shape);
+    const o = c.reduce((s, v, k) => s + (dims.includes(k) ? 0 : v) * st[k], 0);
+    acc[o] = combine(acc[o], ref.data[i], c, cnt[o]++);
+  }
+  const shape = keepdim ? outShapeKeep : ref.shape.filter((_, i) => !dims.includes(i));
+  return new Ref(Array.from(acc, (v, i) => finish(v, cnt[i])), shape);
+}
+
+/** Asserts the GPU tensor matches the reference: |a - b| <= atol + rtol |b| everywhere (NaN matches NaN). */
+export async function assertClose(t, ref, { rtol = 1e-5, atol = 1e-6, msg = '' } = {}) {
+  assert.equal([...t.shape], [...ref.shape], `${msg} shape`);
+  const got = await t.data();
+  let worst = -1;
+  let worstErr = 0;
+  for (let i = 0; i < got.length; i++) {
+    const a = got[i];
+    const b = ref.data[i];
+    if (Number.isNaN(b) && Number.isNaN(a)) continue;
+    if (b === a) continue;
+    const err = Math.abs(a - b) - (atol + rtol * Math.abs(b));
+    if (!(err <= 0) && (worst < 0 || err > worstErr || Number.isNaN(err))) {
+      worst = i;
+      worstErr = err;
+    }
+  }
+  if (worst >= 0)
+    assert.unreachable(
+      `${msg} mismatch at flat index ${worst} (coords [${unravel(worst, ref.shape)}]): got ${got[worst]}, expected ${ref.data[worst]} ` +
+        `(rtol ${rtol}, atol ${atol}, shape [${ref.shape}])`,
+    );
+}
+
+/**
+ * Finite-difference gradient check of fn(...inputs) → tensor. The scalar probe is L = sum(fn(x) * R) with a fixed
+ * random R. For `directions` random unit directions v (and each input), the central difference
+ * (L(x + eps v) - L(x - eps v)) / 2 eps is compared with <dL/dx, v> from backward. Perturbations run in float32 on the
+ * GPU, so eps and the tolerance reflect f32 round-off; `elementwise: true` additionally checks every coordinate.
+ */
+export async function gradcheck(fn, inputs, { eps = 1e-2, rtol = 2e-2, atol = 2e-3, directions = 3, seed = 7, wrt, msg = '' } = {}) {
+  const r = rng(seed);
+  const which = wrt ?? inputs.map((_, i) => i).filter((i) => inputs[i] instanceof Ref);
+  const created = new Set();
+  const toTensors = (refs, grad) =>
+    refs.map((x, i) => {
+      if (!(x instanceof Ref)) return x;
+      const t = x.toTensor({ dtype: x.dtype ?? 'f32', requiresGrad: grad && which.includes(i) });
+      created.add(t);
+      return t;
+    });
+  // analytic
+  const ts = toTensors(inputs, true);
+  const out = fn(...ts);
+  const R = Ref.random(out.shape, r);
+  const Rt = R.toTensor();
+  const L = out.mul(Rt).sum();
+  L.backward();
+  const grads = [];
+  for (const i of which) {
+    assert.ok(ts[i].grad, `${msg} no gradient reached input ${i}`);
+    grads.push(Float64Array.from(await ts[i].grad.data()));
+  }
+  for (const t of [out, L, ...ts.filter((t) => created.has(t))]) t.dispose();
+  const probe = async (refs) => {
+    const xs = toTensors(refs, false);
+    const y = vg.noGrad(() => fn(...xs));
+    const v = vg.noGrad(() => y.mul(Rt).sum());
+    const s = await v.item();
+    for (const t of [y, v, ...xs.filter((t) => created.has(t))]) t.dispose();
+    return s;
+  };
+  for (let w = 0; w < which.length; w++) {
+    const i = which[w];
+    const x = inputs[i];
+    for (let d = 0; d < directions; d++) {
+      const v = r.array(x.data.length);
+      const norm = Math.hypot(...v) || 1;
+      for (let k = 0; k < v.length; k++) v[k] /= norm;
+      const plus = inputs.slice();
+      const minus = inputs.slice();
+      plus[i] = new Ref(x.data.map((val, k) => val + eps * v[k]), x.shape);
+      minus[i] = new Ref(x.data.map((val, k) => val - eps * v[k]), x.shape);
+      const numeric = ((await probe(plus)) - (await probe(minus))) / (2 * eps);
+      const analytic = grads[w].reduce((s, g, k) => s + g * v[k], 0);
+      const tol = atol + rtol * Math.max(Math.abs(numeric), Math.abs(analytic));
+      assert.ok(
+        Math.abs(numeric - analytic) <= tol,
+        `${msg} gradient of input ${i}, direction ${d}: finite difference ${numeric}, backward ${analytic} (tol ${tol})`,
+      );
+    }
+  }
+  Rt.dispose();
+}
+
+/** Asserts that fn throws a VoxgradError whose message contains every fragment. */
+export function assertThrowsWith(fn, fragments, msg = '') {
+  let err;
+  try {
+    fn();
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err, `${msg} expected an error, none was thrown`);
+  assert.instance(err, vg.VoxgradError, `${msg} expected a VoxgradError, got ${err}`);
+  for (const f of fragments) assert.ok(err.message.includes(f), `${msg} error message lacks "${f}": ${err.message}`);
+}
