@@ -6,6 +6,7 @@
  */
 import { gpu, onDeviceReset } from './device.js';
 import { VoxgradError } from './errors.js';
+import { forgetBindGroups } from './runtime.js';
 
 const USAGE_STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST (GPUBufferUsage, not yet defined at import time in Node)
 
@@ -80,6 +81,7 @@ export function releaseSubmitted(): void {
   for (const b of bufs) {
     if (pooledBytes + b.size > poolCap) trimTo(poolCap - b.size);
     if (pooledBytes + b.size > poolCap) {
+      forgetBindGroups();
       b.destroy();
       continue;
     }
@@ -93,6 +95,7 @@ export function releaseSubmitted(): void {
 /** Destroys idle buffers, largest classes first, until at most `target` bytes stay pooled. */
 function trimTo(target: number): void {
   if (pooledBytes <= target) return;
+  forgetBindGroups();
   const sizes = [...free.keys()].sort((a, b) => b - a);
   for (const s of sizes) {
     const list = free.get(s)!;

@@ -31,6 +31,8 @@ interface Binding {
 
 export interface Kernel {
   name: string;
+  /** Small integer naming the kernel in bind-group cache keys. */
+  id: number;
   source: string;
   bindings: Binding[];
   uniform: { binding: number; size: number; members: Map<string, UniformMember> } | null;
@@ -90,12 +92,14 @@ export function kernel(
     entries: bindings.map((b) => ({
       binding: b.binding,
       visibility: 4 /* GPUShaderStage.COMPUTE */,
-      buffer: { type: b.kind },
+      // the uniform block moves within one shared buffer per batch: a dynamic offset keeps bind groups reusable
+      buffer: { type: b.kind, hasDynamicOffset: b.kind === 'uniform' },
     })),
   });
   const module = device.createShaderModule({ label: key, code: source });
   const k: Kernel = {
     name: key,
+    id: kernelCache.size + 1,
     source,
     bindings,
     uniform,
@@ -300,13 +304,9 @@ function submitBatch(batch: DispatchRecord[], uniformData: ArrayBuffer | null): 
       pass.setPipeline(k.pipeline!);
       lastPipeline = k.pipeline;
     }
-    const entries: GPUBindGroupEntry[] = [];
-    let bi = 0;
-    for (const b of k.bindings) {
-      if (b.kind === 'uniform') entries.push({ binding: b.binding, resource: { buffer: ubuf!, offset: r.uniformOffset, size: k.uniform!.size } });
-      else entries.push({ binding: b.binding, resource: { buffer: r.buffers[bi++] } });
-    }
-    pass.setBindGroup(0, device.createBindGroup({ layout: k.layout, entries }));
+    const bg = bindGroupFor(device, k, r.buffers, ubuf);
+    if (k.uniform) pass.setBindGroup(0, bg, [r.uniformOffset]);
+    else pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(r.grid[0], r.grid[1] ?? 1, r.grid[2] ?? 1);
     if (prof) {
       pass.end();
@@ -318,6 +318,50 @@ function submitBatch(batch: DispatchRecord[], uniformData: ArrayBuffer | null): 
   device.queue.submit([enc.finish()]);
   releaseSubmitted();
   if (prof) prof.afterSubmit();
+}
+
+// ---- bind groups ---------------------------------------------------------------------------------------------
+// createBindGroup costs ~40 µs in Dawn on lavapipe, ten times a whole small dispatch. Loops repeat their
+// (kernel, buffers) combinations because the pool hands buffers back in the same order, so bind groups are
+// cached by that combination. Any destroyed buffer clears the cache (pool trims are rare).
+
+const BIND_GROUP_CACHE_CAP = 8192;
+const bindGroups = new Map<string, GPUBindGroup>();
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+
+function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
+  return id;
+}
+
+function bindGroupFor(device: GPUDevice, k: Kernel, buffers: GPUBuffer[], ubuf: GPUBuffer | null): GPUBindGroup {
+  let key = String(k.id);
+  for (const b of buffers) key += ',' + bufferId(b);
+  let bg = bindGroups.get(key);
+  if (bg) return bg;
+  const entries: GPUBindGroupEntry[] = [];
+  let bi = 0;
+  for (const b of k.bindings) {
+    if (b.kind === 'uniform') entries.push({ binding: b.binding, resource: { buffer: ubuf!, offset: 0, size: k.uniform!.size } });
+    else entries.push({ binding: b.binding, resource: { buffer: buffers[bi++] } });
+  }
+  bg = device.createBindGroup({ layout: k.layout, entries });
+  if (bindGroups.size >= BIND_GROUP_CACHE_CAP) {
+    let drop = BIND_GROUP_CACHE_CAP >> 2;
+    for (const old of bindGroups.keys()) {
+      bindGroups.delete(old);
+      if (--drop === 0) break;
+    }
+  }
+  bindGroups.set(key, bg);
+  return bg;
+}
+
+/** The pool calls this before destroying buffers: cached bind groups may reference them. */
+export function forgetBindGroups(): void {
+  bindGroups.clear();
 }
 
 /** Waits until every recorded dispatch has been submitted and finished on the GPU. */
@@ -363,6 +407,7 @@ export function kernelCount(): number {
 
 onDeviceReset(() => {
   kernelCache.clear();
+  bindGroups.clear();
   records = [];
   uniformUsed = 0;
   uniformBuffers = [];
