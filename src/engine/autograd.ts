@@ -300,20 +300,25 @@ export function valueAndGrad(
       return leaf;
     });
     let value!: Tensor;
-    const grads = tidy(() => {
-      const out = enableGrad(() => fn(...callArgs));
-      if (!(out instanceof Tensor) || out.size !== 1)
-        throw new VoxgradError('vg.grad: the function must return a scalar Tensor (one element)');
-      backward(out);
-      value = keep(out.shareStorage());
-      return list.map((i) => {
-        const leaf = leaves.get(i)!;
-        const g = leaf.grad ?? zerosFor(leaf);
-        leaf.grad = null;
-        return g;
+    let grads: Tensor[];
+    try {
+      grads = tidy(() => {
+        const out = enableGrad(() => fn(...callArgs));
+        if (!(out instanceof Tensor) || out.size !== 1)
+          throw new VoxgradError('vg.grad: the function must return a scalar Tensor (one element)');
+        // an output that does not depend on the arguments has zero gradient (as jax.grad), not an error
+        if (out.requiresGrad) backward(out);
+        value = keep(out.shareStorage());
+        return list.map((i) => {
+          const leaf = leaves.get(i)!;
+          const g = leaf.grad ?? zerosFor(leaf);
+          leaf.grad = null;
+          return g;
+        });
       });
-    });
-    for (const l of leaves.values()) l.dispose();
+    } finally {
+      for (const l of leaves.values()) l.dispose();
+    }
     return [value, Array.isArray(argnums) ? grads : grads[0]];
   };
 }

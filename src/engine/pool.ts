@@ -74,10 +74,14 @@ export function release(buf: GPUBuffer): void {
   awaitingSubmit.push(buf);
 }
 
-/** Called by the dispatch queue right after a submit. */
-export function releaseSubmitted(): void {
+/** The dispatch queue takes the buffers released while a batch was open, to pool them after that batch's submit. */
+export function takeReleased(): GPUBuffer[] {
   const bufs = awaitingSubmit;
   awaitingSubmit = [];
+  return bufs;
+}
+
+export function returnToPool(bufs: GPUBuffer[]): void {
   for (const b of bufs) {
     if (pooledBytes + b.size > poolCap) trimTo(poolCap - b.size);
     if (pooledBytes + b.size > poolCap) {

@@ -36,6 +36,7 @@ export async function profile<T>(fn: () => T | Promise<T>): Promise<{ result: T;
   await sync();
   const device = st.device;
   const pending: Promise<void>[] = [];
+  let toMap: (() => Promise<void>)[] = [];
   const timings: { name: string; start: bigint; end: bigint }[] = [];
   let set: GPUQuerySet | null = null;
   let labels: string[] = [];
@@ -58,7 +59,8 @@ export async function profile<T>(fn: () => T | Promise<T>): Promise<{ result: T;
       labels = [];
       const usedSet = set;
       set = null;
-      pending.push(
+      // mapping must wait until the command buffer that fills readBuf has been submitted
+      toMap.push(() =>
         readBuf.mapAsync(1).then(() => {
           const t = new BigUint64Array(readBuf.getMappedRange().slice(0));
           for (let i = 0; i < names.length; i++) timings.push({ name: names[i], start: t[2 * i], end: t[2 * i + 1] });
@@ -68,7 +70,10 @@ export async function profile<T>(fn: () => T | Promise<T>): Promise<{ result: T;
         }),
       );
     },
-    afterSubmit() {},
+    afterSubmit() {
+      for (const start of toMap) pending.push(start());
+      toMap = [];
+    },
   };
   profilerHooks.active = hook;
   let result: T;

@@ -11,7 +11,7 @@ import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import commonWgsl from '../../shaders/common.wgsl';
 import { gpu, onDeviceReset } from './device.js';
 import { VoxgradError } from './errors.js';
-import { releaseSubmitted } from './pool.js';
+import { returnToPool, takeReleased } from './pool.js';
 import { profilerHooks } from './profiler-hooks.js';
 
 type ScalarKind = 'u32' | 'i32' | 'f32';
@@ -39,6 +39,7 @@ export interface Kernel {
   layout: GPUBindGroupLayout;
   pipeline: GPUComputePipeline | null;
   ready: Promise<GPUComputePipeline>;
+  descriptor: GPUComputePipelineDescriptor;
   workgroupSize: number;
 }
 
@@ -106,16 +107,18 @@ export function kernel(
     layout,
     pipeline: null,
     ready: null as unknown as Promise<GPUComputePipeline>,
+    descriptor: null as unknown as GPUComputePipelineDescriptor,
     workgroupSize: wg,
   };
+  k.descriptor = {
+    label: key,
+    layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+    compute: { module, entryPoint: 'main' },
+  };
   k.ready = device
-    .createComputePipelineAsync({
-      label: key,
-      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: 'main' },
-    })
+    .createComputePipelineAsync(k.descriptor)
     .then(
-      (p) => (k.pipeline = p),
+      (p) => (k.pipeline ??= p),
       async (e) => {
         const info = await module.getCompilationInfo();
         const msgs = info.messages.map((m) => `${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n');
@@ -148,6 +151,11 @@ export function preprocess(src: string, defines: Record<string, boolean>): strin
     } else if (keep) out.push(line);
   }
   return out.join('\n');
+}
+
+/** Synchronous fallback when a batch must be submitted before its async compile finished. */
+function buildPipelineNow(k: Kernel): void {
+  k.pipeline = gpu().device.createComputePipeline(k.descriptor);
 }
 
 interface ReflectMember {
@@ -198,11 +206,24 @@ let stagingU32 = new Uint32Array(uniformStaging);
 let stagingI32 = new Int32Array(uniformStaging);
 let stagingF32 = new Float32Array(uniformStaging);
 let uniformUsed = 0;
-/** Uniform buffers handed out per batch; reused across batches (queue order makes that safe). */
-let uniformBuffers: GPUBuffer[] = [];
-let submitChain: Promise<void> = Promise.resolve();
-let chainBusy = 0;
+/** One uniform buffer reused by every batch: queue order puts each writeBuffer after the previous batch's use. */
+let uniformBuffer: GPUBuffer | null = null;
+/** Closed batches not yet submitted, in program order (they wait for pipelines still compiling, or for room). */
+const pending: Batch[] = [];
+/**
+ * Submissions whose completion has not been observed. Dawn on lavapipe crashes (segfault) after ~1000 submits that
+ * the event loop never got to retire, so past this many, batches wait in `pending` until the program awaits.
+ */
+const MAX_IN_FLIGHT = 256;
+let inFlight = 0;
 let dispatchCount = 0;
+
+interface Batch {
+  records: DispatchRecord[];
+  uniformData: ArrayBuffer | null;
+  /** Buffers released while this batch was open: reusable once it is submitted. */
+  released: GPUBuffer[];
+}
 
 export function setBatchSize(n: number): void {
   batchSize = Math.max(1, n | 0);
@@ -223,7 +244,7 @@ export function dispatch(k: Kernel, buffers: GPUBuffer[], uniforms: UniformValue
     const align = gpu().limits.minUniformBufferOffsetAlignment;
     uniformOffset = Math.ceil(uniformUsed / align) * align;
     if (uniformOffset + k.uniform.size > UNIFORM_AREA) {
-      flush();
+      submitNow();
       uniformOffset = 0;
     }
     packUniforms(k, uniforms ?? {}, uniformOffset);
@@ -231,7 +252,7 @@ export function dispatch(k: Kernel, buffers: GPUBuffer[], uniforms: UniformValue
   }
   records.push({ kernel: k, buffers, uniformOffset, grid, label: k.name });
   dispatchCount++;
-  if (records.length >= batchSize) flush();
+  if (records.length >= batchSize) submitNow();
 }
 
 function packUniforms(k: Kernel, values: UniformValues, base: number): void {
@@ -258,35 +279,56 @@ export function uniformBitsView(): Uint32Array {
   return stagingU32;
 }
 
-/** Submits everything recorded so far. Returns when the submission has been made (not when the GPU is done). */
-export function flush(): Promise<void> {
+function closeBatch(): void {
+  const released = takeReleased();
   if (records.length === 0 && uniformUsed === 0) {
-    if (chainBusy === 0) releaseSubmitted();
-    return submitChain;
+    if (pending.length) pending[pending.length - 1].released.push(...released);
+    else returnToPool(released);
+    return;
   }
-  const batch = records;
-  const bytes = uniformUsed;
-  const data = bytes ? uniformStaging.slice(0, bytes) : null;
+  pending.push({ records, uniformData: uniformUsed ? uniformStaging.slice(0, uniformUsed) : null, released });
   records = [];
   uniformUsed = 0;
-  const allReady = batch.every((r) => r.kernel.pipeline);
-  if (chainBusy === 0 && allReady) {
-    submitBatch(batch, data);
-    return submitChain;
-  }
-  chainBusy++;
-  submitChain = submitChain
-    .then(() => Promise.all(batch.map((r) => r.kernel.ready)))
-    .then(() => submitBatch(batch, data))
-    .finally(() => chainBusy--);
-  return submitChain;
 }
 
-function submitBatch(batch: DispatchRecord[], uniformData: ArrayBuffer | null): void {
+/** Submits queued batches from the head while their pipelines are ready (or, with `force`, builds them now). */
+function submitReady(force: boolean): boolean {
+  while (pending.length) {
+    if (inFlight >= MAX_IN_FLIGHT) return false;
+    const b = pending[0];
+    if (!b.records.every((r) => r.kernel.pipeline)) {
+      if (!force) return false;
+      for (const r of b.records) if (!r.kernel.pipeline) buildPipelineNow(r.kernel);
+    }
+    pending.shift();
+    submitBatch(b);
+  }
+  return true;
+}
+
+/**
+ * A full batch inside synchronous code: submit at once, compiling any pipeline still in flight synchronously,
+ * because a loop that never yields would otherwise queue work (and hold its buffers) without bound.
+ */
+function submitNow(): void {
+  closeBatch();
+  submitReady(true);
+}
+
+/** Submits everything recorded so far; resolves once submitted (reads await this, so pipelines compile async). */
+export async function flush(): Promise<void> {
+  closeBatch();
+  while (!submitReady(false)) {
+    if (inFlight >= MAX_IN_FLIGHT) await gpu().device.queue.onSubmittedWorkDone();
+    else await Promise.all(pending[0].records.map((r) => r.kernel.ready));
+  }
+}
+
+function submitBatch({ records: batch, uniformData, released }: Batch): void {
   const { device } = gpu();
   let ubuf: GPUBuffer | null = null;
   if (uniformData) {
-    ubuf = uniformBuffers[0] ??= device.createBuffer({ size: UNIFORM_AREA, usage: 0x40 | 0x08 /* UNIFORM|COPY_DST */ });
+    ubuf = uniformBuffer ??= device.createBuffer({ size: UNIFORM_AREA, usage: 0x40 | 0x08 /* UNIFORM|COPY_DST */ });
     device.queue.writeBuffer(ubuf, 0, uniformData);
   }
   const enc = device.createCommandEncoder();
@@ -316,7 +358,9 @@ function submitBatch(batch: DispatchRecord[], uniformData: ArrayBuffer | null): 
   pass?.end();
   if (prof) prof.resolve(enc);
   device.queue.submit([enc.finish()]);
-  releaseSubmitted();
+  inFlight++;
+  device.queue.onSubmittedWorkDone().then(() => (inFlight = Math.max(0, inFlight - 1)));
+  returnToPool(released);
   if (prof) prof.afterSubmit();
 }
 
@@ -410,7 +454,7 @@ onDeviceReset(() => {
   bindGroups.clear();
   records = [];
   uniformUsed = 0;
-  uniformBuffers = [];
-  submitChain = Promise.resolve();
-  chainBusy = 0;
+  uniformBuffer = null;
+  pending.length = 0;
+  inFlight = 0;
 });

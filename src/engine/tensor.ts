@@ -174,11 +174,17 @@ export function tidy<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
-  } finally {
+  } catch (e) {
+    // a failed block's tensors are unreachable from the caller: free them rather than leak them
     scopes.pop();
+    for (const t of scope) t.dispose();
+    throw e;
   }
-  if (result instanceof Promise)
+  scopes.pop();
+  if (result instanceof Promise) {
+    for (const t of scope) t.dispose();
     throw new VoxgradError('vg.tidy: the function returned a Promise; tidy scopes must be synchronous (await outside tidy)');
+  }
   const keepSet = new Set<Tensor>();
   collectTensors(result, keepSet);
   const parent = scopes[scopes.length - 1];

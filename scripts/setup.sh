@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine lacks, and nothing it already has:
+#   - npm dependencies (npm ci from the lockfile);
+#   - a Vulkan driver for Dawn, only when no WebGPU adapter is found (so a real GPU keeps its vendor driver):
+#     Mesa lavapipe from Debian bookworm-backports (bookworm's own Mesa 22 is too old for Dawn);
+#   - with --browser: Chromium (Debian package) for the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
+want_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --browser)" >&2; exit 2 ;;
+  esac
+done
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else echo "setup.sh: need root (or sudo) to run: $*" >&2; return 1
+  fi
+}
+
+if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if ! node scripts/probe-adapter.mjs 2>/dev/null; then
+  if [ -r /etc/os-release ] && grep -q 'VERSION_CODENAME=bookworm' /etc/os-release; then
+    echo "setup: no WebGPU adapter; installing Mesa lavapipe (Vulkan on the CPU) from bookworm-backports"
+    src=/etc/apt/sources.list.d/bookworm-backports.sources
+    if [ ! -f "$src" ]; then
+      uri=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+      uri=${uri:-http://deb.debian.org/debian}
+      printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri" \
+        | as_root tee "$src" >/dev/null
+    fi
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -t bookworm-backports mesa-vulkan-drivers libvulkan1
+  else
+    echo "setup: no WebGPU adapter found. Install a Vulkan driver (a GPU vendor driver, or Mesa >= 24 with lavapipe)." >&2
+    exit 1
+  fi
+  node scripts/probe-adapter.mjs
+fi
+
+if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing Chromium for the browser tests"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+fi
