@@ -26,6 +26,7 @@ export interface BackendInfo {
 
 export interface DeviceState {
   device: GPUDevice;
+  generation: number;
   adapter: GPUAdapter;
   info: BackendInfo;
   limits: GPUSupportedLimits;
@@ -36,6 +37,8 @@ export interface DeviceState {
 }
 
 let provider: GpuProvider | null = null;
+/** Increments with every device created; storages remember theirs, so stale tensors fail clearly. */
+let generation = 0;
 let platform: 'node' | 'browser' = 'browser';
 let state: DeviceState | null = null;
 let initPromise: Promise<BackendInfo> | null = null;
@@ -99,6 +102,7 @@ async function createDevice(opts: InitOptions): Promise<BackendInfo> {
   };
   const s: DeviceState = {
     device,
+    generation: ++generation,
     adapter,
     info,
     limits: device.limits,
@@ -145,6 +149,10 @@ export function gpu(): DeviceState {
 
 export function backendInfo(): BackendInfo {
   return gpu().info;
+}
+
+export function isCurrentGeneration(g: number): boolean {
+  return state !== null && state.generation === g;
 }
 
 export function isInitialized(): boolean {

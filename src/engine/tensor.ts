@@ -4,6 +4,7 @@
  * GPU memory never waits for the garbage collector: it is returned by dispose(), tidy() or the autodiff
  * engine once backward no longer needs it.
  */
+import { gpu, isCurrentGeneration } from './device.js';
 import { VoxgradError, fmtShape } from './errors.js';
 import { acquire, release } from './pool.js';
 import { readBuffer } from './runtime.js';
@@ -20,6 +21,8 @@ export function arrayTypeOf(dtype: DType): Float32ArrayConstructor | Int32ArrayC
 
 export class Storage {
   refs = 1;
+  /** The device this buffer belongs to (see gpu().generation). */
+  readonly generation = gpu().generation;
   constructor(
     readonly buffer: GPUBuffer,
     /** Bytes the tensor data occupies (the buffer may be larger: pool size classes). */
@@ -35,7 +38,8 @@ export class Storage {
   }
 
   release(): void {
-    if (--this.refs === 0) release(this.buffer);
+    // a buffer of a destroyed device is gone with it; only live ones go back to the pool
+    if (--this.refs === 0 && isCurrentGeneration(this.generation)) release(this.buffer);
   }
 }
 
@@ -95,6 +99,12 @@ export class Tensor {
       throw new VoxgradError(
         `${op}: tensor #${this.id} (shape ${fmtShape(this.shape)}, ${this.dtype}) was already disposed. ` +
           'Keep it alive (do not dispose it, return it from vg.tidy, or vg.keep it) until its last use.',
+      );
+    if (this._storage.generation !== gpu().generation)
+      throw new VoxgradError(
+        `${op}: tensor #${this.id} (shape ${fmtShape(this.shape)}) was created on a GPU device that has since been ` +
+          'destroyed or lost; its data is gone. Recreate it on the current device (keep a CPU copy via await t.data() ' +
+          'if you need to survive device loss).',
       );
     return this._storage;
   }

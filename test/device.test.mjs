@@ -1,0 +1,38 @@
+// Device lifecycle: init is idempotent, a destroyed device gives clear errors, re-init works, and tensors of the
+// old device refuse to be used instead of touching freed GPU memory.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { assertThrowsWith, setup, vg } from './helpers.mjs';
+
+test.before(setup);
+
+test('init twice returns the same adapter information', async () => {
+  const a = await vg.init();
+  const b = await vg.init();
+  assert.is(a, b);
+  assert.is(vg.backendInfo(), a);
+});
+
+test('after destroy: ops say to call vg.init; re-init gives a working device; stale tensors fail clearly', async () => {
+  const old = vg.tensor([1, 2, 3]);
+  vg.destroy();
+  assertThrowsWith(() => vg.ones([2]), ['no device', 'vg.init()']);
+  await vg.init();
+  const fresh = vg.tensor([4, 5]).mul(2);
+  assert.equal(Array.from(await fresh.data()), [8, 10]);
+  assertThrowsWith(() => old.add(1), ['add', 'destroyed or lost', 'Recreate']);
+  old.dispose(); // disposing a stale tensor is harmless
+  fresh.dispose();
+});
+
+test('kernels respect the adapter limits they read', async () => {
+  const lim = vg.backendInfo().limits;
+  // a 1-D launch wider than maxComputeWorkgroupsPerDimension * workgroup size must still cover every element
+  const n = Math.min(lim.maxComputeWorkgroupsPerDimension * 256 + 1000, 24_000_000);
+  const x = vg.ones([n]);
+  const s = await x.sum().item();
+  assert.is(s, n);
+  x.dispose();
+});
+
+test.run();
