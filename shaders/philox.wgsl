@@ -1,7 +1,8 @@
 // Counter-based random numbers: Philox4x32-10 (Salmon et al., SC'11). Invocation i encrypts the counter
 // (i, p.offset, 0, 0) under the key (p.seedLo, p.seedHi) and writes 4 outputs, elements 4i..4i+3:
-// uniform [0, 1) from the top 24 bits, or normal pairs by Box-Muller (NORMAL). Results depend only on
-// (seed, offset, index), never on the device or launch shape. Mapping: one invocation per 4 elements, 2-D grid.
+// uniform [0, 1) from the top 24 bits, or normal pairs by Box-Muller (NORMAL; radius from words x and z,
+// angle in [-pi, pi) from y and w). Results depend only on (seed, offset, index), never on the device or
+// launch shape. Mapping: one invocation per 4 elements, 2-D grid.
 struct Params {
   n: u32,
   seedLo: u32,
@@ -58,8 +59,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let u3 = f32((r.z >> 8u) + 1u) * 5.9604644775390625e-8;
   let rad1 = sqrt(-2.0 * log(u1));
   let rad2 = sqrt(-2.0 * log(u3));
-  let t1 = 6.283185307179586 * unit(r.y);
-  let t2 = 6.283185307179586 * unit(r.w);
+  // angles in [-pi, pi): WGSL bounds the error of sin/cos only on that range
+  let t1 = 6.283185307179586 * (unit(r.y) - 0.5);
+  let t2 = 6.283185307179586 * (unit(r.w) - 0.5);
   let v = vec4<f32>(rad1 * cos(t1), rad1 * sin(t1), rad2 * cos(t2), rad2 * sin(t2)) * p.high + p.low;
 #else
   let v = vec4<f32>(unit(r.x), unit(r.y), unit(r.z), unit(r.w)) * (p.high - p.low) + p.low;

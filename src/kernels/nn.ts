@@ -97,20 +97,39 @@ function classesLast(x: Tensor): Tensor {
   return reshape(permute(x, perm), [-1, x.shape[1]]);
 }
 
+/**
+ * Checks the arguments shared by nllLoss and crossEntropy: input [N, C, d1..] or [C], an optional f32 weight [C]
+ * and, for class-index targets, an integer target [N, d1..] (or [] for a rank-1 input). Returns C.
+ */
+function checkClassArgs(op: string, input: Tensor, target: Tensor, weight: Tensor | null | undefined, classIndices: boolean): number {
+  expectTensor(op, 'input', input);
+  expectTensor(op, 'target', target);
+  expectFloat(op, 'input', input);
+  if (input.ndim === 0) fail(op, `input must have a class dim: shape [C] or [N, C, ...], got ${fmtShape(input.shape)}`);
+  const C = input.ndim === 1 ? input.shape[0] : input.shape[1];
+  if (classIndices) {
+    expectInt(op, 'target', target);
+    const expected = input.ndim === 1 ? [] : [input.shape[0], ...input.shape.slice(2)];
+    if (!sameShape(target.shape, expected))
+      fail(op, `target shape ${fmtShape(target.shape)} does not match input ${fmtShape(input.shape)}: expected ${fmtShape(expected)} (input without its class dim 1)`);
+  }
+  if (weight) {
+    expectTensor(op, 'weight', weight);
+    expectFloat(op, 'weight', weight);
+    if (weight.ndim !== 1 || weight.shape[0] !== C) fail(op, `weight must have shape [${C}] (one per class), got ${fmtShape(weight.shape)}`);
+  }
+  return C;
+}
+
 /** nll_loss on log-probabilities [N, C, ...] (or [C]) with integer targets [N, ...]. */
 export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllOptions = {}): Tensor {
   const op = 'nllLoss';
-  expectTensor(op, 'input', logProbs);
-  expectTensor(op, 'target', target);
-  expectInt(op, 'target', target);
+  checkClassArgs(op, logProbs, target, opts.weight, true);
   const reduction = checkReduction(op, opts.reduction);
-  const C = logProbs.ndim === 1 ? logProbs.shape[0] : logProbs.shape[1];
-  const expected = logProbs.ndim === 1 ? [] : [logProbs.shape[0], ...logProbs.shape.slice(2)];
-  if (!sameShape(target.shape, expected))
-    fail(op, `target shape ${fmtShape(target.shape)} does not match input ${fmtShape(logProbs.shape)}: expected ${fmtShape(expected)} (input without its class dim 1)`);
-  if (opts.weight && (opts.weight.ndim !== 1 || opts.weight.shape[0] !== C))
-    fail(op, `weight must have shape [${C}] (one per class), got ${fmtShape(opts.weight.shape)}`);
-  const ignoreIndex = opts.ignoreIndex ?? -100;
+  return nllUnchecked(logProbs, target, opts.weight, opts.ignoreIndex ?? -100, reduction);
+}
+
+function nllUnchecked(logProbs: Tensor, target: Tensor, weight: Tensor | null | undefined, ignoreIndex: number, reduction: Reduction): Tensor {
   return tidy(() => {
     const lp = classesLast(logProbs);
     const t = reshape(target, [-1]);
@@ -118,7 +137,7 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllOptions = {})
     const safeT = where(valid, t, 0);
     const picked = reshape(gather(lp, 1, unsqueeze(safeT, 1)), [-1]);
     const validF = cast(valid, 'f32');
-    const w = opts.weight ? mul(indexSelect(opts.weight, 0, safeT), validF) : validF;
+    const w = weight ? mul(indexSelect(weight, 0, safeT), validF) : validF;
     const losses = neg(mul(picked, w));
     if (reduction === 'none') return reshape(losses, target.shape);
     if (reduction === 'sum') return sum(losses);
@@ -134,28 +153,26 @@ export interface CrossEntropyOptions extends NllOptions {
 /** cross_entropy(logits [N, C, ...], target): integer class targets, or class probabilities of the logits' shape. */
 export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
-  expectTensor(op, 'input', logits);
   expectTensor(op, 'target', target);
-  expectFloat(op, 'input', logits);
+  const C = checkClassArgs(op, logits, target, opts.weight, target.dtype !== 'f32');
   const reduction = checkReduction(op, opts.reduction);
   const eps = opts.labelSmoothing ?? 0;
-  if (eps < 0 || eps > 1) fail(op, `labelSmoothing must be in [0, 1], got ${eps}`);
+  if (typeof eps !== 'number' || !(eps >= 0 && eps <= 1)) fail(op, `labelSmoothing must be a number in [0, 1], got ${String(eps)}`);
   const classDim = logits.ndim === 1 ? 0 : 1;
-  const C = logits.shape[classDim];
+  const ignoreIndex = opts.ignoreIndex ?? -100;
+  if (target.dtype === 'f32' && !sameShape(target.shape, logits.shape))
+    fail(op, `probability targets must have the logits' shape ${fmtShape(logits.shape)}, got ${fmtShape(target.shape)}`);
   return tidy(() => {
     const lp = logSoftmax(logits, { dim: classDim });
     if (target.dtype === 'f32') {
-      if (!sameShape(target.shape, logits.shape))
-        fail(op, `probability targets must have the logits' shape ${fmtShape(logits.shape)}, got ${fmtShape(target.shape)}`);
       let q = eps > 0 ? add(mul(target, 1 - eps), eps / C) : target;
       if (opts.weight) q = mul(q, reshape(opts.weight, [C, ...logits.shape.slice(classDim + 1).map(() => 1)]));
       const per = neg(sum(mul(lp, q), { dim: classDim }));
       return reduceLoss(per, reduction);
     }
-    const nll = nllLoss(lp, target, { ...opts, reduction });
+    const nll = nllUnchecked(lp, target, opts.weight, ignoreIndex, reduction);
     if (eps === 0) return nll;
     // smoothing term: -(eps / C) * sum_c w_c log p_c over non-ignored elements, normalised like the nll term
-    const ignoreIndex = opts.ignoreIndex ?? -100;
     const lpc = classesLast(lp);
     const wRow = opts.weight ? reshape(opts.weight, [1, C]) : null;
     const smooth = neg(sum(wRow ? mul(lpc, wRow) : lpc, { dim: 1 }));
@@ -202,8 +219,16 @@ export interface BceOptions {
 
 /** binary_cross_entropy_with_logits: (1 - y) x + (1 + (pw - 1) y) (log(1 + e^-|x|) + max(-x, 0)), stable for any x. */
 export function bceWithLogits(logits: Tensor, target: Tensor, opts: BceOptions = {}): Tensor {
-  checkPair('bceWithLogits', logits, target);
-  const r = checkReduction('bceWithLogits', opts.reduction);
+  const op = 'bceWithLogits';
+  checkPair(op, logits, target);
+  const r = checkReduction(op, opts.reduction);
+  for (const [arg, w] of [['weight', opts.weight], ['posWeight', opts.posWeight]] as const) {
+    if (!w) continue;
+    expectTensor(op, arg, w);
+    const off = logits.ndim - w.ndim;
+    if (off < 0 || w.shape.some((d, i) => d !== 1 && d !== logits.shape[off + i]))
+      fail(op, `${arg} of shape ${fmtShape(w.shape)} must broadcast to the input's shape ${fmtShape(logits.shape)}`);
+  }
   return tidy(() => {
     const softTerm = add(log1p(exp(neg(abs(logits)))), clamp(neg(logits), { min: 0 }));
     const coef = opts.posWeight ? add(mul(sub(opts.posWeight, 1), target), 1) : null;

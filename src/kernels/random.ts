@@ -14,9 +14,15 @@ import { setRequiresGrad } from './creation.js';
 let globalSeed = 0x5eed;
 let globalOffset = 0;
 
+/** Seeds are the 64-bit Philox key; JS numbers carry them exactly up to 2^53 - 1. */
+function checkSeed(op: string, seed: unknown): void {
+  if (!Number.isSafeInteger(seed) || (seed as number) < 0)
+    fail(op, `seed must be an integer in [0, 2^53 - 1], got ${typeof seed === 'number' ? seed : `${typeof seed} ${String(seed)}`}`);
+}
+
 /** Sets the global generator's seed and restarts its stream. */
 export function manualSeed(seed: number): void {
-  if (!Number.isInteger(seed) || seed < 0) fail('manualSeed', `seed must be a non-negative integer, got ${seed}`);
+  checkSeed('manualSeed', seed);
   globalSeed = seed;
   globalOffset = 0;
 }
@@ -32,7 +38,7 @@ function generate(op: string, shape: readonly number[], normal: boolean, low: nu
   let offset: number;
   const n = shapeSize(shape);
   if (opts.seed !== undefined) {
-    if (!Number.isInteger(opts.seed) || opts.seed < 0) fail(op, `seed must be a non-negative integer, got ${opts.seed}`);
+    checkSeed(op, opts.seed);
     seed = opts.seed;
     offset = 0;
   } else {
@@ -66,11 +72,15 @@ export function randn(shape: readonly number[], opts: RandomOptions = {}): Tenso
 
 /** Uniform on [low, high). */
 export function uniform(shape: readonly number[], low: number, high: number, opts: RandomOptions = {}): Tensor {
+  if (!Number.isFinite(low) || !Number.isFinite(high) || !(low <= high))
+    fail('uniform', `expects finite low <= high, got low=${low}, high=${high}`);
   return generate('uniform', shape, false, low, high, opts);
 }
 
 /** Normal with the given mean and std. */
 export function normal(shape: readonly number[], mean: number, std: number, opts: RandomOptions = {}): Tensor {
+  if (!Number.isFinite(mean)) fail('normal', `mean must be a finite number, got ${mean}`);
+  if (!Number.isFinite(std) || !(std >= 0)) fail('normal', `std must be a finite number >= 0, got ${std}`);
   return generate('normal', shape, true, mean, std, opts);
 }
 
