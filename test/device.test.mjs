@@ -35,4 +35,15 @@ test('kernels respect the adapter limits they read', async () => {
   x.dispose();
 });
 
+test('a tensor larger than one storage binding fails with an error naming the limit', async () => {
+  const limit = vg.backendInfo().limits.maxStorageBufferBindingSize;
+  if (limit >= vg.backendInfo().limits.maxBufferSize) return; // such adapters can bind any buffer they can allocate
+  const elements = limit / 4 + 1;
+  assertThrowsWith(() => vg.zeros([elements]), ['fill', 'maxStorageBufferBindingSize', String(limit), 'chunks']);
+  // exactly at the limit still works (the size class must not round it past the limit); read its last element
+  const ok = vg.full([limit / 4], 2);
+  assert.is(await ok.slice(0, limit / 4 - 1).item(), 2);
+  ok.dispose();
+});
+
 test.run();

@@ -46,8 +46,10 @@ export function resetPeak(): void {
 }
 
 export function acquire(bytes: number, op: string): GPUBuffer {
-  const size = sizeClass(bytes);
   const { device, limits } = gpu();
+  // a tensor that fits one binding must not be pushed past the limit by its size class
+  const maxBinding = limits.maxStorageBufferBindingSize;
+  const size = bytes <= maxBinding ? Math.min(sizeClass(bytes), maxBinding) : sizeClass(bytes);
   if (size > limits.maxBufferSize)
     throw new VoxgradError(
       `${op}: a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${limits.maxBufferSize} bytes). ` +

@@ -239,6 +239,14 @@ export function dispatches(): number {
  * uniform excluded); `uniforms` are packed by the reflected member layout.
  */
 export function dispatch(k: Kernel, buffers: GPUBuffer[], uniforms: UniformValues | null, grid: readonly number[]): void {
+  const maxBinding = gpu().limits.maxStorageBufferBindingSize;
+  for (const b of buffers)
+    if (b.size > maxBinding)
+      throw new VoxgradError(
+        `${k.name.split(/[.[]/)[0]}: a tensor of ${b.size} bytes is larger than this adapter's maxStorageBufferBindingSize ` +
+          `(${maxBinding} bytes), so no kernel can bind it whole. Process the data in chunks (e.g. slabs along the depth ` +
+          'axis or a sliding window), or use an adapter with a larger limit (vg.backendInfo().limits).',
+      );
   let uniformOffset = -1;
   if (k.uniform) {
     const align = gpu().limits.minUniformBufferOffsetAlignment;
