@@ -1,10 +1,14 @@
-// Fill: out[i] = value (bit pattern), or out[i] = start + i * step (ARANGE_FLOAT; ARANGE_INT computes in i32).
+// Fill: out[i] = value (bit pattern), or out[i] = start + i * step: ARANGE_FLOAT in f32, ARANGE_INT exactly in
+// 32-bit wrapping integer arithmetic on the two's-complement bits (so i32 and u32 share it; f32 uniforms would
+// round integers above 2^24).
 // Mapping: one invocation per element, 2-D workgroup grid.
 struct Params {
   n: u32,
   bits: u32,
   start: f32,
   step: f32,
+  istart: u32,
+  istep: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -21,7 +25,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   out[i] = p.start + f32(i) * p.step;
 #else
 #if ARANGE_INT
-  out[i] = {{T}}(i32(p.start) + i32(i) * i32(p.step));
+  out[i] = {{T}}(p.istart + i * p.istep);
 #else
   out[i] = bitcast<{{T}}>(p.bits);
 #endif

@@ -45,17 +45,47 @@ fn red_offset(r: u32) -> u32 {
   return off;
 }
 
-// (value, index) pairs; `better(b, a)` says whether candidate b replaces a (ties keep the lower index).
-fn combine_val(a: {{T}}, b: {{T}}) -> {{T}} {
-  return {{COMBINE}};
+// A partial result: value and the reduction index it came from. Accumulators start empty (i == NONE) rather than
+// at an identity value, so that max over -inf stays -inf and no sentinel can win a comparison.
+struct Acc {
+  v: {{T}},
+  i: u32,
 }
 
-fn better(av: {{T}}, ai: u32, bv: {{T}}, bi: u32) -> bool {
-  return {{BETTER}};
+const NONE = 0xffffffffu;
+
+// Bit test, not v != v: WGSL lets compilers assume NaNs away in float comparisons.
+fn is_nan(v: {{T}}) -> bool {
+  return {{IS_NAN}};
 }
 
-var<workgroup> sv: array<{{T}}, {{WG}}>;
-var<workgroup> si: array<u32, {{WG}}>;
+fn fold(a: Acc, b: Acc) -> Acc {
+  if (b.i == NONE) {
+    return a;
+  }
+  if (a.i == NONE) {
+    return b;
+  }
+#if SUM
+  return Acc(a.v + b.v, min(a.i, b.i));
+#else
+  // NaN wins (propagates, as in PyTorch), then the extreme value; ties keep the lower index (first occurrence)
+  let an = is_nan(a.v);
+  let bn = is_nan(b.v);
+  if (an || bn) {
+    if (bn && (!an || b.i < a.i)) {
+      return b;
+    }
+    return a;
+  }
+  if ({{BETTER}} || (b.v == a.v && b.i < a.i)) {
+    return b;
+  }
+  return a;
+#endif
+}
+
+var<workgroup> sacc: array<Acc, {{WG}}>;
 
 @compute @workgroup_size({{WG}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -69,37 +99,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let start = (w % p.nSplit) * p.chunk;
   let end = min(start + p.chunk, p.redSize);
   let base = base_offset(o);
-  var acc: {{T}} = {{INIT}};
-  var ai = 0u;
+  var acc = Acc({{T}}(0), NONE);
   for (var r = start + lid; r < end; r += {{WG}}u) {
-    let v = x[base + red_offset(r)];
-    if ({{ARG}}) {
-      if (better(acc, ai, v, r)) {
-        acc = v;
-        ai = r;
-      }
-    } else {
-      acc = combine_val(acc, v);
-    }
+    acc = fold(acc, Acc(x[base + red_offset(r)], r));
   }
-  sv[lid] = acc;
-  si[lid] = ai;
+  sacc[lid] = acc;
   workgroupBarrier();
   for (var s = {{WG}}u / 2u; s > 0u; s = s / 2u) {
     if (lid < s) {
-      if ({{ARG}}) {
-        if (better(sv[lid], si[lid], sv[lid + s], si[lid + s])) {
-          sv[lid] = sv[lid + s];
-          si[lid] = si[lid + s];
-        }
-      } else {
-        sv[lid] = combine_val(sv[lid], sv[lid + s]);
-      }
+      sacc[lid] = fold(sacc[lid], sacc[lid + s]);
     }
     workgroupBarrier();
   }
   if (lid == 0u) {
-    out[w] = {{RESULT}};
+    out[w] = {{RESULT}}(sacc[0]);
   }
 #else
   let o = flat_workgroup(wid, nwg) * {{WG}}u + lid;
@@ -107,21 +120,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     return;
   }
   let base = base_offset(o);
-  var acc: {{T}} = {{INIT}};
-  var ai = 0u;
+  var acc = Acc({{T}}(0), NONE);
   for (var r = 0u; r < p.redSize; r++) {
-    let v = x[base + red_offset(r)];
-    if ({{ARG}}) {
-      if (better(acc, ai, v, r)) {
-        acc = v;
-        ai = r;
-      }
-    } else {
-      acc = combine_val(acc, v);
-    }
+    acc = fold(acc, Acc(x[base + red_offset(r)], r));
   }
-  let sv0 = acc;
-  let si0 = ai;
-  out[o] = {{RESULT_THREAD}};
+  out[o] = {{RESULT}}(acc);
 #endif
+}
+
+fn value_of(a: Acc) -> {{T}} {
+  return a.v;
+}
+
+fn index_of(a: Acc) -> i32 {
+  return i32(a.i);
 }

@@ -1,21 +1,24 @@
 /** Tensor creation: from JS data (one upload) or on the GPU (fill, arange). */
 import fillWgsl from '../../shaders/fill.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
-import { dispatch, grid1d, kernel, writeBuffer } from '../engine/runtime.js';
+import { dispatch, grid1d, kernel, writeBuffer, type UniformValues } from '../engine/runtime.js';
 import { checkShapeArg } from '../engine/shape.js';
 import { Tensor, arrayTypeOf, shapeSize, type DType, type NestedArray, type TypedArray } from '../engine/tensor.js';
-import { ceilDiv, emptyTensor } from './common.js';
+import { ceilDiv, emptyTensor, expectTensor } from './common.js';
 
 export interface CreateOptions {
   dtype?: DType;
   requiresGrad?: boolean;
 }
 
-function checkDtype(op: string, dtype: unknown): DType {
-  if (dtype === 'f32' || dtype === 'i32' || dtype === 'u32') return dtype;
+/** Validates the dtype and requiresGrad options before anything is allocated (a throw must not leak a buffer). */
+function checkDtype(op: string, dtype: unknown, requiresGrad?: boolean): DType {
   if (dtype === 'f16')
     fail(op, "dtype 'f16' is not supported yet for tensors; use 'f32' (kernels may compute in f16 internally)");
-  fail(op, `dtype must be 'f32', 'i32' or 'u32', got ${String(dtype)}`);
+  if (dtype !== 'f32' && dtype !== 'i32' && dtype !== 'u32') fail(op, `dtype must be 'f32', 'i32' or 'u32', got ${String(dtype)}`);
+  if (requiresGrad && dtype !== 'f32')
+    fail(op, `requiresGrad needs dtype f32 (only floating-point tensors have gradients), got dtype ${dtype}`);
+  return dtype;
 }
 
 function inferShape(data: NestedArray): number[] {
@@ -56,16 +59,16 @@ export function tensor(data: NestedArray | TypedArray | readonly number[], shape
     flatten(op, data as NestedArray, inferred, f);
     flat = f;
   } else fail(op, `data must be a number, a (nested) array or a typed array, got ${typeof data}`);
-  const dtype = checkDtype(op, opts.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32'));
-  const finalShape = shape ? [...shape] : inferred;
+  const dtype = checkDtype(op, opts.dtype ?? (data instanceof Int32Array ? 'i32' : data instanceof Uint32Array ? 'u32' : 'f32'), opts.requiresGrad);
+  const finalShape = shape ?? inferred;
   checkShapeArg(op, finalShape);
   if (shapeSize(finalShape) !== flat.length)
     fail(op, `shape ${fmtShape(finalShape)} holds ${shapeSize(finalShape)} elements but data has ${flat.length}`);
-  const t = emptyTensor(op, finalShape, dtype);
+  const t = emptyTensor(op, [...finalShape], dtype);
   const Ctor = arrayTypeOf(dtype);
   const host = flat instanceof Ctor ? flat : Ctor.from(flat);
   if (host.length) writeBuffer(t.buffer(op), host);
-  if (opts.requiresGrad) setRequiresGrad(t, true);
+  t.requiresGrad = Boolean(opts.requiresGrad);
   return t;
 }
 
@@ -86,12 +89,17 @@ function fillKernel(dtype: DType, mode: 'value' | 'arange') {
 
 /** A tensor of `shape` filled with `value` on the GPU. */
 export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
-  checkShapeArg('full', shape);
-  if (typeof value !== 'number') fail('full', `fill value must be a number, got ${typeof value}`);
-  const dtype = checkDtype('full', opts.dtype ?? 'f32');
-  const t = emptyTensor('full', shape, dtype);
+  return filled('full', shape, value, opts);
+}
+
+/** full() under the name of the op the user called, so that errors name it. */
+function filled(op: string, shape: readonly number[], value: number, opts: CreateOptions): Tensor {
+  checkShapeArg(op, shape);
+  if (typeof value !== 'number') fail(op, `fill value must be a number, got ${typeof value}`);
+  const dtype = checkDtype(op, opts.dtype ?? 'f32', opts.requiresGrad);
+  const t = emptyTensor(op, shape, dtype);
   fillInto(t, value);
-  if (opts.requiresGrad) setRequiresGrad(t, true);
+  t.requiresGrad = Boolean(opts.requiresGrad);
   return t;
 }
 
@@ -106,39 +114,55 @@ export function fillInto(t: Tensor, value: number): void {
 }
 
 export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
-  return full(shape, 0, opts);
+  return filled('zeros', shape, 0, opts);
 }
 
 export function ones(shape: readonly number[], opts: CreateOptions = {}): Tensor {
-  return full(shape, 1, opts);
+  return filled('ones', shape, 1, opts);
+}
+
+/** The *Like forms: t's shape, and t's dtype unless opts names one. */
+function filledLike(op: string, t: Tensor, value: number, opts: CreateOptions): Tensor {
+  expectTensor(op, 'input', t);
+  return filled(op, t.shape, value, { ...opts, dtype: opts.dtype ?? t.dtype });
 }
 
 export function zerosLike(t: Tensor, opts: CreateOptions = {}): Tensor {
-  return full(t.shape, 0, { dtype: t.dtype, ...opts });
+  return filledLike('zerosLike', t, 0, opts);
 }
 
 export function onesLike(t: Tensor, opts: CreateOptions = {}): Tensor {
-  return full(t.shape, 1, { dtype: t.dtype, ...opts });
+  return filledLike('onesLike', t, 1, opts);
 }
 
 export function fullLike(t: Tensor, value: number, opts: CreateOptions = {}): Tensor {
-  return full(t.shape, value, { dtype: t.dtype, ...opts });
+  return filledLike('fullLike', t, value, opts);
 }
 
 /** arange(end) or arange(start, end, step?) as in PyTorch; dtype i32 when all arguments are integers. */
-export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
-  if (end === undefined) [start, end] = [0, start];
+export function arange(start: number, end?: number | null, step = 1, opts: CreateOptions = {}): Tensor {
+  if (end === undefined || end === null) [start, end] = [0, start];
   if (![start, end, step].every((v) => typeof v === 'number' && Number.isFinite(v)))
     fail('arange', `start, end and step must be finite numbers, got ${start}, ${end}, ${step}`);
   if (step === 0) fail('arange', 'step must be non-zero');
   const allInt = Number.isInteger(start) && Number.isInteger(end) && Number.isInteger(step);
-  const dtype = checkDtype('arange', opts.dtype ?? (allInt ? 'i32' : 'f32'));
+  const dtype = checkDtype('arange', opts.dtype ?? (allInt ? 'i32' : 'f32'), opts.requiresGrad);
   const n = Math.max(0, Math.ceil((end - start) / step));
+  if (dtype !== 'f32' && n > 0) {
+    if (!Number.isInteger(start) || !Number.isInteger(step))
+      fail('arange', `start and step must be integers for dtype ${dtype}, got start ${start} and step ${step}`);
+    const [lo, hi] = dtype === 'i32' ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
+    const last = start + (n - 1) * step;
+    if (Math.min(start, last) < lo || Math.max(start, last) > hi)
+      fail('arange', `values from ${start} to ${last} do not fit dtype ${dtype} (range ${lo} to ${hi})`);
+  }
   const t = emptyTensor('arange', [n], dtype);
   if (n > 0) {
     const k = fillKernel(dtype, 'arange');
-    dispatch(k, [t.buffer('arange')], { n, start, step }, grid1d(ceilDiv(n, k.workgroupSize)));
+    // the integer path reads istart/istep (their bits, wrapping), the float path start/step
+    const u: UniformValues = dtype === 'f32' ? { n, start, step } : { n, istart: start, istep: step };
+    dispatch(k, [t.buffer('arange')], u, grid1d(ceilDiv(n, k.workgroupSize)));
   }
-  if (opts.requiresGrad) setRequiresGrad(t, true);
+  t.requiresGrad = Boolean(opts.requiresGrad);
   return t;
 }

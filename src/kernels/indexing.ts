@@ -9,7 +9,7 @@ import { normDim, pad8, stridesOf } from '../engine/shape.js';
 import { Tensor, tidy } from '../engine/tensor.js';
 import { ceilDiv, emptyTensor, expectInt, expectTensor } from './common.js';
 import { fillInto } from './creation.js';
-import { clone, expand, reshape, stridedCopy } from './shape.js';
+import { expand, reshape, stridedCopy } from './shape.js';
 
 function checkIndexShape(op: string, x: Tensor, dim: number, index: Tensor, extra?: Tensor): void {
   if (index.ndim !== x.ndim)
@@ -17,11 +17,16 @@ function checkIndexShape(op: string, x: Tensor, dim: number, index: Tensor, extr
   for (let d = 0; d < x.ndim; d++)
     if (d !== dim && index.shape[d] > x.shape[d])
       fail(op, `index ${fmtShape(index.shape)} is larger than input ${fmtShape(x.shape)} in dimension ${d} (only dim ${dim} may differ)`);
+  if (extra && extra.ndim !== x.ndim)
+    fail(op, `src must have the same number of dims as input: src ${fmtShape(extra.shape)}, input ${fmtShape(x.shape)}`);
   if (extra)
     for (let d = 0; d < x.ndim; d++)
       if (index.shape[d] > extra.shape[d])
         fail(op, `index ${fmtShape(index.shape)} is larger than src ${fmtShape(extra.shape)} in dimension ${d}`);
 }
+
+/** Size of the indexed dim; a 0-d tensor indexes like one element (torch.gather accepts index 0 there). */
+const dimSizeOf = (t: Tensor, dim: number) => (t.ndim === 0 ? 1 : t.shape[dim]);
 
 function gatherRaw(x: Tensor, dim: number, index: Tensor): Tensor {
   const out = emptyTensor('gather', index.shape, x.dtype);
@@ -30,7 +35,7 @@ function gatherRaw(x: Tensor, dim: number, index: Tensor): Tensor {
   dispatch(
     k,
     [out.buffer('gather'), x.buffer('gather'), index.buffer('gather')],
-    { n: out.size, rank: x.ndim, dim, dimSize: x.shape[dim], shape: pad8(index.shape), xStrides: pad8(stridesOf(x.shape)) },
+    { n: out.size, rank: x.ndim, dim, dimSize: dimSizeOf(x, dim), shape: pad8(index.shape), xStrides: pad8(stridesOf(x.shape)) },
     grid1d(ceilDiv(out.size, k.workgroupSize)),
   );
   return out;
@@ -38,7 +43,10 @@ function gatherRaw(x: Tensor, dim: number, index: Tensor): Tensor {
 
 /** out = copy of base; out[index along dim] += src. */
 function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
-  const out = clone(base);
+  // a plain copy: clone() would record an autodiff node that record(scatterAddDef) then overwrites (and leaks)
+  const out = emptyTensor('scatterAdd', base.shape, base.dtype);
+  const st = stridesOf(base.shape);
+  stridedCopy('scatterAdd', out, base, base.shape, { offset: 0, strides: st }, { offset: 0, strides: st });
   if (index.size === 0) return out;
   const atomicT = base.dtype === 'i32' ? 'i32' : 'u32';
   const k = kernel(
@@ -53,7 +61,7 @@ function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor): T
       n: index.size,
       rank: base.ndim,
       dim,
-      dimSize: base.shape[dim],
+      dimSize: dimSizeOf(base, dim),
       shape: pad8(index.shape),
       outStrides: pad8(stridesOf(base.shape)),
       srcStrides: pad8(stridesOf(src.shape)),

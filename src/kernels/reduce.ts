@@ -8,7 +8,7 @@ import { fail, fmtShape } from '../engine/errors.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDims, pad8, sameShape, stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, tidy, type DType } from '../engine/tensor.js';
-import { ceilDiv, emptyTensor, expectTensor } from './common.js';
+import { ceilDiv, emptyTensor, expectFloat, expectTensor } from './common.js';
 import { elementwise, mapExpr } from './elementwise.js';
 import { reshape } from './shape.js';
 
@@ -19,31 +19,20 @@ export interface ReduceOptions {
 
 type ReduceKind = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
 
-const LOWEST: Record<DType, string> = { f32: '-3.4028234663852886e38', i32: 'i32(-2147483648)', u32: '0u' };
-const HIGHEST: Record<DType, string> = { f32: '3.4028234663852886e38', i32: '2147483647i', u32: '4294967295u' };
-
 function kernelFor(kind: ReduceKind, t: DType, row: boolean) {
   const arg = kind === 'argmax' || kind === 'argmin';
-  const outT: DType = arg ? 'i32' : t;
   const key = `reduce.${kind}.${t}.${row ? 'row' : 'thread'}`;
   return kernel(
     key,
-    () => {
-      const init = kind === 'sum' ? `${t}(0)` : kind === 'max' || kind === 'argmax' ? LOWEST[t] : HIGHEST[t];
-      const combine = kind === 'sum' ? 'a + b' : kind === 'max' ? 'max(a, b)' : kind === 'min' ? 'min(a, b)' : 'a';
-      const better =
-        kind === 'argmax' ? 'bv > av || (bv == av && bi < ai)' : kind === 'argmin' ? 'bv < av || (bv == av && bi < ai)' : 'false';
-      return reduceWgsl
+    () =>
+      reduceWgsl
         .replaceAll('{{T}}', t)
-        .replaceAll('{{OUT_T}}', outT)
-        .replaceAll('{{INIT}}', init).replaceAll('{{OP}}', kind)
-        .replace('{{COMBINE}}', combine)
-        .replace('{{BETTER}}', better)
-        .replaceAll('{{ARG}}', String(arg))
-        .replace('{{RESULT}}', arg ? 'i32(si[0])' : 'sv[0]')
-        .replace('{{RESULT_THREAD}}', arg ? 'i32(si0)' : 'sv0');
-    },
-    { defines: { ROW: row } },
+        .replaceAll('{{OUT_T}}', arg ? 'i32' : t)
+        .replaceAll('{{OP}}', kind)
+        .replace('{{IS_NAN}}', t === 'f32' ? '(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u' : 'false')
+        .replace('{{BETTER}}', kind === 'max' || kind === 'argmax' ? 'b.v > a.v' : 'b.v < a.v')
+        .replaceAll('{{RESULT}}', arg ? 'index_of' : 'value_of'),
+    { defines: { ROW: row, SUM: kind === 'sum' } },
   );
 }
 
@@ -170,27 +159,27 @@ export function min(x: Tensor, opts?: ReduceOptions): Tensor {
   return reduceOp('min', 'min', x, opts);
 }
 
-/** Index (i32) of the largest element along `dim` (flattened when dim is omitted); first index on ties. */
+/** argmax/argmin along `dim`, or over the flattened input when dim is omitted (keepdim then gives all-1 dims, as in PyTorch). */
+function argReduce(op: 'argmax' | 'argmin', x: Tensor, opts: { dim?: number; keepdim?: boolean }): Tensor {
+  expectTensor(op, 'input', x);
+  if (Array.isArray(opts?.dim)) fail(op, `dim must be a single dimension (or omitted to flatten), got ${JSON.stringify(opts.dim)}`);
+  if (opts?.dim !== undefined && opts.dim !== null) return reduceOp(op, op, x, opts);
+  const flat = x.shareStorage([x.size]);
+  const r = reduceOp(op, op, flat, { dim: 0 });
+  flat.dispose();
+  if (!opts?.keepdim) return r;
+  const kept = r.shareStorage(x.shape.map(() => 1));
+  r.dispose();
+  return kept;
+}
+
+/** Index (i32) of the largest element; the first one on ties, NaN counting as largest (PyTorch semantics). */
 export function argmax(x: Tensor, opts: { dim?: number; keepdim?: boolean } = {}): Tensor {
-  if (Array.isArray(opts.dim)) fail('argmax', 'dim must be a single dimension (or omitted to flatten)');
-  if (opts.dim === undefined || opts.dim === null) {
-    const flat = x.shareStorage([x.size]);
-    const r = reduceOp('argmax', 'argmax', flat, { dim: 0 });
-    flat.dispose();
-    return r;
-  }
-  return reduceOp('argmax', 'argmax', x, opts);
+  return argReduce('argmax', x, opts);
 }
 
 export function argmin(x: Tensor, opts: { dim?: number; keepdim?: boolean } = {}): Tensor {
-  if (Array.isArray(opts.dim)) fail('argmin', 'dim must be a single dimension (or omitted to flatten)');
-  if (opts.dim === undefined || opts.dim === null) {
-    const flat = x.shareStorage([x.size]);
-    const r = reduceOp('argmin', 'argmin', flat, { dim: 0 });
-    flat.dispose();
-    return r;
-  }
-  return reduceOp('argmin', 'argmin', x, opts);
+  return argReduce('argmin', x, opts);
 }
 
 function countOf(x: Tensor, opts: ReduceOptions, op: string): number {
@@ -210,9 +199,10 @@ export interface VarOptions extends ReduceOptions {
   correction?: number;
 }
 
-export function variance(x: Tensor, opts: VarOptions = {}): Tensor {
-  expectTensor('var', 'input', x);
-  const n = countOf(x, opts, 'var');
+function varianceOf(op: 'var' | 'std', x: Tensor, opts: VarOptions): Tensor {
+  expectTensor(op, 'input', x);
+  expectFloat(op, 'input', x);
+  const n = countOf(x, opts, op);
   const correction = opts.correction ?? 1;
   return tidy(() => {
     const d = elementwise('sub', [x, mean(x, { dim: opts.dim, keepdim: true })]);
@@ -220,8 +210,12 @@ export function variance(x: Tensor, opts: VarOptions = {}): Tensor {
   });
 }
 
+export function variance(x: Tensor, opts: VarOptions = {}): Tensor {
+  return varianceOf('var', x, opts);
+}
+
 export function std(x: Tensor, opts: VarOptions = {}): Tensor {
-  return tidy(() => elementwise('sqrt', [variance(x, opts)]));
+  return tidy(() => elementwise('sqrt', [varianceOf('std', x, opts)]));
 }
 
 export function logsumexp(x: Tensor, opts: ReduceOptions = {}): Tensor {

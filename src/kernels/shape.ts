@@ -74,6 +74,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 export const view = reshape;
 
 export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
+  expectTensor('flatten', 'input', x);
   if (x.ndim === 0) return reshape(x, [1]);
   const s = normDim('flatten', startDim, x.ndim, 'startDim');
   const e = normDim('flatten', endDim, x.ndim, 'endDim');
@@ -88,9 +89,17 @@ export function squeeze(x: Tensor, dim?: number | number[]): Tensor {
   return reshape(x, x.shape.filter((d, i) => !(dims.includes(i) && d === 1)));
 }
 
+/** Position of a dim inserted into `shape` (0..rank; negative counts from the end), checked against the input shape. */
+function newDim(op: string, dim: number, shape: readonly number[]): number {
+  const r = shape.length;
+  if (!Number.isInteger(dim) || dim < -r - 1 || dim > r)
+    fail(op, `dim=${dim} is out of range for inserting a dim into shape ${fmtShape(shape)} (expected ${-r - 1} <= dim <= ${r})`);
+  return dim < 0 ? dim + r + 1 : dim;
+}
+
 export function unsqueeze(x: Tensor, dim: number): Tensor {
   expectTensor('unsqueeze', 'input', x);
-  const d = normDim('unsqueeze', dim, x.ndim + 1);
+  const d = newDim('unsqueeze', dim, x.shape);
   const s = [...x.shape];
   s.splice(d, 0, 1);
   return reshape(x, s);
@@ -184,11 +193,19 @@ function embedSlice(g: Tensor, shape: readonly number[], a: SliceAttrs): Tensor 
   return out;
 }
 
+/** Slicing ops need a dim to slice: a 0-d tensor has none (normDim would accept dim 0 for it). */
+function expectDims(op: string, x: Tensor): void {
+  expectTensor(op, 'input', x);
+  if (x.ndim === 0) fail(op, 'cannot be applied to a 0-d tensor (shape []); unsqueeze it first');
+}
+
 /** x[..., start:end:step, ...] along `dim`, with Python's clamping of start and end. */
 export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
-  expectTensor('slice', 'input', x);
+  expectDims('slice', x);
   const d = normDim('slice', dim, x.ndim);
   if (!Number.isInteger(step) || step <= 0) fail('slice', `step must be a positive integer, got ${step}`);
+  if (!Number.isInteger(start) || !(end === undefined || end === null || Number.isInteger(end)))
+    fail('slice', `start and end must be integers, got ${start} and ${end}`);
   const n = x.shape[d];
   const clampIdx = (v: number) => Math.min(n, Math.max(0, v < 0 ? v + n : v));
   const s = clampIdx(start);
@@ -213,17 +230,17 @@ function sliceRaw(x: Tensor, a: SliceAttrs): Tensor {
 }
 
 export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
-  expectTensor('narrow', 'input', x);
+  expectDims('narrow', x);
   const d = normDim('narrow', dim, x.ndim);
   const s = start < 0 ? start + x.shape[d] : start;
-  if (!Number.isInteger(length) || length < 0 || s < 0 || s + length > x.shape[d])
+  if (!Number.isInteger(start) || !Number.isInteger(length) || length < 0 || s < 0 || s + length > x.shape[d])
     fail('narrow', `start ${start} and length ${length} do not fit dimension ${dim} of size ${x.shape[d]}`);
   return sliceRaw(x, { dim: d, start: s, step: 1, count: length });
 }
 
 /** Splits into chunks of `splitSize` (or the listed sizes) along `dim`. */
 export function split(x: Tensor, splitSizeOrSections: number | readonly number[], dim = 0): Tensor[] {
-  expectTensor('split', 'input', x);
+  expectDims('split', x);
   const d = normDim('split', dim, x.ndim);
   const n = x.shape[d];
   let sizes: number[];
@@ -233,6 +250,8 @@ export function split(x: Tensor, splitSizeOrSections: number | readonly number[]
     sizes = [];
     for (let s = 0; s < n; s += splitSizeOrSections) sizes.push(Math.min(splitSizeOrSections, n - s));
   } else {
+    if (!Array.isArray(splitSizeOrSections) || !splitSizeOrSections.every((v) => Number.isInteger(v) && v >= 0))
+      fail('split', `sections must be a list of non-negative integers, got ${JSON.stringify(splitSizeOrSections)}`);
     sizes = [...splitSizeOrSections];
     const total = sizes.reduce((a, b) => a + b, 0);
     if (total !== n) fail('split', `sections ${JSON.stringify(sizes)} sum to ${total}, but dimension ${dim} has size ${n}`);
@@ -286,6 +305,7 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors as unknown) || tensors.length === 0) fail('cat', 'expects a non-empty array of tensors');
   tensors.forEach((t, i) => expectTensor('cat', `tensors[${i}]`, t));
   const first = tensors[0];
+  if (first.ndim === 0) fail('cat', 'cannot concatenate 0-d tensors (shape []); use stack, or unsqueeze them first');
   const d = normDim('cat', dim, first.ndim);
   for (const [i, t] of tensors.entries()) {
     if (t.dtype !== first.dtype) fail('cat', `tensors[${i}] has dtype ${t.dtype} but tensors[0] has ${first.dtype}`);
@@ -307,10 +327,12 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors as unknown) || tensors.length === 0) fail('stack', 'expects a non-empty array of tensors');
   tensors.forEach((t, i) => expectTensor('stack', `tensors[${i}]`, t));
-  for (const [i, t] of tensors.entries())
+  for (const [i, t] of tensors.entries()) {
+    if (t.dtype !== tensors[0].dtype) fail('stack', `tensors[${i}] has dtype ${t.dtype} but tensors[0] has ${tensors[0].dtype}`);
     if (!sameShape(t.shape, tensors[0].shape))
       fail('stack', `all tensors must have the same shape: tensors[${i}] is ${fmtShape(t.shape)}, tensors[0] is ${fmtShape(tensors[0].shape)}`);
-  const d = normDim('stack', dim, tensors[0].ndim + 1);
+  }
+  const d = newDim('stack', dim, tensors[0].shape);
   const parts = tensors.map((t) => unsqueeze(t, d));
   const out = cat(parts, d);
   for (const p of parts) p.dispose();
