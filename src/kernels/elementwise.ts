@@ -53,7 +53,10 @@ export function mapExpr(
   let sig = '';
   let ti = 0;
   for (const i of inputs) sig += i.value instanceof Tensor ? `${i.name}:${i.value.dtype}:${kinds[ti++]},` : `${i.name}:s,`;
-  const k = kernel(`map[${expr}]${ct}>${ot}(${sig})`, () => buildMapSource(expr, inputs, kinds, ct, ot));
+  const vec4 = n % 4 === 0 && !kinds.includes('bcast');
+  const k = kernel(`map[${expr}]${ct}>${ot}(${sig})${vec4 ? 'v4' : ''}`, () => buildMapSource(expr, inputs, kinds, ct, ot, vec4), {
+    defines: { VEC4: vec4 },
+  });
   const uniforms: Record<string, number | number[]> = { n, rank: outShape.length, shape: pad8(outShape) };
   const scalars: number[] = [];
   for (const i of inputs) if (typeof i.value === 'number') scalars.push(bitsOf(i.value, ct));
@@ -61,21 +64,31 @@ export function mapExpr(
   tensors.forEach((t, j) => {
     if (kinds[j] === 'bcast') uniforms[`s${j}`] = pad8(broadcastStrides(t.value.shape, outShape));
   });
-  dispatch(k, [out.buffer(op), ...tensors.map((t) => t.value.buffer(op))], uniforms, grid1d(ceilDiv(n, k.workgroupSize)));
+  const invocations = vec4 ? n / 4 : n;
+  dispatch(k, [out.buffer(op), ...tensors.map((t) => t.value.buffer(op))], uniforms, grid1d(ceilDiv(invocations, k.workgroupSize)));
   return out;
 }
 
-function buildMapSource(expr: string, inputs: readonly MapInput[], kinds: string[], ct: DType, ot: DType): string {
+function buildMapSource(expr: string, inputs: readonly MapInput[], kinds: string[], ct: DType, ot: DType, vec4: boolean): string {
   const bindings: string[] = [];
   const offsets: string[] = [];
   const loads: string[] = [];
   const strided: number[] = [];
+  /** per-component reads for VEC4: name → WGSL expression of one component (`#` stands for x/y/z/w) */
+  const parts: [string, string][] = [];
   let ti = 0;
   let si = 0;
   for (const inp of inputs) {
     if (inp.value instanceof Tensor) {
       const j = ti++;
-      bindings.push(`@group(0) @binding(${j + 2}) var<storage, read> in${j}: array<${inp.value.dtype}>;`);
+      const t = inp.value.dtype;
+      const wide = vec4 && kinds[j] === 'same';
+      bindings.push(`@group(0) @binding(${j + 2}) var<storage, read> in${j}: array<${wide ? `vec4<${t}>` : t}>;`);
+      if (vec4) {
+        loads.push(`  let v${j} = ${kinds[j] === 'same' ? `in${j}[i]` : `in${j}[0]`};`);
+        parts.push([inp.name, kinds[j] === 'same' ? `${ct}(v${j}.#)` : `${ct}(v${j})`]);
+        continue;
+      }
       const off = kinds[j] === 'same' ? 'i' : kinds[j] === 'one' ? '0u' : `o${j}`;
       if (kinds[j] === 'bcast') strided.push(j);
       loads.push(`  let ${inp.name} = ${ct}(in${j}[${off}]);`);
@@ -83,6 +96,10 @@ function buildMapSource(expr: string, inputs: readonly MapInput[], kinds: string
       loads.push(`  let ${inp.name} = bitcast<${ct}>(p.scalars[${si++}]);`);
     }
   }
+  const body = expr.replaceAll('CT', ct);
+  const components = ['x', 'y', 'z', 'w']
+    .map((c) => `  {\n${parts.map(([n, e]) => `    let ${n} = ${e.replace('#', c)};\n`).join('')}    r.${c} = ${ot}(${body});\n  }`)
+    .join('\n');
   if (strided.length) {
     offsets.push(`  var rem = i;`);
     for (const j of strided) offsets.push(`  var o${j} = 0u;`);
@@ -98,9 +115,11 @@ function buildMapSource(expr: string, inputs: readonly MapInput[], kinds: string
     elementwiseWgsl
       .replace('{{INPUT_BINDINGS}}', bindings.join('\n'))
       .replace('{{OFFSETS}}', offsets.join('\n'))
-      .replace('{{LOADS}}', loads.join('\n'))
+      .replaceAll('{{LOADS}}', loads.join('\n'))
+      .replace('{{COMPONENTS}}', components)
+      .replace('{{OUT_ELEM}}', vec4 ? `vec4<${ot}>` : ot)
       .replaceAll('{{OUT_T}}', ot)
-      .replace('{{EXPR}}', expr.replaceAll('CT', ct))
+      .replace('{{EXPR}}', body)
   );
 }
 
