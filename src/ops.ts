@@ -40,3 +40,4 @@ export {
 } from './kernels/nn.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, fullLike, arange, type CreateOptions } from './kernels/creation.js';
 export { rand, randn, uniform, normal, manualSeed, type RandomOptions } from './kernels/random.js';
+export * from './kernels/spatial.js';

@@ -1,0 +1,380 @@
+/**
+ * The spatial transformer family, with PyTorch / VoxelMorph semantics (coordinate conventions: docs/conventions.md):
+ * - gridSample: torch.nn.functional.grid_sample for 4-D and 5-D input (bilinear/trilinear and nearest; zeros,
+ *   border and reflection padding), gradients to input (deterministic, see shaders/grid_sample.wgsl) and grid.
+ * - affineGrid: torch.nn.functional.affine_grid, composed from broadcast ops.
+ * - spatialTransform: VoxelMorph's SpatialTransformer; the same kernel reads the voxel displacement field directly.
+ * - integrateVelocity: VoxelMorph's VecInt (scaling and squaring), composed from spatialTransform.
+ * - spatialGradient: finite differences along each spatial axis (one kernel, adjoint kernel for backward).
+ * - jacobianDeterminant: det(I + grad u) as VoxelMorph's jacobian_determinant (np.gradient differences), composed
+ *   from spatialGradient and elementwise ops: an evaluation metric, a handful of bandwidth-bound passes.
+ */
+import gridSampleWgsl from '../../shaders/grid_sample.wgsl';
+import spatialGradientWgsl from '../../shaders/spatial_gradient.wgsl';
+import { defineOp, record, type BackwardContext } from '../engine/autograd.js';
+import { fail, fmtShape } from '../engine/errors.js';
+import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
+import { ceilDiv, describe, emptyTensor, expectFloat, expectRank, expectTensor } from './common.js';
+import { fillInto, tensor } from './creation.js';
+import { add, mul, sub } from './math.js';
+import { reshape, slice, split } from './shape.js';
+
+export type GridSampleMode = 'bilinear' | 'nearest';
+export type GridSamplePadding = 'zeros' | 'border' | 'reflection';
+
+export interface GridSampleOptions {
+  /** 'bilinear' (trilinear for 5-D input) or 'nearest'; PyTorch's default 'bilinear'. */
+  mode?: GridSampleMode;
+  /** How positions outside the input read: 'zeros' (default), 'border' (clamped) or 'reflection'. */
+  paddingMode?: GridSamplePadding;
+  /** true: -1 and 1 are the centres of the corner voxels; false (default): their outer edges. */
+  alignCorners?: boolean;
+}
+
+const PADDING: Record<GridSamplePadding, number> = { zeros: 0, border: 1, reflection: 2 };
+
+interface SampleAttrs {
+  nd: 2 | 3;
+  nearest: boolean;
+  padding: number;
+  alignCorners: boolean;
+  /** coords is a voxel displacement field [N, nd, *spatial] (spatialTransform), not a normalised grid. */
+  flow: boolean;
+}
+
+/** Elements of the upstream gradient each invocation of the max|g| pass reads. */
+const GMAX_PER = 8;
+const sampleSource = () => gridSampleWgsl.replaceAll('{{GMAX_PER}}', String(GMAX_PER));
+
+/** Smallest b with 2^b >= n: the fixed-point headroom of the input gradient (shaders/grid_sample.wgsl). */
+function ceilLog2(n: number): number {
+  let b = 0;
+  while (2 ** b < n) b++;
+  return b;
+}
+
+/** Uniforms shared by the forward, backward and finalize passes. */
+function sampleUniforms(input: Tensor, outSpatialShape: readonly number[], a: SampleAttrs) {
+  const xyz = (s: readonly number[]) => [...s].reverse().concat([1, 1]).slice(0, 4);
+  const inSpatial = input.shape.slice(2);
+  const outSpatial = shapeSize(outSpatialShape);
+  return {
+    total: input.shape[0] * outSpatial,
+    outSpatial,
+    channels: input.shape[1],
+    inSpatial: shapeSize(inSpatial),
+    inSize: xyz(inSpatial),
+    outSize: xyz(outSpatialShape),
+    padding: a.padding,
+    // flow positions are in voxels with corner voxels' centres at 0 and size - 1: reflection as align_corners=True
+    alignCorners: a.alignCorners || a.flow ? 1 : 0,
+    fixedBits: ceilLog2(outSpatial),
+  };
+}
+
+function sampleKernel(a: SampleAttrs, pass: 'forward' | 'backward', inputGrad = false, gridGrad = false) {
+  const key =
+    `gridSample.${a.nd}d.${a.nearest ? 'nearest' : 'linear'}.${a.flow ? 'flow' : 'grid'}.${pass}` +
+    (pass === 'backward' ? `.${inputGrad ? 'i' : ''}${gridGrad ? 'g' : ''}` : '');
+  return kernel(key, sampleSource, {
+    defines: {
+      DIM3: a.nd === 3,
+      NEAREST: a.nearest,
+      FLOW: a.flow,
+      BACKWARD: pass === 'backward',
+      INPUT_GRAD: inputGrad,
+      GRID_GRAD: gridGrad,
+    },
+  });
+}
+
+function outSpatialOf(coords: Tensor, a: SampleAttrs): number[] {
+  return a.flow ? coords.shape.slice(2) : coords.shape.slice(1, -1);
+}
+
+function sampleRaw(op: string, input: Tensor, coords: Tensor, a: SampleAttrs): Tensor {
+  const outSpatial = outSpatialOf(coords, a);
+  const out = emptyTensor(op, [input.shape[0], input.shape[1], ...outSpatial], 'f32');
+  if (out.size === 0) return out;
+  const k = sampleKernel(a, 'forward');
+  const u = sampleUniforms(input, outSpatial, a);
+  dispatch(k, [out.buffer(op), input.buffer(op), coords.buffer(op)], u, grid1d(ceilDiv(u.total, k.workgroupSize)));
+  return out;
+}
+
+/** Gradients to input (fixed-point accumulation, then one finalize pass) and to coords, in one scatter pass. */
+function sampleBackward(op: string, g: Tensor, input: Tensor, coords: Tensor, a: SampleAttrs, needInput: boolean, needCoords: boolean): (Tensor | null)[] {
+  // nearest has a zero coordinate gradient (as PyTorch): no kernel work beyond the zero fill
+  const gridGrad = needCoords && !a.nearest;
+  const gCoords = needCoords ? emptyTensor(op, coords.shape, 'f32') : null;
+  if (gCoords && !gridGrad) fillInto(gCoords, 0);
+  if (!needInput && !gridGrad) return [null, gCoords];
+  const outSpatial = outSpatialOf(coords, a);
+  const u = sampleUniforms(input, outSpatial, a);
+  const gIn = needInput ? emptyTensor(op, input.shape, 'f32') : null;
+  if (g.size === 0 || input.size === 0) {
+    if (gIn) fillInto(gIn, 0);
+    if (gCoords && gridGrad) fillInto(gCoords, 0);
+    return [gIn, gCoords];
+  }
+  const k = sampleKernel(a, 'backward', needInput, gridGrad);
+  const buffers = [g.buffer(op), coords.buffer(op)];
+  if (gridGrad) buffers.push(input.buffer(op), gCoords!.buffer(op));
+  let acc: Tensor | null = null;
+  let gmax: Tensor | null = null;
+  if (needInput) {
+    gmax = emptyTensor(op, [1], 'u32');
+    fillInto(gmax, 0);
+    const mk = kernel('gridSample.gmax', sampleSource, { defines: { GMAX: true } });
+    dispatch(mk, [gmax.buffer(op), g.buffer(op)], { total: g.size }, grid1d(ceilDiv(g.size, mk.workgroupSize * GMAX_PER)));
+    acc = emptyTensor(op, [2 * input.size], 'u32');
+    fillInto(acc, 0);
+    buffers.push(acc.buffer(op), gmax.buffer(op));
+  }
+  dispatch(k, buffers, u, grid1d(ceilDiv(u.total, k.workgroupSize)));
+  if (gIn) {
+    const fk = kernel('gridSample.finalize', sampleSource, { defines: { FINALIZE: true } });
+    dispatch(fk, [gIn.buffer(op), acc!.buffer(op), gmax!.buffer(op)], { total: input.size, fixedBits: u.fixedBits }, grid1d(ceilDiv(input.size, fk.workgroupSize)));
+    acc!.dispose();
+    gmax!.dispose();
+  }
+  return [gIn, gCoords];
+}
+
+const sampleBackwardRule = (op: string) => (g: Tensor, ctx: BackwardContext<SampleAttrs>) => {
+  const [input, coords] = ctx.saved;
+  return sampleBackward(`${op}.backward`, g, input, coords, ctx.attrs, ctx.needsGrad[0], ctx.needsGrad[1]);
+};
+
+const gridSampleDef = defineOp<SampleAttrs>({ name: 'gridSample', backward: sampleBackwardRule('gridSample') });
+const spatialTransformDef = defineOp<SampleAttrs>({ name: 'spatialTransform', backward: sampleBackwardRule('spatialTransform') });
+
+function checkMode(op: string, mode: unknown): boolean {
+  if (mode === 'bicubic') fail(op, "mode 'bicubic' is not implemented; use 'bilinear' or 'nearest'");
+  if (mode !== 'bilinear' && mode !== 'nearest') fail(op, `mode must be 'bilinear' or 'nearest', got ${describe(mode)}`);
+  return mode === 'nearest';
+}
+
+function checkPadding(op: string, padding: unknown): number {
+  if (padding !== 'zeros' && padding !== 'border' && padding !== 'reflection')
+    fail(op, `paddingMode must be 'zeros', 'border' or 'reflection', got ${describe(padding)}`);
+  return PADDING[padding];
+}
+
+function checkSpatialInput(op: string, arg: string, x: Tensor): 2 | 3 {
+  expectTensor(op, arg, x);
+  expectFloat(op, arg, x);
+  expectRank(op, arg, x, [4, 5]);
+  if (x.shape.slice(2).some((d) => d === 0))
+    fail(op, `${arg} must have non-empty spatial dimensions, got shape ${fmtShape(x.shape)}`);
+  return (x.ndim - 2) as 2 | 3;
+}
+
+/**
+ * torch.nn.functional.grid_sample: samples input [N, C, H, W] at grid [N, Ho, Wo, 2] (or [N, C, D, H, W] at
+ * [N, Do, Ho, Wo, 3]) → [N, C, Ho, Wo] (or [N, C, Do, Ho, Wo]). grid[..., 0] is x (along W), grid[..., 1] is y (along H),
+ * grid[..., 2] is z (along D), each normalised to [-1, 1]. Differentiable in input and grid.
+ */
+export function gridSample(input: Tensor, grid: Tensor, opts: GridSampleOptions = {}): Tensor {
+  const op = 'gridSample';
+  const nd = checkSpatialInput(op, 'input', input);
+  expectTensor(op, 'grid', grid);
+  expectFloat(op, 'grid', grid);
+  const layout = nd === 2 ? '[N, Ho, Wo, 2]' : '[N, Do, Ho, Wo, 3]';
+  if (grid.ndim !== input.ndim)
+    fail(op, `grid must have rank ${input.ndim} (${layout} for a ${input.ndim}-D input), got shape ${fmtShape(grid.shape)}`);
+  if (grid.shape[0] !== input.shape[0])
+    fail(op, `grid batch size ${grid.shape[0]} must equal input batch size ${input.shape[0]} (grid ${fmtShape(grid.shape)}, input ${fmtShape(input.shape)})`);
+  if (grid.shape[grid.ndim - 1] !== nd)
+    fail(op, `grid's last dim must be ${nd} (${nd === 2 ? 'x, y' : 'x, y, z'}) for a ${input.ndim}-D input (${layout}), got shape ${fmtShape(grid.shape)}`);
+  const nearest = checkMode(op, opts.mode ?? 'bilinear');
+  const padding = checkPadding(op, opts.paddingMode ?? 'zeros');
+  const alignCorners = opts.alignCorners ?? false;
+  if (typeof alignCorners !== 'boolean') fail(op, `alignCorners must be a boolean, got ${describe(alignCorners)}`);
+  const attrs: SampleAttrs = { nd, nearest, padding, alignCorners, flow: false };
+  return record(gridSampleDef, [input, grid], sampleRaw(op, input, grid, attrs), attrs, () => [input, grid]);
+}
+
+export interface SpatialTransformOptions {
+  /** 'bilinear' (VoxelMorph's default; trilinear in 3-D) or 'nearest' (for label maps; no gradient to the flow). */
+  mode?: GridSampleMode;
+  /** VoxelMorph samples with 'zeros'; 'border' and 'reflection' behave as in gridSample with alignCorners. */
+  paddingMode?: GridSamplePadding;
+}
+
+/**
+ * VoxelMorph's SpatialTransformer: moved(v) = src(v + flow(v)), a backward (pull) warp. src [N, C, *spatial],
+ * flow [N, ndim, *spatial] in voxels, channel i displacing along spatial axis i (D, H, W order in 3-D; H, W in 2-D).
+ * Equal to grid_sample(src, normalised identity + flow with channels reversed, align_corners=True) as VoxelMorph
+ * computes it, without the normalisation round trip. Differentiable in src and flow.
+ */
+export function spatialTransform(src: Tensor, flow: Tensor, opts: SpatialTransformOptions = {}): Tensor {
+  const op = 'spatialTransform';
+  const nd = checkSpatialInput(op, 'src', src);
+  checkFlow(op, flow, nd);
+  if (flow.shape[0] !== src.shape[0] || flow.shape.slice(2).join() !== src.shape.slice(2).join())
+    fail(op, `flow ${fmtShape(flow.shape)} must have src's batch size and spatial shape (src ${fmtShape(src.shape)}): the displacement is defined on the grid it warps`);
+  const nearest = checkMode(op, opts.mode ?? 'bilinear');
+  const padding = checkPadding(op, opts.paddingMode ?? 'zeros');
+  const attrs: SampleAttrs = { nd, nearest, padding, alignCorners: true, flow: true };
+  return record(spatialTransformDef, [src, flow], sampleRaw(op, src, flow, attrs), attrs, () => [src, flow]);
+}
+
+/** A displacement (or velocity) field: [N, nd, *spatial] f32, nd = number of spatial dims (2 or 3, or `nd` given). */
+function checkFlow(op: string, flow: Tensor, nd?: number, arg = 'flow'): 2 | 3 {
+  expectTensor(op, arg, flow);
+  expectFloat(op, arg, flow);
+  if (nd !== undefined && flow.ndim !== nd + 2)
+    fail(op, `${arg} must have rank ${nd + 2} ([N, ${nd}, ${nd === 2 ? 'H, W' : 'D, H, W'}]), got shape ${fmtShape(flow.shape)}`);
+  expectRank(op, arg, flow, [4, 5]);
+  const spatial = flow.ndim - 2;
+  if (flow.shape[1] !== spatial)
+    fail(op, `${arg} must have ${spatial} channels (one displacement per spatial axis, channel i along axis i) for ${spatial}-D fields, got ${flow.shape[1]} (shape ${fmtShape(flow.shape)})`);
+  return spatial as 2 | 3;
+}
+
+/**
+ * VoxelMorph's VecInt: integrates a stationary velocity field [N, ndim, *spatial] (voxels) by scaling and squaring:
+ * v = vel / 2^steps, then `steps` times v = v + spatialTransform(v, v). Returns the displacement field.
+ */
+export function integrateVelocity(vel: Tensor, steps = 7): Tensor {
+  const op = 'integrateVelocity';
+  checkFlow(op, vel, undefined, 'vel');
+  if (!Number.isInteger(steps) || steps < 0) fail(op, `steps must be a non-negative integer, got ${describe(steps)}`);
+  return tidy(() => {
+    let v = mul(vel, 2 ** -steps);
+    for (let i = 0; i < steps; i++) v = add(v, spatialTransform(v, v));
+    return v;
+  });
+}
+
+/** PyTorch's base-grid coordinates along an axis of n samples (linspace(-1, 1, n), scaled by (n - 1) / n without alignCorners). */
+function baseLine(n: number, alignCorners: boolean): number[] {
+  if (n <= 1) return [0];
+  return Array.from({ length: n }, (_, i) => (alignCorners ? (2 * i - (n - 1)) / (n - 1) : (2 * i + 1 - n) / n));
+}
+
+/**
+ * torch.nn.functional.affine_grid: theta [N, 2, 3] with size [N, C, H, W] → grid [N, H, W, 2], or theta [N, 3, 4]
+ * with size [N, C, D, H, W] → [N, D, H, W, 3]; grid = (x, y[, z], 1) @ theta^T. Differentiable in theta.
+ */
+export function affineGrid(theta: Tensor, size: readonly number[], opts: { alignCorners?: boolean } = {}): Tensor {
+  const op = 'affineGrid';
+  expectTensor(op, 'theta', theta);
+  expectFloat(op, 'theta', theta);
+  if (!Array.isArray(size) || (size.length !== 4 && size.length !== 5) || !size.every((d) => Number.isInteger(d) && d > 0))
+    fail(op, `size must be [N, C, H, W] or [N, C, D, H, W] of positive integers, got ${describe(size)}${Array.isArray(size) ? ` [${size.join(', ')}]` : ''}`);
+  const nd = size.length - 2;
+  const want = nd === 2 ? [size[0], 2, 3] : [size[0], 3, 4];
+  if (theta.shape.join() !== want.join())
+    fail(op, `theta must have shape ${fmtShape(want)} for a ${size.length}-D size ${fmtShape(size)}, got ${fmtShape(theta.shape)}`);
+  const alignCorners = opts.alignCorners ?? false;
+  if (typeof alignCorners !== 'boolean') fail(op, `alignCorners must be a boolean, got ${describe(alignCorners)}`);
+  const spatial = size.slice(2);
+  return tidy(() => {
+    // grid[..., k] = theta[k, nd] + sum_a theta[k, a] * base_a, base_a varying along one axis only (x along W): each
+    // product is a small broadcast tensor, and only the last add writes the whole grid (a matmul of the
+    // [P, nd + 1] base grid would be (nd + 1) / nd times that work and hits its workgroup-count limit at 128^3)
+    const col = (j: number) => reshape(slice(theta, 2, j, j + 1), [size[0], ...spatial.map(() => 1), nd]);
+    let grid = col(nd);
+    for (let a = 0; a < nd; a++) {
+      const axis = nd - 1 - a;
+      const shape = [1, ...spatial.map((d, i) => (i === axis ? d : 1)), 1];
+      grid = add(grid, mul(tensor(baseLine(spatial[axis], alignCorners), shape), col(a)));
+    }
+    return grid;
+  });
+}
+
+// ---- finite differences ---------------------------------------------------------------------------------------------
+
+export type SpatialGradientMode = 'forward' | 'central';
+
+interface DiffAttrs {
+  /** Length of the differenced axis in the input, and the product of the dims before / after it. */
+  L: number;
+  outer: number;
+  inner: number;
+  central: boolean;
+}
+
+function diffKernel(central: boolean, backward: boolean) {
+  return kernel(`spatialGradient.${central ? 'central' : 'forward'}${backward ? '.backward' : ''}`, () => spatialGradientWgsl, {
+    defines: { CENTRAL: central, BACKWARD: backward },
+  });
+}
+
+function diffUniforms(a: DiffAttrs, n: number) {
+  return { n, L: a.L, Lout: a.central ? a.L : a.L - 1, inner: a.inner };
+}
+
+const diffDef = defineOp<DiffAttrs>({
+  name: 'spatialGradient',
+  backward: (g, ctx) => {
+    const a = ctx.attrs;
+    const out = emptyTensor('spatialGradient.backward', ctx.inputShapes[0], 'f32');
+    if (out.size === 0) return [out];
+    if (g.size === 0) {
+      // forward differences along an axis of length 1: y is empty and x does not influence it
+      fillInto(out, 0);
+      return [out];
+    }
+    const k = diffKernel(a.central, true);
+    dispatch(k, [out.buffer('spatialGradient'), g.buffer('spatialGradient')], diffUniforms(a, out.size), grid1d(ceilDiv(out.size, k.workgroupSize)));
+    return [out];
+  },
+});
+
+/**
+ * Finite differences of x [N, C, *spatial] (1 to 3 spatial dims) along each spatial axis, returned as one tensor per
+ * axis in axis order (D, H, W). 'forward' (default): x[k + 1] - x[k], the axis one shorter (VoxelMorph's Grad loss:
+ * Grad-l2 = mean over axes of vg.mean(vg.square(d))). 'central': np.gradient / torch.gradient with unit spacing,
+ * (x[k + 1] - x[k - 1]) / 2 inside and one-sided x[1] - x[0], x[n - 1] - x[n - 2] at the two ends, same shape as x.
+ */
+export function spatialGradient(x: Tensor, opts: { mode?: SpatialGradientMode } = {}): Tensor[] {
+  const op = 'spatialGradient';
+  expectTensor(op, 'input', x);
+  expectFloat(op, 'input', x);
+  expectRank(op, 'input', x, [3, 4, 5]);
+  const mode = opts.mode ?? 'forward';
+  if (mode !== 'forward' && mode !== 'central') fail(op, `mode must be 'forward' or 'central', got ${describe(mode)}`);
+  const central = mode === 'central';
+  const minLen = central ? 2 : 1;
+  if (x.shape.slice(2).some((d) => d < minLen))
+    fail(op, `every spatial dim must have at least ${minLen} samples for ${mode} differences, got shape ${fmtShape(x.shape)}`);
+  const out: Tensor[] = [];
+  for (let d = 2; d < x.ndim; d++) {
+    const a: DiffAttrs = { L: x.shape[d], outer: shapeSize(x.shape.slice(0, d)), inner: shapeSize(x.shape.slice(d + 1)), central };
+    const y = emptyTensor(op, x.shape.map((v, i) => (i === d && !central ? v - 1 : v)), 'f32');
+    if (y.size > 0) {
+      const k = diffKernel(central, false);
+      dispatch(k, [y.buffer(op), x.buffer(op)], diffUniforms(a, y.size), grid1d(ceilDiv(y.size, k.workgroupSize)));
+    }
+    out.push(record(diffDef, [x], y, a));
+  }
+  return out;
+}
+
+/**
+ * det(I + grad u) of displacement fields flow [N, ndim, *spatial] (ndim = 2 or 3, voxels, channel i along axis i) →
+ * [N, *spatial], as VoxelMorph's jacobian_determinant (np.gradient of identity + u): central differences inside,
+ * one-sided first differences on the first and last voxel of each axis. Differentiable in flow.
+ */
+export function jacobianDeterminant(flow: Tensor): Tensor {
+  const op = 'jacobianDeterminant';
+  const nd = checkFlow(op, flow);
+  if (flow.shape.slice(2).some((d) => d < 2))
+    fail(op, `every spatial dim must have at least 2 voxels (np.gradient's one-sided borders), got shape ${fmtShape(flow.shape)}`);
+  return tidy(() => {
+    // J[a][c] = d(identity + u)_c / d axis a, each [N, 1, *spatial]
+    const J = spatialGradient(flow, { mode: 'central' }).map((d, a) => split(d, 1, 1).map((t, c) => (a === c ? add(t, 1) : t)));
+    const m = (i: number, j: number) => J[i][j];
+    const det2 = (a: number, b: number, c: number, d: number) => sub(mul(m(a, b), m(c, d)), mul(m(a, d), m(c, b)));
+    const det =
+      nd === 2
+        ? det2(0, 0, 1, 1)
+        : add(sub(mul(m(0, 0), det2(1, 1, 2, 2)), mul(m(0, 1), det2(1, 0, 2, 2))), mul(m(0, 2), det2(1, 0, 2, 1)));
+    return reshape(det, [flow.shape[0], ...flow.shape.slice(2)]);
+  });
+}
