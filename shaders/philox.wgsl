@@ -3,6 +3,8 @@
 // uniform [0, 1) from the top 24 bits, or normal pairs by Box-Muller (NORMAL; radius from words x and z,
 // angle in [-pi, pi) from y and w). Results depend only on (seed, offset, index), never on the device or
 // launch shape. Mapping: one invocation per 4 elements, 2-D grid.
+// With PHILOX_FUNCTIONS_ONLY only the generator functions remain, for other kernels to prepend (dropout.wgsl).
+#if !PHILOX_FUNCTIONS_ONLY
 struct Params {
   n: u32,
   seedLo: u32,
@@ -14,6 +16,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+#endif
 
 // 32x32 -> 64-bit product as (hi, lo), from 16-bit halves (WGSL has no 64-bit integers).
 fn mulhilo(a: u32, b: u32) -> vec2<u32> {
@@ -45,6 +48,7 @@ fn unit(x: u32) -> f32 {
   return f32(x >> 8u) * 5.9604644775390625e-8; // 2^-24
 }
 
+#if !PHILOX_FUNCTIONS_ONLY
 @compute @workgroup_size({{WG}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -72,3 +76,4 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
   }
 }
+#endif

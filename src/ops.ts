@@ -41,3 +41,4 @@ export {
 export { tensor, full, zeros, ones, zerosLike, onesLike, fullLike, arange, type CreateOptions } from './kernels/creation.js';
 export { rand, randn, uniform, normal, manualSeed, type RandomOptions } from './kernels/random.js';
 export * from './kernels/spatial.js';
+export * from './kernels/norm.js';

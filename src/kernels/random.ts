@@ -32,20 +32,24 @@ export interface RandomOptions {
   requiresGrad?: boolean;
 }
 
+/**
+ * The Philox key and counter offset of one random draw: with `seed`, a pure function of it; without, the global
+ * generator's, which then advances (dropout draws its masks from the same streams).
+ */
+export function randomStream(op: string, seed: number | undefined): { seed: number; offset: number } {
+  if (seed !== undefined) {
+    checkSeed(op, seed);
+    return { seed, offset: 0 };
+  }
+  const stream = { seed: globalSeed, offset: globalOffset };
+  globalOffset = (globalOffset + 1) >>> 0; // one Philox counter block per call: streams never overlap
+  return stream;
+}
+
 function generate(op: string, shape: readonly number[], normal: boolean, low: number, high: number, opts: RandomOptions): Tensor {
   checkShapeArg(op, shape);
-  let seed: number;
-  let offset: number;
+  const { seed, offset } = randomStream(op, opts.seed);
   const n = shapeSize(shape);
-  if (opts.seed !== undefined) {
-    checkSeed(op, opts.seed);
-    seed = opts.seed;
-    offset = 0;
-  } else {
-    seed = globalSeed;
-    offset = globalOffset;
-    globalOffset = (globalOffset + 1) >>> 0; // one Philox counter block per call: streams never overlap
-  }
   const out = emptyTensor(op, shape, 'f32');
   if (n > 0) {
     const k = kernel(`philox.${normal ? 'normal' : 'uniform'}`, () => philoxWgsl, { defines: { NORMAL: normal } });
