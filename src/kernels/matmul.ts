@@ -1,7 +1,7 @@
 /** matmul with torch.matmul's rules (1-D promotion, batch broadcasting), bmm, linear. */
 import matmulWgsl from '../../shaders/matmul.wgsl';
 import { defineOp, record } from '../engine/autograd.js';
-import { fail, fmtShape } from '../engine/errors.js';
+import { VoxgradError, fail, fmtShape } from '../engine/errors.js';
 import { gpu } from '../engine/device.js';
 import { dispatch, kernel } from '../engine/runtime.js';
 import { broadcastShapes, sameShape } from '../engine/shape.js';
@@ -19,41 +19,107 @@ interface Operand3 {
   colStride: number;
 }
 
-function tileConfig() {
-  // 16x16 invocations with 4x4 outputs each; smaller devices get 8x8 (the WGSL minimum limit is 256 invocations)
-  const wg = gpu().maxWorkgroupSize >= 256 ? 16 : 8;
-  return { TX: wg, TY: wg, BM: wg * 4, BN: wg * 4, BK: 16 };
+/** One kernel shape: WX x WY invocations, each owning TM x TN outputs (multiples of 4); K staged BK at a time. */
+interface Tile {
+  TM: number;
+  TN: number;
+  WX: number;
+  WY: number;
+  BK: number;
+}
+
+/**
+ * CPU adapters (llvmpipe/lavapipe, SwiftShader) run invocations as SIMD lanes on CPU threads: a load from memory is a
+ * per-lane loop costing ~100x an fma while extra accumulators only spill to L1, so they want few loads per fma; GPUs
+ * want few registers per invocation (4x4 outputs).
+ */
+function adapterKind(): 'gpu' | 'llvmpipe' | 'cpu' {
+  const info = gpu().info;
+  const text = `${info.vendor} ${info.architecture} ${info.description}`;
+  if (/llvmpipe|lavapipe/i.test(text)) return 'llvmpipe';
+  return info.isFallbackAdapter || /software|cpu|swiftshader/i.test(text) ? 'cpu' : 'gpu';
+}
+
+// 16x16 outputs per invocation: 8 vec4 loads per 256 fmas. Workgroup memory (BM + BN) * BK * 4 bytes = 16 KiB, the
+// WebGPU minimum of maxComputeWorkgroupStorageSize.
+const CPU_LARGE: Tile = { TM: 16, TN: 16, WX: 8, WY: 8, BK: 16 };
+const CPU_SMALL: Tile = { TM: 4, TN: 4, WX: 8, WY: 8, BK: 16 };
+
+function padded(t: Tile, M: number, N: number): number {
+  return ceilDiv(M, t.WY * t.TM) * t.WY * t.TM * ceilDiv(N, t.WX * t.TN) * t.WX * t.TN;
+}
+
+function tileFor(M: number, N: number): Tile {
+  const kind = adapterKind();
+  if (kind === 'gpu') {
+    // 16x16 invocations of 4x4 outputs; smaller devices get 8x8 (the WGSL minimum limit is 256 invocations)
+    const wg = gpu().maxWorkgroupSize >= 256 ? 16 : 8;
+    return { TM: 4, TN: 4, WX: wg, WY: wg, BK: 16 };
+  }
+  // On llvmpipe the large tile computes ~3x more flops per second (docs/benchmarks.md): it wins unless padding M and
+  // N up to its 128x128 tiles costs more than that. On SwiftShader it gains 1.2-1.5x for 5x the compile time (4 s).
+  if (kind === 'llvmpipe' && padded(CPU_LARGE, M, N) < 3 * padded(CPU_SMALL, M, N)) return CPU_LARGE;
+  return CPU_SMALL;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** The WGSL for one tile shape: shaders/matmul.wgsl with its named-accumulator blocks written out. */
+function matmulSource(t: Tile): string {
+  const s = (i: number, j: number) => `s${i}_${j}`;
+  const comp = (i: number) => 'xyzw'[i & 3];
+  const values: Record<string, string | number> = {
+    ...t,
+    BM: t.WY * t.TM,
+    BN: t.WX * t.TN,
+    QM: t.TM / 4,
+    QN: t.TN / 4,
+    ACC_DECL: range(t.TM).map((i) => '  ' + range(t.TN).map((j) => `var ${s(i, j)} = 0.0;`).join(' ')).join('\n'),
+    QUADS: [...range(t.TM / 4).map((q) => `let a${q} = av[${q}];`), ...range(t.TN / 4).map((q) => `let b${q} = bv[${q}];`)]
+      .map((l) => '      ' + l)
+      .join('\n'),
+    FMA: range(t.TM)
+      .map((i) => '      ' + range(t.TN).map((j) => `${s(i, j)} = fma(a${i >> 2}.${comp(i)}, b${j >> 2}.${comp(j)}, ${s(i, j)});`).join(' '))
+      .join('\n'),
+    STORE_ROW: range(t.TN).map((j) => `      if (col + ${j}u < p.N) { c[o + ${j}u] = ${s(0, j)}; }`).join('\n'),
+    SHIFT_ROWS: range(t.TM - 1).map((i) => '    ' + range(t.TN).map((j) => `${s(i, j)} = ${s(i + 1, j)};`).join(' ')).join('\n'),
+  };
+  return matmulWgsl.replace(/\{\{(\w+)\}\}/g, (_, name: string) => {
+    if (!(name in values)) throw new VoxgradError(`voxgrad internal: matmul.wgsl has no value for {{${name}}}`);
+    return String(values[name]);
+  });
 }
 
 /** C[batch, M, N] = A @ B on the GPU. */
 function mm(op: string, A: Operand3, B: Operand3, batch: number, M: number, K: number, N: number): Tensor {
   const out = emptyTensor(op, [batch, M, N], 'f32');
   if (batch * M * N === 0) return out;
-  const cfg = tileConfig();
-  const key = `matmul.${cfg.TX}x${cfg.TY}.${cfg.BK}`;
-  const k = kernel(key, () => {
-    let s = matmulWgsl;
-    for (const [name, v] of Object.entries(cfg)) s = s.replaceAll(`{{${name}}}`, String(v));
-    return s;
-  });
+  const t = tileFor(M, N);
+  const k = kernel(`matmul.${t.TM}x${t.TN}.${t.WX}x${t.WY}.${t.BK}`, () => matmulSource(t));
   const maxZ = gpu().limits.maxComputeWorkgroupsPerDimension;
   if (batch > maxZ) fail(op, `batch of ${batch} matrices exceeds this adapter's ${maxZ} workgroups per dimension; split the batch`);
-  dispatch(
-    k,
-    [out.buffer(op), A.t.buffer(op), B.t.buffer(op)],
-    {
-      M,
-      N,
-      K,
-      sam: A.rowStride,
-      sak: A.colStride,
-      sbk: B.rowStride,
-      sbn: B.colStride,
-      aBatch: A.batchStride,
-      bBatch: B.batchStride,
-    },
-    [ceilDiv(N, cfg.BN), ceilDiv(M, cfg.BM), batch],
-  );
+  const uniforms = {
+    M,
+    N,
+    K,
+    sam: A.rowStride,
+    sak: A.colStride,
+    sbk: B.rowStride,
+    sbn: B.colStride,
+    aBatch: A.batchStride,
+    bBatch: B.batchStride,
+  };
+  const rowBlocks = ceilDiv(M, t.WY * t.TM);
+  const colBlocks = ceilDiv(N, t.WX * t.TN);
+  const buffers = [out.buffer(op), A.t.buffer(op), B.t.buffer(op)];
+  // one launch per maxZ x maxZ block of tiles (a single one unless M or N is in the millions)
+  for (let r0 = 0; r0 < rowBlocks; r0 += maxZ)
+    for (let c0 = 0; c0 < colBlocks; c0 += maxZ)
+      dispatch(k, buffers, { ...uniforms, rowBlock0: r0, colBlock0: c0 }, [
+        Math.min(maxZ, colBlocks - c0),
+        Math.min(maxZ, rowBlocks - r0),
+        batch,
+      ]);
   return out;
 }
 
@@ -131,7 +197,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     const b2 = b.ndim === 1 ? unsqueeze(b, 1) : b;
     const batchA = a2.shape.slice(0, -2);
     const batchB = b2.shape.slice(0, -2);
-    const batchShape = broadcastShapes('matmul', [batchA, batchB]);
+    // the prefix names the full shapes: the broadcast error itself only sees the batch dims
+    const batchShape = broadcastShapes(`matmul: batch dimensions of ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`, [batchA, batchB]);
     const M = a2.shape[a2.ndim - 2];
     const N = b2.shape[b2.ndim - 1];
     const prep = (t: Tensor, own: readonly number[], rows: number, cols: number) => {
@@ -152,8 +219,10 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 export function bmm(a: Tensor, b: Tensor): Tensor {
   expectTensor('bmm', 'input', a);
   expectTensor('bmm', 'mat2', b);
-  if (a.ndim !== 3 || b.ndim !== 3 || a.shape[0] !== b.shape[0])
-    fail('bmm', `expects [B, M, K] and [B, K, N] with the same B, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  expectFloat('bmm', 'input', a);
+  expectFloat('bmm', 'mat2', b);
+  if (a.ndim !== 3 || b.ndim !== 3 || a.shape[0] !== b.shape[0] || a.shape[2] !== b.shape[1])
+    fail('bmm', `expects [B, M, K] and [B, K, N] with the same B and K, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
   return matmul(a, b);
 }
 
@@ -161,6 +230,13 @@ export function bmm(a: Tensor, b: Tensor): Tensor {
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   expectTensor('linear', 'input', x);
   expectTensor('linear', 'weight', weight);
+  expectFloat('linear', 'input', x);
+  expectFloat('linear', 'weight', weight);
+  if (bias) {
+    expectTensor('linear', 'bias', bias);
+    expectFloat('linear', 'bias', bias);
+  }
+  if (x.ndim === 0) fail('linear', `input needs at least 1 dimension (..., inFeatures), got ${fmtShape(x.shape)}`);
   if (weight.ndim !== 2) fail('linear', `weight must be 2-D [outFeatures, inFeatures], got ${fmtShape(weight.shape)}`);
   if (x.shape[x.ndim - 1] !== weight.shape[1])
     fail('linear', `input's last dim (${x.shape[x.ndim - 1]}) must equal weight's inFeatures (${weight.shape[1]}); input ${fmtShape(x.shape)}, weight ${fmtShape(weight.shape)}`);

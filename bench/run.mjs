@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+// npm run bench [-- --json results.json]
+// On the adapter voxgrad picks: the adapter's ceilings (FMA-bound and copy kernels in raw WebGPU), matmul at 256³,
+// 512³ and 1024³, and the per-op cost of 10,000 dependent tiny adds, each beside tfjs-backend-webgpu on the same
+// Dawn adapter in the same process. What every number includes is printed with it; docs/benchmarks.md has results.
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { create, globals } from 'webgpu';
+import * as vg from 'voxgrad';
+import { copyCeiling, fmaCeiling } from './ceilings.mjs';
+import { median } from './stats.mjs';
+import { loadTfjs } from './tfjs.mjs';
+
+const SIZES = [256, 512, 1024];
+const SAMPLES = 5;
+const GPU_SAMPLES = 3;
+// back-to-back matmuls per timed sample, so that one readback is a small part of each sample
+const OPS_PER_SAMPLE = { 256: 8, 512: 3, 1024: 1 };
+const ADDS = 10_000;
+const ADD_SAMPLES = 3;
+
+const jsonAt = process.argv.indexOf('--json');
+const jsonPath = jsonAt > 0 ? process.argv[jsonAt + 1] : null;
+if (jsonAt > 0 && !jsonPath) throw new Error('--json needs a file path');
+
+/** Deterministic inputs shared by both engines (mulberry32, values in [-1, 1)). */
+function randomData(n, seed) {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  });
+}
+
+// Dawn instance for the ceiling kernels; it must stay referenced while its device lives (a collected instance
+// takes the device down with it: segfaults)
+let instance = null;
+
+/** Adapter ceilings on a device of our own (voxgrad's device is not reachable from outside the library). */
+async function ceilings() {
+  Object.assign(globalThis, globals);
+  instance = create([]);
+  const adapter = await instance.requestAdapter();
+  const device = await adapter.requestDevice({
+    requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [],
+    requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize, maxBufferSize: adapter.limits.maxBufferSize },
+  });
+  const fma = await fmaCeiling(device);
+  const copy = await copyCeiling(device, { bytes: Math.min(64 << 20, device.limits.maxStorageBufferBindingSize) });
+  device.destroy();
+  return { fma, copy };
+}
+
+/** Runs `ops` back-to-back ops and reads the last result back; returns ms per op. */
+async function timeOps(ops, step) {
+  const t0 = performance.now();
+  let last = null;
+  for (let i = 0; i < ops; i++) {
+    last?.dispose();
+    last = step();
+  }
+  await last.data();
+  last.dispose();
+  return (performance.now() - t0) / ops;
+}
+
+async function benchMatmul(tf, n) {
+  const A = randomData(n * n, n);
+  const B = randomData(n * n, n + 1);
+  const [a, b] = [vg.tensor(A, [n, n]), vg.tensor(B, [n, n])];
+  const [ta, tb] = [tf.tensor2d(A, [n, n]), tf.tensor2d(B, [n, n])];
+  // warm-up (pipelines compiled) and a cross-check: both engines computed the same product
+  const cv = vg.matmul(a, b);
+  const ct = tf.matMul(ta, tb);
+  const [v, t] = [await cv.data(), await ct.data()];
+  cv.dispose();
+  ct.dispose();
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < v.length; i++) {
+    diff = Math.max(diff, Math.abs(v[i] - t[i]));
+    scale = Math.max(scale, Math.abs(t[i]));
+  }
+  const ops = OPS_PER_SAMPLE[n];
+  const wall = { voxgrad: [], tfjs: [] };
+  // interleaved, so that load from other processes falls on both engines alike
+  for (let s = 0; s < SAMPLES; s++) {
+    wall.voxgrad.push(await timeOps(ops, () => vg.matmul(a, b)));
+    wall.tfjs.push(await timeOps(ops, () => tf.matMul(ta, tb)));
+  }
+  const gpu = { voxgrad: [], tfjs: [] };
+  for (let s = 0; s < GPU_SAMPLES; s++) {
+    const { result, report } = await vg.profile(() => vg.matmul(a, b));
+    result.dispose();
+    gpu.voxgrad.push(report.totalUs / 1000);
+    gpu.tfjs.push((await tf.time(() => tf.tidy(() => void tf.matMul(ta, tb)))).kernelMs);
+  }
+  for (const x of [a, b, ta, tb]) x.dispose();
+  const flops = 2 * n ** 3;
+  const side = (k) => {
+    const ms = median(wall[k]);
+    return { wallMs: ms, samplesMs: wall[k], gflops: flops / ms / 1e6, gpuMs: median(gpu[k]), gpuSamplesMs: gpu[k] };
+  };
+  const voxgrad = side('voxgrad');
+  const tfjs = side('tfjs');
+  return { n, flops, opsPerSample: ops, voxgrad, tfjs, speedup: tfjs.wallMs / voxgrad.wallMs, maxRelDiff: diff / scale };
+}
+
+/**
+ * `ADDS` dependent adds on a 4-element tensor (each disposes its input), one readback at the end: µs per op.
+ * tfjs by default computes ops on small CPU-resident tensors on the CPU (WEBGPU_CPU_FORWARD), which measures no
+ * dispatch at all: its dispatch cost is measured with that off, and the default is reported beside it.
+ */
+async function benchAdds(tf) {
+  const run = async (engine) => {
+    const vgSide = engine === 'voxgrad';
+    tf.env().set('WEBGPU_CPU_FORWARD', engine === 'tfjs-default');
+    const y = vgSide ? vg.tensor([1, 2, 3, 4]) : tf.tensor1d([1, 2, 3, 4]);
+    const loop = async (n) => {
+      let x = vgSide ? vg.zeros([4]) : tf.zeros([4]);
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const next = vgSide ? x.add(y) : tf.add(x, y);
+        x.dispose();
+        x = next;
+      }
+      const out = await x.data();
+      const ms = performance.now() - t0;
+      x.dispose();
+      // every add must have run: x = n * y
+      if (out[3] !== 4 * n) throw new Error(`${engine}: ${n} adds gave ${out[3]}, expected ${4 * n}`);
+      return (ms * 1000) / n;
+    };
+    await loop(200);
+    const samples = [];
+    for (let s = 0; s < ADD_SAMPLES; s++) samples.push(await loop(ADDS));
+    y.dispose();
+    return { usPerOp: median(samples), samplesUs: samples };
+  };
+  const voxgrad = await run('voxgrad');
+  const tfjs = await run('tfjs');
+  const tfjsDefault = await run('tfjs-default');
+  tf.env().set('WEBGPU_CPU_FORWARD', true);
+  return { adds: ADDS, voxgrad, tfjs, tfjsCpuForward: tfjsDefault, speedup: tfjs.usPerOp / voxgrad.usPerOp };
+}
+
+const f1 = (x) => x.toFixed(1);
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+const row = (cells, widths) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
+
+async function main() {
+  const t0 = performance.now();
+  const info = await vg.init();
+  const cpus = os.cpus();
+  console.log(`adapter: ${info.description || '(no description)'} [vendor ${info.vendor}, architecture ${info.architecture}${info.isFallbackAdapter ? ', fallback adapter' : ''}]`);
+  console.log(`host: ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, node ${process.version}, ${os.platform()}`);
+  const ceil = await ceilings();
+  const tf = await loadTfjs();
+  const matmul = [];
+  for (const n of SIZES) matmul.push(await benchMatmul(tf, n));
+  const adds = await benchAdds(tf);
+
+  const { fma, copy } = ceil;
+  console.log(`\nAdapter ceilings (raw WebGPU; one dispatch per run, ${fma.timer}, median of ${fma.times.length})`);
+  console.log(`  FMA-bound kernel  ${f1(fma.gflops).padStart(7)} GFLOP/s  (${fma.chains} independent fma chains in each of ${fma.invocations} invocations)`);
+  console.log(`  copy kernel       ${f1(copy.gbps).padStart(7)} GB/s     (${copy.bytes >> 20} MiB read + ${copy.bytes >> 20} MiB written, one vec4 per invocation)`);
+
+  console.log(`\nmatmul f32 N x N @ N x N (2N³ flop)`);
+  console.log(`  wall ms: per op, from k back-to-back ops on the same inputs then one readback of the last result (k = ${SIZES.map((n) => OPS_PER_SAMPLE[n]).join('/')}), median of ${SAMPLES}, engines interleaved`);
+  console.log(`  gpu ms: kernel time from timestamp queries (vg.profile, tf.time), median of ${GPU_SAMPLES}; % FMA: wall GFLOP/s / FMA ceiling`);
+  const w = [6, 9, 8, 6, 8, 9, 8, 6, 8, 14];
+  console.log('  ' + row(['N', 'voxgrad', 'GFLOP/s', '% FMA', 'gpu ms', 'tfjs', 'GFLOP/s', '% FMA', 'gpu ms', 'voxgrad/tfjs'], w));
+  for (const m of matmul)
+    console.log(
+      '  ' +
+        row(
+          [
+            `${m.n}³`,
+            `${f1(m.voxgrad.wallMs)} ms`,
+            f1(m.voxgrad.gflops),
+            pct(m.voxgrad.gflops / fma.gflops),
+            f1(m.voxgrad.gpuMs),
+            `${f1(m.tfjs.wallMs)} ms`,
+            f1(m.tfjs.gflops),
+            pct(m.tfjs.gflops / fma.gflops),
+            f1(m.tfjs.gpuMs),
+            `${m.speedup.toFixed(2)}x faster`,
+          ],
+          w,
+        ),
+    );
+  console.log(`  results agree: max |voxgrad - tfjs| / max |tfjs| = ${matmul.map((m) => m.maxRelDiff.toExponential(1)).join(', ')}`);
+
+  console.log(`\nDispatch overhead: ${ADDS.toLocaleString('en')} dependent adds on a 4-element tensor (x = x + y, previous x disposed),`);
+  console.log(`  one readback at the end; total time / ${ADDS.toLocaleString('en')}, median of ${ADD_SAMPLES}`);
+  console.log(`  voxgrad ${f1(adds.voxgrad.usPerOp)} µs/op   tfjs ${f1(adds.tfjs.usPerOp)} µs/op   voxgrad/tfjs ${adds.speedup.toFixed(2)}x faster`);
+  console.log(`  (tfjs with WEBGPU_CPU_FORWARD off, so that each add is a GPU dispatch; its default computes these adds on the CPU: ${f1(adds.tfjsCpuForward.usPerOp)} µs/op)`);
+  console.log(`\nbench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+
+  if (jsonPath) {
+    const results = {
+      date: new Date().toISOString(),
+      host: { cpus: cpus.length, cpu: cpus[0]?.model, node: process.version, platform: os.platform() },
+      adapter: info,
+      ceilings: {
+        fma: { gflops: fma.gflops, ms: fma.ms, samplesMs: fma.times, timer: fma.timer, flops: fma.flops },
+        copy: { gbps: copy.gbps, ms: copy.ms, samplesMs: copy.times, timer: copy.timer, bytes: copy.bytes },
+      },
+      matmul,
+      dispatch: adds,
+    };
+    writeFileSync(jsonPath, JSON.stringify(results, null, 2));
+    console.log(`results written to ${jsonPath}`);
+  }
+  vg.destroy();
+}
+
+// Dawn can keep the process alive while a device exists (../shared/ENVIRONMENT.md): exit explicitly
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
