@@ -11,7 +11,7 @@ gradOps.onesLike = (t) => onesLike(t);
 gradOps.zerosLike = (t) => zerosLike(t);
 
 export * from './ops.js';
-export { Tensor, tidy, keep, type DType, type TypedArray, type NestedArray } from './engine/tensor.js';
+export { Tensor, tidy, keep, setCpuForwardThreshold, type DType, type TypedArray, type NestedArray } from './engine/tensor.js';
 export { VoxgradError } from './engine/errors.js';
 export { init, backendInfo, destroyDevice as destroy, type BackendInfo, type InitOptions } from './engine/device.js';
 export { noGrad, grad, valueAndGrad, backward, isGradEnabled, type GradOptions } from './engine/autograd.js';

@@ -7,7 +7,7 @@
 import { gpu, isCurrentGeneration } from './device.js';
 import { VoxgradError, fmtShape } from './errors.js';
 import { acquire, release } from './pool.js';
-import { readBuffer } from './runtime.js';
+import { readBuffer, writeBuffer } from './runtime.js';
 import type { Node } from './autograd.js';
 
 export type DType = 'f32' | 'i32' | 'u32';
@@ -19,18 +19,49 @@ export function arrayTypeOf(dtype: DType): Float32ArrayConstructor | Int32ArrayC
   return dtype === 'f32' ? Float32Array : dtype === 'i32' ? Int32Array : Uint32Array;
 }
 
+/**
+ * The memory behind a tensor: a pooled GPU buffer, or — for tensors of at most `cpuForwardThreshold()` elements
+ * made on the host — a host array that is uploaded on first GPU use. Tiny host tensors let elementwise ops run in
+ * JS without a GPU round trip (as tfjs-webgpu does); any GPU use drops the host copy, since a kernel may write.
+ */
 export class Storage {
   refs = 1;
-  /** The device this buffer belongs to (see gpu().generation). */
+  /** The device this memory belongs to (see gpu().generation). */
   readonly generation = gpu().generation;
+  private _buffer: GPUBuffer | null;
+  private _host: TypedArray | null;
+
   constructor(
-    readonly buffer: GPUBuffer,
+    buffer: GPUBuffer | null,
     /** Bytes the tensor data occupies (the buffer may be larger: pool size classes). */
     readonly bytes: number,
-  ) {}
+    host: TypedArray | null = null,
+  ) {
+    this._buffer = buffer;
+    this._host = host;
+  }
 
   static allocate(bytes: number, op: string): Storage {
     return new Storage(acquire(bytes, op), bytes);
+  }
+
+  static onHost(data: TypedArray): Storage {
+    return new Storage(null, data.byteLength, data);
+  }
+
+  /** Host values when the tensor lives on the host (never mutate them). */
+  get host(): TypedArray | null {
+    return this._host;
+  }
+
+  /** The GPU buffer, uploading host data first if needed. */
+  gpuBuffer(op: string): GPUBuffer {
+    if (!this._buffer) {
+      this._buffer = acquire(this.bytes, op);
+      if (this._host!.length) writeBuffer(this._buffer, this._host!);
+    }
+    this._host = null;
+    return this._buffer;
   }
 
   retain(): void {
@@ -39,8 +70,19 @@ export class Storage {
 
   release(): void {
     // a buffer of a destroyed device is gone with it; only live ones go back to the pool
-    if (--this.refs === 0 && isCurrentGeneration(this.generation)) release(this.buffer);
+    if (--this.refs === 0 && this._buffer && isCurrentGeneration(this.generation)) release(this._buffer);
   }
+}
+
+let cpuForwardMax = 128;
+
+/** Largest tensor (in elements) kept on the host and computed in JS by elementwise ops; 0 disables. */
+export function setCpuForwardThreshold(elements: number): void {
+  cpuForwardMax = Math.max(0, Math.floor(elements));
+}
+
+export function cpuForwardThreshold(): number {
+  return cpuForwardMax;
 }
 
 let liveTensors = 0;
@@ -110,7 +152,7 @@ export class Tensor {
   }
 
   buffer(op: string): GPUBuffer {
-    return this.storageFor(op).buffer;
+    return this.storageFor(op).gpuBuffer(op);
   }
 
   /** A new handle on the same storage (shares memory; no autodiff history). */
@@ -140,9 +182,10 @@ export class Tensor {
   /** Typed array with the tensor's elements (row-major). Waits for the GPU. */
   async data(): Promise<TypedArray> {
     const s = this.storageFor('data');
-    const bytes = this.size * 4;
-    const raw = await readBuffer(s.buffer, bytes);
-    return new (arrayTypeOf(this.dtype))(raw);
+    const Ctor = arrayTypeOf(this.dtype);
+    if (s.host) return Ctor.from(s.host.subarray(0, this.size));
+    const raw = await readBuffer(s.gpuBuffer('data'), this.size * 4);
+    return new Ctor(raw);
   }
 
   /** Nested JS arrays (a number for 0-d tensors). */

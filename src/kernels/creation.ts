@@ -3,7 +3,7 @@ import fillWgsl from '../../shaders/fill.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
 import { dispatch, grid1d, kernel, writeBuffer, type UniformValues } from '../engine/runtime.js';
 import { checkShapeArg } from '../engine/shape.js';
-import { Tensor, arrayTypeOf, shapeSize, type DType, type NestedArray, type TypedArray } from '../engine/tensor.js';
+import { Storage, Tensor, arrayTypeOf, cpuForwardThreshold, shapeSize, type DType, type NestedArray, type TypedArray } from '../engine/tensor.js';
 import { ceilDiv, emptyTensor, expectTensor } from './common.js';
 
 export interface CreateOptions {
@@ -64,10 +64,13 @@ export function tensor(data: NestedArray | TypedArray | readonly number[], shape
   checkShapeArg(op, finalShape);
   if (shapeSize(finalShape) !== flat.length)
     fail(op, `shape ${fmtShape(finalShape)} holds ${shapeSize(finalShape)} elements but data has ${flat.length}`);
-  const t = emptyTensor(op, [...finalShape], dtype);
   const Ctor = arrayTypeOf(dtype);
-  const host = flat instanceof Ctor ? flat : Ctor.from(flat);
-  if (host.length) writeBuffer(t.buffer(op), host);
+  let t: Tensor;
+  if (flat.length <= cpuForwardThreshold()) t = new Tensor(Storage.onHost(Ctor.from(flat)), [...finalShape], dtype);
+  else {
+    t = emptyTensor(op, [...finalShape], dtype);
+    writeBuffer(t.buffer(op), flat instanceof Ctor ? flat : Ctor.from(flat));
+  }
   t.requiresGrad = Boolean(opts.requiresGrad);
   return t;
 }
@@ -97,8 +100,13 @@ function filled(op: string, shape: readonly number[], value: number, opts: Creat
   checkShapeArg(op, shape);
   if (typeof value !== 'number') fail(op, `fill value must be a number, got ${typeof value}`);
   const dtype = checkDtype(op, opts.dtype ?? 'f32', opts.requiresGrad);
-  const t = emptyTensor(op, shape, dtype);
-  fillInto(t, value);
+  const n = shapeSize(shape);
+  let t: Tensor;
+  if (n <= cpuForwardThreshold()) t = new Tensor(Storage.onHost(new (arrayTypeOf(dtype))(n).fill(value)), shape, dtype);
+  else {
+    t = emptyTensor(op, shape, dtype);
+    fillInto(t, value);
+  }
   t.requiresGrad = Boolean(opts.requiresGrad);
   return t;
 }

@@ -9,8 +9,9 @@ import { NOT_DIFFERENTIABLE, defineOp, record, type OpDef } from '../engine/auto
 import { fail } from '../engine/errors.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { broadcastShapes, broadcastStrides, pad8, sameShape } from '../engine/shape.js';
-import { Tensor, type DType } from '../engine/tensor.js';
+import { Storage, Tensor, arrayTypeOf, cpuForwardThreshold, shapeSize, type DType } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor } from './common.js';
+import * as host from './host-math.js';
 import { sumToShape } from './reduce.js';
 
 export type Operand = Tensor | number;
@@ -142,9 +143,13 @@ export function promote(values: readonly Operand[]): DType {
 
 // ---- the table ----------------------------------------------------------------------------------------------------
 
+type HostFn = (a: number, b: number, c: number, int: boolean) => number | boolean;
+
 interface EwSpec {
   /** WGSL expression over a, b, c; CT is replaced by the compute type. */
   expr: string;
+  /** The same function in JS, for tiny host-resident tensors (int: the compute type is an integer type). */
+  js: HostFn;
   /** Computes in f32 whatever the input types (exp of an int tensor is a float tensor, as in PyTorch). */
   float?: boolean;
   /** Output is u32 0/1 (comparisons). */
@@ -156,53 +161,53 @@ interface EwSpec {
 const TIE = (cmp: string) => `select(select(0.0, 0.5, a == b), 1.0, ${cmp})`;
 
 export const ELEMENTWISE = {
-  neg: { expr: '-a', grads: ['-g'] },
-  abs: { expr: 'abs(a)', grads: ['g * sign(a)'] },
-  sign: { expr: 'sign(a)', grads: ['0.0 * g'] },
-  square: { expr: 'a * a', grads: ['2.0 * g * a'] },
-  exp: { expr: 'exp(a)', float: true, grads: ['g * y'] },
-  log: { expr: 'log(a)', float: true, grads: ['g / a'] },
-  log1p: { expr: 'vg_log1p(a)', float: true, grads: ['g / (1.0 + a)'] },
-  sqrt: { expr: 'sqrt(a)', float: true, grads: ['g * 0.5 / y'] },
-  rsqrt: { expr: 'inverseSqrt(a)', float: true, grads: ['-0.5 * g * y * y * y'] },
-  reciprocal: { expr: '1.0 / a', float: true, grads: ['-g * y * y'] },
-  sin: { expr: 'sin(a)', float: true, grads: ['g * cos(a)'] },
-  cos: { expr: 'cos(a)', float: true, grads: ['-g * sin(a)'] },
-  tanh: { expr: 'vg_tanh(a)', float: true, grads: ['g * (1.0 - y * y)'] },
-  sigmoid: { expr: 'vg_sigmoid(a)', float: true, grads: ['g * y * (1.0 - y)'] },
-  relu: { expr: 'max(a, CT(0))', grads: ['select(0.0, g, a > 0.0)'] },
-  gelu: { expr: 'vg_gelu(a)', float: true, grads: ['g * vg_gelu_grad(a)'] },
-  geluTanh: { expr: 'vg_gelu_tanh(a)', float: true, grads: ['g * vg_gelu_tanh_grad(a)'] },
-  silu: { expr: 'a * vg_sigmoid(a)', float: true, grads: ['g * vg_silu_grad(a)'] },
-  softplus: { expr: 'vg_softplus(a)', float: true, grads: ['g * vg_sigmoid(a)'] },
-  floor: { expr: 'floor(a)', float: true, grads: ['0.0 * g'] },
-  ceil: { expr: 'ceil(a)', float: true, grads: ['0.0 * g'] },
-  round: { expr: 'round(a)', float: true, grads: ['0.0 * g'] },
-  add: { expr: 'a + b', grads: ['g', 'g'] },
-  sub: { expr: 'a - b', grads: ['g', '-g'] },
-  mul: { expr: 'a * b', grads: ['g * b', 'g * a'] },
-  div: { expr: 'a / b', float: true, grads: ['g / b', '-g * y / b'] },
+  neg: { expr: '-a', js: (a) => -a, grads: ['-g'] },
+  abs: { expr: 'abs(a)', js: (a) => Math.abs(a), grads: ['g * sign(a)'] },
+  sign: { expr: 'sign(a)', js: (a) => Math.sign(a), grads: ['0.0 * g'] },
+  square: { expr: 'a * a', js: (a, _b, _c, int) => (int ? Math.imul(a, a) : a * a), grads: ['2.0 * g * a'] },
+  exp: { expr: 'exp(a)', js: (a) => Math.exp(a), float: true, grads: ['g * y'] },
+  log: { expr: 'log(a)', js: (a) => Math.log(a), float: true, grads: ['g / a'] },
+  log1p: { expr: 'vg_log1p(a)', js: (a) => Math.log1p(a), float: true, grads: ['g / (1.0 + a)'] },
+  sqrt: { expr: 'sqrt(a)', js: (a) => Math.sqrt(a), float: true, grads: ['g * 0.5 / y'] },
+  rsqrt: { expr: 'inverseSqrt(a)', js: (a) => 1 / Math.sqrt(a), float: true, grads: ['-0.5 * g * y * y * y'] },
+  reciprocal: { expr: '1.0 / a', js: (a) => 1 / a, float: true, grads: ['-g * y * y'] },
+  sin: { expr: 'sin(a)', js: (a) => Math.sin(a), float: true, grads: ['g * cos(a)'] },
+  cos: { expr: 'cos(a)', js: (a) => Math.cos(a), float: true, grads: ['-g * sin(a)'] },
+  tanh: { expr: 'vg_tanh(a)', js: (a) => Math.tanh(a), float: true, grads: ['g * (1.0 - y * y)'] },
+  sigmoid: { expr: 'vg_sigmoid(a)', js: (a) => host.sigmoid(a), float: true, grads: ['g * y * (1.0 - y)'] },
+  relu: { expr: 'max(a, CT(0))', js: (a) => Math.max(a, 0), grads: ['select(0.0, g, a > 0.0)'] },
+  gelu: { expr: 'vg_gelu(a)', js: (a) => host.gelu(a), float: true, grads: ['g * vg_gelu_grad(a)'] },
+  geluTanh: { expr: 'vg_gelu_tanh(a)', js: (a) => host.geluTanh(a), float: true, grads: ['g * vg_gelu_tanh_grad(a)'] },
+  silu: { expr: 'a * vg_sigmoid(a)', js: (a) => a * host.sigmoid(a), float: true, grads: ['g * vg_silu_grad(a)'] },
+  softplus: { expr: 'vg_softplus(a)', js: (a) => host.softplus(a), float: true, grads: ['g * vg_sigmoid(a)'] },
+  floor: { expr: 'floor(a)', js: (a) => Math.floor(a), float: true, grads: ['0.0 * g'] },
+  ceil: { expr: 'ceil(a)', js: (a) => Math.ceil(a), float: true, grads: ['0.0 * g'] },
+  round: { expr: 'round(a)', js: (a) => host.roundEven(a), float: true, grads: ['0.0 * g'] },
+  add: { expr: 'a + b', js: (a, b) => a + b, grads: ['g', 'g'] },
+  sub: { expr: 'a - b', js: (a, b) => a - b, grads: ['g', '-g'] },
+  mul: { expr: 'a * b', js: (a, b, _c, int) => (int ? Math.imul(a, b) : a * b), grads: ['g * b', 'g * a'] },
+  div: { expr: 'a / b', js: (a, b) => a / b, float: true, grads: ['g / b', '-g * y / b'] },
   pow: {
-    expr: 'vg_pow(a, b)',
+    expr: 'vg_pow(a, b)', js: (a, b) => host.pow(a, b),
     float: true,
     grads: ['g * b * vg_pow(a, b - 1.0)', 'select(g * y * log(a), 0.0, a == 0.0 && b >= 0.0)'],
   },
-  maximum: { expr: 'max(a, b)', grads: [`g * ${TIE('a > b')}`, `g * ${TIE('b > a')}`] },
-  minimum: { expr: 'min(a, b)', grads: [`g * ${TIE('a < b')}`, `g * ${TIE('b < a')}`] },
-  leakyRelu: { expr: 'select(a * b, a, a > CT(0))', float: true, grads: ['select(g * b, g, a > 0.0)', null] },
-  clampMin: { expr: 'max(a, b)', grads: ['select(0.0, g, a >= b)', null] },
-  clampMax: { expr: 'min(a, b)', grads: ['select(0.0, g, a <= b)', null] },
-  clamp: { expr: 'min(max(a, b), c)', grads: ['select(0.0, g, a >= b && a <= c)', null, null] },
-  where: { expr: 'select(c, b, a != CT(0))', grads: [null, 'select(0.0, g, a != 0.0)', 'select(g, 0.0, a != 0.0)'] },
-  eq: { expr: 'a == b', bool: true, grads: NOT_DIFFERENTIABLE },
-  ne: { expr: 'a != b', bool: true, grads: NOT_DIFFERENTIABLE },
-  lt: { expr: 'a < b', bool: true, grads: NOT_DIFFERENTIABLE },
-  le: { expr: 'a <= b', bool: true, grads: NOT_DIFFERENTIABLE },
-  gt: { expr: 'a > b', bool: true, grads: NOT_DIFFERENTIABLE },
-  ge: { expr: 'a >= b', bool: true, grads: NOT_DIFFERENTIABLE },
-  logicalAnd: { expr: '(a != CT(0)) && (b != CT(0))', bool: true, grads: NOT_DIFFERENTIABLE },
-  logicalOr: { expr: '(a != CT(0)) || (b != CT(0))', bool: true, grads: NOT_DIFFERENTIABLE },
-  logicalNot: { expr: 'a == CT(0)', bool: true, grads: NOT_DIFFERENTIABLE },
+  maximum: { expr: 'max(a, b)', js: (a, b) => Math.max(a, b), grads: [`g * ${TIE('a > b')}`, `g * ${TIE('b > a')}`] },
+  minimum: { expr: 'min(a, b)', js: (a, b) => Math.min(a, b), grads: [`g * ${TIE('a < b')}`, `g * ${TIE('b < a')}`] },
+  leakyRelu: { expr: 'select(a * b, a, a > CT(0))', js: (a, b) => (a > 0 ? a : a * b), float: true, grads: ['select(g * b, g, a > 0.0)', null] },
+  clampMin: { expr: 'max(a, b)', js: (a, b) => Math.max(a, b), grads: ['select(0.0, g, a >= b)', null] },
+  clampMax: { expr: 'min(a, b)', js: (a, b) => Math.min(a, b), grads: ['select(0.0, g, a <= b)', null] },
+  clamp: { expr: 'min(max(a, b), c)', js: (a, b, c) => Math.min(Math.max(a, b), c), grads: ['select(0.0, g, a >= b && a <= c)', null, null] },
+  where: { expr: 'select(c, b, a != CT(0))', js: (a, b, c) => (a !== 0 ? b : c), grads: [null, 'select(0.0, g, a != 0.0)', 'select(g, 0.0, a != 0.0)'] },
+  eq: { expr: 'a == b', js: (a, b) => a === b, bool: true, grads: NOT_DIFFERENTIABLE },
+  ne: { expr: 'a != b', js: (a, b) => a !== b, bool: true, grads: NOT_DIFFERENTIABLE },
+  lt: { expr: 'a < b', js: (a, b) => a < b, bool: true, grads: NOT_DIFFERENTIABLE },
+  le: { expr: 'a <= b', js: (a, b) => a <= b, bool: true, grads: NOT_DIFFERENTIABLE },
+  gt: { expr: 'a > b', js: (a, b) => a > b, bool: true, grads: NOT_DIFFERENTIABLE },
+  ge: { expr: 'a >= b', js: (a, b) => a >= b, bool: true, grads: NOT_DIFFERENTIABLE },
+  logicalAnd: { expr: '(a != CT(0)) && (b != CT(0))', js: (a, b) => a !== 0 && b !== 0, bool: true, grads: NOT_DIFFERENTIABLE },
+  logicalOr: { expr: '(a != CT(0)) || (b != CT(0))', js: (a, b) => a !== 0 || b !== 0, bool: true, grads: NOT_DIFFERENTIABLE },
+  logicalNot: { expr: 'a == CT(0)', js: (a) => a === 0, bool: true, grads: NOT_DIFFERENTIABLE },
 } as const satisfies Record<string, EwSpec>;
 
 export type ElementwiseName = keyof typeof ELEMENTWISE;
@@ -269,9 +274,11 @@ export function elementwise(name: ElementwiseName, operands: readonly Operand[])
   if (name === 'where') ct = promote(operands.slice(1));
   const ot: DType = spec.bool ? 'u32' : ct;
   const inputs = operands.map((v, k) => ({ name: NAMES[k], value: v }));
-  // where's condition is tested in its own type; cast it first when it differs from the value type
   let out: Tensor;
-  if (name === 'where' && operands[0] instanceof Tensor && operands[0].dtype !== ct) {
+  const outShape = broadcastShapes(name, tensors.map((t) => t.shape));
+  if (onHost(tensors, outShape)) out = hostMap(spec.js, operands, outShape, ct, ot);
+  // where's condition is tested in its own type; cast it first when it differs from the value type
+  else if (name === 'where' && operands[0] instanceof Tensor && operands[0].dtype !== ct) {
     const cond = mapExpr('where', 'a != CT(0)', [inputs[0]], operands[0].dtype, ct);
     out = mapExpr(name, spec.expr, [{ name: 'a', value: cond }, ...inputs.slice(1)], ct, ot);
     cond.dispose();
@@ -286,6 +293,46 @@ export function elementwise(name: ElementwiseName, operands: readonly Operand[])
     for (const v of operands) if (v instanceof Tensor) saved.push(v);
     return saved;
   });
+}
+
+/** Tiny outputs whose tensor inputs all live on the host are computed in JS: no dispatch, no GPU round trip. */
+function onHost(tensors: readonly Tensor[], outShape: readonly number[]): boolean {
+  if (shapeSize(outShape) > cpuForwardThreshold()) return false;
+  for (const t of tensors) if (!t.storageFor('elementwise').host) return false;
+  return true;
+}
+
+const toCompute: Record<DType, (v: number) => number> = {
+  f32: Math.fround,
+  i32: (v) => v | 0,
+  u32: (v) => v >>> 0,
+};
+
+function hostMap(fn: HostFn, operands: readonly Operand[], outShape: readonly number[], ct: DType, ot: DType): Tensor {
+  const n = shapeSize(outShape);
+  const out = new (arrayTypeOf(ot))(n);
+  const conv = toCompute[ct];
+  const int = ct !== 'f32';
+  const reads = operands.map((v) => {
+    if (typeof v === 'number') {
+      const c = conv(v);
+      return () => c;
+    }
+    const data = v.storageFor('elementwise').host!;
+    if (v.size === n) return (i: number) => conv(data[i]);
+    const strides = broadcastStrides(v.shape, outShape);
+    return (i: number) => {
+      let off = 0;
+      for (let d = outShape.length - 1, rem = i; d >= 0; d--) {
+        off += (rem % outShape[d]) * strides[d];
+        rem = Math.floor(rem / outShape[d]);
+      }
+      return conv(data[off]);
+    };
+  });
+  const [ra, rb = () => 0, rc = () => 0] = reads;
+  for (let i = 0; i < n; i++) out[i] = Number(fn(ra(i), rb(i), rc(i), int));
+  return new Tensor(Storage.onHost(out), outShape, ot);
 }
 
 /** dtype conversion (truncation toward zero for float → int, as in PyTorch). */
