@@ -12,3 +12,8 @@ fn dim_of(v: array<vec4<u32>, 2>, k: u32) -> u32 {
 fn sdim_of(v: array<vec4<i32>, 2>, k: u32) -> i32 {
   return v[k / 4u][k % 4u];
 }
+
+// NaN by its bit pattern, not v != v: WGSL lets compilers assume NaNs away in float comparisons.
+fn is_nan_f32(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}

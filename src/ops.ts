@@ -42,3 +42,5 @@ export { tensor, full, zeros, ones, zerosLike, onesLike, fullLike, arange, type 
 export { rand, randn, uniform, normal, manualSeed, type RandomOptions } from './kernels/random.js';
 export * from './kernels/spatial.js';
 export * from './kernels/norm.js';
+export * from './kernels/pool.js';
+export * from './kernels/interpolate.js';

@@ -29,7 +29,7 @@ function kernelFor(kind: ReduceKind, t: DType, row: boolean) {
         .replaceAll('{{T}}', t)
         .replaceAll('{{OUT_T}}', arg ? 'i32' : t)
         .replaceAll('{{OP}}', kind)
-        .replace('{{IS_NAN}}', t === 'f32' ? '(bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u' : 'false')
+        .replace('{{IS_NAN}}', t === 'f32' ? 'is_nan_f32(v)' : 'false')
         .replace('{{BETTER}}', kind === 'max' || kind === 'argmax' ? 'b.v > a.v' : 'b.v < a.v')
         .replaceAll('{{RESULT}}', arg ? 'index_of' : 'value_of'),
     { defines: { ROW: row, SUM: kind === 'sum' } },
