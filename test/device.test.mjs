@@ -46,4 +46,16 @@ test('a tensor larger than one storage binding fails with an error naming the li
   ok.dispose();
 });
 
+test('a 3-D volume larger than one binding uploads, and a kernel on it names the limit', async () => {
+  const { maxStorageBufferBindingSize: limit, maxBufferSize } = vg.backendInfo().limits;
+  if (limit >= maxBufferSize || limit > 1 << 30) return; // such adapters can bind any buffer this test could make
+  // [1, 1, D, 256, 256] with D chosen so that the volume is just over the limit
+  const d = Math.floor(limit / 4 / 65536) + 1;
+  const vol = vg.tensor(new Float32Array(d * 65536), [1, 1, d, 256, 256]);
+  assert.equal([...vol.shape], [1, 1, d, 256, 256]);
+  assertThrowsWith(() => vg.maxPool3d(vol, 2), ['maxStorageBufferBindingSize', String(limit), 'chunks']);
+  assertThrowsWith(() => vg.mul(vol, 2), ['maxStorageBufferBindingSize']);
+  vol.dispose();
+});
+
 test.run();
