@@ -40,7 +40,8 @@ export {
 } from './kernels/nn.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, fullLike, arange, type CreateOptions } from './kernels/creation.js';
 export { rand, randn, uniform, normal, manualSeed, type RandomOptions } from './kernels/random.js';
-export * from './kernels/spatial.js';
-export * from './kernels/norm.js';
+export * from './kernels/conv.js';
 export * from './kernels/pool.js';
 export * from './kernels/interpolate.js';
+export * from './kernels/norm.js';
+export * from './kernels/spatial.js';

@@ -1,0 +1,181 @@
+// Convolution weight gradient, one kernel for 1-D, 2-D and 3-D (run as 3-D with size-1 leading spatial dims):
+//   partial[s, g*R + r, (c, kd, kh, kw)] = sum over the output voxels o of split s of
+//                                          gy[n, g*R + r, o] * x[n, g*C + c, o*stride - pad + (kd, kh, kw)*dil]
+// (the weight's own layout [G*R, C, Kd, Kh, Kw]). The batch and output voxels are cut into p.nSplit ranges; the
+// FINISH entry then adds the partials of each weight in split order, so every result comes from the same
+// additions in the same order: deterministic, no atomics.
+// Bindings: partial [nSplit, yC, K]; x [N, xC, D, H, W] (p.x = D, H, W); gt = gy as [G, rowBlocks, N, Do, Ho, Wo]
+// of {{GT}} ({{TM}} rows per voxel, rows past R zero; p.y = Do, Ho, Wo).
+// FINISH bindings: out [total] = sum_s partial[s * total + i].
+// PACK bindings: gt [G, rowBlocks, N, S] of {{GT}} from gy [N, yC, S] (S = p.y.x*p.y.y*p.y.z voxels; conv.ts packs
+// the forward's weights [1, G*R, C*kv] the same way); one invocation per element of gt (p.total of them).
+// Mapping: workgroup (flat index) = column block + colBlocks * ((group, block of {{TM}} rows) + rowBlocksTotal * split).
+// Invocation lid.x owns {{KH}} kernel rows (c, kd, kh0 .. kh0 + {{KH}} - 1) and all {{TM}} rows: {{TM}}x{{KH}}x{{KW}}
+// scalar accumulators a<row>_<kh>_<kw>. The split's voxels are walked as units (n, oz, oy, block of p.wb voxels
+// along W); per voxel one load brings the gy values of all {{TM}} rows (gt). Along the unit each invocation holds,
+// per kernel row, the x window its {{KW}} taps read in registers (tap kw reads x<kh>_<kw*{{DW}}>), moving it by
+// {{SW}} per voxel and loading only the values that enter.
+// Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an fma,
+// and each pipeline is compiled on first use; a workgroup barrier is a coroutine switch that saves every live
+// value (slow to compile with this many accumulators), so gy arrives row-blocked from the PACK entry instead of
+// through workgroup memory, and one voxel's fmas per loop body keeps the code short.
+struct Params {
+  rows: u32,
+  rowBlocks: u32,
+  blocks: u32,
+  colBlocks: u32,
+  lanes: u32,
+  khGroups: u32,
+  C: u32,
+  xC: u32,
+  yC: u32,
+  K: u32,
+  units: u32,
+  unitsPerSplit: u32,
+  owBlocks: u32,
+  wb: u32,
+  total: u32,
+  nSplit: u32,
+  N: u32,
+  x: vec4<u32>,
+  y: vec4<u32>,
+  kern: vec4<u32>,
+  stride: vec4<u32>,
+  pad: vec4<i32>,
+  dil: vec4<i32>,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+#if PACK
+@group(0) @binding(1) var<storage, read_write> gt: array<{{GT}}>;
+@group(0) @binding(2) var<storage, read> gy: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = flat_workgroup(wid, nwg) * 64u + lid.x;
+  if (i >= p.total) {
+    return;
+  }
+  let S = p.y.x * p.y.y * p.y.z;
+  let s = i % S;
+  let t = i / S;
+  let n = t % p.N;
+  let rb = t / p.N;
+  let r0 = (rb % p.rowBlocks) * {{TM}}u;
+  let base = (n * p.yC + rb / p.rowBlocks * p.rows) * S + s;
+{{PACK}}
+}
+#else
+@group(0) @binding(1) var<storage, read_write> partial: array<f32>;
+
+#if FINISH
+@group(0) @binding(2) var<storage, read> parts: array<f32>;
+
+@compute @workgroup_size({{THREADS}})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = flat_workgroup(wid, nwg) * {{THREADS}}u + lid.x;
+  if (i >= p.total) {
+    return;
+  }
+  var s = 0.0;
+  for (var k = 0u; k < p.nSplit; k++) {
+    s += parts[k * p.total + i];
+  }
+  partial[i] = s;
+}
+#else
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> gt: array<{{GT}}>;
+
+const TM = {{TM}}u;
+const THREADS = {{THREADS}}u;
+
+// One x value of a window: zero outside the volume (padding) or on a row that is out of range.
+fn ld(rowOff: u32, pos: i32, rowOk: bool) -> f32 {
+  let ok = rowOk && pos >= 0 && pos < i32(p.x.z);
+  return select(0.0, x[select(0u, rowOff + u32(pos), ok)], ok);
+}
+
+@compute @workgroup_size({{THREADS}})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  let wg = flat_workgroup(wid, nwg);
+  if (wg >= p.blocks * p.nSplit) {
+    return;
+  }
+  let colBlock = wg % p.colBlocks;
+  let rest = wg / p.colBlocks;
+  let rowBlocksTotal = p.yC / p.rows * p.rowBlocks;
+  let rb = rest % rowBlocksTotal;
+  let split = rest / rowBlocksTotal;
+  let grp = rb / p.rowBlocks;
+  let r0 = (rb % p.rowBlocks) * TM;
+
+  // this invocation's kernel rows: channel c, tap kd, taps kh0 .. kh0 + {{KH}} - 1
+  let col = colBlock * THREADS + lid.x;
+  let colOk = col < p.lanes;
+  let kh0 = (col % p.khGroups) * {{KH}}u;
+  let kd = (col / p.khGroups) % p.kern.x;
+  let c = col / (p.khGroups * p.kern.x);
+  let chan = grp * p.C + c;
+
+{{ACC}}
+
+  let u0 = split * p.unitsPerSplit;
+  let u1 = min(p.units, u0 + p.unitsPerSplit);
+  // unit u = ((n * Do + oz) * Ho + oy) * owBlocks + owb, advanced incrementally
+  var owb = u0 % p.owBlocks;
+  var t = u0 / p.owBlocks;
+  var oy = t % p.y.y;
+  t = t / p.y.y;
+  var oz = t % p.y.x;
+  var n = t / p.y.x;
+  for (var u = u0; u < u1; u++) {
+    let ow0 = owb * p.wb;
+    let vb = min(p.wb, p.y.z - ow0);
+    let gBase = (((rb * p.N + n) * p.y.x + oz) * p.y.y + oy) * p.y.z + ow0;
+    let iz = i32(oz * p.stride.x) - p.pad.x + i32(kd) * p.dil.x;
+    let zOk = colOk && iz >= 0 && iz < i32(p.x.x);
+    let zOff = ((n * p.xC + chan) * p.x.x + u32(iz)) * p.x.y;
+{{ROWS}}
+    let w0 = i32(ow0 * p.stride.z) - p.pad.z;
+{{WINDOW}}
+    for (var v = 0u; v < vb; v++) {
+      let g = gt[gBase + v];
+{{VOXEL}}
+      let at = w0 + i32((v + 1u) * p.stride.z);
+{{SHIFT_WINDOW}}
+    }
+    owb++;
+    if (owb == p.owBlocks) {
+      owb = 0u;
+      oy++;
+      if (oy == p.y.y) {
+        oy = 0u;
+        oz++;
+        if (oz == p.y.x) {
+          oz = 0u;
+          n++;
+        }
+      }
+    }
+  }
+
+  if (!colOk) {
+    return;
+  }
+  // one row per iteration, then the rows shift up: {{KH}}x{{KW}} store sites instead of {{TM}}x{{KH}}x{{KW}}
+  let o = (split * p.yC + grp * p.rows + r0) * p.K + ((c * p.kern.x + kd) * p.kern.y + kh0) * p.kern.z;
+  for (var i = 0u; i < TM; i++) {
+    if (r0 + i < p.rows) {
+      let orow = o + i * p.K;
+{{STORE}}
+    }
+{{SHIFT}}
+  }
+}
+#endif
+#endif

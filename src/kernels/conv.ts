@@ -1,0 +1,751 @@
+/**
+ * Convolutions with PyTorch semantics: conv1d/2d/3d (x [N, Cin, ...], weight [Cout, Cin/groups, ...k]) and
+ * convTranspose1d/2d/3d (weight [Cin, Cout/groups, ...k]), with stride, padding, dilation, groups and bias; each
+ * also takes an unbatched input (rank one less), as PyTorch does. Padding is symmetric (a number or one per dim),
+ * or 'valid' (none) or 'same' (stride 1 only; an odd total pads one more at the end, as PyTorch does).
+ * Asymmetric padding is the caller's: pad the input with vg.pad first, as one would with F.pad.
+ *
+ * Internally a geometry (Geom) describes a conv from x-space (its input) to y-space (its output); a transposed
+ * conv is described by the conv whose input gradient it is (x-space = its output, y-space = its input).
+ * Two kernels serve every rank (1-D and 2-D run as 3-D with size-1 leading spatial dims):
+ * - shaders/conv.wgsl, an implicit GEMM (output channels x output voxels per workgroup, weights staged in
+ *   workgroup memory, register-blocked). Forward it is the conv forward and a transposed conv's input gradient;
+ *   transposed it gathers per x-space element, one dispatch per stride phase: the conv input gradient and the
+ *   transposed-conv forward. No atomics, so results are deterministic.
+ * - shaders/conv_wgrad.wgsl, the weight gradient: a reduction over batch and output voxels split into ranges,
+ *   whose partial sums its FINISH entry adds in a fixed order (deterministic too).
+ * Bias gradients are sums of the output gradient (vg.sum).
+ *
+ * The WGSL is generated per configuration (rows and voxels per invocation, the window geometry along W) and
+ * compiled on first use; on CPU adapters (llvmpipe) that compile takes seconds for the large register blocks, so
+ * ops below SMALL_WORK multiply-adds take small blocks (see the shader headers for why the kernels look as they do).
+ */
+import convWgsl from '../../shaders/conv.wgsl';
+import wgradWgsl from '../../shaders/conv_wgrad.wgsl';
+import { defineOp, record } from '../engine/autograd.js';
+import { gpu } from '../engine/device.js';
+import { fail, fmtShape } from '../engine/errors.js';
+import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { stridesOf } from '../engine/shape.js';
+import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
+import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
+import { fillInto } from './creation.js';
+import { sum } from './reduce.js';
+import { squeeze, stridedCopy, unsqueeze } from './shape.js';
+
+export interface ConvOptions {
+  bias?: Tensor | null;
+  stride?: number | number[];
+  padding?: number | number[] | 'same' | 'valid';
+  dilation?: number | number[];
+  groups?: number;
+}
+
+export interface ConvTransposeOptions {
+  bias?: Tensor | null;
+  stride?: number | number[];
+  padding?: number | number[];
+  outputPadding?: number | number[];
+  dilation?: number | number[];
+  groups?: number;
+}
+
+type Vec3 = [number, number, number];
+
+/** A conv from x-space [N, xC, xS] to y-space [N, yC, yS]; spatial lists are 3-D (leading 1s / 0s for 1-D, 2-D). */
+interface Geom {
+  nd: number;
+  N: number;
+  groups: number;
+  xC: number;
+  xS: Vec3;
+  yC: number;
+  yS: Vec3;
+  k: Vec3;
+  s: Vec3;
+  p: Vec3;
+  d: Vec3;
+}
+
+/** A per-dim list of nd values brought to 3-D by leading `fill`s. */
+function to3(v: readonly number[], fill: number): Vec3 {
+  return [...Array(3 - v.length).fill(fill), ...v] as Vec3;
+}
+
+const spatial = (g: Geom, s: Vec3) => s.slice(3 - g.nd);
+
+// ---- kernels ------------------------------------------------------------------------------------------------------
+
+/** Rows per invocation: the block of output channels each invocation accumulates (a power of two up to 16). */
+function rowsPerInvocation(rows: number): number {
+  let tm = 1;
+  while (tm < rows && tm < 16) tm *= 2;
+  return tm;
+}
+
+/** Floats of workgroup memory a staged tile may use: the adapter's limit (16 KiB or more), up to 32 KiB. */
+function tileFloats(): number {
+  return Math.min(gpu().limits.maxComputeWorkgroupStorageSize, 32768) / 4;
+}
+
+/** How TM rows' values (a tap's weights, a voxel's gy) are held as one WGSL value, so that one load fetches them. */
+function weightType(tm: number): { type: string; get: (m: number) => string } {
+  if (tm >= 8) return { type: `mat${tm / 4}x4<f32>`, get: (m) => `wt[${m >> 2}][${m & 3}]` };
+  if (tm >= 2) return { type: `vec${tm}<f32>`, get: (m) => `wt[${m}]` };
+  return { type: 'f32', get: () => 'wt' };
+}
+
+/**
+ * Rows r < R of each of G groups of `src` regrouped into blocks of tm: out [G, rowBlocks, ...inner, tm], where
+ * element (g, r, i) of src is at offset + g*groupStride + r*rowStride + i·innerStrides, and rows past R are zero.
+ * The kernels then load one block's tm values with a single {{WT}} load.
+ */
+function packRows(
+  op: string,
+  src: Tensor,
+  G: number,
+  R: number,
+  tm: number,
+  at: { offset: number; groupStride: number; rowStride: number; inner: readonly number[]; innerStrides: readonly number[] },
+): Tensor {
+  const rowBlocks = ceilDiv(R, tm);
+  const out = emptyTensor(op, [G, rowBlocks, ...at.inner, tm], 'f32');
+  const innerDst = stridesOf([...at.inner, tm]).slice(0, -1);
+  const block = shapeSize(at.inner) * tm;
+  const full = Math.floor(R / tm);
+  if (R % tm !== 0) fillInto(out, 0);
+  if (full > 0)
+    stridedCopy(
+      op,
+      out,
+      src,
+      [G, full, tm, ...at.inner],
+      { offset: at.offset, strides: [at.groupStride, tm * at.rowStride, at.rowStride, ...at.innerStrides] },
+      { offset: 0, strides: [rowBlocks * block, block, 1, ...innerDst] },
+    );
+  if (R % tm !== 0)
+    stridedCopy(
+      op,
+      out,
+      src,
+      [G, R % tm, ...at.inner],
+      { offset: at.offset + full * tm * at.rowStride, strides: [at.groupStride, at.rowStride, ...at.innerStrides] },
+      { offset: full * block, strides: [rowBlocks * block, 1, ...innerDst] },
+    );
+  return out;
+}
+
+/**
+ * The weights one phase reads, as [G, rowBlocks, C, nkd, nkh, nkw, TM]. Forward rows are the conv's output
+ * channels; transposed rows are its input channels (w's first two axes swapped).
+ */
+function stageWeights(op: string, transposed: boolean, w: Tensor, g: Geom, ph: Phase, tm: number): Tensor {
+  const G = g.groups;
+  const [Ry, Rx] = [g.yC / G, g.xC / G];
+  const [R, C] = transposed ? [Rx, Ry] : [Ry, Rx];
+  const [, Kh, Kw] = g.k;
+  const kv = g.k[0] * Kh * Kw;
+  // the forward reads w as it is stored, [G*R, C*kv]: rows of a [1, G*R, C*kv] tensor
+  if (!transposed) return packChannels(op, w, G, R, 1, C * kv, tm);
+  return packRows(op, w, G, R, tm, {
+    offset: (ph.k0[0] * Kh + ph.k0[1]) * Kw + ph.k0[2],
+    groupStride: R * C * kv,
+    rowStride: transposed ? kv : C * kv,
+    inner: [C, ...ph.nk],
+    innerStrides: [transposed ? R * kv : kv, ph.kStep[0] * Kh * Kw, ph.kStep[1] * Kw, ph.kStep[2]],
+  });
+}
+
+/** One phase of shaders/conv.wgsl: which dst positions it writes and how they map onto src, per dim (d, h, w). */
+interface Phase {
+  nq: Vec3;
+  dstStep: Vec3;
+  dstPhase: Vec3;
+  /** taps per dim, the first tap index and the step between taps */
+  nk: Vec3;
+  k0: Vec3;
+  kStep: Vec3;
+  /** src = q * qA + qB + j * tapStep (d, h); along w, qB is the window start for q = 0 */
+  qA: Vec3;
+  qB: Vec3;
+  tapStep: Vec3;
+  /** w window: src step per voxel and per tap (compile-time); rev: taps walk the window backwards */
+  xs: number;
+  xt: number;
+  rev: boolean;
+}
+
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+const mod = (a: number, b: number) => ((a % b) + b) % b;
+
+/** The conv forward: every dst position, every tap. */
+function forwardPhase(g: Geom): Phase {
+  return {
+    nq: g.yS,
+    dstStep: [1, 1, 1],
+    dstPhase: [0, 0, 0],
+    nk: g.k,
+    k0: [0, 0, 0],
+    kStep: [1, 1, 1],
+    qA: g.s,
+    qB: g.p.map((p) => -p) as Vec3,
+    tapStep: g.d,
+    xs: g.s[2],
+    xt: g.d[2],
+    rev: false,
+  };
+}
+
+/**
+ * The transposed direction, x-space position i = q * s + r (r the phase per dim): tap k reaches y-space position
+ * (i + p - k*d) / s when that divides exactly, i.e. for k = k0, k0 + kStep, ... with kStep = s / gcd(s, d);
+ * consecutive such taps move the source by kStep*d/s.
+ */
+function transposedPhases(g: Geom): Phase[] {
+  const perDim = [0, 1, 2].map((i) => {
+    const s = g.s[i];
+    const kStep = s / gcd(s, g.d[i]);
+    return Array.from({ length: s }, (_, r) => {
+      const nq = Math.max(0, Math.ceil((g.xS[i] - r) / s));
+      let k0 = 0;
+      while (k0 < g.k[i] && mod(r + g.p[i] - k0 * g.d[i], s) !== 0) k0++;
+      const nk = k0 < g.k[i] ? Math.floor((g.k[i] - 1 - k0) / kStep) + 1 : 0;
+      const b = nk > 0 ? (r + g.p[i] - k0 * g.d[i]) / s : 0;
+      const dq = (kStep * g.d[i]) / s;
+      return { r, nq, k0, nk, kStep, b, dq };
+    });
+  });
+  const phases: Phase[] = [];
+  for (const d of perDim[0])
+    for (const h of perDim[1])
+      for (const w of perDim[2]) {
+        if (d.nq === 0 || h.nq === 0 || w.nq === 0) continue;
+        const dims = [d, h, w];
+        phases.push({
+          nq: [d.nq, h.nq, w.nq],
+          dstStep: g.s,
+          dstPhase: [d.r, h.r, w.r],
+          nk: [d.nk, h.nk, w.nk],
+          k0: [d.k0, h.k0, w.k0],
+          kStep: [d.kStep, h.kStep, w.kStep],
+          qA: [1, 1, 1],
+          // along w the window starts at the last tap's source (taps then walk it backwards)
+          qB: [d.b, h.b, w.b - Math.max(0, w.nk - 1) * w.dq],
+          tapStep: dims.map((e) => -e.dq) as Vec3,
+          xs: 1,
+          xt: w.dq,
+          rev: true,
+        });
+      }
+  return phases;
+}
+
+/** WGSL for one configuration of shaders/conv.wgsl: the unrolled accumulator, window, tap and store blocks. */
+function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean, threads: number): string {
+  const wt = weightType(tm);
+  const nq = tn / 4;
+  const len = (tn - 1) * xs + 1;
+  const fresh = Math.min(xt, len);
+  const vec = (q: number) => `vec4<f32>(${[0, 1, 2, 3].map((i) => `x${(4 * q + i) * xs}`).join(', ')})`;
+  const acc = Array.from({ length: tm }, (_, m) => '  ' + Array.from({ length: nq }, (_, q) => `var a${m}_${q} = vec4<f32>(0.0);`).join(' '));
+  const start = rev ? `srcW0 + i32(nkw - 1u) * ${xt}` : 'srcW0';
+  const win = Array.from({ length: len }, (_, i) => `    var x${i} = ld(rowOff, ${start} + ${i}, rowOk);`);
+  const tap: string[] = [];
+  for (let m = 0; m < tm; m++) tap.push(`      let w${m} = ${wt.get(m)};`);
+  for (let m = 0; m < tm; m++)
+    tap.push('      ' + Array.from({ length: nq }, (_, q) => `a${m}_${q} = fma(vec4<f32>(w${m}), ${vec(q)}, a${m}_${q});`).join(' '));
+  // move the window to the next tap: keep the values it still covers, load the ones that enter
+  const shiftWin: string[] = [];
+  if (rev) {
+    for (let i = len - 1; i >= fresh; i--) shiftWin.push(`        x${i} = x${i - xt};`);
+    for (let i = 0; i < fresh; i++) shiftWin.push(`        x${i} = ld(rowOff, at + ${i}, rowOk);`);
+  } else {
+    for (let i = 0; i + fresh < len; i++) shiftWin.push(`        x${i} = x${i + xt};`);
+    for (let i = len - fresh; i < len; i++) shiftWin.push(`        x${i} = ld(rowOff, at + ${i}, rowOk);`);
+  }
+  const next = rev ? `(i32(nkw) - 2 - i32(jw)) * ${xt}` : `i32(jw + 1u) * ${xt}`;
+  // the first slice adds the bias, later ones what dst holds
+  const store = Array.from({ length: tn }, (_, t) =>
+    [
+      `      if (left > ${t}u) {`,
+      `        let o${t} = orow + ${t}u * p.dstStep.z;`,
+      `        dst[o${t}] = select(b, dst[o${t}], acc) + a0_${t >> 2}[${t & 3}];`,
+      '      }',
+    ].join('\n'),
+  );
+  const shift = Array.from({ length: tm - 1 }, (_, m) => '    ' + Array.from({ length: nq }, (_, q) => `a${m}_${q} = a${m + 1}_${q};`).join(' '));
+  return convWgsl
+    .replace('{{ACC}}', acc.join('\n'))
+    .replace('{{WINDOW}}', win.join('\n'))
+    .replace('{{TAP}}', tap.join('\n'))
+    .replace('{{NEXT}}', next)
+    .replace('{{SHIFT_WINDOW}}', shiftWin.join('\n'))
+    .replace('{{STORE}}', store.join('\n'))
+    .replace('{{SHIFT}}', shift.join('\n'))
+    .replaceAll('{{WT}}', wt.type)
+    .replace('{{AS_LEN}}', String(tileFloats() / tm))
+    .replaceAll('{{TM}}', String(tm))
+    .replaceAll('{{TN}}', String(tn))
+    .replaceAll('{{XS}}', String(xs))
+    .replaceAll('{{XT}}', String(xt))
+    .replaceAll('{{THREADS}}', String(threads));
+}
+
+/**
+ * Below this many multiply-adds an op takes the small register blocks: on CPU adapters a pipeline's first
+ * dispatch compiles it (seconds for the large blocks, which only pay off on long dispatches).
+ */
+const SMALL_WORK = 2e7;
+
+/**
+ * shaders/conv.wgsl. Forward (transposed = false): y-space dst from x-space src. Transposed: x-space dst from
+ * y-space src, one phase per stride phase, each through its own packed copy of the taps it uses. Each phase's
+ * reduction runs in slices that fit workgroup memory, one dispatch each, added up in order.
+ */
+function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom): Tensor {
+  const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
+  const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
+  if (out.size === 0) return out;
+  const rows = dstC / g.groups;
+  const C = srcC / g.groups;
+  const taps = (g.k[0] * g.k[1] * g.k[2]) / (transposed ? g.s[0] * g.s[1] * g.s[2] : 1);
+  const work = g.N * dstS[0] * dstS[1] * dstS[2] * dstC * C * taps;
+  const small = work < SMALL_WORK;
+  const TM = small ? 4 : rowsPerInvocation(Math.max(rows, 4));
+  const threads = Math.min(64, gpu().maxWorkgroupSize);
+  const rowBlocks = ceilDiv(rows, TM);
+  const slots = tileFloats() / TM;
+  for (const ph of transposed ? transposedPhases(g) : [forwardPhase(g)]) {
+    const nkw = ph.nk[2];
+    if (nkw > slots) fail(op, `a kernel of ${g.k[2]} taps along the last dim is wider than this kernel supports (${slots}); use a smaller kernel`);
+    const units = nkw === 0 ? 0 : C * ph.nk[0] * ph.nk[1];
+    const a = units > 0 ? stageWeights(op, transposed, w, g, ph, TM) : w;
+    // voxels per invocation along w: 8, or 4 for little work (cheaper to compile) and short lines
+    const TN = small || ph.nq[2] <= 4 ? 4 : 8;
+    const wBlocks = ceilDiv(ph.nq[2], TN);
+    const nCols = g.N * ph.nq[0] * ph.nq[1] * wBlocks;
+    const colBlocks = ceilDiv(nCols, threads);
+    const blocks = colBlocks * rowBlocks * g.groups;
+    const key = `conv.${transposed ? 'transposed' : 'forward'}.${TM}x${TN}.w${ph.xs}.${ph.xt}.${threads}`;
+    const k = kernel(key, () => gemmSource(TM, TN, ph.xs, ph.xt, ph.rev, threads));
+    // slices of whole kernel rows that fit the staged tile, summed in order into dst
+    const slice = Math.max(1, Math.floor(slots / Math.max(1, nkw)));
+    for (let u0 = 0; u0 === 0 || u0 < units; u0 += slice) {
+      // the slice's first kernel row (c, jd, jh)
+      const [c0, jd0, jh0] = units > 0 ? [Math.floor(u0 / (ph.nk[0] * ph.nk[1])), Math.floor(u0 / ph.nk[1]) % ph.nk[0], u0 % ph.nk[1]] : [0, 0, 0];
+      dispatch(
+        k,
+        [out.buffer(op), src.buffer(op), a.buffer(op), (bias ?? w).buffer(op)],
+        {
+          rows,
+          rowBlocks,
+          blocks,
+          colBlocks,
+          nCols,
+          wBlocks,
+          C,
+          srcC,
+          dstC,
+          aRow: units * nkw,
+          u0,
+          units: Math.min(slice, units - u0),
+          c0,
+          jd0,
+          jh0,
+          accumulate: u0 > 0 ? 1 : 0,
+          hasBias: bias ? 1 : 0,
+          src: srcS,
+          dst: dstS,
+          nq: ph.nq,
+          dstStep: ph.dstStep,
+          dstPhase: ph.dstPhase,
+          nk: ph.nk,
+          qA: ph.qA,
+          qB: ph.qB,
+          tapStep: ph.tapStep,
+        },
+        grid1d(blocks),
+      );
+    }
+    if (a !== w) a.dispose();
+  }
+  return out;
+}
+
+/** Workgroups the weight-gradient split aims for: enough to fill a large GPU, few enough to keep partials small. */
+const WGRAD_TARGET_WORKGROUPS = 128;
+const WGRAD_MIN_UNITS = 8;
+const WGRAD_PARTIAL_BYTES = 32 << 20;
+/** Accumulators per invocation the weight gradient allows itself (rows x taps). */
+const WGRAD_ACC = 160;
+
+/** WGSL for one configuration of shaders/conv_wgrad.wgsl (the unrolled blocks; FINISH needs none). */
+function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number, threads: number): string {
+  const gt = weightType(tm);
+  const len = (kw - 1) * dw + 1;
+  const fresh = Math.min(sw, len);
+  const hs = [...Array(kh).keys()];
+  const acc: string[] = [];
+  for (let m = 0; m < tm; m++) for (const h of hs) acc.push('  ' + Array.from({ length: kw }, (_, w) => `var a${m}_${h}_${w} = 0.0;`).join(' '));
+  const rows = hs.map((h) =>
+    [
+      `    let iy${h} = i32(oy * p.stride.y) - p.pad.y + i32(kh0 + ${h}u) * p.dil.y;`,
+      `    let ok${h} = zOk && iy${h} >= 0 && iy${h} < i32(p.x.y);`,
+      `    let ro${h} = select(0u, (zOff + u32(iy${h})) * p.x.z, ok${h});`,
+    ].join('\n'),
+  );
+  const win: string[] = [];
+  for (const h of hs) for (let i = 0; i < len; i++) win.push(`    var x${h}_${i} = ld(ro${h}, w0 + ${i}, ok${h});`);
+  const voxel: string[] = [];
+  for (let m = 0; m < tm; m++) {
+    voxel.push(`      let g${m} = ${gt.get(m).replace('wt', 'g')};`);
+    for (const h of hs) voxel.push('      ' + Array.from({ length: kw }, (_, w) => `a${m}_${h}_${w} = fma(g${m}, x${h}_${w * dw}, a${m}_${h}_${w});`).join(' '));
+  }
+  const shiftWin: string[] = [];
+  for (const h of hs) {
+    for (let i = 0; i + fresh < len; i++) shiftWin.push(`      x${h}_${i} = x${h}_${i + sw};`);
+    for (let i = len - fresh; i < len; i++) shiftWin.push(`      x${h}_${i} = ld(ro${h}, at + ${i}, ok${h});`);
+  }
+  const store: string[] = [];
+  for (const h of hs) for (let w = 0; w < kw; w++) store.push(`      partial[orow + ${h * kw + w}u] = a0_${h}_${w};`);
+  const shift: string[] = [];
+  for (let m = 0; m + 1 < tm; m++) for (const h of hs) shift.push('    ' + Array.from({ length: kw }, (_, w) => `a${m}_${h}_${w} = a${m + 1}_${h}_${w};`).join(' '));
+  return wgradWgsl
+    .replace('{{ACC}}', acc.join('\n'))
+    .replace('{{ROWS}}', rows.join('\n'))
+    .replace('{{WINDOW}}', win.join('\n'))
+    .replace('{{VOXEL}}', voxel.join('\n'))
+    .replace('{{SHIFT_WINDOW}}', shiftWin.join('\n'))
+    .replace('{{STORE}}', store.join('\n'))
+    .replace('{{SHIFT}}', shift.join('\n'))
+    .replaceAll('{{GT}}', gt.type)
+    .replaceAll('{{TM}}', String(tm))
+    .replaceAll('{{KH}}', String(kh))
+    .replaceAll('{{KW}}', String(kw))
+    .replaceAll('{{SW}}', String(sw))
+    .replaceAll('{{DW}}', String(dw))
+    .replaceAll('{{THREADS}}', String(threads));
+}
+
+/**
+ * t [N, G*R, S] (channels-first) as [G, rowBlocks, N, S] elements of tm rows (rows past R zero), by
+ * shaders/conv_wgrad.wgsl's PACK entry: one load then brings a voxel's (or a weight tap's) tm rows.
+ */
+function packChannels(op: string, t: Tensor, G: number, R: number, N: number, S: number, tm: number): Tensor {
+  const rowBlocks = ceilDiv(R, tm);
+  const total = G * rowBlocks * N * S;
+  const out = emptyTensor(op, [G, rowBlocks, N, S, tm], 'f32');
+  const k = kernel(`conv.pack.${tm}`, () => wgradPackSource(tm), { defines: { PACK: true } });
+  dispatch(k, [out.buffer(op), t.buffer(op)], { rows: R, rowBlocks, yC: G * R, N, total, y: [1, 1, S] }, grid1d(ceilDiv(total, 64)));
+  return out;
+}
+
+/** shaders/conv_wgrad.wgsl's PACK entry: the TM rows of one voxel gathered into one element. */
+function wgradPackSource(tm: number): string {
+  const gt = weightType(tm);
+  const loads = Array.from({ length: tm }, (_, m) => `  let v${m} = select(0.0, gy[base + min(r0 + ${m}u, p.rows - 1u) * S], r0 + ${m}u < p.rows);`);
+  const vals = Array.from({ length: tm }, (_, m) => `v${m}`).join(', ');
+  return wgradWgsl.replace('{{PACK}}', [...loads, `  gt[i] = ${gt.type}(${vals});`].join('\n')).replaceAll('{{GT}}', gt.type).replaceAll('{{TM}}', String(tm));
+}
+
+/** Voxels along W per unit of the weight gradient (the granularity of the split along W). */
+const WGRAD_WB = 64;
+
+/** d loss / d weight of the conv `g` from its input x (x-space) and output gradient gy (y-space): [yC, xC/G, ...k]. */
+function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
+  const rows = g.yC / g.groups;
+  const C = g.xC / g.groups;
+  const [Kd, Kh, Kw] = g.k;
+  const K = C * Kd * Kh * Kw;
+  const wShape = [g.yC, C, ...spatial(g, g.k)];
+  const small = g.N * g.yS[0] * g.yS[1] * g.yS[2] * g.yC * K < SMALL_WORK;
+  let TM = small ? 4 : rowsPerInvocation(Math.max(rows, 4));
+  while (TM > 1 && TM * Kw > WGRAD_ACC) TM /= 2;
+  // an invocation takes all kernel rows of its (c, kd), sharing each staged gy load, when the accumulators fit
+  const KH = !small && TM * Kh * Kw <= WGRAD_ACC ? Kh : 1;
+  const khGroups = Kh / KH;
+  const lanes = C * Kd * khGroups;
+  const threads = Math.min(lanes <= 32 ? 32 : 64, gpu().maxWorkgroupSize);
+  const wb = Math.min(WGRAD_WB, g.yS[2]);
+  const owBlocks = ceilDiv(g.yS[2], wb);
+  const units = g.N * g.yS[0] * g.yS[1] * owBlocks;
+  const colBlocks = ceilDiv(lanes, threads);
+  const rowBlocks = ceilDiv(rows, TM);
+  const blocks = colBlocks * rowBlocks * g.groups;
+  const total = g.yC * K;
+  const maxSplit = Math.max(1, Math.floor(WGRAD_PARTIAL_BYTES / (total * 4)));
+  let nSplit = Math.max(1, Math.min(ceilDiv(WGRAD_TARGET_WORKGROUPS, blocks), Math.floor(units / WGRAD_MIN_UNITS), maxSplit));
+  const unitsPerSplit = ceilDiv(units, nSplit);
+  nSplit = ceilDiv(units, unitsPerSplit);
+  const out = emptyTensor(op, wShape, 'f32');
+  if (total === 0) return out;
+  const partial = nSplit === 1 ? out : emptyTensor(op, [nSplit, total], 'f32');
+  // gy row-blocked (a kernel of its own: the generic strided copy decomposes every index and costs as much as
+  // the gradient)
+  const gt = packChannels(op, gy, g.groups, rows, g.N, g.yS[0] * g.yS[1] * g.yS[2], TM);
+  const key = `conv.wgrad.${TM}.${KH}x${Kw}.${g.s[2]}.${g.d[2]}.${threads}`;
+  const k = kernel(key, () => wgradSource(TM, KH, Kw, g.s[2], g.d[2], threads));
+  const uniforms = {
+    rows,
+    rowBlocks,
+    blocks,
+    colBlocks,
+    lanes,
+    khGroups,
+    C,
+    xC: g.xC,
+    yC: g.yC,
+    K,
+    units,
+    unitsPerSplit,
+    owBlocks,
+    wb,
+    total,
+    nSplit,
+    N: g.N,
+    x: g.xS,
+    y: g.yS,
+    kern: g.k,
+    stride: g.s,
+    pad: g.p,
+    dil: g.d,
+  };
+  dispatch(k, [partial.buffer(op), x.buffer(op), gt.buffer(op)], uniforms, grid1d(blocks * nSplit));
+  gt.dispose();
+  if (nSplit > 1) {
+    const fin = kernel('conv.wgrad.finish', () => wgradWgsl.replaceAll('{{THREADS}}', '64'), { defines: { FINISH: true } });
+    dispatch(fin, [out.buffer(op), partial.buffer(op)], uniforms, grid1d(ceilDiv(total, 64)));
+    partial.dispose();
+  }
+  return out;
+}
+
+/** d loss / d bias: the output gradient summed over batch and space. */
+function biasGrad(gy: Tensor): Tensor {
+  return sum(gy, { dim: [0, ...gy.shape.slice(2).map((_, i) => i + 2)] });
+}
+
+// ---- autodiff -----------------------------------------------------------------------------------------------------
+
+interface ConvAttrs {
+  geom: Geom;
+}
+
+const convDef = defineOp<ConvAttrs>({
+  name: 'conv',
+  backward: (gy, ctx) => {
+    const [x, w] = ctx.saved;
+    const g = ctx.attrs.geom;
+    const op = 'conv.backward';
+    return [
+      ctx.needsGrad[0] ? gatherConv(op, true, gy, w, null, g) : null,
+      ctx.needsGrad[1] ? weightGrad(op, x, gy, g) : null,
+      ctx.needsGrad[2] ? biasGrad(gy) : null,
+    ];
+  },
+});
+
+const convTransposeDef = defineOp<ConvAttrs>({
+  name: 'convTranspose',
+  backward: (gout, ctx) => {
+    // out = (input gradient of the conv g) applied to x; so d/dx is that conv's forward, d/dw its weight gradient
+    const [x, w] = ctx.saved;
+    const g = ctx.attrs.geom;
+    const op = 'convTranspose.backward';
+    return [
+      ctx.needsGrad[0] ? gatherConv(op, false, gout, w, null, g) : null,
+      ctx.needsGrad[1] ? weightGrad(op, gout, x, g) : null,
+      ctx.needsGrad[2] ? biasGrad(gout) : null,
+    ];
+  },
+});
+
+// ---- argument checks ----------------------------------------------------------------------------------------------
+
+/** A number or a list of nd numbers, each an integer >= min. */
+function perDim(op: string, name: string, v: unknown, nd: number, min: number, dflt: number): number[] {
+  if (v === undefined || v === null) return Array(nd).fill(dflt);
+  const list = typeof v === 'number' ? Array(nd).fill(v) : Array.isArray(v) ? v : null;
+  const what = min > 0 ? 'positive integer' : 'non-negative integer';
+  if (!list || list.length !== nd || !list.every((e) => Number.isInteger(e) && e >= min))
+    fail(op, `${name} must be a ${what} or a list of ${nd} ${what}s, got ${Array.isArray(v) ? JSON.stringify(v) : describe(v)}`);
+  return list as number[];
+}
+
+function checkGroups(op: string, groups: unknown): number {
+  if (groups === undefined || groups === null) return 1;
+  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) fail(op, `groups must be a positive integer, got ${describe(groups)}`);
+  return groups;
+}
+
+interface Prepared {
+  x: Tensor;
+  w: Tensor;
+  bias: Tensor | null;
+  unbatched: boolean;
+}
+
+/** Checks tensor arguments common to both kinds; returns the batched input (unbatched input gets a batch of 1). */
+function checkTensors(op: string, nd: number, x: unknown, w: unknown, bias: unknown): Prepared {
+  const xt = expectTensor(op, 'input', x);
+  const wt = expectTensor(op, 'weight', w);
+  expectFloat(op, 'input', xt);
+  expectFloat(op, 'weight', wt);
+  const names = ['L', 'H, W', 'D, H, W'][nd - 1];
+  if (xt.ndim !== nd + 2 && xt.ndim !== nd + 1)
+    fail(op, `input must have rank ${nd + 2} [N, C, ${names}] (or ${nd + 1} without the batch dim), got rank ${xt.ndim} (shape ${fmtShape(xt.shape)})`);
+  if (wt.ndim !== nd + 2)
+    fail(op, `weight must have rank ${nd + 2} (channels, channels per group, then ${nd} kernel dims), got rank ${wt.ndim} (shape ${fmtShape(wt.shape)})`);
+  if (wt.shape.slice(2).some((k) => k < 1)) fail(op, `weight ${fmtShape(wt.shape)} has an empty kernel dimension`);
+  let b: Tensor | null = null;
+  if (bias !== undefined && bias !== null) {
+    b = expectTensor(op, 'bias', bias);
+    expectFloat(op, 'bias', b);
+  }
+  return { x: xt, w: wt, bias: b, unbatched: xt.ndim === nd + 1 };
+}
+
+function checkBias(op: string, bias: Tensor | null, channels: number): void {
+  if (bias && (bias.ndim !== 1 || bias.shape[0] !== channels))
+    fail(op, `bias must have shape [${channels}] (one value per output channel), got ${fmtShape(bias.shape)}`);
+}
+
+/** Runs fn on the batched input, removing the added batch dim from the result for unbatched input. */
+function batched(pr: Prepared, fn: (x: Tensor) => Tensor): Tensor {
+  if (!pr.unbatched) return fn(pr.x);
+  return tidy(() => squeeze(fn(unsqueeze(pr.x, 0)), 0));
+}
+
+function convNd(nd: number, op: string, input: Tensor, weight: Tensor, opts: ConvOptions = {}): Tensor {
+  if (opts === null || typeof opts !== 'object') fail(op, `options must be an object like { stride: 1, padding: 1 }, got ${describe(opts)}`);
+  const pr = checkTensors(op, nd, input, weight, opts.bias);
+  const groups = checkGroups(op, opts.groups);
+  const stride = perDim(op, 'stride', opts.stride, nd, 1, 1);
+  const dilation = perDim(op, 'dilation', opts.dilation, nd, 1, 1);
+  const { w } = pr;
+  const ks = w.shape.slice(2);
+  let padding: number[];
+  if (opts.padding === 'valid') padding = Array(nd).fill(0);
+  else if (opts.padding === 'same') {
+    if (stride.some((s) => s !== 1))
+      fail(op, `padding='same' needs stride 1 (as in PyTorch), got stride ${JSON.stringify(stride)}; pass explicit padding instead`);
+    // the smaller half goes first; an odd total leaves one more at the end, which the output size accounts for
+    padding = ks.map((k, i) => Math.floor((dilation[i] * (k - 1)) / 2));
+  } else if (typeof opts.padding === 'string') fail(op, `padding must be a number, a list, 'same' or 'valid', got '${opts.padding}'`);
+  else padding = perDim(op, 'padding', opts.padding, nd, 0, 0);
+  const Cout = w.shape[0];
+  if (Cout % groups !== 0) fail(op, `weight.shape[0] (${Cout} output channels) must be divisible by groups (${groups}); weight ${fmtShape(w.shape)}`);
+  checkBias(op, pr.bias, Cout);
+  return batched(pr, (x) => {
+    const Cin = x.shape[1];
+    if (Cin !== w.shape[1] * groups)
+      fail(
+        op,
+        `input has ${Cin} channels (shape ${fmtShape(pr.x.shape)}) but weight ${fmtShape(w.shape)} with groups=${groups} expects ` +
+          `weight.shape[1] * groups = ${w.shape[1] * groups}`,
+      );
+    const inS = x.shape.slice(2);
+    const outS = inS.map((n, i) =>
+      opts.padding === 'same' ? n : Math.floor((n + 2 * padding[i] - dilation[i] * (ks[i] - 1) - 1) / stride[i]) + 1,
+    );
+    if (outS.some((n) => n <= 0))
+      fail(
+        op,
+        `the input's spatial size ${fmtShape(inS)} with padding ${fmtShape(padding)} is smaller than the dilated kernel ` +
+          `${fmtShape(ks.map((k, i) => dilation[i] * (k - 1) + 1))}, so the output ${fmtShape(outS)} would be empty; ` +
+          'use a larger input, more padding or a smaller kernel/dilation',
+      );
+    const g: Geom = {
+      nd,
+      N: x.shape[0],
+      groups,
+      xC: Cin,
+      xS: to3(inS, 1),
+      yC: Cout,
+      yS: to3(outS, 1),
+      k: to3(ks, 1),
+      s: to3(stride, 1),
+      p: to3(padding, 0),
+      d: to3(dilation, 1),
+    };
+    const out = gatherConv(op, false, x, w, pr.bias, g);
+    return record(convDef, [x, w, pr.bias], out, { geom: g }, () => [x, w]);
+  });
+}
+
+function convTransposeNd(nd: number, op: string, input: Tensor, weight: Tensor, opts: ConvTransposeOptions = {}): Tensor {
+  if (opts === null || typeof opts !== 'object') fail(op, `options must be an object like { stride: 2 }, got ${describe(opts)}`);
+  const pr = checkTensors(op, nd, input, weight, opts.bias);
+  const groups = checkGroups(op, opts.groups);
+  const stride = perDim(op, 'stride', opts.stride, nd, 1, 1);
+  const dilation = perDim(op, 'dilation', opts.dilation, nd, 1, 1);
+  if (typeof opts.padding === 'string') fail(op, `padding must be a number or a list of ${nd} numbers ('${opts.padding}' is only for convNd, as in PyTorch)`);
+  const padding = perDim(op, 'padding', opts.padding, nd, 0, 0);
+  const outputPadding = perDim(op, 'outputPadding', opts.outputPadding, nd, 0, 0);
+  outputPadding.forEach((o, i) => {
+    if (o >= stride[i] && o >= dilation[i])
+      fail(op, `outputPadding must be smaller than stride or dilation (as in PyTorch), got outputPadding ${fmtShape(outputPadding)} with stride ${fmtShape(stride)} and dilation ${fmtShape(dilation)}`);
+  });
+  const { w } = pr;
+  const ks = w.shape.slice(2);
+  const Cin = w.shape[0];
+  if (Cin % groups !== 0) fail(op, `weight.shape[0] (${Cin} input channels) must be divisible by groups (${groups}); weight ${fmtShape(w.shape)}`);
+  const Cout = w.shape[1] * groups;
+  checkBias(op, pr.bias, Cout);
+  return batched(pr, (x) => {
+    if (x.shape[1] !== Cin)
+      fail(op, `input has ${x.shape[1]} channels (shape ${fmtShape(pr.x.shape)}) but weight ${fmtShape(w.shape)} expects weight.shape[0] = ${Cin}`);
+    const inS = x.shape.slice(2);
+    const outS = inS.map((n, i) => (n - 1) * stride[i] - 2 * padding[i] + dilation[i] * (ks[i] - 1) + outputPadding[i] + 1);
+    if (outS.some((n) => n <= 0))
+      fail(op, `padding ${fmtShape(padding)} is too large for input size ${fmtShape(inS)} and kernel ${fmtShape(ks)}: the output ${fmtShape(outS)} would be empty`);
+    // described as the conv whose input gradient this is: x-space = this output, y-space = this input
+    const g: Geom = {
+      nd,
+      N: x.shape[0],
+      groups,
+      xC: Cout,
+      xS: to3(outS, 1),
+      yC: Cin,
+      yS: to3(inS, 1),
+      k: to3(ks, 1),
+      s: to3(stride, 1),
+      p: to3(padding, 0),
+      d: to3(dilation, 1),
+    };
+    const out = gatherConv(op, true, x, w, pr.bias, g);
+    return record(convTransposeDef, [x, w, pr.bias], out, { geom: g }, () => [x, w]);
+  });
+}
+
+// ---- public ops ---------------------------------------------------------------------------------------------------
+
+/** torch.nn.functional.conv1d: input [N, Cin, L], weight [Cout, Cin/groups, k]. */
+export function conv1d(input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor {
+  return convNd(1, 'conv1d', input, weight, opts);
+}
+
+/** torch.nn.functional.conv2d: input [N, Cin, H, W], weight [Cout, Cin/groups, kH, kW]. */
+export function conv2d(input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor {
+  return convNd(2, 'conv2d', input, weight, opts);
+}
+
+/** torch.nn.functional.conv3d: input [N, Cin, D, H, W], weight [Cout, Cin/groups, kD, kH, kW]. */
+export function conv3d(input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor {
+  return convNd(3, 'conv3d', input, weight, opts);
+}
+
+/** torch.nn.functional.conv_transpose1d: input [N, Cin, L], weight [Cin, Cout/groups, k]. */
+export function convTranspose1d(input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor {
+  return convTransposeNd(1, 'convTranspose1d', input, weight, opts);
+}
+
+/** torch.nn.functional.conv_transpose2d: input [N, Cin, H, W], weight [Cin, Cout/groups, kH, kW]. */
+export function convTranspose2d(input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor {
+  return convTransposeNd(2, 'convTranspose2d', input, weight, opts);
+}
+
+/** torch.nn.functional.conv_transpose3d: input [N, Cin, D, H, W], weight [Cin, Cout/groups, kD, kH, kW]. */
+export function convTranspose3d(input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor {
+  return convTransposeNd(3, 'convTranspose3d', input, weight, opts);
+}

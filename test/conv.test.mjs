@@ -1,0 +1,180 @@
+// Convolutions: conv1d/2d/3d and convTranspose2d/3d against PyTorch fixtures (forward and the gradients to input,
+// weight and bias), finite-difference gradient checks, determinism of the data gradient, and the argument checks.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fixtureRef, loadFixtures } from './fixtures.mjs';
+import { Ref, assertClose, assertThrowsWith, gradcheck, rng, setup, vg } from './helpers.mjs';
+
+test.before(setup);
+
+const OPS = {
+  conv1d: vg.conv1d,
+  conv2d: vg.conv2d,
+  conv3d: vg.conv3d,
+  conv_transpose2d: vg.convTranspose2d,
+  conv_transpose3d: vg.convTranspose3d,
+};
+
+/** PyTorch keyword options → voxgrad's camelCase options. */
+function options(opts) {
+  const out = {};
+  for (const [k, v] of Object.entries(opts)) out[k.replace(/_(\w)/g, (_, c) => c.toUpperCase())] = v;
+  return out;
+}
+
+/**
+ * Every output is a sum of up to a few hundred f32 products; f32 accumulation error grows with the magnitude of the
+ * terms, not of the (possibly cancelling) result, so the absolute part of the tolerance is 1e-5 of the reference's
+ * largest magnitude on top of the 1e-4 relative tolerance.
+ */
+function tol(ref) {
+  let m = 0;
+  for (const v of ref.data) m = Math.max(m, Math.abs(v));
+  return { rtol: 1e-4, atol: 1e-5 * m };
+}
+
+/** The fixture generator's formula inputs: ((i * 2654435761 + seed) mod 2^32) / 2^31 - 1, times scale (exact in f32). */
+function hashed(shape, seed, scale = 1) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = (((Math.imul(i, 2654435761) + seed) >>> 0) / 2 ** 31 - 1) * scale;
+  return vg.tensor(v, shape);
+}
+
+/** Every `stride`-th element of t (the large fixtures store only those), as a Ref-comparable tensor. */
+async function sampledRef(t, stride) {
+  const all = await t.data();
+  const picked = all.filter((_, i) => i % stride === 0);
+  return vg.tensor(picked, [picked.length]);
+}
+
+for (const c of loadFixtures('conv').filter((c) => c.large)) {
+  test(`${c.name}: forward and gradients match PyTorch (sampled)`, async () => {
+    const L = c.large;
+    const x = hashed(L.x, 1);
+    const w = hashed(L.w, 2, L.wScale);
+    const b = L.b ? hashed(L.b, 3) : null;
+    for (const t of [x, w, b]) if (t) t.requiresGrad = true;
+    const y = OPS[c.op](x, w, { ...options(c.opts), bias: b });
+    assert.equal([...y.shape], c.yShape, 'output shape');
+    const check = async (t, key) => {
+      const ref = fixtureRef(c[key]);
+      const got = key === 'db' ? t : await sampledRef(t, L.stride);
+      await assertClose(got, ref, { ...tol(ref), msg: `${c.name} ${key}` });
+      if (got !== t) got.dispose();
+    };
+    await check(y, 'y');
+    y.backward(hashed(c.yShape, 4));
+    await check(x.grad, 'dx');
+    await check(w.grad, 'dw');
+    if (b) await check(b.grad, 'db');
+    for (const t of [x, w, b, y]) t?.dispose();
+  });
+}
+
+for (const c of loadFixtures('conv').filter((c) => !c.large)) {
+  test(`${c.name}: forward and gradients match PyTorch`, async () => {
+    const x = fixtureRef(c.x).toTensor({ requiresGrad: true });
+    const w = fixtureRef(c.w).toTensor({ requiresGrad: true });
+    const b = c.b ? fixtureRef(c.b).toTensor({ requiresGrad: true }) : null;
+    const y = OPS[c.op](x, w, { ...options(c.opts), bias: b });
+    const yRef = fixtureRef(c.y);
+    await assertClose(y, yRef, { ...tol(yRef), msg: `${c.name} forward` });
+    y.backward(fixtureRef(c.g).toTensor());
+    for (const [t, key] of [[x, 'dx'], [w, 'dw'], [b, 'db']]) {
+      if (!c[key]) continue;
+      const ref = fixtureRef(c[key]);
+      await assertClose(t.grad, ref, { ...tol(ref), msg: `${c.name} ${key}` });
+    }
+    for (const t of [x, w, b, y]) t?.dispose();
+  });
+}
+
+// ---- finite differences on tiny random cases --------------------------------------------------------------------------
+
+test('gradcheck conv2d: stride 2, groups 2, bias', async () => {
+  const r = rng(11);
+  await gradcheck((x, w, b) => vg.conv2d(x, w, { bias: b, stride: 2, padding: 1, groups: 2 }), [
+    Ref.random([1, 4, 5, 6], r),
+    Ref.random([4, 2, 3, 3], r),
+    Ref.random([4], r),
+  ]);
+});
+
+test('gradcheck conv3d: non-cubic kernel, dilation, same padding', async () => {
+  const r = rng(12);
+  await gradcheck((x, w) => vg.conv3d(x, w, { padding: 'same', dilation: [1, 2, 1] }), [Ref.random([1, 2, 4, 5, 4], r), Ref.random([3, 2, 3, 2, 3], r)]);
+});
+
+test('gradcheck convTranspose3d: stride 2, outputPadding 1, bias', async () => {
+  const r = rng(13);
+  await gradcheck((x, w, b) => vg.convTranspose3d(x, w, { bias: b, stride: 2, padding: 1, outputPadding: 1 }), [
+    Ref.random([1, 2, 3, 2, 3], r),
+    Ref.random([2, 3, 3, 3, 3], r),
+    Ref.random([3], r),
+  ]);
+});
+
+test('gradcheck conv1d and convTranspose2d on unbatched input', async () => {
+  const r = rng(14);
+  await gradcheck((x, w) => vg.conv1d(x, w, { stride: 2, dilation: 2 }), [Ref.random([3, 12], r), Ref.random([2, 3, 3], r)]);
+  await gradcheck((x, w) => vg.convTranspose2d(x, w, { stride: [2, 1], padding: [0, 1] }), [Ref.random([2, 3, 4], r), Ref.random([2, 2, 3, 3], r)]);
+});
+
+// ---- determinism ------------------------------------------------------------------------------------------------------
+
+test('data and weight gradients are bit-identical across runs', async () => {
+  const x = vg.randn([2, 8, 10, 12, 16], { seed: 3 });
+  const w = vg.randn([8, 8, 3, 3, 3], { seed: 4 });
+  const g = vg.randn([2, 8, 10, 12, 16], { seed: 5 });
+  const grads = async () => {
+    const [dx, dw] = vg.grad((a, b) => vg.conv3d(a, b, { padding: 1 }).mul(g).sum(), { argnums: [0, 1] })(x, w);
+    const out = [await dx.data(), await dw.data()];
+    dx.dispose();
+    dw.dispose();
+    return out;
+  };
+  const [dx1, dw1] = await grads();
+  const [dx2, dw2] = await grads();
+  assert.ok(
+    dx1.every((v, i) => Object.is(v, dx2[i])),
+    'data gradient differs between two runs',
+  );
+  assert.ok(
+    dw1.every((v, i) => Object.is(v, dw2[i])),
+    'weight gradient differs between two runs',
+  );
+  for (const t of [x, w, g]) t.dispose();
+});
+
+// ---- argument checks --------------------------------------------------------------------------------------------------
+
+test('bad arguments give errors that name the op, the argument and what was expected', () => {
+  const x = vg.zeros([1, 4, 6, 6]);
+  const w = vg.zeros([6, 2, 3, 3]);
+  assertThrowsWith(() => vg.conv2d(vg.zeros([4, 6]), w), ['conv2d', 'input', 'rank 4', 'got rank 2']);
+  assertThrowsWith(() => vg.conv2d(x, vg.zeros([6, 2, 3])), ['conv2d', 'weight', 'rank 4', 'got rank 3']);
+  assertThrowsWith(() => vg.conv2d(x, w), ['conv2d', 'input has 4 channels', 'weight.shape[1] * groups = 2']);
+  assertThrowsWith(() => vg.conv2d(x, vg.zeros([6, 1, 3, 3]), { groups: 4 }), ['conv2d', 'weight.shape[0] (6 output channels)', 'divisible by groups (4)']);
+  assertThrowsWith(() => vg.conv2d(x, w, { groups: 2, bias: vg.zeros([5]) }), ['conv2d', 'bias must have shape [6]', 'got [5]']);
+  assertThrowsWith(() => vg.conv2d(x, w, { groups: 2, stride: 0 }), ['conv2d', 'stride', 'positive integer', 'got']);
+  assertThrowsWith(() => vg.conv2d(x, w, { groups: 2, dilation: [1, -1] }), ['conv2d', 'dilation', 'list of 2 positive integers', '[1,-1]']);
+  assertThrowsWith(() => vg.conv2d(x, w, { groups: 2, padding: -1 }), ['conv2d', 'padding', 'non-negative']);
+  assertThrowsWith(() => vg.conv2d(x, w, { groups: 2, stride: 2, padding: 'same' }), ['conv2d', "padding='same'", 'stride 1']);
+  assertThrowsWith(() => vg.conv2d(x, vg.zeros([6, 2, 7, 3]), { groups: 2 }), ['conv2d', 'smaller than the dilated kernel', 'empty']);
+  assertThrowsWith(() => vg.conv3d(vg.zeros([1, 2, 3, 3, 3]), vg.zeros([2, 2, 3, 3, 3]), { dilation: 2 }), ['conv3d', 'dilated kernel [5, 5, 5]']);
+  assertThrowsWith(() => vg.conv1d(vg.zeros([1, 2, 5], { dtype: 'i32' }), vg.zeros([2, 2, 3])), ['conv1d', 'input', 'f32']);
+  const xt = vg.zeros([1, 4, 3, 3, 3]);
+  assertThrowsWith(() => vg.convTranspose3d(xt, vg.zeros([2, 2, 3, 3, 3])), ['convTranspose3d', 'input has 4 channels', 'weight.shape[0] = 2']);
+  assertThrowsWith(() => vg.convTranspose3d(xt, vg.zeros([4, 2, 3, 3, 3]), { groups: 3 }), ['convTranspose3d', 'divisible by groups (3)']);
+  assertThrowsWith(() => vg.convTranspose3d(xt, vg.zeros([4, 2, 3, 3, 3]), { stride: 2, outputPadding: 2 }), [
+    'convTranspose3d',
+    'outputPadding must be smaller than stride or dilation',
+  ]);
+  assertThrowsWith(() => vg.convTranspose3d(xt, vg.zeros([4, 2, 3, 3, 3]), { padding: 3 }), ['convTranspose3d', 'padding [3, 3, 3] is too large', 'empty']);
+  assertThrowsWith(() => vg.convTranspose2d(vg.zeros([1, 4, 3, 3]), vg.zeros([4, 2, 3, 3]), { padding: 'same' }), ['convTranspose2d', 'padding']);
+  assertThrowsWith(() => vg.convTranspose2d(vg.zeros([1, 4, 3, 3]), vg.zeros([4, 2, 3, 3]), { bias: vg.zeros([4]) }), ['convTranspose2d', 'bias must have shape [2]']);
+  for (const t of [x, w, xt]) t.dispose();
+});
+
+test.run();
