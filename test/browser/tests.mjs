@@ -31,6 +31,8 @@ const refGather = (shape, pick) => new Ref(Array.from({ length: size(shape) }, (
 
 test('vg.init: a browser backend whose features and limits are those of navigator.gpu', async () => {
   const info = await setup();
+  // the shapes here are small: keep every op on the GPU (SwiftShader) rather than host-forwarded to JS
+  vg.setCpuForwardThreshold(0);
   // an adapter requested here, independently of voxgrad, is what the library must have found and used
   const adapter = await navigator.gpu.requestAdapter();
   assert.ok(adapter, 'navigator.gpu.requestAdapter() returned null');
