@@ -1,15 +1,30 @@
 #!/usr/bin/env node
-// npm run bench [-- --json results.json]
-// On the adapter voxgrad picks: the adapter's ceilings (FMA-bound and copy kernels in raw WebGPU), matmul at 256³,
-// 512³ and 1024³, and the per-op cost of 10,000 dependent tiny adds, each beside tfjs-backend-webgpu on the same
-// Dawn adapter in the same process. What every number includes is printed with it; docs/benchmarks.md has results.
+// npm run bench [-- --json results.json] [-- --only section[,section...]]
+// On the adapter voxgrad picks: the adapter's ceilings (FMA-bound and copy kernels in raw WebGPU), then the sections
+// (all by default; --only runs the named ones, the ceilings always):
+//   matmul      matmul at 256³, 512³ and 1024³ beside tfjs-backend-webgpu on the same Dawn adapter, same process
+//   dispatch    the per-op cost of 10,000 dependent tiny adds, beside tfjs
+//   conv2d      conv2d forward 1x64x128² 3x3 -> 64 beside tfjs and onnxruntime-node's WebGPU EP (bench/conv.mjs)
+//   conv3d      conv3d forward, input and weight gradients at three sizes, beside tfjs and ORT (forward only)
+//   gridsample  gridSample 3-D trilinear forward and backward: GPU time, GB/s against the copy ceiling, PyTorch CPU
+//               as the labelled reference (no WebGPU peer has a 5-D grid_sample) (bench/spatial.mjs)
+//   poolnorm    maxPool3d, avgPool3d, trilinear x2 upsampling, batchNorm (train), groupNorm, beside tfjs where it has
+//               the op (bench/poolnorm.mjs)
+// What every number includes is printed with it; docs/benchmarks.md has results.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { create, globals } from 'webgpu';
 import * as vg from 'voxgrad';
 import { copyCeiling, fmaCeiling } from './ceilings.mjs';
+import { benchConv2d, benchConv3d } from './conv.mjs';
+import { randomData } from './harness.mjs';
+import { loadOrt, probeOrt } from './ort.mjs';
+import { benchPoolNorm } from './poolnorm.mjs';
+import { benchGridSample } from './spatial.mjs';
 import { median } from './stats.mjs';
 import { loadTfjs } from './tfjs.mjs';
+
+const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm'];
 
 const SIZES = [256, 512, 1024];
 const SAMPLES = 5;
@@ -22,17 +37,11 @@ const ADD_SAMPLES = 3;
 const jsonAt = process.argv.indexOf('--json');
 const jsonPath = jsonAt > 0 ? process.argv[jsonAt + 1] : null;
 if (jsonAt > 0 && !jsonPath) throw new Error('--json needs a file path');
-
-/** Deterministic inputs shared by both engines (mulberry32, values in [-1, 1)). */
-function randomData(n, seed) {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  });
-}
+const onlyAt = process.argv.indexOf('--only');
+if (onlyAt > 0 && !process.argv[onlyAt + 1]) throw new Error(`--only needs a section name: ${SECTIONS.join(', ')}`);
+const only = onlyAt > 0 ? process.argv[onlyAt + 1].split(',').map((x) => x.trim().toLowerCase()) : SECTIONS;
+for (const x of only) if (!SECTIONS.includes(x)) throw new Error(`--only: unknown section "${x}"; sections: ${SECTIONS.join(', ')}`);
+const wanted = (x) => only.includes(x);
 
 // Dawn instance for the ceiling kernels; it must stay referenced while its device lives (a collected instance
 // takes the device down with it: segfaults)
@@ -156,23 +165,7 @@ const f1 = (x) => x.toFixed(1);
 const pct = (x) => `${(100 * x).toFixed(1)}%`;
 const row = (cells, widths) => cells.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]) : String(c).padStart(widths[i]))).join('  ');
 
-async function main() {
-  const t0 = performance.now();
-  const info = await vg.init();
-  const cpus = os.cpus();
-  console.log(`adapter: ${info.description || '(no description)'} [vendor ${info.vendor}, architecture ${info.architecture}${info.isFallbackAdapter ? ', fallback adapter' : ''}]`);
-  console.log(`host: ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, node ${process.version}, ${os.platform()}`);
-  const ceil = await ceilings();
-  const tf = await loadTfjs();
-  const matmul = [];
-  for (const n of SIZES) matmul.push(await benchMatmul(tf, n));
-  const adds = await benchAdds(tf);
-
-  const { fma, copy } = ceil;
-  console.log(`\nAdapter ceilings (raw WebGPU; one dispatch per run, ${fma.timer}, median of ${fma.times.length})`);
-  console.log(`  FMA-bound kernel  ${f1(fma.gflops).padStart(7)} GFLOP/s  (${fma.chains} independent fma chains in each of ${fma.invocations} invocations)`);
-  console.log(`  copy kernel       ${f1(copy.gbps).padStart(7)} GB/s     (${copy.bytes >> 20} MiB read + ${copy.bytes >> 20} MiB written, one vec4 per invocation)`);
-
+function printMatmul(matmul, fma) {
   console.log(`\nmatmul f32 N x N @ N x N (2N³ flop)`);
   console.log(`  wall ms: per op, from k back-to-back ops on the same inputs then one readback of the last result (k = ${SIZES.map((n) => OPS_PER_SAMPLE[n]).join('/')}), median of ${SAMPLES}, engines interleaved`);
   console.log(`  gpu ms: kernel time from timestamp queries (vg.profile, tf.time), median of ${GPU_SAMPLES}; % FMA: wall GFLOP/s / FMA ceiling`);
@@ -198,28 +191,93 @@ async function main() {
         ),
     );
   console.log(`  results agree: max |voxgrad - tfjs| / max |tfjs| = ${matmul.map((m) => m.maxRelDiff.toExponential(1)).join(', ')}`);
+}
 
+function printAdds(adds) {
   console.log(`\nDispatch overhead: ${ADDS.toLocaleString('en')} dependent adds on a 4-element tensor (x = x + y, previous x disposed),`);
   console.log(`  one readback at the end; total time / ${ADDS.toLocaleString('en')}, median of ${ADD_SAMPLES}`);
   const addRow = (label, r) =>
     console.log(`  ${label.padEnd(37)} voxgrad ${f1(r.voxgrad.usPerOp).padStart(6)} µs/op   tfjs ${f1(r.tfjs.usPerOp).padStart(6)} µs/op   voxgrad/tfjs ${r.speedup.toFixed(2)}x faster`);
   addRow('every add a GPU dispatch:', adds.gpu);
   addRow('defaults (tiny tensors on the host):', adds.hostForwarded);
+}
+
+/** Section runner: a failing section is reported and the others still run. */
+async function section(name, results, fn) {
+  if (!wanted(name)) return;
+  const t0 = performance.now();
+  try {
+    results[name] = await fn();
+  } catch (e) {
+    console.log(`\n${name}: FAILED: ${e?.stack ?? e}`);
+    results[name] = { error: String(e?.message ?? e) };
+    process.exitCode = 1;
+  }
+  console.log(`  (${name}: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+}
+
+async function main() {
+  const t0 = performance.now();
+  const info = await vg.init();
+  const cpus = os.cpus();
+  console.log(`adapter: ${info.description || '(no description)'} [vendor ${info.vendor}, architecture ${info.architecture}${info.isFallbackAdapter ? ', fallback adapter' : ''}]`);
+  console.log(`host: ${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, node ${process.version}, ${os.platform()}${only === SECTIONS ? '' : `; sections: ${only.join(', ')}`}`);
+  const ceil = await ceilings();
+  const { fma, copy } = ceil;
+  console.log(`\nAdapter ceilings (raw WebGPU; one dispatch per run, ${fma.timer}, median of ${fma.times.length})`);
+  console.log(`  FMA-bound kernel  ${f1(fma.gflops).padStart(7)} GFLOP/s  (${fma.chains} independent fma chains in each of ${fma.invocations} invocations)`);
+  console.log(`  copy kernel       ${f1(copy.gbps).padStart(7)} GB/s     (${copy.bytes >> 20} MiB read + ${copy.bytes >> 20} MiB written, one vec4 per invocation)`);
+
+  const needsTf = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'poolnorm'].some(wanted);
+  const tf = needsTf ? await loadTfjs() : null;
+  // onnxruntime-node for the conv rows: checked once in a child process (bench/ort.mjs), then loaded here
+  let ort = null;
+  const ortStatus = { probe: null, errors: [] };
+  if (wanted('conv2d') || wanted('conv3d')) {
+    try {
+      ortStatus.probe = probeOrt();
+      ort = await loadOrt();
+    } catch (e) {
+      ortStatus.errors.push(String(e?.message ?? e).split('\n')[0]);
+    }
+  }
+  const results = {};
+  await section('matmul', results, async () => {
+    const matmul = [];
+    for (const n of SIZES) matmul.push(await benchMatmul(tf, n));
+    printMatmul(matmul, fma);
+    return matmul;
+  });
+  await section('dispatch', results, async () => {
+    const adds = await benchAdds(tf);
+    printAdds(adds);
+    return adds;
+  });
+  await section('conv2d', results, () => benchConv2d({ tf, ort, ortStatus }));
+  await section('conv3d', results, () => benchConv3d({ tf, ort, ortStatus }));
+  await section('gridsample', results, () => benchGridSample({ copy }));
+  await section('poolnorm', results, () => benchPoolNorm({ tf, copy }));
   console.log(`\nbench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
   if (jsonPath) {
-    const results = {
+    const out = {
       date: new Date().toISOString(),
       host: { cpus: cpus.length, cpu: cpus[0]?.model, node: process.version, platform: os.platform() },
       adapter: info,
+      sections: only,
       ceilings: {
         fma: { gflops: fma.gflops, ms: fma.ms, samplesMs: fma.times, timer: fma.timer, flops: fma.flops },
         copy: { gbps: copy.gbps, ms: copy.ms, samplesMs: copy.times, timer: copy.timer, bytes: copy.bytes },
       },
-      matmul,
-      dispatch: adds,
+      matmul: results.matmul,
+      dispatch: results.dispatch,
+      conv2d: results.conv2d,
+      conv3d: results.conv3d,
+      ortWebgpu: ortStatus.probe || ortStatus.errors.length ? ortStatus : undefined,
+      gridSample: results.gridsample,
+      poolNorm: results.poolnorm,
     };
-    writeFileSync(jsonPath, JSON.stringify(results, null, 2));
+    writeFileSync(jsonPath, JSON.stringify(out, null, 2));
     console.log(`results written to ${jsonPath}`);
   }
   vg.destroy();
@@ -227,7 +285,7 @@ async function main() {
 
 // Dawn can keep the process alive while a device exists (../shared/ENVIRONMENT.md): exit explicitly
 main().then(
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   (e) => {
     console.error(e);
     process.exit(1);

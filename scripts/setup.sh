@@ -25,7 +25,9 @@ as_root() {
 
 if [ ! -d node_modules/webgpu ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies"
-  npm ci --no-audit --no-fund --loglevel=error
+  # onnxruntime-node (a bench peer) would download CUDA binaries in its install script and fail offline; its
+  # bundled CPU and WebGPU providers need none of them
+  ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 fi
 
 if ! node scripts/probe-adapter.mjs 2>/dev/null; then
