@@ -67,6 +67,17 @@ export class Ref {
   }
 }
 
+/** Distinct values on a 0.05 grid, shuffled: no ties within a finite-difference step, so max-like ops stay smooth. */
+export function distinct(shape, r) {
+  const n = size(shape);
+  const v = Array.from({ length: n }, (_, i) => (i - n / 2) * 0.05);
+  for (let i = n - 1; i > 0; i--) {
+    const j = r.int(0, i + 1);
+    [v[i], v[j]] = [v[j], v[i]];
+  }
+  return new Ref(v, shape).f32();
+}
+
 export function broadcastShape(...shapes) {
   const rank = Math.max(...shapes.map((s) => s.length));
   const out = new Array(rank).fill(1);

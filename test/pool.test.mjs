@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fixtureRef, loadFixtures } from './fixtures.mjs';
-import { Ref, assertThrowsWith, assertClose, gradcheck, rng, setup, size, vg } from './helpers.mjs';
+import { Ref, assertThrowsWith, assertClose, distinct, gradcheck, rng, setup, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -55,16 +55,6 @@ test('forward, argmax indices and input gradients match PyTorch', async () => {
   }
 });
 
-/** Distinct values (a shuffled ramp with spacing 0.05) so central differences with eps 1e-2 never reorder a window. */
-function distinct(shape, r) {
-  const n = size(shape);
-  const v = Array.from({ length: n }, (_, i) => (i - n / 2) * 0.05);
-  for (let i = n - 1; i > 0; i--) {
-    const j = r.int(0, i + 1);
-    [v[i], v[j]] = [v[j], v[i]];
-  }
-  return new Ref(v, shape);
-}
 
 test('gradcheck: finite differences agree with backward', async () => {
   const r = rng(3);

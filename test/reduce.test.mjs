@@ -2,7 +2,7 @@
 // (THREAD, ROW, ROW split in two passes), integer dtypes, NaN / inf semantics, gradients and bad input.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertClose, assertThrowsWith, gradcheck, refReduce, rng, setup, size, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, distinct, gradcheck, refReduce, rng, setup, size, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -300,16 +300,6 @@ test('empty and 0-d inputs: sum of nothing is 0, mean is NaN, 0-d reduces to its
 
 // ---- gradients -----------------------------------------------------------------------------------------------------
 
-/** Distinct values on a 0.05 grid (shuffled): no ties within the finite-difference step, so max/min are smooth. */
-function distinct(shape, r) {
-  const n = size(shape);
-  const v = Array.from({ length: n }, (_, i) => (i - n / 2) * 0.05);
-  for (let i = n - 1; i > 0; i--) {
-    const j = r.int(0, i + 1);
-    [v[i], v[j]] = [v[j], v[i]];
-  }
-  return new Ref(v, shape).f32();
-}
 
 test('gradients match finite differences: sum, mean, max, min, var, std, logsumexp', async () => {
   const r = rng(41);

@@ -550,6 +550,27 @@ export interface BatchNormOptions {
   eps?: number;
 }
 
+/** The argument checks batchNorm and instanceNorm share: input rank, eps, momentum, per-channel affine and running stats. */
+function channelArgs(
+  op: string,
+  x: Tensor,
+  minRank: number,
+  layout: string,
+  opts: { weight?: Tensor | null; bias?: Tensor | null; momentum?: number; eps?: number },
+  runningMean: Tensor | null | undefined,
+  runningVar: Tensor | null | undefined,
+) {
+  checkInput(op, x, minRank, layout);
+  const eps = checkNumber(op, 'eps', opts.eps, 1e-5, 0);
+  const momentum = checkNumber(op, 'momentum', opts.momentum, 0.1);
+  const { N, C, sp, base } = channelLayout(op, x, eps);
+  const what = `one per channel, dim 1 of input ${fmtShape(x.shape)}`;
+  const weight = checkParam(op, 'weight', opts.weight, [C], what);
+  const bias = checkParam(op, 'bias', opts.bias, [C], what);
+  const running = checkRunning(op, runningMean, runningVar, C, x, momentum);
+  return { N, C, sp, base, weight, bias, running };
+}
+
 /**
  * batch_norm over x [N, C, ...]. Training (or without running statistics) normalises by the batch statistics per
  * channel (biased variance); with running statistics it then updates runningMean and runningVar IN PLACE on the GPU:
@@ -558,14 +579,7 @@ export interface BatchNormOptions {
  */
 export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): Tensor {
   const op = 'batchNorm';
-  checkInput(op, x, 2, '[N, C, ...]');
-  const eps = checkNumber(op, 'eps', opts.eps, 1e-5, 0);
-  const momentum = checkNumber(op, 'momentum', opts.momentum, 0.1);
-  const { N, C, sp, base } = channelLayout(op, x, eps);
-  const what = `one per channel, dim 1 of input ${fmtShape(x.shape)}`;
-  const weight = checkParam(op, 'weight', opts.weight, [C], what);
-  const bias = checkParam(op, 'bias', opts.bias, [C], what);
-  const running = checkRunning(op, runningMean, runningVar, C, x, momentum);
+  const { N, C, sp, base, weight, bias, running } = channelArgs(op, x, 2, '[N, C, ...]', opts, runningMean, runningVar);
   const useBatch = (opts.training ?? false) || !running;
   if (useBatch && N * sp === 1)
     fail(
@@ -594,14 +608,7 @@ export interface InstanceNormOptions {
  */
 export function instanceNorm(x: Tensor, opts: InstanceNormOptions = {}): Tensor {
   const op = 'instanceNorm';
-  checkInput(op, x, 3, '[N, C, spatial...]');
-  const eps = checkNumber(op, 'eps', opts.eps, 1e-5, 0);
-  const momentum = checkNumber(op, 'momentum', opts.momentum, 0.1);
-  const { N, C, sp, base } = channelLayout(op, x, eps);
-  const what = `one per channel, dim 1 of input ${fmtShape(x.shape)}`;
-  const weight = checkParam(op, 'weight', opts.weight, [C], what);
-  const bias = checkParam(op, 'bias', opts.bias, [C], what);
-  const running = checkRunning(op, opts.runningMean, opts.runningVar, C, x, momentum);
+  const { N, C, sp, base, weight, bias, running } = channelArgs(op, x, 3, '[N, C, spatial...]', opts, opts.runningMean, opts.runningVar);
   if (opts.useInputStats ?? true) {
     if (sp === 1) fail(op, `expected more than 1 spatial element per channel when using input statistics, got input ${fmtShape(x.shape)}`);
     return normalize({ ...base, kind: 'cells', P: 1, Q: N * C, S: sp, Cg: 1 }, x, weight, bias, null, running);
