@@ -18,3 +18,4 @@ export { noGrad, grad, valueAndGrad, backward, isGradEnabled, type GradOptions }
 export { sync, setBatchSize, pipelinesReady, dispatches } from './engine/runtime.js';
 export { profile, type ProfileReport, type KernelTiming } from './engine/profiler.js';
 export { memory, setPoolLimit, emptyCache, type MemoryInfo } from './engine/memory.js';
+export * as nn from './nn/index.js';

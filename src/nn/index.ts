@@ -1,0 +1,4 @@
+/** vg.nn: modules and layers (torch.nn), and vg.nn.init. */
+export { Module } from './module.js';
+export * from './layers.js';
+export * as init from './init.js';
