@@ -18,4 +18,5 @@ export { noGrad, grad, valueAndGrad, backward, isGradEnabled, type GradOptions }
 export { sync, setBatchSize, pipelinesReady, dispatches } from './engine/runtime.js';
 export { profile, type ProfileReport, type KernelTiming } from './engine/profiler.js';
 export { memory, setPoolLimit, emptyCache, type MemoryInfo } from './engine/memory.js';
+export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
