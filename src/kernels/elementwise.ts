@@ -271,7 +271,6 @@ export function elementwise(name: ElementwiseName, operands: readonly Operand[])
   if (tensors.length === 0) fail(name, 'needs at least one Tensor argument (all arguments were numbers)');
   let ct = promote(name === 'where' ? operands.slice(1) : operands);
   if (spec.float) ct = 'f32';
-  if (name === 'where') ct = promote(operands.slice(1));
   const ot: DType = spec.bool ? 'u32' : ct;
   const inputs = operands.map((v, k) => ({ name: NAMES[k], value: v }));
   let out: Tensor;
