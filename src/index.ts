@@ -20,3 +20,7 @@ export { profile, type ProfileReport, type KernelTiming } from './engine/profile
 export { memory, setPoolLimit, emptyCache, type MemoryInfo } from './engine/memory.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';
+export * as io from './io/index.js';
+export * as data from './data/index.js';
+export * as metrics from './metrics/index.js';
+export * as models from './models/index.js';

@@ -1,0 +1,1 @@
+export { setFileSystem, type FileSystem } from './files.js';
