@@ -1,2 +1,2 @@
-// vg.data: filled in by the training-stack issue.
-export {};
+// vg.data: datasets, the loader, transforms, augmentations and the embedded phantom.
+export type { Dataset } from './dataset.js';
