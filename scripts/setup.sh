@@ -3,7 +3,8 @@
 #   - npm dependencies (npm ci from the lockfile);
 #   - a Vulkan driver for Dawn, only when no WebGPU adapter is found (so a real GPU keeps its vendor driver):
 #     Mesa lavapipe from Debian bookworm-backports (bookworm's own Mesa 22 is too old for Dawn);
-#   - with --browser: Chromium (Debian package) for the browser tests.
+#   - with --browser: Chromium (Debian package) for the browser tests;
+#   - the brain T1 + atlas from Debian mricron-data (the 3-D example data and the ch2 test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
@@ -53,4 +54,16 @@ if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing Chromium for the browser tests"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+fi
+
+# The real 3-D example data: the Colin27 brain T1 (ch2.nii.gz) and its AAL atlas labels, from Debian's mricron-data
+if [ ! -r /usr/share/mricron/templates/ch2.nii.gz ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing mricron-data (brain T1 ch2.nii.gz + aal.nii.gz atlas, 16 MB)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mricron-data
+  else
+    echo "setup: /usr/share/mricron/templates/ch2.nii.gz is missing and apt-get is unavailable; the 3-D examples and the ch2 test need Debian's mricron-data" >&2
+    exit 1
+  fi
 fi

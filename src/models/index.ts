@@ -1,2 +1,2 @@
-// vg.models: filled in by the training-stack issue.
-export {};
+// vg.models: the architectures of the papers' recipes.
+export { UNet2D, type UNet2DOptions } from './unet.js';

@@ -2,3 +2,4 @@
 export { Module } from './module.js';
 export * from './layers.js';
 export * as init from './init.js';
+export * from './pooling.js';
