@@ -235,4 +235,184 @@ test('LinearWarmup scales the inner schedule linearly from startFactor to 1 over
   ps.forEach((p) => p.dispose());
 });
 
+test('EMA: fused update matches a float64 mean-teacher reference (SSL4MIS warmup α and constant α); buffers are copied', async () => {
+  for (const warmup of [true, false]) {
+    const r = rng(warmup ? 1 : 2);
+    const student = new vg.nn.Sequential(new vg.nn.Linear(7, 5, { seed: 1 }), new vg.nn.BatchNorm1d(5));
+    const teacher = new vg.nn.Sequential(new vg.nn.Linear(7, 5, { seed: 9 }), new vg.nn.BatchNorm1d(5));
+    const ema = new vg.optim.EMA(student, { decay: 0.9, warmup, teacher });
+    const names = student.namedParameters().map(([k]) => k);
+    const params = Object.fromEntries(student.namedParameters());
+    // float64 reference of the shadow weights, starting from the student's weights (the teacher is overwritten)
+    const ref = {};
+    for (const k of names) ref[k] = Float64Array.from(await params[k].data());
+    for (let step = 0; step < 5; step++) {
+      // the student moves (stands in for optimizer.step()); its BatchNorm buffer changes too
+      vg.noGrad(() => {
+        for (const k of names) {
+          const next = vg.tensor(Array.from(r.array(params[k].size)), params[k].shape);
+          student.loadStateDict({ ...student.stateDict(), [k]: next });
+          next.dispose();
+        }
+      });
+      student.at(1).runningMean.dispose();
+      student.at(1).runningMean = vg.tensor(Array.from(r.array(5)), [5]);
+      const alpha = warmup ? Math.min(1 - 1 / (step + 1), 0.9) : 0.9;
+      assert.is(ema.alpha, alpha, `alpha at step ${step}`);
+      ema.update();
+      for (const k of names) {
+        const p = await params[k].data();
+        ref[k] = ref[k].map((e, i) => alpha * e + (1 - alpha) * p[i]);
+      }
+      const tsd = teacher.stateDict();
+      // f32 state: |e| ≤ 1, one rounding per update
+      for (const k of names) await assertCloseRef(tsd[k], new Ref(ref[k], params[k].shape), `${k} step ${step}`);
+      assert.equal(Array.from(await tsd['1.running_mean'].data()), Array.from(await student.at(1).runningMean.data()), 'buffer copied');
+    }
+    assert.is(ema.module, teacher);
+    ema.dispose();
+    student.dispose();
+    teacher.dispose();
+  }
+});
+
+test('EMA without a teacher keeps its own copies: applyTo loads them into a module; one dispatch per parameter', async () => {
+  const student = new vg.nn.Linear(4, 3, { seed: 2 });
+  const ema = new vg.optim.EMA(student, { decay: 0.5 });
+  const w0 = await student.weight.data();
+  vg.noGrad(() => student.loadStateDict({ weight: vg.zeros([3, 4]), bias: vg.zeros([3]) }));
+  const before = vg.dispatches();
+  ema.update();
+  assert.is(vg.dispatches() - before, 2, 'one fused kernel per parameter (weight, bias)');
+  const other = new vg.nn.Linear(4, 3, { seed: 5 });
+  ema.applyTo(other);
+  const got = await other.weight.data();
+  got.forEach((v, i) => assert.ok(Math.abs(v - 0.5 * w0[i]) < 1e-7, `weight ${i}`));
+  assertThrowsWith(() => new vg.optim.EMA(student, { decay: 1.5 }), ['EMA', 'decay must be a number in [0, 1]']);
+  assertThrowsWith(() => new vg.optim.EMA({}), ['EMA', 'model must be a vg.nn.Module']);
+  assertThrowsWith(() => new vg.optim.EMA(student, { teacher: new vg.nn.Linear(4, 2) }), ['loadStateDict', 'size mismatch']);
+  ema.dispose();
+  student.dispose();
+  other.dispose();
+});
+
+test('gradient accumulation: k backward() calls of mean-loss/k sum into .grad and one step equals the big-batch step', async () => {
+  const r = rng(8);
+  const X = Ref.random([12, 5], r).f32();
+  const Y = Ref.random([12, 2], r).f32();
+  const run = async (k) => {
+    const model = new vg.nn.Linear(5, 2, { seed: 3 });
+    const opt = new vg.optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+    for (let it = 0; it < 2; it++) {
+      opt.zeroGrad();
+      const n = 12 / k;
+      for (let j = 0; j < k; j++) {
+        const x = vg.tensor(Array.from(X.data.subarray(j * n * 5, (j + 1) * n * 5)), [n, 5]);
+        const y = vg.tensor(Array.from(Y.data.subarray(j * n * 2, (j + 1) * n * 2)), [n, 2]);
+        const loss = vg.mseLoss(model.call(x), y).div(k);
+        loss.backward();
+        for (const t of [x, y, loss]) t.dispose();
+      }
+      opt.step();
+    }
+    const out = [await model.weight.data(), await model.bias.data()];
+    opt.dispose();
+    model.dispose();
+    return out;
+  };
+  const [w1, b1] = await run(1);
+  for (const k of [3, 4]) {
+    const [wk, bk] = await run(k);
+    // f32 sums over 12 samples in a different order: a few ulps of |w| ≤ 1
+    wk.forEach((v, i) => assert.ok(Math.abs(v - w1[i]) < 1e-6, `k=${k} weight ${i}: ${v} vs ${w1[i]}`));
+    bk.forEach((v, i) => assert.ok(Math.abs(v - b1[i]) < 1e-6, `k=${k} bias ${i}`));
+  }
+});
+
+test('zeroGrad({ setToNone: false }) zero-fills the gradients in place; the default drops them', async () => {
+  const p = vg.ones([3], { requiresGrad: true });
+  const opt = new vg.optim.SGD([p], { lr: 1 });
+  p.mul(2).sum().backward();
+  const g = p.grad;
+  opt.zeroGrad({ setToNone: false });
+  assert.is(p.grad, g, 'same tensor');
+  assert.equal(Array.from(await p.grad.data()), [0, 0, 0]);
+  p.mul(3).sum().backward();
+  assert.equal(Array.from(await p.grad.data()), [3, 3, 3], 'accumulates onto the zeros');
+  opt.zeroGrad();
+  assert.is(p.grad, null);
+  opt.dispose();
+  p.dispose();
+});
+
+test("optimizer stateDict has torch.optim's structure and loadStateDict resumes identically", async () => {
+  const r = rng(4);
+  const grads = Array.from({ length: 6 }, () => Ref.random([10], r).f32());
+  for (const [Ctor, opts, names] of [
+    [vg.optim.Adam, { lr: 0.01, amsgrad: true, weightDecay: 0.1 }, ['step', 'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq']],
+    [vg.optim.AdamW, { lr: 0.02, betas: [0.8, 0.9] }, ['step', 'exp_avg', 'exp_avg_sq']],
+    [vg.optim.SGD, { lr: 0.1, momentum: 0.9, nesterov: true }, ['momentum_buffer']],
+  ]) {
+    const p = vg.tensor(Array.from(r.array(10)), [10], { requiresGrad: true });
+    const q = vg.zeros([4], { requiresGrad: true }); // never gets a gradient: no state, like PyTorch
+    const opt = new Ctor([{ params: [p] }, { params: [q], lr: 0.5 }], opts);
+    for (let s = 0; s < 3; s++) {
+      p.grad = grads[s].toTensor();
+      opt.step();
+    }
+    const sd = opt.stateDict();
+    assert.equal(Object.keys(sd), ['state', 'param_groups']);
+    assert.equal(Object.keys(sd.state), ['0'], 'state only for parameters that stepped');
+    assert.equal(Object.keys(sd.state[0]), names);
+    if (names[0] === 'step') assert.is(sd.state[0].step, 3);
+    assert.equal(sd.param_groups.map((g) => g.params), [[0], [1]]);
+    assert.is(sd.param_groups[1].lr, 0.5);
+    if (Ctor !== vg.optim.SGD) assert.ok('weight_decay' in sd.param_groups[0] && 'betas' in sd.param_groups[0], 'PyTorch hyper-parameter names');
+    // a second optimizer on a copy of p, loaded from the first, continues exactly as the first
+    const p2 = vg.tensor(Array.from(await p.data()), [10], { requiresGrad: true });
+    const q2 = vg.zeros([4], { requiresGrad: true });
+    const opt2 = new Ctor([{ params: [p2] }, { params: [q2], lr: 9 }], { ...opts, lr: 1 });
+    opt2.loadStateDict(sd);
+    assert.is(opt2.paramGroups[0].lr, opts.lr, 'hyper-parameters restored');
+    assert.is(opt2.paramGroups[1].lr, 0.5);
+    for (let s = 3; s < 6; s++) {
+      p.grad = grads[s].toTensor();
+      p2.grad = grads[s].toTensor();
+      opt.step();
+      opt2.step();
+    }
+    assert.equal(Array.from(await p2.data()), Array.from(await p.data()), `${Ctor.name} bit-identical after resume`);
+    assertThrowsWith(() => opt2.loadStateDict({ ...sd, param_groups: sd.param_groups.slice(0, 1) }), ['loadStateDict', '1 parameter groups, this optimizer 2']);
+    const bad = { ...sd, state: { 0: { ...sd.state[0], [names.at(-1)]: vg.zeros([3]) } } };
+    assertThrowsWith(() => opt2.loadStateDict(bad), ['loadStateDict', `state[0].${names.at(-1)} must be an f32 tensor of the parameter's shape [10]`]);
+    for (const t of [p, q, p2, q2]) t.dispose();
+    opt.dispose();
+    opt2.dispose();
+  }
+});
+
+test('scheduler stateDict uses PyTorch names and restores the schedule position', () => {
+  const p = vg.zeros([2], { requiresGrad: true });
+  const opt = new vg.optim.SGD([p], { lr: 1 });
+  const sched = new vg.optim.LinearWarmup(new vg.optim.CosineAnnealingLR(opt, { tMax: 10, etaMin: 0.01 }), { warmupIters: 3 });
+  for (let i = 0; i < 4; i++) sched.step();
+  const sd = sched.stateDict();
+  assert.is(sd.last_epoch, 4);
+  assert.equal(sd.base_lrs, [1]);
+  assert.is(sd.warmup_iters, 3);
+  assert.is(sd.inner.T_max, 10);
+  assert.is(sd.inner.eta_min, 0.01);
+  const opt2 = new vg.optim.SGD([p], { lr: 1 });
+  const sched2 = new vg.optim.LinearWarmup(new vg.optim.CosineAnnealingLR(opt2, { tMax: 99 }), { warmupIters: 1 });
+  sched2.loadStateDict(JSON.parse(JSON.stringify(sd)));
+  for (let i = 0; i < 3; i++) {
+    sched.step();
+    sched2.step();
+    assert.is(opt2.paramGroups[0].lr, opt.paramGroups[0].lr, `lr after ${5 + i} steps`);
+  }
+  assertThrowsWith(() => sched2.loadStateDict({ ...sd, base_lrs: [1, 2] }), ['loadStateDict', 'base_lrs must be 1 numbers']);
+  assertThrowsWith(() => new vg.optim.StepLR(opt, { stepSize: 2 }).loadStateDict(sd), ['StepLR.loadStateDict', 'step_size must be a number']);
+  p.dispose();
+});
+
 test.run();

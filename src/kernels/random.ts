@@ -92,3 +92,13 @@ export function normal(shape: readonly number[], mean: number, std: number, opts
 export function generatorState(): { seed: number; offset: number } {
   return { seed: globalSeed, offset: globalOffset };
 }
+
+/** Internal: restores a state returned by generatorState() (checkpoint resume), so later draws continue the stream. */
+export function setGeneratorState(state: { seed: number; offset: number }): void {
+  checkSeed('setGeneratorState', state?.seed);
+  const offset = state.offset;
+  if (!Number.isInteger(offset) || offset < 0 || offset > 0xffffffff)
+    fail('setGeneratorState', `offset must be an integer in [0, 2^32 - 1], got ${String(offset)}`);
+  globalSeed = state.seed;
+  globalOffset = offset;
+}

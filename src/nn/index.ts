@@ -3,3 +3,5 @@ export { Module } from './module.js';
 export * from './layers.js';
 export * as init from './init.js';
 export * from './pooling.js';
+export { MultiheadAttention, TransformerBlock, WindowAttention, Mlp, type MultiheadAttentionOptions, type MultiheadAttentionForwardOptions, type TransformerBlockOptions } from './attention.js';
+export * as functional from './functional.js';

@@ -9,9 +9,19 @@ import { fail, fmtShape } from '../engine/errors.js';
 import { dispatch, grid1d, kernel, type UniformValues } from '../engine/runtime.js';
 import { Tensor, keep, tidy } from '../engine/tensor.js';
 import { ceilDiv, describe } from '../kernels/common.js';
-import { zeros, zerosLike } from '../kernels/creation.js';
+import { fillInto, zeros, zerosLike } from '../kernels/creation.js';
+import { clone } from '../kernels/shape.js';
 import { abs, add, clamp, div, maximum, mul, pow, sqrt } from '../kernels/math.js';
 import { max, sum } from '../kernels/reduce.js';
+
+/** torch.optim's state_dict layout (parameters numbered across groups; hyper-parameters under PyTorch's names). */
+export interface OptimizerStateDict {
+  state: Record<number, Record<string, Tensor | number>>;
+  param_groups: ({ params: number[] } & Record<string, unknown>)[];
+}
+
+const snakeCase = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const camelCase = (k: string) => k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
 function checkNumber(op: string, arg: string, v: unknown, ok: (x: number) => boolean, expected: string): number {
   if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) fail(op, `${arg} must be ${expected}, got ${describe(v)}`);
@@ -24,7 +34,7 @@ abstract class Optimizer<O extends { lr: number }, S extends { step: number; buf
   protected readonly state = new Map<Tensor, S>();
 
   constructor(
-    protected readonly name: string,
+    readonly name: string,
     params: Tensor[] | ({ params: Tensor[] } & Partial<O>)[],
     defaults: Partial<O>,
   ) {
@@ -81,13 +91,105 @@ abstract class Optimizer<O extends { lr: number }, S extends { step: number; buf
     );
   }
 
-  /** Drops every parameter's gradient (PyTorch's set_to_none=True default). */
-  zeroGrad(): void {
+  /**
+   * Clears the gradients that backward() accumulates into (several backward calls sum into p.grad until this is
+   * called, PyTorch's gradient-accumulation pattern). setToNone (default, as PyTorch) drops them; false zero-fills
+   * them in place.
+   */
+  zeroGrad(opts: { setToNone?: boolean } = {}): void {
+    const setToNone = opts.setToNone ?? true;
     for (const g of this.paramGroups)
       for (const p of g.params) {
-        p.grad?.dispose();
-        p.grad = null;
+        if (!p.grad) continue;
+        if (setToNone) {
+          p.grad.dispose();
+          p.grad = null;
+        } else fillInto(p.grad, 0);
       }
+  }
+
+  /** PyTorch's names of the state tensors, in the order of S.buffers (e.g. exp_avg, exp_avg_sq). */
+  protected abstract stateNames(): string[];
+  /** Whether the per-parameter state carries `step` (Adam does, SGD does not). */
+  protected abstract readonly hasStep: boolean;
+
+  /**
+   * torch.optim's state_dict structure: { state: { index: { step?, exp_avg, ... } }, param_groups: [{ lr, betas,
+   * weight_decay, ..., params: [indices] }] }, parameters numbered across groups in order. The state tensors are the
+   * optimizer's own (not copies): read or save them, do not dispose them.
+   */
+  stateDict(): OptimizerStateDict {
+    const index = new Map<Tensor, number>();
+    const paramGroups = this.paramGroups.map((g) => {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(g)) if (k !== 'params') out[snakeCase(k)] = Array.isArray(v) ? [...v] : v;
+      out.params = g.params.map((p) => {
+        index.set(p, index.size);
+        return index.size - 1;
+      });
+      return out as OptimizerStateDict['param_groups'][number];
+    });
+    const state: OptimizerStateDict['state'] = {};
+    const names = this.stateNames();
+    for (const [p, s] of this.state) {
+      if (!index.has(p) || (!this.hasStep && s.buffers.length === 0)) continue;
+      const entry: Record<string, Tensor | number> = this.hasStep ? { step: s.step } : {};
+      s.buffers.forEach((b, i) => (entry[names[i]] = b));
+      state[index.get(p)!] = entry;
+    }
+    return { state, param_groups: paramGroups };
+  }
+
+  /**
+   * Restores a stateDict() (this optimizer's or one of the same kind over the same parameter layout): the
+   * hyper-parameters of every group and copies of the state tensors. Checks group and parameter counts and shapes.
+   */
+  loadStateDict(dict: OptimizerStateDict): void {
+    const op = `${this.name}.loadStateDict`;
+    if (!dict || typeof dict !== 'object' || !Array.isArray(dict.param_groups) || !dict.state || typeof dict.state !== 'object')
+      fail(op, `expected { state, param_groups } as returned by stateDict(), got ${describe(dict)}`);
+    if (dict.param_groups.length !== this.paramGroups.length)
+      fail(op, `the state dict has ${dict.param_groups.length} parameter groups, this optimizer ${this.paramGroups.length}`);
+    const params: Tensor[] = [];
+    dict.param_groups.forEach((g, gi) => {
+      const own = this.paramGroups[gi];
+      if (!g || !Array.isArray(g.params) || g.params.length !== own.params.length)
+        fail(op, `param_groups[${gi}] has ${Array.isArray(g?.params) ? g.params.length : 'no'} parameters, this optimizer's group ${own.params.length}`);
+      params.push(...own.params);
+    });
+    const names = this.stateNames();
+    const loaded = new Map<Tensor, S>();
+    const problems: string[] = [];
+    for (const [key, entry] of Object.entries(dict.state)) {
+      const p = params[Number(key)];
+      if (!p || !entry || typeof entry !== 'object') {
+        problems.push(`state[${key}] does not name a parameter (0..${params.length - 1})`);
+        continue;
+      }
+      const step = this.hasStep ? entry.step : 0;
+      if (typeof step !== 'number' || !Number.isInteger(step) || step < 0) problems.push(`state[${key}].step must be a non-negative integer, got ${describe(step)}`);
+      const present = names.filter((n) => entry[n] !== undefined);
+      for (const n of present) {
+        const t = entry[n];
+        if (!(t instanceof Tensor) || t.dtype !== 'f32' || t.shape.join(',') !== p.shape.join(','))
+          problems.push(`state[${key}].${n} must be an f32 tensor of the parameter's shape ${fmtShape(p.shape)}, got ${describe(t)}`);
+      }
+      if (present.some((n, i) => n !== names[i])) problems.push(`state[${key}] has ${present.join(', ')}; expected the first of ${names.join(', ')}`);
+      loaded.set(p, { step, buffers: present.map((n) => entry[n] as Tensor) } as S);
+    }
+    if (problems.length) fail(op, `${problems.join('; ')}. Nothing was loaded.`);
+    const groups = dict.param_groups.map((g, gi) => {
+      const merged = { ...this.paramGroups[gi] } as Record<string, unknown>;
+      for (const [k, v] of Object.entries(g)) if (k !== 'params') merged[camelCase(k)] = Array.isArray(v) ? [...v] : v;
+      this.validate(merged as unknown as O, this.paramGroups.length > 1 ? `param_groups[${gi}].` : '');
+      return merged;
+    });
+    groups.forEach((g, gi) => Object.assign(this.paramGroups[gi], g, { params: this.paramGroups[gi].params }));
+    for (const s of this.state.values()) for (const b of s.buffers) b.dispose();
+    this.state.clear();
+    noGrad(() => {
+      for (const [p, s] of loaded) this.state.set(p, { ...s, buffers: s.buffers.map((b) => keep(clone(b))) });
+    });
   }
 
   /** Releases the optimizer state (momentum / moment buffers). The optimizer is unusable afterwards. */
@@ -127,6 +229,10 @@ interface SGDState {
 
 /** torch.optim.SGD: d = g + wd·p; buf = d (first step) or μ·buf + (1 − τ)·d; d = nesterov ? d + μ·buf : buf; p −= lr·d. */
 export class SGD extends Optimizer<Required<SGDOptions>, SGDState> {
+  protected readonly hasStep = false;
+  protected stateNames(): string[] {
+    return ['momentum_buffer'];
+  }
   constructor(params: Tensor[] | ({ params: Tensor[] } & Partial<SGDOptions>)[], opts: SGDOptions) {
     if (!opts || typeof opts !== 'object') fail('SGD', `options must be an object with at least lr, got ${describe(opts)}`);
     super('SGD', params, { momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...opts });
@@ -178,6 +284,10 @@ interface AdamState {
  * p −= lr/(1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + eps). AdamW (decoupled) instead scales p by (1 − lr·wd) first.
  */
 export class Adam extends Optimizer<Required<AdamOptions>, AdamState> {
+  protected readonly hasStep = true;
+  protected stateNames(): string[] {
+    return ['exp_avg', 'exp_avg_sq', 'max_exp_avg_sq'];
+  }
   constructor(
     params: Tensor[] | ({ params: Tensor[] } & Partial<AdamOptions>)[],
     opts: AdamOptions = {},
@@ -271,3 +381,4 @@ export function clipGradNorm(params: Tensor | Tensor[], maxNorm: number, opts: C
 }
 
 export { LRScheduler, StepLR, CosineAnnealingLR, PolyLR, LinearWarmup } from './schedulers.js';
+export { EMA, type EMAOptions } from './ema.js';

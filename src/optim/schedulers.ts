@@ -20,6 +20,9 @@ function checkOpt(op: string, arg: string, v: unknown, ok: (x: number) => boolea
   return v;
 }
 
+/** PyTorch's attribute names for the schedule settings (snake_case, with CosineAnnealingLR's capitalised T_max). */
+const torchName = (k: string) => (k === 'tMax' ? 'T_max' : k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+
 export abstract class LRScheduler {
   readonly optimizer: HasGroups;
   /** Each group's lr when the scheduler was created (PyTorch's initial_lr). */
@@ -41,6 +44,40 @@ export abstract class LRScheduler {
 
   getLastLr(): number[] {
     return this.optimizer.paramGroups.map((g) => g.lr);
+  }
+
+  /**
+   * PyTorch's scheduler state_dict: last_epoch, base_lrs, _last_lr and the schedule's settings under PyTorch's names
+   * (step_size, gamma, T_max, eta_min, total_iters, power, ...); a warmup wrapper nests its inner schedule's.
+   */
+  stateDict(): Record<string, unknown> {
+    const out: Record<string, unknown> = { last_epoch: this.lastEpoch, base_lrs: [...this.baseLrs], _last_lr: this.getLastLr() };
+    for (const [k, v] of Object.entries(this))
+      if (!['optimizer', 'baseLrs', 'lastEpoch'].includes(k)) out[torchName(k)] = v instanceof LRScheduler ? v.stateDict() : v;
+    return out;
+  }
+
+  /** Restores a stateDict() of the same kind of schedule; the optimizer's lr comes from the optimizer's own state, as in PyTorch. */
+  loadStateDict(dict: Record<string, unknown>): void {
+    const op = `${this.constructor.name}.loadStateDict`;
+    if (!dict || typeof dict !== 'object') fail(op, `expected the object stateDict() returns, got ${describe(dict)}`);
+    const { last_epoch: lastEpoch, base_lrs: baseLrs } = dict as { last_epoch?: unknown; base_lrs?: unknown };
+    checkOpt(op, 'last_epoch', lastEpoch, (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer');
+    if (!Array.isArray(baseLrs) || baseLrs.length !== this.baseLrs.length || baseLrs.some((x) => typeof x !== 'number'))
+      fail(op, `base_lrs must be ${this.baseLrs.length} numbers (one per parameter group), got ${describe(baseLrs)}`);
+    const self = this as unknown as Record<string, unknown>;
+    const settings: [string, unknown][] = [];
+    for (const [k, v] of Object.entries(this)) {
+      if (['optimizer', 'baseLrs', 'lastEpoch'].includes(k)) continue;
+      const saved = dict[torchName(k)];
+      if (v instanceof LRScheduler) continue;
+      if (typeof saved !== typeof v) fail(op, `${torchName(k)} must be a ${typeof v} (saved by the same kind of scheduler), got ${describe(saved)}`);
+      settings.push([k, saved]);
+    }
+    for (const [k, v] of Object.entries(this)) if (v instanceof LRScheduler) v.loadStateDict(dict[torchName(k)] as Record<string, unknown>);
+    for (const [k, v] of settings) self[k] = v;
+    this.lastEpoch = lastEpoch as number;
+    this.baseLrs.splice(0, this.baseLrs.length, ...(baseLrs as number[]));
   }
 
   protected apply(): void {
