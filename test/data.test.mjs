@@ -272,30 +272,33 @@ function remap(ref, outShape, map, value = 0) {
   );
 }
 
-test('centerCrop, padTo (constant, edge, reflect; symmetric and end), resizeWithPadOrCrop: exact', async () => {
+test('centerCrop, padTo (every vg.pad mode; symmetric and end), resizeWithPadOrCrop: exact', async () => {
   const shape = [2, 1, 5, 6];
   const ref = arangeRef(shape);
   const x = ref.toTensor();
   // MONAI: start = floor(n / 2) - floor(size / 2): H 5 -> 2 starts at 1, W 6 -> 3 starts at 2
   await assertClose(D().centerCrop(x, [2, 3]), remap(ref, [2, 1, 2, 3], ([n, c, i, j]) => [n, c, i + 1, j + 2]), { rtol: 0, atol: 0 });
-  const reflect = (i, n) => {
-    const p = 2 * (n - 1);
-    const r = ((i % p) + p) % p;
-    return r < n ? r : p - r;
+  // torch.nn.functional.pad's index rules
+  const modes = {
+    constant: () => null,
+    replicate: (i, n) => Math.min(n - 1, Math.max(0, i)),
+    reflect: (i, n) => (i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i),
+    circular: (i, n) => ((i % n) + n) % n,
   };
-  const modes = { constant: () => null, edge: (i, n) => Math.min(n - 1, Math.max(0, i)), reflect };
   for (const [mode, f] of Object.entries(modes))
     for (const method of ['symmetric', 'end']) {
-      // H 5 -> 8 (before 1 symmetric), W 6 -> 14 (before 4: reflect wraps more than once)
-      const [bh, bw] = method === 'symmetric' ? [1, 4] : [0, 0];
-      const want = remap(ref, [2, 1, 8, 14], ([n, c, i, j]) => {
+      // H 5 -> 8 (before 1 symmetric), W 6 -> 10 (before 2 symmetric; 'end' puts 4 after)
+      const [bh, bw] = method === 'symmetric' ? [1, 2] : [0, 0];
+      const want = remap(ref, [2, 1, 8, 10], ([n, c, i, j]) => {
         const si = i - bh;
         const sj = j - bw;
         if (mode === 'constant') return si < 0 || si >= 5 || sj < 0 || sj >= 6 ? null : [n, c, si, sj];
         return [n, c, f(si, 5), f(sj, 6)];
       }, -1);
-      await assertClose(D().padTo(x, [8, 14], { mode, method, value: -1 }), want, { rtol: 0, atol: 0, msg: `${mode} ${method}` });
+      await assertClose(D().padTo(x, [8, 10], { mode, method, value: -1 }), want, { rtol: 0, atol: 0, msg: `${mode} ${method}` });
     }
+  // reflect cannot mirror more than the axis holds (PyTorch's rule)
+  assertThrowsWith(() => D().padTo(x, [8, 20], { mode: 'reflect' }), ['pad', 'reflect padding (7, 7) of dim 3', 'smaller than its size 6']);
   // dims already large enough are left alone; resizeWithPadOrCrop pads H and crops W
   assert.equal(D().padTo(x, [3, 3]).shape, shape);
   const rz = D().resizeWithPadOrCrop(x, [7, 4]);

@@ -2,7 +2,7 @@
 // match exactly), for f32 and the integer dtypes; gradients by finite differences; bad input.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertClose, assertThrowsWith, gradcheck, rng, setup, size, unravel, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, gradcheck, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -245,6 +245,36 @@ test('pad: positive, negative (crop), mixed, fill value, 1-3 trailing dims, ever
   await assertClose(vg.pad(vg.zeros([2, 0]), [1, 1], { value: 4 }), new Ref([4, 4, 4, 4], [2, 2]));
 });
 
+test('pad modes reflect, replicate, circular: torch.nn.functional.pad index rules, gradients, limits', async () => {
+  const r = rng(61);
+  // f32 values, so the padded copy can be compared exactly
+  const x = new Ref(Float64Array.from(Float32Array.from(Ref.random([2, 3, 4, 5], r).data)), [2, 3, 4, 5]);
+  const t = x.toTensor();
+  const source = {
+    replicate: (i, n) => Math.min(n - 1, Math.max(0, i)),
+    reflect: (i, n) => (i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i),
+    circular: (i, n) => ((i % n) + n) % n,
+  };
+  for (const [mode, f] of Object.entries(source))
+    for (const padding of [[2, 3], [1, 0, 3, 2], [0, 4, 2, 1, 1, 1]]) {
+      const widths = [0, 0, 0, 0].map((_, d) => (d >= 4 - padding.length / 2 ? [padding[2 * (3 - d)], padding[2 * (3 - d) + 1]] : [0, 0]));
+      const outShape = x.shape.map((n, d) => n + widths[d][0] + widths[d][1]);
+      const want = new Float64Array(size(outShape));
+      const st = stridesOf(x.shape);
+      want.forEach((_, o) => {
+        const idx = unravel(o, outShape).map((i, d) => f(i - widths[d][0], x.shape[d]));
+        want[o] = x.data[idx.reduce((a, i, d) => a + i * st[d], 0)];
+      });
+      await assertClose(vg.pad(t, padding, { mode }), new Ref(want, outShape), { ...EXACT, msg: `${mode} ${padding}` });
+    }
+  for (const mode of Object.keys(source)) await gradcheck((a) => vg.pad(a, [2, 1, 1, 3], { mode }), [x], { msg: mode });
+  assertThrowsWith(() => vg.pad(t, [5, 0], { mode: 'reflect' }), ['pad', 'reflect padding (5, 0) of dim 3', 'smaller than its size 5']);
+  assertThrowsWith(() => vg.pad(t, [6, 0], { mode: 'circular' }), ['pad', 'circular padding (6, 0) of dim 3', 'must not exceed its size 5']);
+  assertThrowsWith(() => vg.pad(t, [-1, 0], { mode: 'replicate' }), ['pad', 'replicate padding must be non-negative']);
+  assertThrowsWith(() => vg.pad(t, [1, 1], { mode: 'wrap' }), ['pad', "mode must be 'constant', 'reflect', 'replicate' or 'circular'", "'wrap'"]);
+  t.dispose();
+});
+
 test('clone: an independent copy with the same values and dtype', async () => {
   const r = rng(7);
   for (const dtype of DTYPES) {
@@ -329,7 +359,7 @@ test('bad input: messages name the op and the offending shapes / values', async 
   assertThrowsWith(() => vg.pad(x, [1, 2, 3]), ['pad', 'even-length', '[1,2,3]']);
   assertThrowsWith(() => vg.pad(x, [1, 1, 1, 1, 1, 1]), ['pad', 'up to 2']);
   assertThrowsWith(() => vg.pad(x, [-2, -2]), ['pad', '[-2,-2]', 'crops', '[2, 3]']);
-  assertThrowsWith(() => vg.pad(x, [1, 1], { mode: 'reflect' }), ['pad', 'reflect']);
+  assertThrowsWith(() => vg.pad(x, [3, 0], { mode: 'reflect' }), ['pad', 'reflect padding (3, 0) of dim 1', 'size 3']);
   assertThrowsWith(() => vg.reshape('x', [1]), ['reshape', 'Tensor', 'string']);
 });
 

@@ -9,10 +9,9 @@ import { Tensor, tidy } from '../engine/tensor.js';
 import { describe, expectFloat, expectTensor } from '../kernels/common.js';
 import { tensor } from '../kernels/creation.js';
 import { cast } from '../kernels/elementwise.js';
-import { indexSelect } from '../kernels/indexing.js';
 import { add, clamp, div, gt, maximum, mul, ne, sqrt, square, sub, where } from '../kernels/math.js';
 import { max, min, sum } from '../kernels/reduce.js';
-import { broadcastTo, cat, clone, pad, slice } from '../kernels/shape.js';
+import { broadcastTo, cat, clone, pad, slice, type PadMode } from '../kernels/shape.js';
 import { Rng, seedOrNext } from './random.js';
 
 function expectBatch(op: string, x: Tensor, arg = 'x'): void {
@@ -185,36 +184,20 @@ export function centerCrop(x: Tensor, size: number | readonly number[]): Tensor 
   return cropAt(x, s, s.map((d, i) => Math.floor(x.shape[off + i] / 2) - Math.floor(d / 2)));
 }
 
-export type PadMode = 'constant' | 'edge' | 'reflect';
-
 export interface PadToOptions {
-  /** 'constant' (value), 'edge' (repeat the border voxel) or 'reflect' (mirror without repeating it, np.pad's reflect). */
+  /** How the added border is filled: vg.pad's modes ('constant' with value, 'reflect', 'replicate', 'circular'). */
   mode?: PadMode;
   value?: number;
   /** 'symmetric' (default): floor(extra / 2) before, the rest after (MONAI's SpatialPad); 'end': all after. */
   method?: 'symmetric' | 'end';
 }
 
-/** Source index of padded position j for an axis of n voxels padded by `before`. */
-function padSource(j: number, n: number, before: number, mode: PadMode): number {
-  const i = j - before;
-  if (mode === 'edge' || n === 1) return Math.min(n - 1, Math.max(0, i));
-  const period = 2 * (n - 1);
-  const r = ((i % period) + period) % period;
-  return r < n ? r : period - r;
-}
-
-/**
- * Pads the trailing dims up to `size` (dims already at least that large are unchanged), as MONAI's SpatialPad.
- * 'edge' and 'reflect' gather along each axis with host-computed indices (vg.indexSelect).
- */
+/** Pads the trailing dims up to `size` (dims already at least that large are unchanged), as MONAI's SpatialPad. */
 export function padTo(x: Tensor, size: number | readonly number[], opts: PadToOptions = {}): Tensor {
   const op = 'padTo';
   expectTensor(op, 'x', x);
   const s = trailingSize(op, x, size, 2);
-  const mode = opts.mode ?? 'constant';
   const method = opts.method ?? 'symmetric';
-  if (mode !== 'constant' && mode !== 'edge' && mode !== 'reflect') fail(op, `mode must be 'constant', 'edge' or 'reflect', got ${describe(mode)}`);
   if (method !== 'symmetric' && method !== 'end') fail(op, `method must be 'symmetric' or 'end', got ${describe(method)}`);
   const off = x.ndim - s.length;
   const widths = s.map((d, i) => {
@@ -223,17 +206,7 @@ export function padTo(x: Tensor, size: number | readonly number[], opts: PadToOp
     return [before, extra - before];
   });
   if (widths.every(([a, b]) => a + b === 0)) return clone(x);
-  return tidy(() => {
-    if (mode === 'constant') return pad(x, [...widths].reverse().flat(), { value: opts.value ?? 0 });
-    let y = x;
-    widths.forEach(([before, after], i) => {
-      if (before + after === 0) return;
-      const n = x.shape[off + i];
-      const idx = Int32Array.from({ length: n + before + after }, (_, j) => padSource(j, n, before, mode));
-      y = indexSelect(y, off + i, tensor(idx, [idx.length], { dtype: 'i32' }));
-    });
-    return y;
-  });
+  return pad(x, [...widths].reverse().flat(), { mode: opts.mode ?? 'constant', value: opts.value ?? 0 });
 }
 
 /** MONAI's ResizeWithPadOrCrop: symmetric padTo, then centerCrop, to exactly `size`. */

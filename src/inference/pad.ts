@@ -1,16 +1,14 @@
 /**
  * Padding a volume up to a network's size multiple and cropping its outputs back (MONAI's DivisiblePad with
  * method='symmetric': a dimension of size n grows to ceil(n / k) * k, with floor(extra / 2) voxels before and the rest
- * after). Built from pad / indexSelect / slice, so gradients flow through both directions.
+ * after). Built from pad and slice, so gradients flow through both directions.
  */
 import { fail, fmtShape } from '../engine/errors.js';
 import { Tensor, tidy } from '../engine/tensor.js';
 import { describe, expectFloat, expectTensor } from '../kernels/common.js';
-import { tensor } from '../kernels/creation.js';
-import { indexSelect } from '../kernels/indexing.js';
-import { clone, pad, slice } from '../kernels/shape.js';
+import { clone, pad, slice, type PadMode } from '../kernels/shape.js';
 
-export type SpatialPadMode = 'constant' | 'replicate' | 'reflect' | 'circular';
+export type SpatialPadMode = PadMode;
 
 const PAD_MODES: readonly SpatialPadMode[] = ['constant', 'replicate', 'reflect', 'circular'];
 
@@ -31,22 +29,10 @@ export function checkPadMode(op: string, mode: unknown): SpatialPadMode {
   return mode as SpatialPadMode;
 }
 
-/** Source index along one dim for each padded position (torch.nn.functional.pad's replicate/reflect/circular). */
-function sourceIndices(n: number, lo: number, hi: number, mode: Exclude<SpatialPadMode, 'constant'>): Int32Array {
-  const idx = new Int32Array(n + lo + hi);
-  for (let j = 0; j < idx.length; j++) {
-    const s = j - lo;
-    if (mode === 'replicate') idx[j] = Math.min(n - 1, Math.max(0, s));
-    else if (mode === 'circular') idx[j] = ((s % n) + n) % n;
-    else idx[j] = s < 0 ? -s : s >= n ? 2 * (n - 1) - s : s;
-  }
-  return idx;
-}
-
 /** Pads the trailing spatial dims of x by `widths` (one (before, after) pair per spatial dim). */
 export function padSpatial(op: string, x: Tensor, widths: SpatialPadding, mode: SpatialPadMode, value: number): Tensor {
   const first = x.ndim - widths.length;
-  if (mode === 'constant') return pad(x, [...widths].reverse().flat(), { value }); // torch order: last dim first
+  // checked here too, so the error names the caller and the spatial dim
   widths.forEach(([lo, hi], i) => {
     const n = x.shape[first + i];
     if (mode === 'reflect' && (lo >= n || hi >= n))
@@ -54,15 +40,7 @@ export function padSpatial(op: string, x: Tensor, widths: SpatialPadding, mode: 
     if (mode === 'circular' && (lo > n || hi > n))
       fail(op, `circular padding (${lo}, ${hi}) of spatial dim ${i} cannot exceed its size ${n}; use mode 'replicate' or 'constant'`);
   });
-  return tidy(() => {
-    let y = x;
-    widths.forEach(([lo, hi], i) => {
-      if (lo === 0 && hi === 0) return;
-      const n = x.shape[first + i];
-      y = indexSelect(y, first + i, tensor(sourceIndices(n, lo, hi, mode), [n + lo + hi], { dtype: 'i32' }));
-    });
-    return y === x ? clone(x) : y;
-  });
+  return pad(x, [...widths].reverse().flat(), { mode, value }); // torch order: last dim first
 }
 
 /** Removes `widths` from the trailing spatial dims of y (the inverse of padSpatial on any tensor of that grid). */
