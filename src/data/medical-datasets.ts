@@ -526,7 +526,7 @@ export interface LAOptions {
 
 /**
  * The 2018 Left Atrium segmentation challenge data. Case folders have free-form names, so they come from `cases`,
- * from `listFile`, or — when the registered file system can list folders (a `readdir` method) — from root itself.
+ * from `listFile`, or otherwise from the folders in root.
  */
 export class LADataset extends MedicalDataset<LAItem> {
   private constructor(entries: Entry[], cache: VolumeCache) {
@@ -554,9 +554,7 @@ export class LADataset extends MedicalDataset<LAItem> {
         .filter((l) => l !== '');
       if (cases.length === 0) fail(op, `${opts.listFile} lists no cases (expected one case folder name per line)`);
     } else {
-      const fsys = files(op) as ReturnType<typeof files> & { readdir?: (path: string) => Promise<string[]> };
-      if (!fsys.readdir) fail(op, `this file system cannot list ${root}; pass { cases: [...] } or { listFile: 'train.list' }`);
-      const names = (await fsys.readdir(root)).filter((n) => !n.startsWith('.')).sort();
+      const names = (await files(op).readdir(root)).filter((n) => !n.startsWith('.')).sort();
       const isCase = await Promise.all(names.map((n) => files(op).exists(join(root, n, 'lgemri.nrrd'))));
       cases = names.filter((_, i) => isCase[i]);
       if (cases.length === 0) fail(op, `${root} holds no case folder with an lgemri.nrrd; expected the layout ${LA_LAYOUT}`);

@@ -1,5 +1,5 @@
 /** Node platform: vg.io paths through `fs`, with atomic writes (temp file, fsync, rename). Imported by src/node.ts. */
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { setFileSystem } from './files.js';
 
@@ -28,5 +28,8 @@ setFileSystem({
   },
   async exists(path) {
     return stat(path).then(() => true, () => false);
+  },
+  readdir(path) {
+    return readdir(path);
   },
 });

@@ -10,6 +10,8 @@ export interface FileSystem {
   writeFileAtomic(path: string, bytes: Uint8Array): Promise<void>;
   mkdir(path: string): Promise<void>;
   exists(path: string): Promise<boolean>;
+  /** Names of the entries of a folder (for dataset layouts whose cases are folders). */
+  readdir(path: string): Promise<string[]>;
 }
 
 let fileSystem: FileSystem | null = null;

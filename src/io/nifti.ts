@@ -8,6 +8,7 @@ import { VoxgradError, fail, fmtShape } from '../engine/errors.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
 import { tensor } from '../kernels/creation.js';
 import { describe } from '../kernels/common.js';
+import { decodeElements, PLATFORM_LE, swapBytes } from './binary.js';
 import { files, gunzip, gzip, isGzip, readBytes } from './files.js';
 import { checkAffine, isVolume, orthonormalize, spacingFromAffine, type Affine, type Volume } from './volume.js';
 
@@ -124,7 +125,7 @@ export async function readNifti(source: string | URL | Uint8Array | ArrayBuffer,
       `${name} is truncated: dims ${fmtShape(shape)} of ${dt.name} need ${need} bytes of voxel data after vox_offset ` +
         `${header.voxOffset}, found ${Math.max(0, have)} (${bytes.length} bytes in all)`,
     );
-  const values = decodeVoxels(bytes, header.voxOffset, count, header.datatypeCode as DatatypeCode, header.littleEndian);
+  const values = decodeElements(bytes, header.voxOffset, count, dt.bytes, dt.ctor, header.littleEndian);
 
   // nibabel: slope 0 or non-finite means unscaled data.
   const scaled = header.sclSlope !== 0 && Number.isFinite(header.sclSlope);
@@ -258,31 +259,6 @@ function bestAffine(h: NiftiHeader, shape: number[]): Affine {
 }
 
 /** The voxel data in file order as a numeric typed array (a copy, aligned, byte-swapped to the platform's order). */
-function decodeVoxels(bytes: Uint8Array, offset: number, count: number, code: DatatypeCode, littleEndian: boolean): ArrayLike<number> {
-  const dt = DATATYPES[code];
-  const copy = bytes.slice(offset, offset + count * dt.bytes);
-  if (littleEndian !== PLATFORM_LE) swapBytes(copy, dt.bytes);
-  const arr = new dt.ctor(copy.buffer, 0, count);
-  if (arr instanceof BigInt64Array || arr instanceof BigUint64Array) {
-    const out = new Float64Array(count);
-    for (let i = 0; i < count; i++) out[i] = Number(arr[i]);
-    return out;
-  }
-  return arr;
-}
-const PLATFORM_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** Reverses the byte order of each `size`-byte element in place. */
-function swapBytes(bytes: Uint8Array, size: number): void {
-  if (size === 1) return;
-  for (let i = 0; i < bytes.length; i += size)
-    for (let lo = i, hi = i + size - 1; lo < hi; lo++, hi--) {
-      const t = bytes[lo];
-      bytes[lo] = bytes[hi];
-      bytes[hi] = t;
-    }
-}
-
 /**
  * out (row-major over file axes `perm`) ← src (x fastest), times slope plus inter. For i32 output (`intCheck` names
  * the file), every value must be an integer in int32 range.

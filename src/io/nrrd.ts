@@ -16,13 +16,14 @@ import { Tensor, shapeSize } from '../engine/tensor.js';
 import { describe } from '../kernels/common.js';
 import { tensor } from '../kernels/creation.js';
 import { permute } from '../kernels/shape.js';
+import { decodeElements, type ElementArrayType } from './binary.js';
 import { gunzip, isGzip, readBytes } from './files.js';
 import type { Affine, Volume } from './volume.js';
 
 const op = 'readNrrd';
 
 /** NRRD type spellings → [canonical name, bytes, typed-array constructor]. */
-const TYPES: Record<string, [string, number, new (b: ArrayBuffer) => ArrayLike<number> | BigInt64Array | BigUint64Array]> = {};
+const TYPES: Record<string, [string, number, ElementArrayType]> = {};
 const defineType = (name: string, bytes: number, ctor: (typeof TYPES)[string][2], spellings: string[]) => {
   for (const s of [name, ...spellings]) TYPES[s] = [name, bytes, ctor];
 };
@@ -113,11 +114,7 @@ export async function readNrrd(source: string | URL | Uint8Array | ArrayBuffer, 
         `${name} is truncated: sizes ${fmtShape(header.sizes)} of ${header.type} need ${need} bytes of ` +
           `${header.encoding === 'gzip' ? 'decompressed ' : ''}data, found ${Math.max(0, payload.length - Math.max(start, 0))}`,
       );
-    const copy = payload.slice(start, start + need);
-    if (elemBytes > 1 && header.littleEndian !== PLATFORM_LE)
-      for (let i = 0; i < need; i += elemBytes) copy.subarray(i, i + elemBytes).reverse();
-    const arr = new Ctor(copy.buffer);
-    values = arr instanceof BigInt64Array || arr instanceof BigUint64Array ? Float64Array.from(arr, Number) : arr;
+    values = decodeElements(payload, start, count, elemBytes, Ctor, header.littleEndian);
   }
 
   let data: Float32Array | Int32Array;
@@ -148,7 +145,6 @@ export async function readNrrd(source: string | URL | Uint8Array | ArrayBuffer, 
   return result;
 }
 
-const PLATFORM_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function parseHeader(name: string, bytes: Uint8Array): { header: NrrdHeader; dataStart: number; byteSkip: number } {
   const magic = String.fromCharCode(...bytes.subarray(0, 8));
