@@ -359,4 +359,26 @@ test('bad constructor arguments name the layer and argument', () => {
   assertThrowsWith(() => new BatchNorm1d(4, { momentum: null }), ['BatchNorm1d', 'momentum', 'not supported']);
 });
 
+test('pooling and upsampling layers: no state, the functional op with the stored options', async () => {
+  const r = rng(31);
+  const x2 = Ref.random([2, 3, 8, 6], r).toTensor();
+  const x3 = Ref.random([1, 2, 4, 6, 4], r).toTensor();
+  const cases = [
+    [new vg.nn.MaxPool2d(2), x2, (x) => vg.maxPool2d(x, 2)],
+    [new vg.nn.MaxPool2d([3, 2], { stride: 1, padding: 1 }), x2, (x) => vg.maxPool2d(x, [3, 2], { stride: 1, padding: 1 })],
+    [new vg.nn.AvgPool2d(2, { countIncludePad: false, padding: 1 }), x2, (x) => vg.avgPool2d(x, 2, { countIncludePad: false, padding: 1 })],
+    [new vg.nn.MaxPool3d(2), x3, (x) => vg.maxPool3d(x, 2)],
+    [new vg.nn.AvgPool3d([2, 3, 2]), x3, (x) => vg.avgPool3d(x, [2, 3, 2])],
+    [new vg.nn.Upsample({ scaleFactor: 2, mode: 'bilinear', alignCorners: true }), x2, (x) => vg.interpolate(x, { scaleFactor: 2, mode: 'bilinear', alignCorners: true })],
+  ];
+  for (const [layer, x, f] of cases) {
+    assert.equal(Object.keys(layer.stateDict()), []);
+    const want = f(x);
+    await assertClose(layer.call(x), new Ref(Float64Array.from(await want.data()), want.shape), { rtol: 0, atol: 0 });
+  }
+  // inside a Sequential they take an index, as in PyTorch, so the keys of the layers after them match
+  const seq = new vg.nn.Sequential(new vg.nn.MaxPool2d(2), new vg.nn.Conv2d(3, 4, 3));
+  assert.equal(Object.keys(seq.stateDict()), ['1.weight', '1.bias']);
+});
+
 test.run();
