@@ -10,6 +10,7 @@
 //               as the labelled reference (no WebGPU peer has a 5-D grid_sample) (bench/spatial.mjs)
 //   poolnorm    maxPool3d, avgPool3d, trilinear x2 upsampling, batchNorm (train), groupNorm, beside tfjs where it has
 //               the op (bench/poolnorm.mjs)
+//   optim       one Adam step of a 10M-parameter model (one fused kernel per tensor) beside tfjs's Adam (bench/optim.mjs)
 // What every number includes is printed with it; docs/benchmarks.md has results.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -19,12 +20,13 @@ import { copyCeiling, fmaCeiling } from './ceilings.mjs';
 import { benchConv2d, benchConv3d } from './conv.mjs';
 import { randomData } from './harness.mjs';
 import { loadOrt, probeOrt } from './ort.mjs';
+import { benchOptim } from './optim.mjs';
 import { benchPoolNorm } from './poolnorm.mjs';
 import { benchGridSample } from './spatial.mjs';
 import { median } from './stats.mjs';
 import { loadTfjs } from './tfjs.mjs';
 
-const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm'];
+const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm', 'optim'];
 
 const SIZES = [256, 512, 1024];
 const SAMPLES = 5;
@@ -228,7 +230,7 @@ async function main() {
   console.log(`  FMA-bound kernel  ${f1(fma.gflops).padStart(7)} GFLOP/s  (${fma.chains} independent fma chains in each of ${fma.invocations} invocations)`);
   console.log(`  copy kernel       ${f1(copy.gbps).padStart(7)} GB/s     (${copy.bytes >> 20} MiB read + ${copy.bytes >> 20} MiB written, one vec4 per invocation)`);
 
-  const needsTf = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'poolnorm'].some(wanted);
+  const needsTf = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'poolnorm', 'optim'].some(wanted);
   const tf = needsTf ? await loadTfjs() : null;
   // onnxruntime-node for the conv rows: checked once in a child process (bench/ort.mjs), then loaded here
   let ort = null;
@@ -257,6 +259,7 @@ async function main() {
   await section('conv3d', results, () => benchConv3d({ tf, ort, ortStatus }));
   await section('gridsample', results, () => benchGridSample({ copy }));
   await section('poolnorm', results, () => benchPoolNorm({ tf, copy }));
+  await section('optim', results, () => benchOptim({ tf, copy }));
   console.log(`\nbench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
   if (jsonPath) {
@@ -276,6 +279,7 @@ async function main() {
       ortWebgpu: ortStatus.probe || ortStatus.errors.length ? ortStatus : undefined,
       gridSample: results.gridsample,
       poolNorm: results.poolnorm,
+      optim: results.optim,
     };
     writeFileSync(jsonPath, JSON.stringify(out, null, 2));
     console.log(`results written to ${jsonPath}`);

@@ -1,4 +1,5 @@
-// Builds dist/node.js (Dawn provider, for Node) and dist/browser.js (navigator.gpu) with esbuild.
+// Builds dist/node.js (Dawn provider, for Node), dist/browser.js (navigator.gpu) and dist/cli.js (`npx voxgrad`, a
+// self-contained bundle: its recipes import library internals, which must share one engine instance) with esbuild.
 // WGSL sources are inlined as strings; wgsl_reflect is bundled, `webgpu` stays an external Node dependency.
 import * as esbuild from 'esbuild';
 
@@ -14,4 +15,12 @@ const common = {
 await Promise.all([
   esbuild.build({ ...common, entryPoints: ['src/node.ts'], outfile: 'dist/node.js', platform: 'node', external: ['webgpu'] }),
   esbuild.build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/browser.js', platform: 'browser' }),
+  esbuild.build({
+    ...common,
+    entryPoints: ['src/cli/main.ts'],
+    outfile: 'dist/cli.js',
+    platform: 'node',
+    external: ['webgpu'],
+    banner: { js: '#!/usr/bin/env node' },
+  }),
 ]);

@@ -45,3 +45,4 @@ export * from './kernels/pool.js';
 export * from './kernels/interpolate.js';
 export * from './kernels/norm.js';
 export * from './kernels/spatial.js';
+export { scaledDotProductAttention, type ScaledDotProductAttentionOptions } from './nn/functional-attention.js';

@@ -1,0 +1,224 @@
+/**
+ * `npx voxgrad <command>`: info, list, train, eval, bench. Training writes a run folder (config.json, metrics.json,
+ * loss.png, checkpoint.safetensors); Ctrl-C saves a checkpoint and exits cleanly (a second Ctrl-C exits at once).
+ */
+import * as vg from '../node.js';
+import { recipes } from '../methods/index.js';
+import type { Config, Recipe, RunContext } from '../methods/recipe.js';
+import { plotCurve } from './plot.js';
+import { progressBar } from './progress.js';
+import { runBench } from './bench.js';
+
+const USAGE = `usage: voxgrad <command> [options]
+
+commands:
+  info                                 the WebGPU adapter: vendor, architecture, limits, features
+  list                                 the training recipes
+  train <recipe> [options]             train; writes a run folder
+      --steps N                        number of steps (overrides the recipe's default)
+      --config file.json               settings that override the recipe's defaults
+      --set key=value                  one setting (repeatable; numbers and true/false are parsed)
+      --out dir                        run folder (default runs/<recipe>-<date>-<time>)
+      --resume checkpoint.safetensors  continue a run from its checkpoint
+  eval <recipe> --checkpoint file [--out dir] [--set key=value]
+                                       evaluate a checkpoint on the recipe's held-out data
+  bench                                time the main kernels on this adapter (GPU time per call)
+`;
+
+class UsageError extends Error {}
+
+function parseArgs(argv: string[]): { positional: string[]; flags: Map<string, string[]> } {
+  const positional: string[] = [];
+  const flags = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-h' || a === '--help') flags.set('help', ['']);
+    else if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const [name, value] = eq > 0 ? [a.slice(2, eq), a.slice(eq + 1)] : [a.slice(2), argv[++i]];
+      if (value === undefined) throw new UsageError(`--${name} needs a value`);
+      flags.set(name, [...(flags.get(name) ?? []), value]);
+    } else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+const one = (flags: Map<string, string[]>, name: string) => flags.get(name)?.at(-1);
+
+function parseValue(raw: string): Config[string] {
+  if (raw === 'true' || raw === 'false') return raw === 'true';
+  if (raw.trim() !== '' && Number.isFinite(Number(raw))) return Number(raw);
+  if (/^\[.*\]$/.test(raw)) return JSON.parse(raw) as number[];
+  return raw;
+}
+
+async function buildConfig(recipe: Recipe, flags: Map<string, string[]>): Promise<Config> {
+  const config: Config = { ...recipe.defaults };
+  const file = one(flags, 'config');
+  if (file) {
+    const { readFile } = await import('node:fs/promises');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(await readFile(file, 'utf8'));
+    } catch (e) {
+      throw new UsageError(`--config ${file}: ${(e as Error).message}`);
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--config ${file}: expected a JSON object of settings`);
+    Object.assign(config, parsed);
+  }
+  for (const kv of flags.get('set') ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set expects key=value, got '${kv}'`);
+    config[kv.slice(0, eq)] = parseValue(kv.slice(eq + 1));
+  }
+  const steps = one(flags, 'steps');
+  if (steps !== undefined) {
+    const n = Number(steps);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`--steps must be a positive integer, got '${steps}'`);
+    config.steps = n;
+  }
+  const unknown = Object.keys(config).filter((k) => !(k in recipe.defaults));
+  if (unknown.length)
+    throw new UsageError(`recipe ${recipe.name} has no setting ${unknown.map((k) => `'${k}'`).join(', ')}; its settings: ${Object.keys(recipe.defaults).join(', ')}`);
+  return config;
+}
+
+function findRecipe(name: string | undefined): Recipe {
+  if (!name) throw new UsageError(`name a recipe: ${Object.keys(recipes).join(', ')}`);
+  const r = recipes[name];
+  if (!r) throw new UsageError(`unknown recipe '${name}'; recipes: ${Object.keys(recipes).join(', ')}`);
+  return r;
+}
+
+const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+
+/** JSON has no Infinity/NaN (an HD95 with a missed structure is Infinity): they are written as strings, not null. */
+const finite = (_: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
+
+async function writeJson(path: string, value: unknown): Promise<void> {
+  const { writeFile, rename } = await import('node:fs/promises');
+  await writeFile(`${path}.tmp`, `${JSON.stringify(value, finite, 2)}\n`);
+  await rename(`${path}.tmp`, path);
+}
+
+/** The history rows before `step` from a run folder's metrics.json (none if it has none). */
+async function earlierHistory(outDir: string, step: number): Promise<Record<string, number>[]> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const rows = (JSON.parse(await readFile(`${outDir}/metrics.json`, 'utf8')) as { history?: Record<string, number>[] }).history ?? [];
+    return rows.filter((h) => h.step < step);
+  } catch {
+    return [];
+  }
+}
+
+async function train(recipe: Recipe, flags: Map<string, string[]>): Promise<number> {
+  const config = await buildConfig(recipe, flags);
+  const { mkdir } = await import('node:fs/promises');
+  const outDir = one(flags, 'out') ?? `runs/${recipe.name}-${stamp()}`;
+  await mkdir(outDir, { recursive: true });
+  const info = await vg.init();
+  console.error(`voxgrad ${recipe.name} on ${info.vendor} ${info.architecture} (${info.description}); run folder ${outDir}`);
+  await writeJson(`${outDir}/config.json`, { recipe: recipe.name, ...config });
+
+  let stop = false;
+  const onSigint = () => {
+    if (stop) process.exit(130);
+    stop = true;
+    console.error('\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSigint);
+  const bar = progressBar(recipe.name);
+  const t0 = performance.now();
+  const ctx: RunContext = {
+    config,
+    outDir,
+    resume: one(flags, 'resume'),
+    shouldStop: () => stop,
+    onStep: (s, total, values) => bar.update(s, total, values),
+    log: (m) => console.error(m),
+  };
+  const result = await recipe.train(ctx);
+  bar.done();
+  process.off('SIGINT', onSigint);
+  const seconds = (performance.now() - t0) / 1000;
+  // a resumed run keeps the earlier rows of its run folder's history
+  const history = [...(ctx.resume ? await earlierHistory(outDir, result.history[0]?.step ?? result.steps) : []), ...result.history];
+  await writeJson(`${outDir}/metrics.json`, {
+    recipe: recipe.name,
+    adapter: { vendor: info.vendor, architecture: info.architecture, description: info.description },
+    steps: result.steps,
+    finished: result.finished,
+    seconds,
+    evaluation: result.evaluation ?? null,
+    history,
+  });
+  const { rgb, width, height } = plotCurve(history.map((h) => h.loss));
+  const image = vg.tensor(Float32Array.from(rgb), [height, width, 3]);
+  await vg.io.writePng(`${outDir}/loss.png`, image, { min: 0, max: 255 });
+  image.dispose();
+  if (result.evaluation) console.log(JSON.stringify(result.evaluation, finite, 2));
+  console.error(
+    result.finished
+      ? `done: ${result.steps} steps in ${seconds.toFixed(1)} s; ${outDir}/{config.json,metrics.json,loss.png,checkpoint.safetensors}`
+      : `stopped at step ${result.steps}; checkpoint ${result.checkpoint}. Resume with: voxgrad train ${recipe.name} --out ${outDir} --resume ${result.checkpoint}`,
+  );
+  return 0;
+}
+
+async function evaluate(recipe: Recipe, flags: Map<string, string[]>): Promise<number> {
+  const checkpoint = one(flags, 'checkpoint');
+  if (!checkpoint) throw new UsageError('eval needs --checkpoint <file.safetensors> (written by voxgrad train)');
+  const config = await buildConfig(recipe, flags);
+  await vg.init();
+  const outDir = one(flags, 'out') ?? null;
+  const result = await recipe.evaluate({ config, outDir, checkpoint, log: (m) => console.error(m) });
+  console.log(JSON.stringify(result, finite, 2));
+  if (outDir) {
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(outDir, { recursive: true });
+    await writeJson(`${outDir}/eval.json`, result);
+  }
+  return 0;
+}
+
+async function info(): Promise<number> {
+  const i = await vg.init();
+  console.log(JSON.stringify(i, null, 2));
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { positional, flags } = parseArgs(argv);
+  const [command, ...rest] = positional;
+  if (flags.has('help') || !command) {
+    console.log(USAGE);
+    return command || flags.has('help') ? 0 : 2;
+  }
+  switch (command) {
+    case 'info':
+      return info();
+    case 'list':
+      for (const r of Object.values(recipes)) console.log(`${r.name.padEnd(16)} ${r.description}`);
+      return 0;
+    case 'train':
+      return train(findRecipe(rest[0]), flags);
+    case 'eval':
+      return evaluate(findRecipe(rest[0]), flags);
+    case 'bench':
+      return runBench();
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) console.error(`voxgrad: ${e.message}\n\n${USAGE}`);
+    else console.error(e instanceof vg.VoxgradError ? `voxgrad: ${e.message}` : e);
+    process.exitCode = e instanceof UsageError ? 2 : 1;
+  },
+);

@@ -1,0 +1,10 @@
+// vg.methods: the training recipes (the papers' methods and the embedded-data demo), runnable from code and the CLI.
+import type { Recipe } from './recipe.js';
+import { unetPhantom } from './unet-phantom.js';
+
+export { trainLoop, type Config, type Recipe, type RunContext, type TrainResult } from './recipe.js';
+export { diceLoss, type DiceLossOptions } from './losses.js';
+export { unetPhantom };
+
+/** Every recipe by name (the CLI's `voxgrad train <name>`). */
+export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom };

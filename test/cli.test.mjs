@@ -1,0 +1,116 @@
+// The `voxgrad` command line: usage errors, a short training run's folder (config, metrics, loss curve, a checkpoint
+// that loads), and Ctrl-C: the run saves a checkpoint and exits cleanly, and resuming from it ends bit-for-bit where
+// an uninterrupted run ends.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { setup, vg } from './helpers.mjs';
+
+const CLI = new URL('../dist/cli.js', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'vg-cli-'));
+// a tiny configuration so each run takes seconds on a software adapter
+const TINY = ['--set', 'size=32', '--set', 'features=[4,8,8,16,16]', '--set', 'trainSubjects=2', '--set', 'testSubjects=1', '--set', 'batchSize=2'];
+// enough steps that the interrupt lands mid-run even on a fast adapter
+const STEPS = 30;
+
+const run = (args) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+
+test.before(setup);
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('usage: help, unknown command, unknown recipe, unknown setting', () => {
+  const help = run(['--help']);
+  assert.is(help.status, 0);
+  assert.match(help.stdout, 'train <recipe>');
+  const bad = run(['frobnicate']);
+  assert.is(bad.status, 2);
+  assert.match(bad.stderr, "unknown command 'frobnicate'");
+  const recipe = run(['train', 'no-such-recipe']);
+  assert.is(recipe.status, 2);
+  assert.match(recipe.stderr, "unknown recipe 'no-such-recipe'; recipes: unet-phantom");
+  const setting = run(['train', 'unet-phantom', '--set', 'learningRate=1']);
+  assert.is(setting.status, 2);
+  assert.match(setting.stderr, "recipe unet-phantom has no setting 'learningRate'");
+  const steps = run(['train', 'unet-phantom', '--steps', '-3']);
+  assert.is(steps.status, 2);
+  assert.match(steps.stderr, "--steps must be a positive integer, got '-3'");
+});
+
+test('list names the recipes', () => {
+  const r = run(['list']);
+  assert.is(r.status, 0);
+  assert.match(r.stdout, /^unet-phantom\s+UNet2D segmentation/m);
+});
+
+async function checkpointTensors(path) {
+  const tensors = await vg.io.readSafetensors(path);
+  const out = {};
+  for (const [k, t] of Object.entries(tensors)) {
+    out[k] = Buffer.from((await t.data()).buffer).toString('base64');
+    t.dispose();
+  }
+  return out;
+}
+
+test('train writes the run folder: config, per-step metrics, loss curve PNG, a loadable checkpoint', async () => {
+  const out = join(dir, 'full');
+  const r = run(['train', 'unet-phantom', '--steps', String(STEPS), ...TINY, '--out', out]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stderr, `${STEPS}/${STEPS}`);
+  const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  assert.equal(config, { recipe: 'unet-phantom', ...config, steps: STEPS, size: 32, batchSize: 2 });
+  const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+  assert.is(metrics.finished, true);
+  assert.is(metrics.history.length, STEPS);
+  assert.ok(metrics.history.every((h, i) => h.step === i && Number.isFinite(h.loss) && h.loss > 0));
+  assert.ok(metrics.evaluation.meanDice >= 0 && metrics.evaluation.meanDice <= 1);
+  const png = readFileSync(join(out, 'loss.png'));
+  assert.equal([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+  const model = new vg.models.UNet2D({ features: [4, 8, 8, 16, 16] });
+  const { step } = await vg.io.loadCheckpoint(join(out, 'checkpoint.safetensors'), { model });
+  assert.is(step, STEPS);
+  model.dispose();
+});
+
+test('Ctrl-C saves a checkpoint and exits cleanly; resuming ends bit-for-bit where the uninterrupted run ends', async () => {
+  const out = join(dir, 'interrupted');
+  const child = spawn(process.execPath, [CLI, 'train', 'unet-phantom', '--steps', String(STEPS), ...TINY, '--out', out], {
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+  });
+  let stderr = '';
+  let signalled = false;
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    // interrupt once the first step is reported
+    if (!signalled && new RegExp(` 1/${STEPS} `).test(stderr)) {
+      signalled = true;
+      child.kill('SIGINT');
+    }
+  });
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  assert.ok(signalled, `the run finished before it could be interrupted:\n${stderr}`);
+  assert.is(code, 0, stderr);
+  const stoppedAt = Number(/stopped at step (\d+)/.exec(stderr)?.[1]);
+  assert.ok(stoppedAt >= 1 && stoppedAt < STEPS, `stopped at ${stoppedAt}:\n${stderr}`);
+  const ckpt = join(out, 'checkpoint.safetensors');
+  assert.ok(existsSync(ckpt));
+  const metrics = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+  assert.is(metrics.finished, false);
+  assert.is(metrics.steps, stoppedAt);
+
+  const resumed = run(['train', 'unet-phantom', '--steps', String(STEPS), ...TINY, '--out', out, '--resume', ckpt]);
+  assert.is(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stderr, `resumed from ${ckpt} at step ${stoppedAt}`);
+  const after = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+  assert.is(after.finished, true);
+  assert.equal(after.history.map((h) => h.step), [...Array(STEPS).keys()], 'the history keeps the rows before the interruption');
+  const full = await checkpointTensors(join(dir, 'full', 'checkpoint.safetensors'));
+  const cont = await checkpointTensors(ckpt);
+  assert.equal(Object.keys(cont).sort(), Object.keys(full).sort());
+  for (const k of Object.keys(full)) assert.ok(cont[k] === full[k], `tensor ${k} differs between the resumed and the uninterrupted run`);
+});
+
+test.run();
