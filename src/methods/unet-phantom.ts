@@ -157,7 +157,10 @@ async function train(ctx: RunContext) {
       return { loss: value, lr };
     },
   });
+  // closing the epoch's iterator frees the batch it prefetched
+  await (iterator as AsyncIterator<Batch> | null)?.return?.();
   if (result.finished) result.evaluation = await evaluateModel(model, c);
+  optimizer.dispose();
   model.dispose();
   data.image.dispose();
   data.label.dispose();
