@@ -191,3 +191,63 @@ test('tidy and memory: tidy frees intermediates, backward releases the tape, acc
   assert.is(after.liveTensors, base.liveTensors, 'live tensors back to baseline');
   assert.is(after.bytesInUse, base.bytesInUse, 'bytes in use back to baseline');
 });
+
+test('training stack: Conv2d + BatchNorm + Adam steps; a checkpoint encoded to bytes restores the model exactly', async () => {
+  const make = () => new vg.nn.Sequential(new vg.nn.Conv2d(1, 3, 3, { padding: 1, seed: 5 }), new vg.nn.BatchNorm2d(3), new vg.nn.ReLU(), new vg.nn.Conv2d(3, 2, 1, { seed: 6 }));
+  const net = make();
+  const opt = new vg.optim.Adam(net.parameters(), { lr: 0.05 });
+  const r = rng(303);
+  const x = Ref.random([2, 1, 6, 6], r).f32().toTensor();
+  const y = vg.tensor(Array.from({ length: 72 }, (_, i) => (i * 7) % 2), [2, 6, 6], { dtype: 'i32' });
+  const losses = [];
+  for (let i = 0; i < 8; i++) {
+    const loss = vg.tidy(() => {
+      const l = vg.crossEntropy(net.call(x), y);
+      l.backward();
+      return l;
+    });
+    opt.step();
+    opt.zeroGrad();
+    losses.push(await loss.item());
+    loss.dispose();
+  }
+  assert.ok(losses[7] < losses[0], `loss ${losses[0]} -> ${losses[7]}`);
+  const bytes = await vg.io.encodeCheckpoint({ model: net, optimizer: opt, step: 8 });
+  const copy = make();
+  const { step } = await vg.io.loadCheckpoint(bytes, { model: copy });
+  assert.is(step, 8);
+  for (const [k, t] of Object.entries(net.stateDict())) assert.equal([...(await copy.stateDict()[k].data())], [...(await t.data())], k);
+});
+
+test('io and metrics: a NIfTI .nii.gz round trip in memory keeps data and affine; PNG bytes; Dice and HD95 match float64', async () => {
+  const r = rng(404);
+  const ref = Ref.random([4, 5, 3], r).f32();
+  // values exact in f32, as NIfTI stores the sform
+  const affine = [[0, -1.5, 0, 10], [2, 0, 0, -4], [0, 0, 0.75, 3], [0, 0, 0, 1]];
+  const bytes = await vg.io.encodeNifti(ref.toTensor(), { affine, gzip: true });
+  assert.equal([...bytes.subarray(0, 2)], [0x1f, 0x8b]);
+  const back = await vg.io.readNifti(bytes);
+  assert.equal(back.affine, affine);
+  assert.equal(back.spacing, [2, 1.5, 0.75]);
+  await assertClose(back.tensor, ref, { rtol: 0, atol: 0 });
+  const png = await vg.io.encodePng(vg.tensor([0, 1, 2, 3, 4, 5], [2, 3]));
+  assert.equal([...png.subarray(1, 4)], [80, 78, 71]);
+  // two squares offset by (1, 2) pixels: |A| = 16, |B| = 16, overlap 3 x 2 = 6
+  const mask = (oy, ox) => vg.tensor(Array.from({ length: 64 }, (_, i) => (Math.floor(i / 8) >= oy && Math.floor(i / 8) < oy + 4 && i % 8 >= ox && i % 8 < ox + 4 ? 1 : 0)), [8, 8], { dtype: 'i32' });
+  const [a, b] = [mask(1, 1), mask(2, 3)];
+  assert.ok(Math.abs((await vg.metrics.dice(a, b)) - (2 * 6) / 32) < 1e-12);
+  // brute-force float64 HD95 of the borders (medpy: pooled distances of both directions, 95th percentile, linear)
+  const border = async (m) => {
+    const d = await m.data();
+    const on = (y, x) => y >= 0 && y < 8 && x >= 0 && x < 8 && d[y * 8 + x] !== 0;
+    const pts = [];
+    for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) if (on(y, x) && !(on(y - 1, x) && on(y + 1, x) && on(y, x - 1) && on(y, x + 1))) pts.push([y, x]);
+    return pts;
+  };
+  const [pa, pb] = [await border(a), await border(b)];
+  const directed = (p, q) => p.map(([y, x]) => Math.min(...q.map(([v, u]) => Math.hypot(y - v, x - u))));
+  const all = [...directed(pa, pb), ...directed(pb, pa)].sort((u, v) => u - v);
+  const pos = 0.95 * (all.length - 1);
+  const want = all[Math.floor(pos)] + (all[Math.ceil(pos)] - all[Math.floor(pos)]) * (pos - Math.floor(pos));
+  assert.ok(Math.abs((await vg.metrics.hd95(a, b)) - want) < 1e-5, `hd95 ${await vg.metrics.hd95(a, b)} vs ${want}`);
+});
