@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fixtureRef, loadFixtures } from './fixtures.mjs';
-import { assertClose, assertThrowsWith, setup, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, setup, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -36,11 +36,18 @@ for (const c of loadFixtures('models')) {
   });
 }
 
-test('UNet2D names the multiple an input must have', () => {
-  const net = new vg.models.UNet2D({ features: [2, 2, 2, 2, 2] });
-  const x = vg.zeros([1, 1, 24, 32]);
-  assertThrowsWith(() => net.call(x), ['UNet2D', 'multiples of 16', '[1, 1, 24, 32]', 'padToMultiple']);
-  x.dispose();
+test('UNet2D takes any size: forward pads to a multiple of 16 and crops the logits back; encode names the multiple', async () => {
+  const net = new vg.models.UNet2D({ features: [2, 4, 4, 4, 4], numClasses: 3, seed: 2 }).eval();
+  const x = vg.randn([2, 1, 24, 37], { seed: 5 });
+  const out = vg.noGrad(() => net.call(x));
+  assert.equal(out.shape, [2, 3, 24, 37]);
+  // the same as running the padded input (24 -> 32: 4 + 4 rows; 37 -> 48: 5 + 6 columns of zeros) and cropping
+  const padded = vg.pad(x, [5, 6, 4, 4]);
+  const full = vg.noGrad(() => net.call(padded));
+  const want = full.narrow(2, 4, 24).narrow(3, 5, 37);
+  await assertClose(out, new Ref(Float64Array.from(await want.data()), want.shape), { rtol: 0, atol: 0 });
+  assertThrowsWith(() => net.encode(x), ['UNet2D', 'multiples of 16', '[2, 1, 24, 37]', 'padToMultiple']);
+  for (const t of [x, out, padded, full, want]) t.dispose();
   net.dispose();
 });
 

@@ -10,6 +10,7 @@ import { cat } from '../kernels/shape.js';
 import { Module } from '../nn/module.js';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, LeakyReLU, Sequential } from '../nn/layers.js';
 import { MaxPool2d, Upsample } from '../nn/pooling.js';
+import { padToMultiple } from '../inference/pad.js';
 
 export interface UNet2DOptions {
   inChannels?: number;
@@ -75,7 +76,7 @@ class UpBlock extends Module {
 
 export class UNet2D extends Module {
   readonly numClasses: number;
-  /** Input height and width must be multiples of this (four 2x poolings); vg.inference.padToMultiple handles others. */
+  /** The encoder needs height and width in multiples of this (four 2x poolings); forward pads other sizes itself. */
   readonly sizeMultiple = 16;
   private readonly encoderLevels: Module[];
   private readonly decoderLevels: UpBlock[];
@@ -116,13 +117,13 @@ export class UNet2D extends Module {
     this.registerModule('decoder', decoder);
   }
 
-  /** Returns the encoder's five feature maps, shallow to deep (the contrastive methods project the deepest). */
+  /** The encoder's five feature maps, shallow to deep (the contrastive methods project the deepest); H and W must be multiples of sizeMultiple. */
   encode(x: Tensor): Tensor[] {
     if (x.ndim !== 4 || x.shape[2] % this.sizeMultiple || x.shape[3] % this.sizeMultiple)
       fail(
         'UNet2D',
         `input must be [N, C, H, W] with H and W multiples of ${this.sizeMultiple}, got ${fmtShape(x.shape)}; ` +
-          'pad it with vg.inference.padToMultiple (and crop the output back)',
+          'forward pads other sizes itself; for encode, pad with vg.inference.padToMultiple (and crop outputs back)',
       );
     const feats: Tensor[] = [];
     let h = x;
@@ -137,7 +138,19 @@ export class UNet2D extends Module {
     return this.outConv.call(h);
   }
 
+  /**
+   * Logits [N, numClasses, H, W] for any H and W: sizes that are not multiples of sizeMultiple are padded
+   * symmetrically with zeros (MONAI's DivisiblePad) and the logits cropped back, so outputs stay on the input's grid.
+   */
   override forward(x: Tensor): Tensor {
+    if (x.ndim === 4 && (x.shape[2] % this.sizeMultiple || x.shape[3] % this.sizeMultiple)) {
+      const padded = padToMultiple(x, this.sizeMultiple);
+      const logits = this.decode(this.encode(padded.tensor));
+      const out = padded.cropBack(logits);
+      padded.tensor.dispose();
+      logits.dispose();
+      return out;
+    }
     return this.decode(this.encode(x));
   }
 }
