@@ -109,6 +109,10 @@ const PAIRS = [
   [[2, 3, 4], [4]],
   [[1], [2, 257]],
   [[5, 1, 3], [1, 4, 1]],
+  // dims that merge ([4, 15] against [4, 1]) and ranks 6 and 8 whose alternating broadcasts do not merge
+  [[4, 1, 3, 5], [4, 1, 1, 1]],
+  [[2, 1, 3, 1, 2, 1], [1, 3, 1, 2, 1, 3]],
+  [[2, 1, 2, 1, 2, 1, 2, 3], [1, 2, 1, 2, 1, 2, 1, 3]],
 ];
 
 for (const [name, [ref, range = [-2, 2], kinked = false]] of Object.entries(BINARY)) {

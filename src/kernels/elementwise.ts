@@ -55,22 +55,47 @@ export function mapExpr(
   let ti = 0;
   for (const i of inputs) sig += i.value instanceof Tensor ? `${i.name}:${i.value.dtype}:${kinds[ti++]},` : `${i.name}:s,`;
   const vec4 = n % 4 === 0 && !kinds.includes('bcast');
-  const k = kernel(`map[${expr}]${ct}>${ot}(${sig})${vec4 ? 'v4' : ''}`, () => buildMapSource(expr, inputs, kinds, ct, ot, vec4), {
+  const bcast = tensors.flatMap((t, j) => (kinds[j] === 'bcast' ? [j] : []));
+  const merged = coalesce(outShape, bcast.map((j) => broadcastStrides(tensors[j].value.shape, outShape)));
+  const rank = bcast.length ? merged.shape.length : 0;
+  const k = kernel(`map[${expr}]${ct}>${ot}(${sig})${vec4 ? 'v4' : ''}${rank ? `r${rank}` : ''}`, () => buildMapSource(expr, inputs, kinds, ct, ot, vec4, rank), {
     defines: { VEC4: vec4 },
   });
-  const uniforms: Record<string, number | number[]> = { n, rank: outShape.length, shape: pad8(outShape) };
+  const uniforms: Record<string, number | number[]> = { n, rank, shape: pad8(merged.shape) };
   const scalars: number[] = [];
   for (const i of inputs) if (typeof i.value === 'number') scalars.push(bitsOf(i.value, ct));
   if (scalars.length) uniforms.scalars = scalars;
-  tensors.forEach((t, j) => {
-    if (kinds[j] === 'bcast') uniforms[`s${j}`] = pad8(broadcastStrides(t.value.shape, outShape));
-  });
+  bcast.forEach((j, b) => (uniforms[`s${j}`] = pad8(merged.strides[b])));
   const invocations = vec4 ? n / 4 : n;
   dispatch(k, [out.buffer(op), ...tensors.map((t) => t.value.buffer(op))], uniforms, grid1d(ceilDiv(invocations, k.workgroupSize)));
   return out;
 }
 
-function buildMapSource(expr: string, inputs: readonly MapInput[], kinds: string[], ct: DType, ot: DType, vec4: boolean): string {
+/**
+ * The output's dims with size-1 dims dropped and neighbours merged wherever every broadcast operand reads them as
+ * one contiguous run (stride[d] = stride[d + 1] · size[d + 1], or both 0): [8, 1, 128, 128] + [8, 1, 1, 1] becomes
+ * [8, 16384] + [8, 1]. Fewer dims, fewer integer divisions per element.
+ */
+function coalesce(outShape: readonly number[], strides: number[][]): { shape: number[]; strides: number[][] } {
+  const shape: number[] = [];
+  const out: number[][] = strides.map(() => []);
+  outShape.forEach((size, d) => {
+    if (size === 1) return;
+    const last = shape.length - 1;
+    if (last >= 0 && strides.every((st, b) => out[b][last] === st[d] * size)) {
+      shape[last] *= size;
+      strides.forEach((st, b) => (out[b][last] = st[d]));
+    } else {
+      shape.push(size);
+      strides.forEach((st, b) => out[b].push(st[d]));
+    }
+  });
+  if (!shape.length) return { shape: [1], strides: strides.map(() => [0]) };
+  return { shape, strides: out };
+}
+
+/** `rank` > 0: the (coalesced) rank of the broadcast index math, unrolled with constant indices. */
+function buildMapSource(expr: string, inputs: readonly MapInput[], kinds: string[], ct: DType, ot: DType, vec4: boolean, rank: number): string {
   const bindings: string[] = [];
   const offsets: string[] = [];
   const loads: string[] = [];
@@ -102,14 +127,16 @@ function buildMapSource(expr: string, inputs: readonly MapInput[], kinds: string
     .map((c) => `  {\n${parts.map(([n, e]) => `    let ${n} = ${e.replace('#', c)};\n`).join('')}    r.${c} = ${ot}(${body});\n  }`)
     .join('\n');
   if (strided.length) {
+    // innermost dim first; uniform arrays indexed by constants (a dynamic loop over p.rank was ~10x slower on lavapipe)
     offsets.push(`  var rem = i;`);
     for (const j of strided) offsets.push(`  var o${j} = 0u;`);
-    offsets.push(`  for (var d = i32(p.rank) - 1; d >= 0; d--) {`);
-    offsets.push(`    let k = u32(d);`);
-    offsets.push(`    let c = rem % dim_of(p.shape, k);`);
-    offsets.push(`    rem = rem / dim_of(p.shape, k);`);
-    for (const j of strided) offsets.push(`    o${j} += c * dim_of(p.s${j}, k);`);
-    offsets.push(`  }`);
+    for (let d = rank - 1; d >= 0; d--) {
+      const at = `[${d >> 2}u][${d & 3}u]`;
+      if (d > 0) offsets.push(`  { let c = rem % p.shape${at}; rem = rem / p.shape${at};`);
+      else offsets.push(`  { let c = rem;`);
+      for (const j of strided) offsets.push(`    o${j} += c * p.s${j}${at};`);
+      offsets.push(`  }`);
+    }
   }
   return (
     fnsWgsl +
