@@ -2,7 +2,7 @@
  * unet-phantom: supervised 2-D segmentation of the embedded cardiac phantom (vg.data.cardiacPhantom: LV cavity,
  * myocardium, RV cavity in ACDC's label convention) with SSL4MIS's UNet, its 0.5·(CE + Dice) loss and Adam, with
  * flips, rotations, small affine and elastic warps and intensity jitter on the GPU. Evaluation: Dice per structure and
- * HD95 in mm (medpy's conventions) on held-out phantom subjects, ED and ES frames.
+ * HD95 in mm (medpy's conventions, the phantom's pixel spacing) on held-out phantom subjects, ED and ES frames.
  */
 import { noGrad } from '../engine/autograd.js';
 import { Tensor, tidy } from '../engine/tensor.js';
@@ -41,15 +41,17 @@ type Batch = { image: Tensor; label: Tensor };
 const STRUCTURES: Record<number, string> = { 1: 'RV', 2: 'myocardium', 3: 'LV' };
 
 /** ED and ES frames of `count` phantom subjects from `firstSeed`: images [2·count, 1, S, S], labels [2·count, S, S]. */
-function phantomFrames(firstSeed: number, count: number, size: number): { image: Tensor; label: Tensor } {
+function phantomFrames(firstSeed: number, count: number, size: number): { image: Tensor; label: Tensor; spacing: [number, number] } {
   const images: Tensor[] = [];
   const labels: Tensor[] = [];
+  let spacing: [number, number] = [1, 1];
   for (let i = 0; i < count; i++) {
     const p = cardiacPhantom({ size, frames: 2, seed: firstSeed + i });
     images.push(p.image);
     labels.push(p.label);
+    spacing = p.spacing;
   }
-  const out = tidy(() => ({ image: unsqueeze(cat(images, 0), 1), label: cat(labels, 0) }));
+  const out = tidy(() => ({ image: unsqueeze(cat(images, 0), 1), label: cat(labels, 0), spacing }));
   for (const t of [...images, ...labels]) t.dispose();
   return out;
 }
@@ -63,7 +65,7 @@ const testSeed = (seed: number) => 1_000_000 + seed * 1000;
 
 async function evaluateModel(model: UNet2D, config: Config): Promise<Record<string, unknown>> {
   const size = setting<number>(config, defaults, 'size');
-  const { image, label } = phantomFrames(testSeed(setting(config, defaults, 'seed')), setting(config, defaults, 'testSubjects'), size);
+  const { image, label, spacing } = phantomFrames(testSeed(setting(config, defaults, 'seed')), setting(config, defaults, 'testSubjects'), size);
   model.eval();
   const pred = noGrad(() => tidy(() => argmax(model.call(image), { dim: 1 })));
   const labels = Object.keys(STRUCTURES).map(Number);
@@ -73,7 +75,7 @@ async function evaluateModel(model: UNet2D, config: Config): Promise<Record<stri
   const frames = image.shape[0];
   for (let f = 0; f < frames; f++) {
     const [p, t] = tidy(() => [pred.slice(0, f, f + 1).squeeze(0), label.slice(0, f, f + 1).squeeze(0)]);
-    const r = await hd95(p, t, { labels, spacing: 1 });
+    const r = await hd95(p, t, { labels, spacing });
     labels.forEach((l, i) => hd[i].push(r.perLabel[l]));
     p.dispose();
     t.dispose();
@@ -85,7 +87,8 @@ async function evaluateModel(model: UNet2D, config: Config): Promise<Record<stri
     frames,
     dice: Object.fromEntries(labels.map((l) => [STRUCTURES[l], overlap.perLabel[l]])),
     meanDice: overlap.mean,
-    hd95Pixels: Object.fromEntries(labels.map((l, i) => [STRUCTURES[l], meanOf(hd[i])])),
+    hd95Mm: Object.fromEntries(labels.map((l, i) => [STRUCTURES[l], meanOf(hd[i])])),
+    pixelSpacingMm: spacing,
   };
 }
 
