@@ -55,7 +55,7 @@ async function checkpointTensors(path) {
   return out;
 }
 
-test('train writes the run folder: config, per-step metrics, loss curve PNG, a loadable checkpoint', async () => {
+test('train writes the run folder (config, per-step metrics, loss curve PNG, a loadable checkpoint); eval reproduces its evaluation', async () => {
   const out = join(dir, 'full');
   const r = run(['train', 'unet-phantom', '--steps', String(STEPS), ...TINY, '--out', out]);
   assert.is(r.status, 0, r.stderr);
@@ -73,6 +73,11 @@ test('train writes the run folder: config, per-step metrics, loss curve PNG, a l
   const { step } = await vg.io.loadCheckpoint(join(out, 'checkpoint.safetensors'), { model });
   assert.is(step, STEPS);
   model.dispose();
+  // eval of the checkpoint reproduces the evaluation the training run wrote
+  const evalOut = join(dir, 'eval');
+  const ev = run(['eval', 'unet-phantom', '--checkpoint', join(out, 'checkpoint.safetensors'), ...TINY, '--out', evalOut]);
+  assert.is(ev.status, 0, ev.stderr);
+  assert.equal(JSON.parse(readFileSync(join(evalOut, 'eval.json'), 'utf8')), metrics.evaluation);
 });
 
 test('Ctrl-C saves a checkpoint and exits cleanly; resuming ends bit-for-bit where the uninterrupted run ends', async () => {
