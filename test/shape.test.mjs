@@ -275,6 +275,33 @@ test('pad modes reflect, replicate, circular: torch.nn.functional.pad index rule
   t.dispose();
 });
 
+test('copies of whole vec4 runs (cat and slice along channels, offsets in and out of vec4 alignment) are exact', async () => {
+  const r = rng(62);
+  for (const dtype of DTYPES) {
+    // H·W = 24: runs of whole vec4s; channel offsets 3·24 and 5·24 words keep alignment, a W-slice from 1 breaks it
+    const a = randomOf([2, 3, 4, 6], r, dtype);
+    const b = randomOf([2, 5, 4, 6], r, dtype);
+    const [ta, tb] = [a.toTensor(), b.toTensor()];
+    const catRef = new Ref(
+      Array.from({ length: 2 * 8 * 24 }, (_, i) => {
+        const [n, c, h, w] = unravel(i, [2, 8, 4, 6]);
+        return c < 3 ? a.get([n, c, h, w]) : b.get([n, c - 3, h, w]);
+      }),
+      [2, 8, 4, 6],
+    );
+    await assertClose(vg.cat([ta, tb], 1), catRef, { ...EXACT, msg: `cat ${dtype}` });
+    const sliceRef = (c0, c1, w0) =>
+      new Ref(Array.from({ length: 2 * (c1 - c0) * 4 * (6 - w0) }, (_, i) => {
+        const [n, c, h, w] = unravel(i, [2, c1 - c0, 4, 6 - w0]);
+        return b.get([n, c + c0, h, w + w0]);
+      }), [2, c1 - c0, 4, 6 - w0]);
+    await assertClose(vg.slice(tb, 1, 1, 4), sliceRef(1, 4, 0), { ...EXACT, msg: `slice channels ${dtype}` });
+    await assertClose(vg.slice(vg.slice(tb, 1, 2, 5), 3, 2), sliceRef(2, 5, 2), { ...EXACT, msg: `slice W ${dtype}` });
+    ta.dispose();
+    tb.dispose();
+  }
+});
+
 test('clone: an independent copy with the same values and dtype', async () => {
   const r = rng(7);
   for (const dtype of DTYPES) {

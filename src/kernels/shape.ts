@@ -24,21 +24,61 @@ export function stridedCopy(
 ): void {
   const n = shapeSize(shape);
   if (n === 0) return;
-  const k = kernel('copy', () => copyWgsl);
+  const m = mergeCopyDims(shape, src.strides, dst.strides);
+  // whole vec4 runs on both sides: move 16 bytes per invocation
+  const r = m.shape.length - 1;
+  const vec4 =
+    m.inStrides[r] === 1 && m.outStrides[r] === 1 && m.shape[r] % 4 === 0 && src.offset % 4 === 0 && dst.offset % 4 === 0 &&
+    m.inStrides.every((st, d) => d === r || st % 4 === 0) && m.outStrides.every((st, d) => d === r || st % 4 === 0);
+  const w = vec4 ? 4 : 1;
+  if (vec4) m.shape[r] /= 4;
+  const scale = (st: number[]) => st.map((v, d) => (d === r ? v : v / w));
+  const rank = m.shape.length;
+  const k = kernel(`copy.r${rank}${vec4 ? '.v4' : ''}`, () => copySource(rank, vec4));
   dispatch(
     k,
     [out.buffer(op), x.buffer(op)],
     {
-      n,
-      rank: shape.length,
-      inOffset: src.offset,
-      outOffset: dst.offset,
-      shape: pad8(shape),
-      inStrides: pad8(src.strides),
-      outStrides: pad8(dst.strides),
+      n: n / w,
+      rank,
+      inOffset: src.offset / w,
+      outOffset: dst.offset / w,
+      shape: pad8(m.shape),
+      inStrides: pad8(scale(m.inStrides)),
+      outStrides: pad8(scale(m.outStrides)),
     },
-    grid1d(ceilDiv(n, k.workgroupSize)),
+    grid1d(ceilDiv(n / w, k.workgroupSize)),
   );
+}
+
+/** Drops size-1 dims and merges neighbours that are one contiguous run on both sides (at least one dim remains). */
+function mergeCopyDims(shape: readonly number[], inSt: readonly number[], outSt: readonly number[]) {
+  const m = { shape: [] as number[], inStrides: [] as number[], outStrides: [] as number[] };
+  shape.forEach((size, d) => {
+    if (size === 1) return;
+    const last = m.shape.length - 1;
+    if (last >= 0 && m.inStrides[last] === inSt[d] * size && m.outStrides[last] === outSt[d] * size) {
+      m.shape[last] *= size;
+      m.inStrides[last] = inSt[d];
+      m.outStrides[last] = outSt[d];
+    } else {
+      m.shape.push(size);
+      m.inStrides.push(inSt[d]);
+      m.outStrides.push(outSt[d]);
+    }
+  });
+  if (!m.shape.length) return { shape: [1], inStrides: [0], outStrides: [0] };
+  return m;
+}
+
+function copySource(rank: number, vec4: boolean): string {
+  const lines: string[] = [];
+  for (let d = rank - 1; d >= 0; d--) {
+    const at = `[${d >> 2}u][${d & 3}u]`;
+    lines.push(d > 0 ? `  { let c = i32(rem % p.shape${at}); rem = rem / p.shape${at};` : '  { let c = i32(rem);');
+    lines.push(`    src += c * p.inStrides${at};`, `    dst += c * p.outStrides${at};`, '  }');
+  }
+  return copyWgsl.replaceAll('{{ELEM}}', vec4 ? 'vec4<u32>' : 'u32').replace('{{RANK}}', String(rank)).replace('{{OFFSETS}}', lines.join('\n'));
 }
 
 // ---- reshape ------------------------------------------------------------------------------------------------------
