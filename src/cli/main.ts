@@ -18,6 +18,7 @@ commands:
       --steps N                        number of steps (overrides the recipe's default)
       --config file.json               settings that override the recipe's defaults
       --set key=value                  one setting (repeatable; numbers and true/false are parsed)
+      --<setting> value                the same (e.g. voxgrad train reg --backbone voxelmorph --method hetero)
       --out dir                        run folder (default runs/<recipe>-<date>-<time>)
       --resume checkpoint.safetensors  continue a run from its checkpoint
   eval <recipe> --checkpoint file [--out dir] [--set key=value]
@@ -26,6 +27,9 @@ commands:
 `;
 
 class UsageError extends Error {}
+
+/** Options of the commands themselves; any other --name must be a setting of the recipe. */
+const COMMAND_OPTIONS = ['help', 'steps', 'config', 'set', 'out', 'resume', 'checkpoint'];
 
 function parseArgs(argv: string[]): { positional: string[]; flags: Map<string, string[]> } {
   const positional: string[] = [];
@@ -70,6 +74,12 @@ async function buildConfig(recipe: Recipe, flags: Map<string, string[]>): Promis
     const eq = kv.indexOf('=');
     if (eq <= 0) throw new UsageError(`--set expects key=value, got '${kv}'`);
     config[kv.slice(0, eq)] = parseValue(kv.slice(eq + 1));
+  }
+  // a recipe's settings are also options of their own: --method hetero is --set method=hetero
+  for (const [name, values] of flags) {
+    if (COMMAND_OPTIONS.includes(name)) continue;
+    if (!(name in recipe.defaults)) throw new UsageError(`unknown option --${name}; recipe ${recipe.name}'s settings: ${Object.keys(recipe.defaults).join(', ')}`);
+    config[name] = parseValue(values[values.length - 1]);
   }
   const steps = one(flags, 'steps');
   if (steps !== undefined) {

@@ -1,11 +1,12 @@
 // vg.methods: the training recipes (the papers' methods and the embedded-data demo), runnable from code and the CLI.
 import type { Recipe } from './recipe.js';
+import { reg } from './registration/recipe.js';
 import { unetPhantom } from './unet-phantom.js';
 
 export { trainLoop, type Config, type Recipe, type RunContext, type TrainResult } from './recipe.js';
 export { diceLoss, type DiceLossOptions } from './losses.js';
 export * as registration from './registration/losses.js';
-export { unetPhantom };
+export { reg, unetPhantom };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */
-export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom };
+export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom, [reg.name]: reg };

@@ -5,6 +5,7 @@
  */
 import { fail } from '../engine/errors.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { files } from '../io/files.js';
 import type { Module } from '../nn/module.js';
 
 export type Config = Record<string, number | string | boolean | number[]>;
@@ -51,6 +52,8 @@ export interface LoopParts {
   checkpointEvery: number;
   /** One training step at `step` (0-based): returns the values to log; `loss` must be among them. */
   step(step: number): Promise<Record<string, number>>;
+  /** Recipe state outside the model and optimizer (JSON), saved in checkpoints and handed back on resume. */
+  state?: { save(): unknown; restore(saved: unknown): void };
 }
 
 const join = (dir: string, name: string) => `${dir.replace(/\/+$/, '')}/${name}`;
@@ -59,7 +62,8 @@ const join = (dir: string, name: string) => `${dir.replace(/\/+$/, '')}/${name}`
 export async function trainLoop(ctx: RunContext, parts: LoopParts): Promise<TrainResult> {
   let start = 0;
   if (ctx.resume) {
-    const { step } = await loadCheckpoint(ctx.resume, { model: parts.model, optimizer: parts.optimizer, scheduler: parts.scheduler });
+    const { step, extra } = await loadCheckpoint(ctx.resume, { model: parts.model, optimizer: parts.optimizer, scheduler: parts.scheduler });
+    parts.state?.restore(extra);
     if (!(step >= 0 && step <= parts.steps)) fail('train', `checkpoint ${ctx.resume} is at step ${step}, outside this run's ${parts.steps} steps`);
     start = step;
     ctx.log?.(`resumed from ${ctx.resume} at step ${step}`);
@@ -68,8 +72,9 @@ export async function trainLoop(ctx: RunContext, parts: LoopParts): Promise<Trai
   let checkpoint: string | undefined;
   const save = async (step: number) => {
     if (!ctx.outDir) return;
+    await files('train').mkdir(ctx.outDir);
     checkpoint = join(ctx.outDir, 'checkpoint.safetensors');
-    await saveCheckpoint(checkpoint, { model: parts.model, optimizer: parts.optimizer, scheduler: parts.scheduler, step });
+    await saveCheckpoint(checkpoint, { model: parts.model, optimizer: parts.optimizer, scheduler: parts.scheduler, step, extra: parts.state?.save() });
   };
   let step = start;
   for (; step < parts.steps; step++) {

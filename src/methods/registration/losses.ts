@@ -398,6 +398,15 @@ export class MomentumWeight {
     this.maxDecay = expectNumber(op, 'maxDecay', opts.maxDecay ?? 0.99, (v) => v >= 0 && v <= 1, 'a number in [0, 1]');
   }
 
+  /** The running state, for checkpoints (a resumed run continues with the same weight and epoch means). */
+  state(): { value: number; epoch: number; total: number; steps: number } {
+    return { value: this.value, epoch: this.epoch, total: this.total, steps: this.steps };
+  }
+
+  setState(st: { value: number; epoch: number; total: number; steps: number }): void {
+    ({ value: this.value, epoch: this.epoch, total: this.total, steps: this.steps } = st);
+  }
+
   /** One update with the residual μ at epoch `epoch` (0-based); returns the new weight. */
   update(mu: number, epoch: number): number {
     const op = 'registration.MomentumWeight.update';
