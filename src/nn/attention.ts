@@ -8,10 +8,11 @@ import { noGrad } from '../engine/autograd.js';
 import { fail, fmtShape } from '../engine/errors.js';
 import { Tensor, keep, tidy } from '../engine/tensor.js';
 import { describe } from '../kernels/common.js';
-import { tensor, zeros } from '../kernels/creation.js';
+import { ones, tensor, zeros } from '../kernels/creation.js';
 import { indexSelect } from '../kernels/indexing.js';
-import { add, where } from '../kernels/math.js';
+import { add, mul, where } from '../kernels/math.js';
 import { linear } from '../kernels/matmul.js';
+import { dropout } from '../kernels/norm.js';
 import { mean } from '../kernels/reduce.js';
 import { cat, pad, permute, reshape, slice, squeeze, transpose, unsqueeze } from '../kernels/shape.js';
 import { attentionWithWeights } from './functional-attention.js';
@@ -282,6 +283,12 @@ export interface TransformerBlockOptions extends InitSeed {
   windowSize?: number[];
   /** Cyclic shift (Swin's SW-MSA), each in [0, window); all zero or all positive. Default 0. */
   shiftSize?: number | number[];
+  /**
+   * Stochastic depth (Swin's drop_path, timm's DropPath): in training, each sample's attention branch and MLP branch
+   * are dropped with this probability (independent draws from the global generator, vg.manualSeed) and kept ones
+   * scaled by 1 / (1 − p); identity in eval. Default 0.
+   */
+  dropPath?: number;
 }
 
 /**
@@ -297,6 +304,7 @@ export class TransformerBlock extends Module {
   readonly mlp: Mlp;
   readonly windowSize: number[] | null;
   readonly shiftSize: number[] | null;
+  readonly dropPath: number;
   private readonly masks = new Map<string, Tensor>();
 
   constructor(readonly dim: number, readonly numHeads: number, opts: TransformerBlockOptions = {}) {
@@ -310,6 +318,7 @@ export class TransformerBlock extends Module {
       fail(op, `mlpRatio must be a number > 0 giving at least one hidden unit, got ${describe(opts.mlpRatio)}`);
     const drop = probability(op, 'dropout', opts.dropout ?? 0);
     const attnDrop = probability(op, 'attnDropout', opts.attnDropout ?? 0);
+    this.dropPath = probability(op, 'dropPath', opts.dropPath ?? 0);
     if (opts.windowSize !== undefined) {
       const w = opts.windowSize;
       if (!Array.isArray(w) || (w.length !== 2 && w.length !== 3) || w.some((x) => !Number.isInteger(x) || x < 1))
@@ -340,8 +349,8 @@ export class TransformerBlock extends Module {
     if (!this.windowSize) {
       if (x.ndim !== 3 || x.shape[2] !== C) fail(op, `input must be tokens [B, L, ${C}], got ${fmtShape(x.shape)}`);
       return tidy(() => {
-        const h = add(x, this.attn.call(this.norm1.call(x)));
-        return add(h, this.mlp.call(this.norm2.call(h)));
+        const h = add(x, this.branch(this.attn.call(this.norm1.call(x))));
+        return add(h, this.branch(this.mlp.call(this.norm2.call(h))));
       });
     }
     const n = x.ndim - 2;
@@ -369,9 +378,16 @@ export class TransformerBlock extends Module {
       h = unpartition(attended, B, padded, w);
       if (shifted) h = roll(h, s);
       for (let i = 0; i < n; i++) if (padded[i] !== spatial[i]) h = slice(h, 1 + i, 0, spatial[i]);
-      const y = add(x, h);
-      return add(y, this.mlp.call(this.norm2.call(y)));
+      const y = add(x, this.branch(h));
+      return add(y, this.branch(this.mlp.call(this.norm2.call(y))));
     });
+  }
+
+  /** timm's drop_path on a residual branch [B, ...]: sample b is kept when vg.rand([B])[b] >= p, as dropout keeps. */
+  private branch(h: Tensor): Tensor {
+    if (!this.training || this.dropPath === 0) return h;
+    const keep = dropout(ones([h.shape[0], ...h.shape.slice(1).map(() => 1)]), { p: this.dropPath });
+    return mul(h, keep);
   }
 
   /** Swin's SW-MSA mask [nW, N, N]: 0 within a region, -100 across regions (cached per padded grid). */
