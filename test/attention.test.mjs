@@ -152,4 +152,14 @@ test('TransformerBlock: gradcheck of a shifted 2-D window block and a 3-D one; b
   b3.dispose();
 });
 
+test('disposing a tree frees the shifted-window masks its blocks cache', async () => {
+  const before = vg.memory().liveTensors;
+  const net = new vg.nn.Sequential(new vg.nn.TransformerBlock(8, 2, { windowSize: [4, 4], shiftSize: [2, 2], seed: 3 }));
+  const x = vg.randn([1, 8, 8, 8], { seed: 4 });
+  vg.noGrad(() => net.call(x)).dispose();
+  x.dispose();
+  net.dispose();
+  assert.is(vg.memory().liveTensors, before);
+});
+
 test.run();

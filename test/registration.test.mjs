@@ -40,6 +40,15 @@ for (const method of ['mse', 'ncc', 'hetero', 'adacs', 'bim'])
     assert.is(vg.memory().liveTensors, before);
   });
 
+for (const backbone of ['transmorph', 'regnet'])
+  test(`${backbone} backbone: trains with the papers' losses and reports voxel displacements for the metrics`, async () => {
+    const before = vg.memory().liveTensors;
+    const r = await recipe().train({ config: config({ backbone, method: backbone === 'regnet' ? 'bim' : 'hetero', steps: 5, testPairs: 1 }), outDir: null });
+    assert.ok(r.finished && r.history.every((h) => Number.isFinite(h.loss)));
+    assert.ok(r.evaluation.dice >= 0 && r.evaluation.dice <= 1 && r.evaluation.folding >= 0);
+    assert.is(vg.memory().liveTensors, before);
+  });
+
 test('warm start: motion only, then the auxiliary network only, then both every step', async () => {
   for (const [method, auxKey] of [['hetero', 'auxLoss'], ['adacs', 'tvWeight']]) {
     const r = await recipe().train({ config: config({ method, steps: 6, testPairs: 1 }), outDir: null });

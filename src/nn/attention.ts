@@ -423,10 +423,9 @@ export class TransformerBlock extends Module {
     return t;
   }
 
-  override dispose(): void {
+  protected override freeCaches(): void {
     for (const m of this.masks.values()) m.dispose();
     this.masks.clear();
-    super.dispose();
   }
 }
 

@@ -177,10 +177,14 @@ export class Module {
     return { missingKeys, unexpectedKeys };
   }
 
-  /** Disposes every parameter (with its grad) and buffer of the tree. */
+  /** Disposes every parameter (with its grad) and buffer of the tree, and the tensors its modules cache. */
   dispose(): void {
+    for (const [, m] of this.namedModules()) m.freeCaches();
     for (const t of Object.values(this.stateDict())) t.dispose();
   }
+
+  /** Modules that keep tensors outside the state dict (caches) free them here; dispose() calls it on the whole tree. */
+  protected freeCaches(): void {}
 
   /** Subclasses compute their output here. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -10,10 +10,11 @@ import { add, mul } from '../../kernels/math.js';
 import { flip } from '../../kernels/shape.js';
 import { spatialTransform } from '../../kernels/spatial.js';
 import { RegNet } from '../../models/regnet.js';
+import { TransMorph } from '../../models/transmorph.js';
 import { VxmDense } from '../../models/voxelmorph.js';
 import type { Module } from '../../nn/module.js';
 
-export type BackboneName = 'voxelmorph' | 'regnet';
+export type BackboneName = 'voxelmorph' | 'transmorph' | 'regnet';
 
 export interface RegistrationOutput {
   /** source warped onto target: [N, 1, *spatial]. */
@@ -81,6 +82,20 @@ export function makeBackbone(name: string, inshape: number[], opts: BackboneOpti
       },
     };
   }
+  if (name === 'transmorph') {
+    const config = inshape.length === 2 ? TransMorph.defaultConfig2D(inshape) : TransMorph.defaultConfig3D(inshape);
+    const net = new TransMorph(config, { bidir: opts.bidir, seed: opts.seed });
+    return {
+      name,
+      module: net,
+      // the papers' code applies Grad with loss_mult = 2 to TransMorph's full-resolution displacement too
+      gradMult: opts.intDownsize,
+      run(source, target) {
+        const o = net.call(source, target);
+        return { warped: o.ySource, inverseWarped: o.yTarget, flow: o.flow, regFlow: o.flow, mask: o.maskBgd };
+      },
+    };
+  }
   if (name === 'regnet') {
     if (inshape.length !== 2) fail('registration', `RegNet is 2-D; got an input of ${inshape.length} spatial dims`);
     const net = new RegNet({ seed: opts.seed });
@@ -94,7 +109,7 @@ export function makeBackbone(name: string, inshape: number[], opts: BackboneOpti
       },
     };
   }
-  return fail('registration', `backbone must be 'voxelmorph' or 'regnet', got '${name}'`);
+  return fail('registration', `backbone must be 'voxelmorph', 'transmorph' or 'regnet', got '${name}'`);
 }
 
 /** Warps integer label maps [N, *spatial] with a voxel displacement (nearest: labels stay labels). */

@@ -106,7 +106,7 @@ function buildNets(c: Config, inshape: number[]): { backbone: Backbone; aux: Mod
   const method = choice<Method>(c, 'method', METHODS);
   const seed = get<number>(c, 'seed');
   const backbone = makeBackbone(get<string>(c, 'backbone'), inshape, {
-    bidir: get<boolean>(c, 'bidir') && get<string>(c, 'backbone') === 'voxelmorph',
+    bidir: get<boolean>(c, 'bidir') && get<string>(c, 'backbone') !== 'regnet',
     intSteps: get(c, 'intSteps'),
     intDownsize: get(c, 'intDownsize'),
     seed,
@@ -250,7 +250,7 @@ async function train(ctx: RunContext) {
 
 export const reg: Recipe = {
   name: 'reg',
-  description: 'unsupervised registration: --backbone voxelmorph|regnet --method mse|ncc|hetero|adacs|bim on phantom ED→ES pairs (--variant)',
+  description: 'unsupervised registration: --backbone voxelmorph|transmorph|regnet --method mse|ncc|hetero|adacs|bim on phantom ED→ES pairs (--variant)',
   defaults,
   train,
   async evaluate(ctx) {
