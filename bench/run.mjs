@@ -11,6 +11,7 @@
 //   poolnorm    maxPool3d, avgPool3d, trilinear x2 upsampling, batchNorm (train), groupNorm, beside tfjs where it has
 //               the op (bench/poolnorm.mjs)
 //   optim       one Adam step of a 10M-parameter model (one fused kernel per tensor) beside tfjs's Adam (bench/optim.mjs)
+//   registration  VoxelMorph 2-D (8x128²) and 3-D (1x64³) training steps beside PyTorch CPU (bench/registration.mjs)
 // What every number includes is printed with it; docs/benchmarks.md has results.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,11 +23,12 @@ import { randomData } from './harness.mjs';
 import { loadOrt, probeOrt } from './ort.mjs';
 import { benchOptim } from './optim.mjs';
 import { benchPoolNorm } from './poolnorm.mjs';
+import { benchRegistration } from './registration.mjs';
 import { benchGridSample } from './spatial.mjs';
 import { median } from './stats.mjs';
 import { loadTfjs } from './tfjs.mjs';
 
-const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm', 'optim'];
+const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm', 'optim', 'registration'];
 
 const SIZES = [256, 512, 1024];
 const SAMPLES = 5;
@@ -260,6 +262,7 @@ async function main() {
   await section('gridsample', results, () => benchGridSample({ copy }));
   await section('poolnorm', results, () => benchPoolNorm({ tf, copy }));
   await section('optim', results, () => benchOptim({ tf, copy }));
+  await section('registration', results, () => benchRegistration());
   console.log(`\nbench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
   if (jsonPath) {
@@ -280,6 +283,7 @@ async function main() {
       gridSample: results.gridsample,
       poolNorm: results.poolnorm,
       optim: results.optim,
+      registration: results.registration,
     };
     writeFileSync(jsonPath, JSON.stringify(out, null, 2));
     console.log(`results written to ${jsonPath}`);
