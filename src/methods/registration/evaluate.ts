@@ -2,14 +2,18 @@
  * Registration evaluation as the papers report it, on a test set of pairs: the moving label map warped with the
  * predicted displacement (nearest, so labels stay labels) against the fixed one — Dice per structure, HD95 and HD
  * (medpy's definitions, in pixels as the papers report them), the fraction of folded pixels (|J| ≤ 0) — plus the
- * unregistered Dice. Writes per-pair rows (pairs.csv), a summary and a figure of the first pair to the run folder.
+ * unregistered Dice. Writes per-pair rows (pairs.csv), a figure of the first 2-D pair, and for pairs with an affine
+ * (volumes) the first pair's warped image, labels and displacement field as NIfTI, to the run folder.
  */
 import { noGrad } from '../../engine/autograd.js';
 import { Tensor, tidy } from '../../engine/tensor.js';
 import type { Dataset } from '../../data/dataset.js';
 import type { RegistrationPair } from '../../data/registration.js';
 import { deformationGrid, figureGrid, flowColor, jacobianMap, overlay } from '../../io/figures.js';
+import { writeDisplacementNifti } from '../../io/displacement.js';
+import { writeNifti } from '../../io/nifti.js';
 import { writePng } from '../../io/png.js';
+import type { Affine } from '../../io/volume.js';
 import { writeCsv, type Row } from '../../io/tables.js';
 import { dice } from '../../metrics/overlap.js';
 import { hausdorff, hd95 } from '../../metrics/surface.js';
@@ -18,7 +22,7 @@ import { stack } from '../../kernels/shape.js';
 import { warpLabels, type Backbone } from './backbones.js';
 
 /** ACDC's labels, which the phantom uses. */
-export const STRUCTURES: Record<number, string> = { 1: 'RV', 2: 'Myo', 3: 'LV' };
+export const CARDIAC_STRUCTURES: Record<number, string> = { 1: 'RV', 2: 'Myo', 3: 'LV' };
 
 export interface RegistrationEvaluation {
   rows: Row[];
@@ -30,11 +34,12 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 export async function evaluateRegistration(
   backbone: Backbone,
   test: Dataset<RegistrationPair>,
-  opts: { outDir?: string | null; batch?: number; log?: (m: string) => void } = {},
+  opts: { outDir?: string | null; batch?: number; log?: (m: string) => void; structures?: Record<number, string> } = {},
 ): Promise<RegistrationEvaluation> {
   const model = backbone.module;
   const wasTraining = model.training;
   model.eval();
+  const STRUCTURES = opts.structures ?? CARDIAC_STRUCTURES;
   const labels = Object.keys(STRUCTURES).map(Number);
   const rows: Row[] = [];
   const batch = opts.batch ?? 8;
@@ -67,7 +72,11 @@ export async function evaluateRegistration(
       rows.push(row);
       for (const t of [w, f, m, fl]) t.dispose();
     }
-    if (start === 0 && opts.outDir) await writeFigure(opts.outDir, src, tgt, warped, warpedLab, tgtLab, flow);
+    if (start === 0 && opts.outDir) {
+      await writeFigure(opts.outDir, src, tgt, warped, warpedLab, tgtLab, flow);
+      const affine = (items[0] as RegistrationPair & { affine?: Affine }).affine;
+      if (affine) await writeVolumes(opts.outDir, affine, warped, warpedLab, flow);
+    }
     for (const t of [src, tgt, srcLab, tgtLab, flow, warpedLab, warped]) t.dispose();
     for (const p of items) for (const t of Object.values(p)) if (t instanceof Tensor) t.dispose();
   }
@@ -77,6 +86,18 @@ export async function evaluateRegistration(
   if (opts.outDir) await writeCsv(`${opts.outDir}/pairs.csv`, rows);
   opts.log?.(`evaluated ${rows.length} test pairs: Dice ${summary.dice.toFixed(4)} (unregistered ${summary.dice0.toFixed(4)}), folding ${(100 * summary.folding).toFixed(3)} %`);
   return { rows, summary };
+}
+
+/**
+ * The first pair's results in its source geometry: the warped image and labels as NIfTI, the displacement as a vector
+ * NIfTI in ITK/ANTs's convention (LPS millimetres, intent 1007; docs/registration-outputs.md).
+ */
+async function writeVolumes(outDir: string, affine: Affine, warped: Tensor, warpedLab: Tensor, flow: Tensor): Promise<void> {
+  const [img, lab, f] = tidy(() => [warped.narrow(0, 0, 1).squeeze(0).squeeze(0), warpedLab.narrow(0, 0, 1).squeeze(0), flow.narrow(0, 0, 1)]);
+  await writeNifti(`${outDir}/warped.nii.gz`, img, { affine });
+  await writeNifti(`${outDir}/warped_labels.nii.gz`, lab, { affine });
+  await writeDisplacementNifti(`${outDir}/displacement.nii.gz`, f, { affine, convention: 'itk' });
+  for (const t of [img, lab, f]) t.dispose();
 }
 
 /** fixed | moving | warped (each with labels) and the displacement's grid, colour and Jacobian, for the first pair. */

@@ -11,8 +11,8 @@
  * The papers' intent where their code differs (docs and ../research notes): stop-gradients as the papers write them
  * (no leak of the auxiliary losses into the displacement network), the SNR weight as the paper writes it
  * (snrVariant 'code' for the released formula), the per-pixel strain energy (bimReshapeBug for the released one).
- * Data: the embedded phantom's ED→ES pairs in a nuisance variant (see vg.data.phantomPairs); `root` switches to ACDC
- * or CAMUS folders. The schedule is shortened for software adapters: lr 1e-3 instead of 1e-4 and `steps` steps (the
+ * Data: the embedded phantom's ED→ES pairs in a nuisance variant (vg.data.phantomPairs), or `data: 'ch2'`: the brain
+ * T1 warped by known random diffeomorphisms, 3-D (vg.data.ch2Deformations). The schedule is shortened for software adapters: lr 1e-3 instead of 1e-4 and `steps` steps (the
  * papers train 150–300 epochs of 100 steps).
  */
 import { noGrad } from '../../engine/autograd.js';
@@ -24,7 +24,7 @@ import { add, mul } from '../../kernels/math.js';
 import { cat, stack } from '../../kernels/shape.js';
 import { spatialTransform } from '../../kernels/spatial.js';
 import { Rng, deriveSeed } from '../../data/random.js';
-import { phantomPairs, PHANTOM_VARIANTS, type PhantomVariant, type RegistrationPair } from '../../data/registration.js';
+import { ch2Deformations, CH2_DICE_STRUCTURES, phantomPairs, PHANTOM_VARIANTS, type PhantomVariant, type RegistrationPair } from '../../data/registration.js';
 import type { Dataset } from '../../data/dataset.js';
 import { loadCheckpoint } from '../../io/checkpoint.js';
 import { Module } from '../../nn/module.js';
@@ -32,7 +32,7 @@ import { ScoringNet, VarianceEstimator } from '../../models/voxelmorph.js';
 import { Adam } from '../../optim/index.js';
 import { setting, trainLoop, type Config, type Recipe, type RunContext } from '../recipe.js';
 import { makeBackbone, type Backbone, type RegistrationOutput } from './backbones.js';
-import { evaluateRegistration } from './evaluate.js';
+import { CARDIAC_STRUCTURES, evaluateRegistration } from './evaluate.js';
 import {
   betaNLL, gradL2, linearElasticEnergy, localNCC, MomentumWeight, mse, scoringPrior, scoringTV, scoringWeightedMSE,
   snrWeight, softDice, weightedMSE,
@@ -44,6 +44,7 @@ export type Method = (typeof METHODS)[number];
 const defaults: Config = {
   backbone: 'voxelmorph',
   method: 'mse',
+  data: 'phantom',
   variant: 'clean',
   root: '',
   size: 64,
@@ -97,8 +98,17 @@ async function loadPairs(ds: Dataset<RegistrationPair>): Promise<{ moving: Tenso
 
 function dataset(c: Config, split: 'train' | 'test'): Dataset<RegistrationPair> {
   if (get<string>(c, 'root')) fail('reg', 'ACDC/CAMUS folders: use vg.data.acdcRegistrationPairs / camusRegistrationPairs (CLI support follows)');
+  const count = get<number>(c, split === 'train' ? 'trainPairs' : 'testPairs');
+  const seed = get<number>(c, 'seed');
+  // ch2: the brain T1 warped by random smooth diffeomorphisms, 3-D (size³ voxels)
+  if (choice(c, 'data', ['phantom', 'ch2'] as const) === 'ch2') return ch2Deformations({ count, split, size: get(c, 'size'), seed });
   const variant = choice<PhantomVariant>(c, 'variant', PHANTOM_VARIANTS);
-  return phantomPairs({ count: get(c, split === 'train' ? 'trainPairs' : 'testPairs'), split, size: get(c, 'size'), variant, seed: get(c, 'seed') });
+  return phantomPairs({ count, split, size: get(c, 'size'), variant, seed });
+}
+
+/** The structures the evaluation reports: the phantom's three cardiac labels, or large AAL regions of ch2. */
+function structuresOf(c: Config): Record<number, string> {
+  return get<string>(c, 'data') === 'ch2' ? Object.fromEntries(CH2_DICE_STRUCTURES.map((s) => [s.label, s.name])) : CARDIAC_STRUCTURES;
 }
 
 /** The networks of a method: the backbone, and the variance or scoring network; one module tree for checkpoints. */
@@ -181,6 +191,7 @@ async function train(ctx: RunContext) {
           const dw = get<number>(c, 'bimDiceWeight');
           if (dw > 0) {
             // soft Dice of each structure's one-hot mask warped bilinearly (BIM's L_seg), differentiable in the flow
+            if (get<string>(c, 'data') !== 'phantom') fail('reg', 'bimDiceWeight needs the phantom (its 3 cardiac labels)');
             const oneHots = (lab: Tensor) => oneHot(lab, 4).to('f32').permute([0, 3, 1, 2]);
             const warpedMasks = spatialTransform(oneHots(srcLab), o.flow);
             const structures = [1, 2, 3].map((k) => [warpedMasks.narrow(1, k, 1), oneHots(tgtLab).narrow(1, k, 1)]);
@@ -241,7 +252,7 @@ async function train(ctx: RunContext) {
   optimizer.dispose();
   if (result.finished) {
     const test = dataset(c, 'test');
-    const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log });
+    const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log, structures: structuresOf(c), batch: get<string>(c, 'data') === 'ch2' ? 2 : 8 });
     result.evaluation = ev.summary;
   }
   bundle.dispose();
@@ -260,7 +271,7 @@ export const reg: Recipe = {
     for (const t of Object.values(first)) if (t instanceof Tensor) t.dispose();
     const { backbone, bundle } = buildNets(ctx.config, inshape);
     await loadCheckpoint(ctx.checkpoint, { model: bundle });
-    const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log });
+    const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log, structures: structuresOf(ctx.config), batch: get<string>(ctx.config, 'data') === 'ch2' ? 2 : 8 });
     bundle.dispose();
     return ev.summary;
   },
