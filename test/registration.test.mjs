@@ -2,7 +2,7 @@
 // schedule runs motion, then the auxiliary network, then both; the auxiliary phase never changes the displacement
 // network (the papers' stop-gradient); and a resumed AdaCS run (with its momentum state) ends bit-for-bit where an
 // uninterrupted one ends.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -48,6 +48,37 @@ for (const backbone of ['transmorph', 'regnet'])
     assert.ok(r.evaluation.dice >= 0 && r.evaluation.dice <= 1 && r.evaluation.folding >= 0);
     assert.is(vg.memory().liveTensors, before);
   });
+
+test("data 'acdc': the papers' ACDC slices (training/ to train, testing/ to test) from a folder in the release layout", async () => {
+  const root = join(dir, 'acdc');
+  const [X, Y, Z] = [20, 18, 2];
+  const affine = [[1.5, 0, 0, 0], [0, 1.5, 0, 0], [0, 0, 8, 0], [0, 0, 0, 1]];
+  // a ring of myocardium (2) around a cavity (3) beside a right ventricle (1), shrinking from ED to ES
+  const labelAt = (i, j, r) => {
+    const d = Math.hypot(i - 10, j - 9);
+    return d < r ? 3 : d < r + 2 ? 2 : Math.hypot(i - 10, j - 2) < 3 ? 1 : 0;
+  };
+  for (const [split, n] of [['training', 1], ['training', 2], ['testing', 101]]) {
+    const name = `patient${String(n).padStart(3, '0')}`;
+    const folder = join(root, split, name);
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(join(folder, 'Info.cfg'), 'ED: 1\nES: 7\nGroup: NOR\nNbFrame: 10\n');
+    for (const [f, r] of [[1, 5], [7, 4]]) {
+      const lab = Int32Array.from({ length: X * Y * Z }, (_, q) => labelAt(Math.floor(q / (Y * Z)), Math.floor(q / Z) % Y, r));
+      const img = Float32Array.from(lab, (l) => [20, 200, 90, 220][l] + n);
+      const [a, l] = [vg.tensor(img, [X, Y, Z]), vg.tensor(lab, [X, Y, Z], { dtype: 'i32' })];
+      await vg.io.writeNifti(join(folder, `${name}_frame0${f}.nii.gz`), a, { affine });
+      await vg.io.writeNifti(join(folder, `${name}_frame0${f}_gt.nii.gz`), l, { affine });
+      a.dispose();
+      l.dispose();
+    }
+  }
+  const r = await recipe().train({ config: config({ data: 'acdc', root, steps: 2 }), outDir: join(dir, 'acdc-run') });
+  assert.ok(r.finished);
+  // the one testing patient's two slices are the test set; the labels include RV, myocardium and LV
+  assert.is(r.evaluation.pairs, Z);
+  assert.ok(r.evaluation.dice0_Myo > 0 && r.evaluation.dice0_LV > 0 && r.evaluation.dice0_RV > 0);
+});
 
 test('warm start: motion only, then the auxiliary network only, then both every step', async () => {
   for (const [method, auxKey] of [['hetero', 'auxLoss'], ['adacs', 'tvWeight']]) {

@@ -12,7 +12,8 @@
  * (no leak of the auxiliary losses into the displacement network), the SNR weight as the paper writes it
  * (snrVariant 'code' for the released formula), the per-pixel strain energy (bimReshapeBug for the released one).
  * Data: the embedded phantom's ED→ES pairs in a nuisance variant (vg.data.phantomPairs), or `data: 'ch2'`: the brain
- * T1 warped by known random diffeomorphisms, 3-D (vg.data.ch2Deformations). The schedule is shortened for software adapters: lr 1e-3 instead of 1e-4 and `steps` steps (the
+ * T1 warped by known random diffeomorphisms, 3-D (vg.data.ch2Deformations), or `data: 'acdc'` with `root` (the
+ * papers' preprocessing, vg.data.acdcRegistrationPairs). The schedule is shortened for software adapters: lr 1e-3 instead of 1e-4 and `steps` steps (the
  * papers train 150–300 epochs of 100 steps).
  */
 import { noGrad } from '../../engine/autograd.js';
@@ -24,7 +25,7 @@ import { add, mul } from '../../kernels/math.js';
 import { cat, stack } from '../../kernels/shape.js';
 import { spatialTransform } from '../../kernels/spatial.js';
 import { Rng, deriveSeed } from '../../data/random.js';
-import { ch2Deformations, CH2_DICE_STRUCTURES, phantomPairs, PHANTOM_VARIANTS, type PhantomVariant, type RegistrationPair } from '../../data/registration.js';
+import { acdcRegistrationPairs, ch2Deformations, CH2_DICE_STRUCTURES, phantomPairs, PHANTOM_VARIANTS, type PhantomVariant, type RegistrationPair } from '../../data/registration.js';
 import type { Dataset } from '../../data/dataset.js';
 import { loadCheckpoint } from '../../io/checkpoint.js';
 import { Module } from '../../nn/module.js';
@@ -96,12 +97,19 @@ async function loadPairs(ds: Dataset<RegistrationPair>): Promise<{ moving: Tenso
   return out;
 }
 
-function dataset(c: Config, split: 'train' | 'test'): Dataset<RegistrationPair> {
-  if (get<string>(c, 'root')) fail('reg', 'ACDC/CAMUS folders: use vg.data.acdcRegistrationPairs / camusRegistrationPairs (CLI support follows)');
+async function dataset(c: Config, split: 'train' | 'test'): Promise<Dataset<RegistrationPair>> {
   const count = get<number>(c, split === 'train' ? 'trainPairs' : 'testPairs');
   const seed = get<number>(c, 'seed');
+  const data = choice(c, 'data', ['phantom', 'ch2', 'acdc'] as const);
   // ch2: the brain T1 warped by random smooth diffeomorphisms, 3-D (size³ voxels)
-  if (choice(c, 'data', ['phantom', 'ch2'] as const) === 'ch2') return ch2Deformations({ count, split, size: get(c, 'size'), seed });
+  if (data === 'ch2') return ch2Deformations({ count, split, size: get(c, 'size'), seed });
+  if (data === 'acdc') {
+    // the papers' ACDC protocol: every short-axis slice an ED→ES pair, 128² around the myocardium, the 100 training
+    // patients to train and the 50 testing patients to test (root: the folder holding training/ and testing/)
+    const root = get<string>(c, 'root');
+    if (!root) fail('reg', "data 'acdc' needs root: the ACDC folder that holds training/ and testing/");
+    return acdcRegistrationPairs(root, { split: split === 'train' ? 'training' : 'testing', size: get(c, 'size'), labels: 'all' });
+  }
   const variant = choice<PhantomVariant>(c, 'variant', PHANTOM_VARIANTS);
   return phantomPairs({ count, split, size: get(c, 'size'), variant, seed });
 }
@@ -139,7 +147,7 @@ async function train(ctx: RunContext) {
   const steps = get<number>(c, 'steps');
   const batch = get<number>(c, 'batchSize');
   const seed = get<number>(c, 'seed');
-  const data = await loadPairs(dataset(c, 'train'));
+  const data = await loadPairs(await dataset(c, 'train'));
   const inshape = data.moving.shape.slice(2);
   const { backbone, aux, bundle } = buildNets(c, inshape);
   // one Adam over both networks: a parameter without a gradient is skipped, and each phase gives gradients to one
@@ -251,7 +259,7 @@ async function train(ctx: RunContext) {
   for (const t of Object.values(data)) t.dispose();
   optimizer.dispose();
   if (result.finished) {
-    const test = dataset(c, 'test');
+    const test = await dataset(c, 'test');
     const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log, structures: structuresOf(c), batch: get<string>(c, 'data') === 'ch2' ? 2 : 8 });
     result.evaluation = ev.summary;
   }
@@ -265,7 +273,7 @@ export const reg: Recipe = {
   defaults,
   train,
   async evaluate(ctx) {
-    const test = dataset(ctx.config, 'test');
+    const test = await dataset(ctx.config, 'test');
     const first = await test.get(0);
     const inshape = first.moving.shape.slice(1);
     for (const t of Object.values(first)) if (t instanceof Tensor) t.dispose();
