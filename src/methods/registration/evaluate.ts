@@ -73,7 +73,7 @@ export async function evaluateRegistration(
       for (const t of [w, f, m, fl]) t.dispose();
     }
     if (start === 0 && opts.outDir) {
-      await writeFigure(opts.outDir, src, tgt, warped, warpedLab, tgtLab, flow);
+      await writeFigure(opts.outDir, src, tgt, warped, srcLab, warpedLab, tgtLab, flow);
       const affine = (items[0] as RegistrationPair & { affine?: Affine }).affine;
       if (affine) await writeVolumes(opts.outDir, affine, warped, warpedLab, flow);
     }
@@ -101,7 +101,7 @@ async function writeVolumes(outDir: string, affine: Affine, warped: Tensor, warp
 }
 
 /** fixed | moving | warped (each with labels) and the displacement's grid, colour and Jacobian, for the first pair. */
-async function writeFigure(outDir: string, src: Tensor, tgt: Tensor, warped: Tensor, warpedLab: Tensor, tgtLab: Tensor, flow: Tensor): Promise<void> {
+async function writeFigure(outDir: string, src: Tensor, tgt: Tensor, warped: Tensor, srcLab: Tensor, warpedLab: Tensor, tgtLab: Tensor, flow: Tensor): Promise<void> {
   if (src.ndim !== 4) return; // 2-D pairs only; 3-D volumes are written as NIfTI by the caller
   const fig = tidy(() => {
     const img = (t: Tensor) => t.narrow(0, 0, 1).squeeze(0).squeeze(0);
@@ -110,7 +110,7 @@ async function writeFigure(outDir: string, src: Tensor, tgt: Tensor, warped: Ten
     return figureGrid([
       [
         { title: 'fixed', rgb: overlay(img(tgt), lab(tgtLab), { min: 0, max: 1 }) },
-        { title: 'moving', rgb: overlay(img(src), lab(tgtLab).mul(0), { min: 0, max: 1 }) },
+        { title: 'moving', rgb: overlay(img(src), lab(srcLab), { min: 0, max: 1 }) },
         { title: 'warped', rgb: overlay(img(warped), lab(warpedLab), { min: 0, max: 1 }) },
       ],
       [
