@@ -80,6 +80,47 @@ test("data 'acdc': the papers' ACDC slices (training/ to train, testing/ to test
   assert.ok(r.evaluation.dice0_Myo > 0 && r.evaluation.dice0_LV > 0 && r.evaluation.dice0_RV > 0);
 });
 
+test("RegNet's normalised output as a voxel displacement: warping with it reproduces RegNet's own gridSample warp", async () => {
+  const [H, W] = [7, 10];
+  const image = vg.rand([2, 1, H, W], { seed: 21 });
+  const u = vg.tidy(() => vg.rand([2, 2, H, W], { seed: 22 }).sub(0.5).mul(0.4)); // channel 0 along W, 1 along H
+  // RegNet's warp (official): identity from linspace(-1, 1) plus u, sampled with alignCorners false
+  const grid = new Float32Array(2 * H * W * 2);
+  const ud = await u.data();
+  for (let n = 0; n < 2; n++)
+    for (let i = 0; i < H; i++)
+      for (let j = 0; j < W; j++) {
+        const o = ((n * H + i) * W + j) * 2;
+        grid[o] = -1 + (2 * j) / (W - 1) + ud[((n * 2 + 0) * H + i) * W + j];
+        grid[o + 1] = -1 + (2 * i) / (H - 1) + ud[((n * 2 + 1) * H + i) * W + j];
+      }
+  const g = vg.tensor(grid, [2, H, W, 2]);
+  const want = vg.gridSample(image, g, { alignCorners: false });
+  const flow = vg.methods.registration.regnetVoxelFlow(u);
+  assert.equal(flow.shape, [2, 2, H, W]);
+  const got = vg.spatialTransform(image, flow);
+  const [a, b] = [await got.data(), await want.data()];
+  // the same bilinear sample positions, reached through two f32 coordinate transforms
+  for (let k = 0; k < a.length; k++) assert.ok(Math.abs(a[k] - b[k]) < 1e-5, `element ${k}: ${a[k]} vs ${b[k]}`);
+  for (const t of [image, u, g, want, flow, got]) t.dispose();
+});
+
+test('bad settings name the setting, the choices and what was given', async () => {
+  const fails = async (over, fragments) => {
+    try {
+      await recipe().train({ config: config(over), outDir: null });
+      assert.unreachable(`no error for ${JSON.stringify(over)}`);
+    } catch (e) {
+      for (const f of fragments) assert.ok(e.message.includes(f), `"${e.message}" lacks "${f}"`);
+    }
+  };
+  await fails({ method: 'nlll' }, ['method must be one of', "'hetero'", "got 'nlll'"]);
+  await fails({ variant: 'noisy' }, ['variant must be one of', "'speckle'", "got 'noisy'"]);
+  await fails({ data: 'acdc' }, ["data 'acdc' needs root"]);
+  await fails({ backbone: 'unet' }, ["backbone must be 'voxelmorph', 'transmorph' or 'regnet'", "got 'unet'"]);
+  await fails({ steps: '10' }, ["'steps' must be a number", '"10"']);
+});
+
 test('warm start: motion only, then the auxiliary network only, then both every step', async () => {
   for (const [method, auxKey] of [['hetero', 'auxLoss'], ['adacs', 'tvWeight']]) {
     const r = await recipe().train({ config: config({ method, steps: 6, testPairs: 1 }), outDir: null });

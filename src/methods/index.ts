@@ -5,7 +5,7 @@ import { unetPhantom } from './unet-phantom.js';
 
 export { trainLoop, type Config, type Recipe, type RunContext, type TrainResult } from './recipe.js';
 export { diceLoss, type DiceLossOptions } from './losses.js';
-export * as registration from './registration/losses.js';
+export * as registration from './registration/index.js';
 export { reg, unetPhantom };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */

@@ -55,7 +55,7 @@ function backgroundMask(source: Tensor, target: Tensor): Tensor {
  * sample position of voxel i is (lin(i) + u + 1)·n/2 − 0.5, so its displacement in voxels is
  * i·(n/(n−1) − 1) − 0.5 + u·n/2.
  */
-function regnetVoxelFlow(flowNorm: Tensor): Tensor {
+export function regnetVoxelFlow(flowNorm: Tensor): Tensor {
   const [, , h, w] = flowNorm.shape;
   const yx = flip(flowNorm, [1]); // channel 0 along H, 1 along W
   // identity term: (lin(i) + 1)·n/2 − 0.5 − i = i·(n/(n−1) − 1) − 0.5 per axis (n = 1: −0.5)
