@@ -3,6 +3,7 @@
  * loss.png, checkpoint.safetensors); Ctrl-C saves a checkpoint and exits cleanly (a second Ctrl-C exits at once).
  */
 import * as vg from '../node.js';
+import { files } from '../io/files.js';
 import { recipes } from '../methods/index.js';
 import type { Config, Recipe, RunContext } from '../methods/recipe.js';
 import { plotCurve } from './plot.js';
@@ -105,10 +106,9 @@ const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '
 /** JSON has no Infinity/NaN (an HD95 with a missed structure is Infinity): they are written as strings, not null. */
 const finite = (_: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
 
+/** Through vg.io's atomic write (temp file, fsync, rename), as every file voxgrad writes. */
 async function writeJson(path: string, value: unknown): Promise<void> {
-  const { writeFile, rename } = await import('node:fs/promises');
-  await writeFile(`${path}.tmp`, `${JSON.stringify(value, finite, 2)}\n`);
-  await rename(`${path}.tmp`, path);
+  await files('voxgrad').writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify(value, finite, 2)}\n`));
 }
 
 /** The history rows before `step` from a run folder's metrics.json (none if it has none). */
