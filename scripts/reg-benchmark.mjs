@@ -2,7 +2,9 @@
 // The registration benchmark of issue 5 on the embedded phantom: VoxelMorph trained with the MSE baseline and with
 // each paper's method (heteroscedastic uncertainty, AdaCS, BIM) on each nuisance variant of the phantom's ED→ES
 // pairs, evaluated on held-out pairs; writes docs/results/registration-phantom.md (+ .csv) with paired t-tests of
-// each method against the MSE baseline on per-pair Dice.
+// each method against the MSE baseline on per-pair Dice. Every method gets the same number of displacement-network
+// steps (--steps); the two-network methods add their auxiliary-only warm-start epoch on top. Text after the
+// ANALYSIS marker line of an existing results file is kept (the hand-written reading of the numbers).
 //   node scripts/reg-benchmark.mjs [--steps 200] [--batch 4] [--test 100] [--variants clean,speckle] [--out runs/reg-bench]
 //   --report: no training; tabulate the run folders already under --out (e.g. after an interrupted benchmark)
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -40,10 +42,11 @@ for (const variant of variants)
       seconds = existsSync(`${outDir}/metrics.json`) ? JSON.parse(readFileSync(`${outDir}/metrics.json`, 'utf8')).seconds : NaN;
     } else {
       const t = performance.now();
-      const r = await recipe.train({ config: { ...recipe.defaults, ...common, variant, method }, outDir, log: (m) => console.log(`  ${m}`) });
+      const config = { ...recipe.defaults, ...common, variant, method };
+      const r = await recipe.train({ config, outDir, log: (m) => console.log(`  ${m}`) });
       seconds = (performance.now() - t) / 1000;
       evaluation = r.evaluation;
-      writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ variant, method, seconds, evaluation, history: r.history }, null, 1));
+      writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ variant, method, seconds, config, evaluation, history: r.history }, null, 1));
     }
     const csv = readFileSync(`${outDir}/pairs.csv`, 'utf8').trim().split(/\r?\n/);
     const header = csv[0].split(',');
@@ -52,7 +55,7 @@ for (const variant of variants)
     rows.push({ variant, method, seconds, ...evaluation });
     done.push(`${variant}/${method}`);
     console.log(`${variant} ${method}: Dice ${evaluation.dice.toFixed(4)} Myo ${evaluation.dice_Myo.toFixed(4)} (unregistered ${evaluation.dice0.toFixed(4)}) in ${seconds.toFixed(0)} s`);
-    if (method !== 'mse') copyFileSync(`${outDir}/figure.png`, `${results}/registration-phantom-${variant}-${method}.png`);
+    copyFileSync(`${outDir}/figure.png`, `${results}/registration-phantom-${variant}-${method}.png`);
   }
 
 // paired t-tests of each method against the MSE baseline, per variant, on per-pair mean Dice and myocardium Dice
@@ -97,9 +100,10 @@ Made by \`${command}\` (${new Date().toISOString().slice(0, 10)}; ${fmt(rows.red
 ${info.vendor} ${info.architecture} (${info.description}), ${os.cpus().length} CPU cores.
 
 Protocol: VoxelMorph (VxmDense, enc [16,32,32,32], dec [32,32,32,32,32,16,16], diffeomorphic, 7 steps at half
-resolution, bidirectional), 200 training pairs, ${steps} steps of batch ${batchSize}, Adam lr 1e-3, λ = 0.01 Grad
-(×2), masked losses; warm start of 50 steps for the two-network methods (motion, then auxiliary, then both), the
-papers' stop-gradients; γ = 0.5 with the paper's SNR form, β-NLL β = 0.5; AdaCS α = 0.02, β = 1.5, s = 50; BIM ν = 0.4,
+resolution, bidirectional), 200 training pairs, ${steps} displacement-network steps of batch ${batchSize} for every method, Adam lr 1e-3,
+λ = 0.01 Grad (×2), masked losses. The two-network methods warm-start as the papers (50 steps motion only, 50
+steps auxiliary only, then both every step) and run the auxiliary-only 50 steps on top, ${steps + common.stepsPerEpoch} steps in all, as AdaCS's
+\`epochs + 2W\` schedule does; the papers' stop-gradients; γ = 0.5 with the paper's SNR form, β-NLL β = 0.5; AdaCS α = 0.02, β = 1.5, s = 50; BIM ν = 0.4,
 λ = 0.02 on the mean per-pixel strain energy (voxel units). The papers train 150–300 epochs of 100 steps at lr 1e-4;
 this is a short schedule for a software adapter. Evaluation: ${testPairs} held-out pairs per variant (other subjects), moving
 labels warped with nearest, Dice per structure, HD95 of the myocardium in pixels (medpy's definition), folding =
@@ -108,10 +112,14 @@ variant. Unregistered Dice: ${shown.map((v) => `${v} ${fmt(unreg[v])}`).join(', 
 
 ${vg.io.markdownTable(table)}
 
-Per-pair rows: \`registration-phantom.csv\`. Figures (fixed, moving, warped with labels; warped grid, flow colours,
-Jacobian) of the first test pair: \`registration-phantom-<variant>-<method>.png\`.
+Per-pair rows: \`registration-phantom.csv\`. Figures of the first test pair, \`registration-phantom-<variant>-<method>.png\`:
+fixed, moving and warped images with their labels and the residual |fixed − warped|; the warped grid, flow colours,
+Jacobian determinant, and the variance network's log σ² or AdaCS's correspondence score.
 `;
-writeFileSync(`${results}/registration-phantom.md`, md);
+const MARKER = '<!-- ANALYSIS: hand-written, kept when the benchmark reruns -->';
+const previous = existsSync(`${results}/registration-phantom.md`) ? readFileSync(`${results}/registration-phantom.md`, 'utf8') : '';
+const analysis = previous.includes(MARKER) ? previous.slice(previous.indexOf(MARKER)) : `${MARKER}\n`;
+writeFileSync(`${results}/registration-phantom.md`, `${md}\n${analysis}`);
 const flat = rows.flatMap((r) => perPair[`${r.variant}/${r.method}`].map((p) => ({ variant: r.variant, method: r.method, ...p })));
 await vg.io.writeCsv(`${results}/registration-phantom.csv`, flat);
 console.log(md);

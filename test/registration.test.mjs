@@ -2,12 +2,12 @@
 // schedule runs motion, then the auxiliary network, then both; the auxiliary phase never changes the displacement
 // network (the papers' stop-gradient); and a resumed AdaCS run (with its momentum state) ends bit-for-bit where an
 // uninterrupted one ends.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { setup, vg } from './helpers.mjs';
+import { decodePng, setup, vg } from './helpers.mjs';
 
 test.before(setup);
 const dir = mkdtempSync(join(tmpdir(), 'vg-reg-'));
@@ -31,7 +31,8 @@ for (const method of ['mse', 'ncc', 'hetero', 'adacs', 'bim'])
     const before = vg.memory().liveTensors;
     const r = await recipe().train({ config: config({ method, steps: 6 }), outDir: null });
     assert.ok(r.finished);
-    assert.is(r.history.length, 6);
+    // the two-network methods add their auxiliary-only warm-start epoch (2 steps) to the 6 displacement steps
+    assert.is(r.history.length, method === 'hetero' || method === 'adacs' ? 8 : 6);
     assert.ok(r.history.every((h) => Number.isFinite(h.loss)));
     const e = r.evaluation;
     assert.is(e.pairs, 3);
@@ -121,21 +122,24 @@ test('bad settings name the setting, the choices and what was given', async () =
   await fails({ steps: '10' }, ["'steps' must be a number", '"10"']);
 });
 
-test('warm start: motion only, then the auxiliary network only, then both every step', async () => {
-  for (const [method, auxKey] of [['hetero', 'auxLoss'], ['adacs', 'tvWeight']]) {
+test('warm start: motion only, then the auxiliary network only, then both; as many displacement steps as the baseline', async () => {
+  for (const method of ['hetero', 'adacs']) {
     const r = await recipe().train({ config: config({ method, steps: 6, testPairs: 1 }), outDir: null });
-    const has = (s, k) => k in r.history[s];
-    // epochs of 2 steps: [0, 2) motion, [2, 4) auxiliary, [4, 6) both
-    assert.equal([0, 1, 2, 3, 4, 5].map((s) => has(s, 'auxLoss')), [false, false, true, true, true, true], method);
-    if (method === 'adacs') assert.equal([0, 1, 2, 3, 4, 5].map((s) => has(s, auxKey)), [true, true, false, false, true, true]);
+    // epochs of 2 steps: [0, 2) motion, [2, 4) auxiliary, [4, 8) both: 6 motion steps as `steps` says
+    assert.equal(r.history.map((h) => 'auxLoss' in h), [false, false, true, true, true, true, true, true], method);
+    const motion = r.history.map((h) => h.loss !== h.auxLoss);
+    assert.equal(motion, [true, true, false, false, true, true, true, true], method);
+    if (method === 'adacs') assert.equal(r.history.map((h) => 'tvWeight' in h), motion);
   }
 });
 
 test("the auxiliary phase leaves the displacement network untouched, and the motion phase the auxiliary network", async () => {
   for (const method of ['hetero', 'adacs']) {
+    // the networks after the first `steps` steps of a 6-step run (stopped there; the stop writes the checkpoint)
     const snap = async (steps) => {
       const out = join(dir, `${method}-${steps}`);
-      await recipe().train({ config: config({ method, steps, testPairs: 1 }), outDir: out });
+      let n = 0;
+      await recipe().train({ config: config({ method, steps: 6, testPairs: 1 }), outDir: out, shouldStop: () => n++ >= steps });
       return tensorsOf(join(out, 'checkpoint.safetensors'));
     };
     const [s2, s3] = [await snap(2), await snap(3)];
@@ -148,6 +152,21 @@ test("the auxiliary phase leaves the displacement network untouched, and the mot
     // steps 0-1 are motion-only: the auxiliary network is still at its initialisation after step 1
     const s0 = await snap(1);
     for (const k of keys.filter((x) => x.startsWith(aux))) assert.ok(s0[k] === s2[k], `${method}: ${k} changed in the motion phase`);
+  }
+});
+
+test('the evaluation figure: a residual panel, and the variance or score map for the methods that have one', async () => {
+  for (const method of ['mse', 'hetero', 'adacs']) {
+    const out = join(dir, `figure-${method}`);
+    await recipe().train({ config: config({ method, steps: 2, testPairs: 1 }), outDir: out });
+    const png = decodePng(readFileSync(join(out, 'figure.png')));
+    // 2 rows × 4 columns of 32² panels, 4-pixel gaps, a 10-pixel title band above each row
+    assert.is(png.W, 4 + 4 * 36);
+    assert.is(png.H, 4 + 2 * 46);
+    const cell = (r, c) => png.pixels.slice(4 + r * 46 + 10, 4 + r * 46 + 42).flatMap((row) => row.slice(3 * (4 + c * 36), 3 * (4 + c * 36 + 32)));
+    assert.ok(cell(0, 3).some((v) => v !== 255), `${method}: residual panel empty`);
+    // the bottom-right cell holds the auxiliary map, and is left blank without one
+    assert.is(cell(1, 3).some((v) => v !== 255), method !== 'mse', method);
   }
 });
 

@@ -9,7 +9,7 @@ import { noGrad } from '../../engine/autograd.js';
 import { Tensor, tidy } from '../../engine/tensor.js';
 import type { Dataset } from '../../data/dataset.js';
 import type { RegistrationPair } from '../../data/registration.js';
-import { deformationGrid, figureGrid, flowColor, jacobianMap, overlay } from '../../io/figures.js';
+import { deformationGrid, figureGrid, flowColor, heatmap, jacobianMap, overlay, type HeatmapOptions } from '../../io/figures.js';
 import { writeDisplacementNifti } from '../../io/displacement.js';
 import { writeNifti } from '../../io/nifti.js';
 import { writePng } from '../../io/png.js';
@@ -18,11 +18,20 @@ import { writeCsv, type Row } from '../../io/tables.js';
 import { dice } from '../../metrics/overlap.js';
 import { hausdorff, hd95 } from '../../metrics/surface.js';
 import { jacobianFoldingFraction } from '../../metrics/registration.js';
+import { abs, sub } from '../../kernels/math.js';
 import { stack } from '../../kernels/shape.js';
 import { warpLabels, type Backbone } from './backbones.js';
 
 /** ACDC's labels, which the phantom uses. */
 export const CARDIAC_STRUCTURES: Record<number, string> = { 1: 'RV', 2: 'Myo', 3: 'LV' };
+
+/** A method's own per-pixel map for the figure (the variance network's σ², AdaCS's correspondence score). */
+export interface AuxiliaryMap {
+  title: string;
+  /** [B, 1, ...spatial] from the batch's moving and fixed images and the moving image warped to the fixed one. */
+  compute: (moving: Tensor, fixed: Tensor, warped: Tensor) => Tensor;
+  range?: HeatmapOptions;
+}
 
 export interface RegistrationEvaluation {
   rows: Row[];
@@ -34,7 +43,7 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 export async function evaluateRegistration(
   backbone: Backbone,
   test: Dataset<RegistrationPair>,
-  opts: { outDir?: string | null; batch?: number; log?: (m: string) => void; structures?: Record<number, string> } = {},
+  opts: { outDir?: string | null; batch?: number; log?: (m: string) => void; structures?: Record<number, string>; auxiliaryMap?: AuxiliaryMap } = {},
 ): Promise<RegistrationEvaluation> {
   const model = backbone.module;
   const wasTraining = model.training;
@@ -73,7 +82,10 @@ export async function evaluateRegistration(
       for (const t of [w, f, m, fl]) t.dispose();
     }
     if (start === 0 && opts.outDir) {
-      await writeFigure(opts.outDir, src, tgt, warped, srcLab, warpedLab, tgtLab, flow);
+      const aux = opts.auxiliaryMap;
+      const auxPanel = aux && src.ndim === 4 ? { title: aux.title, range: aux.range, map: noGrad(() => aux.compute(src, tgt, warped)) } : undefined;
+      await writeFigure(opts.outDir, src, tgt, warped, srcLab, warpedLab, tgtLab, flow, auxPanel);
+      auxPanel?.map.dispose();
       const affine = (items[0] as RegistrationPair & { affine?: Affine }).affine;
       if (affine) await writeVolumes(opts.outDir, affine, warped, warpedLab, flow);
     }
@@ -100,8 +112,14 @@ async function writeVolumes(outDir: string, affine: Affine, warped: Tensor, warp
   for (const t of [img, lab, f]) t.dispose();
 }
 
-/** fixed | moving | warped (each with labels) and the displacement's grid, colour and Jacobian, for the first pair. */
-async function writeFigure(outDir: string, src: Tensor, tgt: Tensor, warped: Tensor, srcLab: Tensor, warpedLab: Tensor, tgtLab: Tensor, flow: Tensor): Promise<void> {
+/**
+ * The first pair: fixed | moving | warped (each with labels) | |fixed − warped|, then the displacement's grid, colour
+ * and Jacobian, and the method's own map where it has one.
+ */
+async function writeFigure(
+  outDir: string, src: Tensor, tgt: Tensor, warped: Tensor, srcLab: Tensor, warpedLab: Tensor, tgtLab: Tensor, flow: Tensor,
+  aux?: { title: string; map: Tensor; range?: HeatmapOptions },
+): Promise<void> {
   if (src.ndim !== 4) return; // 2-D pairs only; 3-D volumes are written as NIfTI by the caller
   const fig = tidy(() => {
     const img = (t: Tensor) => t.narrow(0, 0, 1).squeeze(0).squeeze(0);
@@ -112,11 +130,13 @@ async function writeFigure(outDir: string, src: Tensor, tgt: Tensor, warped: Ten
         { title: 'fixed', rgb: overlay(img(tgt), lab(tgtLab), { min: 0, max: 1 }) },
         { title: 'moving', rgb: overlay(img(src), lab(srcLab), { min: 0, max: 1 }) },
         { title: 'warped', rgb: overlay(img(warped), lab(warpedLab), { min: 0, max: 1 }) },
+        { title: 'residual', rgb: heatmap(abs(sub(img(tgt), img(warped))), { min: 0, max: 0.5, colormap: 'magma' }) },
       ],
       [
         { title: 'grid', rgb: deformationGrid(f) },
         { title: 'flow', rgb: flowColor(f) },
         { title: 'jacobian', rgb: jacobianMap(f) },
+        aux ? { title: aux.title, rgb: heatmap(img(aux.map), aux.range) } : null,
       ],
     ]);
   });

@@ -15,6 +15,9 @@
  * T1 warped by known random diffeomorphisms, 3-D (vg.data.ch2Deformations), or `data: 'acdc'` with `root` (the
  * papers' preprocessing, vg.data.acdcRegistrationPairs). The schedule is shortened for software adapters: lr 1e-3 instead of 1e-4 and `steps` steps (the
  * papers train 150–300 epochs of 100 steps).
+ * `steps` counts the displacement network's updates, for every method: the two-network methods run their
+ * auxiliary-only warm-start epochs on top (warmStartEpochs · stepsPerEpoch more steps, as AdaCS's `epochs + 2W`
+ * schedule), so each method's displacement network trains exactly as long as the baseline's.
  */
 import { noGrad } from '../../engine/autograd.js';
 import { fail } from '../../engine/errors.js';
@@ -33,7 +36,7 @@ import { ScoringNet, VarianceEstimator } from '../../models/voxelmorph.js';
 import { Adam } from '../../optim/index.js';
 import { setting, trainLoop, type Config, type Recipe, type RunContext } from '../recipe.js';
 import { makeBackbone, type Backbone, type RegistrationOutput } from './backbones.js';
-import { CARDIAC_STRUCTURES, evaluateRegistration } from './evaluate.js';
+import { CARDIAC_STRUCTURES, evaluateRegistration, type AuxiliaryMap } from './evaluate.js';
 import {
   betaNLL, gradL2, linearElasticEnergy, localNCC, MomentumWeight, mse, scoringPrior, scoringTV, scoringWeightedMSE,
   snrWeight, softDice, weightedMSE,
@@ -112,6 +115,13 @@ async function dataset(c: Config, split: 'train' | 'test'): Promise<Dataset<Regi
   }
   const variant = choice<PhantomVariant>(c, 'variant', PHANTOM_VARIANTS);
   return phantomPairs({ count, split, size: get(c, 'size'), variant, seed });
+}
+
+/** The auxiliary network's map for the evaluation figure: log σ² of the variance network, or AdaCS's score. */
+function auxiliaryMap(c: Config, aux: Module | null): AuxiliaryMap | undefined {
+  if (!aux) return undefined;
+  if (get<string>(c, 'method') === 'hetero') return { title: 'log variance', compute: (_m, fixed, warped) => aux.call(cat([warped, fixed], 1)) };
+  return { title: 'score', compute: (_m, fixed) => aux.call(fixed), range: { min: 0, max: 1 } };
 }
 
 /** The structures the evaluation reports: the phantom's three cardiac labels, or large AAL regions of ch2. */
@@ -251,7 +261,7 @@ async function train(ctx: RunContext) {
   const result = await trainLoop(ctx, {
     model: bundle,
     optimizer,
-    steps,
+    steps: aux ? steps + warm * perEpoch : steps,
     checkpointEvery: get(c, 'checkpointEvery'),
     step,
     state: { save: () => ({ momentum: momentum.state() }), restore: (x) => x && momentum.setState((x as { momentum: ReturnType<MomentumWeight['state']> }).momentum) },
@@ -260,7 +270,7 @@ async function train(ctx: RunContext) {
   optimizer.dispose();
   if (result.finished) {
     const test = await dataset(c, 'test');
-    const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log, structures: structuresOf(c), batch: get<string>(c, 'data') === 'ch2' ? 2 : 8 });
+    const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log, structures: structuresOf(c), batch: get<string>(c, 'data') === 'ch2' ? 2 : 8, auxiliaryMap: auxiliaryMap(c, aux) });
     result.evaluation = ev.summary;
   }
   bundle.dispose();
@@ -277,9 +287,11 @@ export const reg: Recipe = {
     const first = await test.get(0);
     const inshape = first.moving.shape.slice(1);
     for (const t of Object.values(first)) if (t instanceof Tensor) t.dispose();
-    const { backbone, bundle } = buildNets(ctx.config, inshape);
+    const { backbone, aux, bundle } = buildNets(ctx.config, inshape);
     await loadCheckpoint(ctx.checkpoint, { model: bundle });
-    const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log, structures: structuresOf(ctx.config), batch: get<string>(ctx.config, 'data') === 'ch2' ? 2 : 8 });
+    const ev = await evaluateRegistration(backbone, test, {
+      outDir: ctx.outDir, log: ctx.log, structures: structuresOf(ctx.config), batch: get<string>(ctx.config, 'data') === 'ch2' ? 2 : 8, auxiliaryMap: auxiliaryMap(ctx.config, aux),
+    });
     bundle.dispose();
     return ev.summary;
   },
