@@ -1,7 +1,7 @@
 /**
  * Registration evaluation as the papers report it, on a test set of pairs: the moving label map warped with the
- * predicted displacement (nearest, so labels stay labels) against the fixed one — Dice per structure, HD95 and HD
- * (medpy's definitions, in pixels as the papers report them), the fraction of folded pixels (|J| ≤ 0) — plus the
+ * predicted displacement (nearest, so labels stay labels) against the fixed one — Dice per structure, HD95, HD and
+ * ASD (medpy's definitions, in pixels as the papers report them; ASD from the fixed surface, as the papers' code), the fraction of folded pixels (|J| ≤ 0) — plus the
  * unregistered Dice. Writes per-pair rows (pairs.csv), a figure of the first 2-D pair, and for pairs with an affine
  * (volumes) the first pair's warped image, labels and displacement field as NIfTI, to the run folder.
  */
@@ -16,7 +16,7 @@ import { writePng } from '../../io/png.js';
 import type { Affine } from '../../io/volume.js';
 import { writeCsv, type Row } from '../../io/tables.js';
 import { dice } from '../../metrics/overlap.js';
-import { hausdorff, hd95 } from '../../metrics/surface.js';
+import { asd, hausdorff, hd95 } from '../../metrics/surface.js';
 import { jacobianFoldingFraction } from '../../metrics/registration.js';
 import { abs, sub } from '../../kernels/math.js';
 import { stack } from '../../kernels/shape.js';
@@ -68,11 +68,14 @@ export async function evaluateRegistration(
       const d0 = await dice(m, f, { labels });
       const h95 = await hd95(w, f, { labels });
       const h = await hausdorff(w, f, { labels });
+      // the papers' medpy asd(fixed, warped): one-directional, from the fixed (ground-truth) surface
+      const a = await asd(f, w, { labels });
       const row: Row = { pair: start + b };
       for (const l of labels) {
         row[`dice_${STRUCTURES[l]}`] = d.perLabel[l];
         row[`hd95_${STRUCTURES[l]}`] = h95.perLabel[l];
         row[`hd_${STRUCTURES[l]}`] = h.perLabel[l];
+        row[`asd_${STRUCTURES[l]}`] = a.perLabel[l];
         row[`dice0_${STRUCTURES[l]}`] = d0.perLabel[l];
       }
       row.dice = d.mean;
