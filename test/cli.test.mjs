@@ -2,7 +2,7 @@
 // that loads), and Ctrl-C: the run saves a checkpoint and exits cleanly, and resuming from it ends bit-for-bit where
 // an uninterrupted run ends.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -78,6 +78,30 @@ test('train writes the run folder (config, per-step metrics, loss curve PNG, a l
   const ev = run(['eval', 'unet-phantom', '--checkpoint', join(out, 'checkpoint.safetensors'), ...TINY, '--out', evalOut]);
   assert.is(ev.status, 0, ev.stderr);
   assert.equal(JSON.parse(readFileSync(join(evalOut, 'eval.json'), 'utf8')), metrics.evaluation);
+});
+
+test('eval --compare: run folders side by side with paired t-tests against the baseline, written to --out', async () => {
+  const runs = { mse: [0.80, 0.82, 0.79, 0.85], hetero: [0.81, 0.84, 0.80, 0.85], adacs: [0.78, 0.83, 0.75, 0.84] };
+  for (const [name, dice] of Object.entries(runs)) {
+    mkdirSync(join(dir, name));
+    await vg.io.writeCsv(join(dir, name, 'pairs.csv'), dice.map((d, pair) => ({ pair, dice: d, dice_Myo: d - 0.1, hd95_Myo: 2 + pair })));
+  }
+  const folders = Object.keys(runs).map((n) => join(dir, n));
+  const out = join(dir, 'cmp');
+  const r = run(['eval', 'reg', '--compare', folders.join(','), '--baseline', folders[0], '--out', out]);
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, '| run | cases | dice | dice_Myo | hd95_Myo | Δ dice | p dice |');
+  const table = await vg.io.readCsv(join(out, 'comparison.csv'));
+  const expected = vg.metrics.compareRuns(Object.entries(runs).map(([name, dice]) => ({ name, rows: dice.map((d, pair) => ({ pair, dice: d, dice_Myo: d - 0.1, hd95_Myo: 2 + pair })) })));
+  assert.equal(table.map((row) => row.run), ['mse', 'hetero', 'adacs']);
+  for (const [i, row] of table.entries()) for (const k of Object.keys(expected[i])) assert.ok(Math.abs(row[k] - expected[i][k]) < 1e-12 || row[k] === expected[i][k], `${row.run} ${k}`);
+  assert.ok(existsSync(join(out, 'comparison.md')));
+  const one = run(['eval', 'reg', '--compare', folders[0]]);
+  assert.is(one.status, 2);
+  assert.match(one.stderr, '--compare needs two or more run folders');
+  const missing = run(['eval', 'reg', '--compare', `${folders[0]},${join(dir, 'nothing')}`]);
+  assert.is(missing.status, 1);
+  assert.match(missing.stderr, 'nothing/pairs.csv not found');
 });
 
 test('Ctrl-C saves a checkpoint and exits cleanly; resuming ends bit-for-bit where the uninterrupted run ends', async () => {

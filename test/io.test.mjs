@@ -402,6 +402,29 @@ test('writeNifti errors: extension, rank, affine shape, datatype range, affine a
 
 // ---- PNG ---------------------------------------------------------------------------------------------------------
 
+test('parseCsv reads back what toCsv writes (quotes, commas, line breaks, inf/nan, missing keys) and RFC 4180 text', async () => {
+  const rows = [
+    { case: 'p01', dice: 0.91, hd: Infinity, note: 'a, "quoted"\r\nline' },
+    { case: 'p02', dice: -0.5e-7, hd: NaN },
+    { case: '003', dice: 1, hd: -Infinity, note: '' },
+  ];
+  const back = vg.io.parseCsv(vg.io.toCsv(rows));
+  assert.is(back.length, 3);
+  assert.equal(back[0], rows[0]);
+  assert.is(back[1].dice, -0.5e-7);
+  assert.ok(Number.isNaN(back[1].hd) && !('note' in back[1]), 'nan back as NaN; a missing key stays missing');
+  // as pandas: an unquoted '003' reads as a number, and an empty field as missing (toCsv writes '' and a missing key alike)
+  assert.equal(back[2], { case: 3, dice: 1, hd: -Infinity });
+  // a quoted field stays text even when it reads as a number; an empty quoted field is an empty string; blank lines skip
+  assert.equal(vg.io.parseCsv('a,b\n"1",""\n\n3,"x""y"'), [{ a: '1', b: '' }, { a: 3, b: 'x"y' }]);
+  const file = path.join(tmp, 'rows.csv');
+  await vg.io.writeCsv(file, rows);
+  assert.equal((await vg.io.readCsv(file))[0], rows[0]);
+  assertThrowsWith(() => vg.io.parseCsv('a,b\n1'), ['parseCsv', 'record 2 has 1 fields, the header 2']);
+  assertThrowsWith(() => vg.io.parseCsv('a\n"open'), ['parseCsv', 'unterminated quoted field']);
+  assertThrowsWith(() => vg.io.parseCsv(''), ['parseCsv', 'no header']);
+});
+
 test('encodePng: grayscale windowed to the data range; explicit min/max clamp', async () => {
   const H = 3;
   const W = 5;

@@ -270,6 +270,32 @@ test('pairedTTest matches scipy.stats.ttest_rel (t, df, two-sided p); degenerate
   assertThrowsWith(() => M().pairedTTest([1], [2]), ['pairedTTest', 'at least 2 pairs']);
 });
 
+test('compareRuns: per-run means and scipy ttest_rel of each run against the baseline, cases matched by key', () => {
+  const c = ofKind('ttest').find((x) => x.a.length >= 5);
+  const n = c.a.length;
+  const base = { name: 'mse', rows: c.b.map((v, i) => ({ pair: i, dice: v, dice_Myo: v / 2, hd95_Myo: i })) };
+  // the method's rows in another order: matched by `pair`, not by position
+  const order = Array.from({ length: n }, (_, i) => (i * 3 + 1) % n);
+  assert.is(new Set(order).size, n);
+  const method = { name: 'hetero', rows: order.map((i) => ({ pair: i, dice: c.a[i], dice_Myo: c.a[i] / 2, hd95_Myo: 2 * i })) };
+  const table = M().compareRuns([base, method]);
+  assert.equal(table.map((r) => r.run), ['mse', 'hetero']);
+  assert.is(table[0].cases, n);
+  close(table[0].dice, c.b.reduce((x, y) => x + y, 0) / n, 'baseline mean', { rtol: 1e-12, atol: 0 });
+  close(table[1].hd95_Myo, (n - 1), 'method mean of 2i', { rtol: 1e-12, atol: 0 });
+  assert.ok(!('p dice' in table[0]));
+  close(table[1]['p dice'], c.p, 'p vs scipy', { rtol: 1e-9, atol: 1e-300 });
+  close(table[1]['Δ dice'], c.a.reduce((x, y, i) => x + y - c.b[i], 0) / n, 'mean difference', { rtol: 1e-10, atol: 1e-15 });
+  // halving both samples leaves t and p as they are
+  close(table[1]['p dice_Myo'], c.p, 'p of the halved column', { rtol: 1e-9, atol: 1e-300 });
+  assert.ok(!('p hd95_Myo' in table[1]), 'only Dice columns are tested by default');
+  const other = M().compareRuns([base, method], { baseline: 'hetero', tested: ['hd95_Myo'] });
+  close(other[0]['Δ hd95_Myo'], -(n - 1) / 2, 'baseline chosen by name', { rtol: 1e-12, atol: 0 });
+  assertThrowsWith(() => M().compareRuns([base, method], { baseline: 'bim' }), ['compareRuns', "baseline 'bim'", "'mse', 'hetero'"]);
+  assertThrowsWith(() => M().compareRuns([base, { name: 'short', rows: method.rows.slice(1) }]), ['compareRuns', "run 'short'", 'other cases', 'same test set']);
+  assertThrowsWith(() => M().compareRuns([base, { name: 'nokey', rows: [{ dice: 1 }] }]), ['compareRuns', "'pair' column"]);
+});
+
 // ---- argument checks -------------------------------------------------------------------------------------------------
 
 test('bad arguments name the op, the argument, expected and given', async () => {

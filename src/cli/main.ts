@@ -24,13 +24,17 @@ commands:
       --resume checkpoint.safetensors  continue a run from its checkpoint
   eval <recipe> --checkpoint file [--out dir] [--set key=value]
                                        evaluate a checkpoint on the recipe's held-out data
+  eval <recipe> --compare dirA,dirB,... [--baseline dirA] [--out dir]
+                                       compare run folders evaluated on the same test set (their pairs.csv): mean
+                                       of every metric, and a paired t-test of each run's Dice against the baseline
+                                       (default the first); --out writes comparison.md and comparison.csv
   bench                                time the main kernels on this adapter (GPU time per call)
 `;
 
 class UsageError extends Error {}
 
 /** Options of the commands themselves; any other --name must be a setting of the recipe. */
-const COMMAND_OPTIONS = ['help', 'steps', 'config', 'set', 'out', 'resume', 'checkpoint'];
+const COMMAND_OPTIONS = ['help', 'steps', 'config', 'set', 'out', 'resume', 'checkpoint', 'compare', 'baseline'];
 
 function parseArgs(argv: string[]): { positional: string[]; flags: Map<string, string[]> } {
   const positional: string[] = [];
@@ -176,7 +180,32 @@ async function train(recipe: Recipe, flags: Map<string, string[]>): Promise<numb
   return 0;
 }
 
+/** Run folders side by side: their per-pair rows (pairs.csv, written by the evaluation) through vg.metrics.compareRuns. */
+async function compare(flags: Map<string, string[]>): Promise<number> {
+  const dirs = (flags.get('compare') ?? []).flatMap((v) => v.split(',')).filter((d) => d !== '');
+  if (dirs.length < 2) throw new UsageError('--compare needs two or more run folders (comma-separated or repeated)');
+  const name = (d: string) => d.replace(/[\\/]+$/, '').split(/[\\/]/).at(-1) || d;
+  const runs = [];
+  for (const d of dirs) {
+    const path = `${d}/pairs.csv`;
+    if (!(await files('voxgrad').exists(path))) throw new vg.VoxgradError(`eval --compare: ${path} not found (run folders hold pairs.csv after training or eval --out)`);
+    runs.push({ name: name(d), rows: await vg.io.readCsv(path) });
+  }
+  const baseline = one(flags, 'baseline');
+  const table = vg.metrics.compareRuns(runs, { baseline: baseline === undefined ? undefined : name(baseline) });
+  const md = vg.io.markdownTable(table, { format: (v, c) => (c.startsWith('p ') ? v.toExponential(1) : c === 'cases' ? String(v) : v.toFixed(4)) });
+  console.log(md);
+  const outDir = one(flags, 'out');
+  if (outDir) {
+    await files('voxgrad').mkdir(outDir);
+    await files('voxgrad').writeFileAtomic(`${outDir}/comparison.md`, new TextEncoder().encode(md));
+    await vg.io.writeCsv(`${outDir}/comparison.csv`, table);
+  }
+  return 0;
+}
+
 async function evaluate(recipe: Recipe, flags: Map<string, string[]>): Promise<number> {
+  if (flags.has('compare')) return compare(flags);
   const checkpoint = one(flags, 'checkpoint');
   if (!checkpoint) throw new UsageError('eval needs --checkpoint <file.safetensors> (written by voxgrad train)');
   const config = await buildConfig(recipe, flags);

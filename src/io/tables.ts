@@ -59,6 +59,89 @@ export async function writeCsv(path: string, rows: Row[], opts: CsvOptions = {})
   await files('writeCsv').writeFileAtomic(path, new TextEncoder().encode(text));
 }
 
+/** A field back to a number where it reads as one (as csvNumber writes them: digits, inf, -inf, nan), else the text. */
+function csvValue(field: string, quoted: boolean): number | string {
+  if (quoted || field.trim() === '') return field;
+  if (field === 'nan' || field === 'NaN') return NaN;
+  if (field === 'inf' || field === 'Infinity') return Infinity;
+  if (field === '-inf' || field === '-Infinity') return -Infinity;
+  const v = Number(field);
+  return Number.isNaN(v) ? field : v;
+}
+
+/**
+ * Rows of CSV text (RFC 4180: quoted fields may hold commas, quotes doubled, line breaks; records end with CRLF or LF).
+ * The first record names the columns. Unquoted fields that read as numbers (including inf, -inf, nan) become numbers;
+ * an empty field is left out of its row, as toCsv writes a missing key.
+ */
+export function parseCsv(text: string): Row[] {
+  const op = 'parseCsv';
+  if (typeof text !== 'string') fail(op, `text must be a string, got ${describe(text)}`);
+  const records: { field: string; quoted: boolean }[][] = [];
+  let record: { field: string; quoted: boolean }[] = [];
+  let field = '';
+  let quoted = false;
+  let i = 0;
+  const endField = () => {
+    record.push({ field, quoted });
+    field = '';
+    quoted = false;
+  };
+  while (i < text.length) {
+    const ch = text[i];
+    if (ch === '"' && field === '' && !quoted) {
+      // a quoted field: up to the closing quote, "" standing for one quote
+      quoted = true;
+      i++;
+      for (;;) {
+        const close = text.indexOf('"', i);
+        if (close < 0) fail(op, `unterminated quoted field in record ${records.length + 1}`);
+        field += text.slice(i, close);
+        if (text[close + 1] === '"') {
+          field += '"';
+          i = close + 2;
+        } else {
+          i = close + 1;
+          break;
+        }
+      }
+      if (i < text.length && !',\r\n'.includes(text[i])) fail(op, `text after a closing quote in record ${records.length + 1}: '${text.slice(i, i + 10)}'`);
+    } else if (ch === ',') {
+      endField();
+      i++;
+    } else if (ch === '\r' || ch === '\n') {
+      endField();
+      // a blank line is no record (pandas skips them too)
+      if (!(record.length === 1 && record[0].field === '' && !record[0].quoted)) records.push(record);
+      record = [];
+      i += ch === '\r' && text[i + 1] === '\n' ? 2 : 1;
+    } else {
+      field += ch;
+      i++;
+    }
+  }
+  if (field !== '' || quoted || record.length > 0) {
+    endField();
+    records.push(record);
+  }
+  if (records.length === 0) fail(op, 'no header record: the text is empty');
+  const header = records[0].map((f) => f.field);
+  return records.slice(1).map((rec, r) => {
+    if (rec.length !== header.length) fail(op, `record ${r + 2} has ${rec.length} fields, the header ${header.length}`);
+    const row: Row = {};
+    rec.forEach((f, c) => {
+      if (f.field !== '' || f.quoted) row[header[c]] = csvValue(f.field, f.quoted);
+    });
+    return row;
+  });
+}
+
+/** Reads a CSV file (UTF-8) into rows, as parseCsv. */
+export async function readCsv(path: string): Promise<Row[]> {
+  if (typeof path !== 'string') fail('readCsv', `path must be a string, got ${describe(path)}`);
+  return parseCsv(new TextDecoder().decode(await files('readCsv').readFile(path)));
+}
+
 /** Fixed decimals, with inf/-inf/nan spelled out. */
 function fixed(v: number, digits: number): string {
   if (Number.isNaN(v)) return 'nan';

@@ -6,3 +6,4 @@ export { hausdorff, hd, hd95, asd, assd, surfaceDistances, type SurfaceOptions, 
 export { jacobianFoldingFraction, logJacobianStats, type JacobianMetricOptions, type LogJacobianOptions } from './registration.js';
 export { groupAccuracies, worstGroupAccuracy, averageAccuracy, type GroupAccuracies, type AverageAccuracyOptions } from './classification.js';
 export { pairedTTest, type TTestResult } from './stats.js';
+export { compareRuns, type RunResults, type CompareRunsOptions } from './compare.js';
