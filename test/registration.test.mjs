@@ -83,6 +83,45 @@ test("data 'acdc': the papers' ACDC slices (training/ to train, testing/ to test
   assert.ok(r.evaluation.dice0_Myo > 0 && r.evaluation.dice0_LV > 0 && r.evaluation.dice0_RV > 0);
 });
 
+test("data 'camus': both views' ED→ES pairs, a seeded 60/20/20 patient split, the myocardium evaluated", async () => {
+  const root = join(dir, 'camus');
+  const [X, Y] = [24, 20];
+  const affine = [[0.3, 0, 0, 0], [0, 0.15, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
+  // a myocardial ring (2) around the cavity (1), an atrium (3) below; the ring thickens from ED to ES
+  const labelAt = (i, j, r) => {
+    const d = Math.hypot(i - 12, j - 8);
+    return d < r ? 1 : d < 8 ? 2 : Math.hypot(i - 12, j - 17) < 3 ? 3 : 0;
+  };
+  for (let n = 1; n <= 5; n++) {
+    const name = `patient${String(n).padStart(4, '0')}`;
+    mkdirSync(join(root, name), { recursive: true });
+    for (const view of ['2CH', '4CH']) {
+      writeFileSync(join(root, name, `Info_${view}.cfg`), 'ED: 1\nES: 12\nNbFrame: 20\n');
+      for (const [phase, r] of [['ED', 6], ['ES', 4]]) {
+        const lab = Uint8Array.from({ length: X * Y }, (_, q) => labelAt(Math.floor(q / Y), q % Y, r));
+        const img = Float32Array.from(lab, (l) => [10, 60, 200, 40][l] + n);
+        const [a, l] = [vg.tensor(img, [X, Y]), vg.tensor(Int32Array.from(lab), [X, Y], { dtype: 'i32' })];
+        await vg.io.writeNifti(join(root, name, `${name}_${view}_${phase}.nii.gz`), a, { affine });
+        await vg.io.writeNifti(join(root, name, `${name}_${view}_${phase}_gt.nii.gz`), l, { datatype: 'uint8', affine });
+        a.dispose();
+        l.dispose();
+      }
+    }
+  }
+  const r = await recipe().train({ config: config({ data: 'camus', root, size: 16, steps: 2 }), outDir: join(dir, 'camus-run') });
+  assert.ok(r.finished);
+  // 5 patients: 3 train, 1 validation (unused), 1 test, both views each
+  assert.is(r.evaluation.pairs, 2);
+  assert.ok(r.evaluation.dice0_Myo > 0.3 && r.evaluation.dice_Myo >= 0);
+  assert.ok(!('dice_LV' in r.evaluation), 'CAMUS is evaluated on the myocardium only');
+  try {
+    await recipe().train({ config: config({ data: 'camus', root: join(dir, 'acdc') }), outDir: null });
+    assert.unreachable('no error for a root without patientNNNN folders');
+  } catch (e) {
+    assert.ok(e.message.includes("data 'camus'") && e.message.includes('0 patientNNNN folders'), e.message);
+  }
+});
+
 test("RegNet's normalised output as a voxel displacement: warping with it reproduces RegNet's own gridSample warp", async () => {
   const [H, W] = [7, 10];
   const image = vg.rand([2, 1, H, W], { seed: 21 });

@@ -13,7 +13,8 @@
  * (snrVariant 'code' for the released formula), the per-pixel strain energy (bimReshapeBug for the released one).
  * Data: the embedded phantom's ED→ES pairs in a nuisance variant (vg.data.phantomPairs), or `data: 'ch2'`: the brain
  * T1 warped by known random diffeomorphisms, 3-D (vg.data.ch2Deformations), or `data: 'acdc'` with `root` (the
- * papers' preprocessing, vg.data.acdcRegistrationPairs). The schedule is shortened for software adapters: lr 1e-3 instead of 1e-4 and `steps` steps (the
+ * papers' preprocessing, vg.data.acdcRegistrationPairs), or `data: 'camus'` with `root` (vg.data.camusRegistrationPairs,
+ * both views, a seeded 60/20/20 patient split). The schedule is shortened for software adapters: lr 1e-3 instead of 1e-4 and `steps` steps (the
  * papers train 150–300 epochs of 100 steps).
  * `steps` counts the displacement network's updates, for every method: the two-network methods run their
  * auxiliary-only warm-start epochs on top (warmStartEpochs · stepsPerEpoch more steps, as AdaCS's `epochs + 2W`
@@ -28,9 +29,10 @@ import { add, mul } from '../../kernels/math.js';
 import { cat, stack } from '../../kernels/shape.js';
 import { spatialTransform } from '../../kernels/spatial.js';
 import { Rng, deriveSeed } from '../../data/random.js';
-import { acdcRegistrationPairs, ch2Deformations, CH2_DICE_STRUCTURES, phantomPairs, PHANTOM_VARIANTS, type PhantomVariant, type RegistrationPair } from '../../data/registration.js';
+import { acdcRegistrationPairs, camusRegistrationPairs, ch2Deformations, CH2_DICE_STRUCTURES, phantomPairs, PHANTOM_VARIANTS, type PhantomVariant, type RegistrationPair } from '../../data/registration.js';
 import type { Dataset } from '../../data/dataset.js';
 import { loadCheckpoint } from '../../io/checkpoint.js';
+import { files } from '../../io/files.js';
 import { Module } from '../../nn/module.js';
 import { ScoringNet, VarianceEstimator } from '../../models/voxelmorph.js';
 import { Adam } from '../../optim/index.js';
@@ -103,7 +105,7 @@ async function loadPairs(ds: Dataset<RegistrationPair>): Promise<{ moving: Tenso
 async function dataset(c: Config, split: 'train' | 'test'): Promise<Dataset<RegistrationPair>> {
   const count = get<number>(c, split === 'train' ? 'trainPairs' : 'testPairs');
   const seed = get<number>(c, 'seed');
-  const data = choice(c, 'data', ['phantom', 'ch2', 'acdc'] as const);
+  const data = choice(c, 'data', ['phantom', 'ch2', 'acdc', 'camus'] as const);
   // ch2: the brain T1 warped by random smooth diffeomorphisms, 3-D (size³ voxels)
   if (data === 'ch2') return ch2Deformations({ count, split, size: get(c, 'size'), seed });
   if (data === 'acdc') {
@@ -112,6 +114,18 @@ async function dataset(c: Config, split: 'train' | 'test'): Promise<Dataset<Regi
     const root = get<string>(c, 'root');
     if (!root) fail('reg', "data 'acdc' needs root: the ACDC folder that holds training/ and testing/");
     return acdcRegistrationPairs(root, { split: split === 'train' ? 'training' : 'testing', size: get(c, 'size'), labels: 'all' });
+  }
+  if (data === 'camus') {
+    // the papers' CAMUS protocol: both views' ED→ES pairs resized to 128², the patients split at random 60/20/20
+    // (their 300/100/100 of 500); the split is seeded here, theirs is not published
+    const root = get<string>(c, 'root');
+    if (!root) fail('reg', "data 'camus' needs root: the CAMUS folder that holds the patientNNNN folders");
+    const patients = (await files('reg').readdir(root)).filter((n) => /^patient\d{4}$/.test(n)).sort();
+    if (patients.length < 5) fail('reg', `data 'camus': root ${root} holds ${patients.length} patientNNNN folders, needs at least 5 for a train/test split`);
+    const order = new Rng(deriveSeed(seed, 11)).permutation(patients.length).map((i) => patients[i]);
+    const nTrain = Math.round(0.6 * patients.length);
+    const chosen = split === 'train' ? order.slice(0, nTrain) : order.slice(Math.round(0.8 * patients.length));
+    return camusRegistrationPairs(root, { patients: chosen, size: get(c, 'size') });
   }
   const variant = choice<PhantomVariant>(c, 'variant', PHANTOM_VARIANTS);
   return phantomPairs({ count, split, size: get(c, 'size'), variant, seed });
@@ -126,7 +140,9 @@ function auxiliaryMap(c: Config, aux: Module | null): AuxiliaryMap | undefined {
 
 /** The structures the evaluation reports: the phantom's three cardiac labels, or large AAL regions of ch2. */
 function structuresOf(c: Config): Record<number, string> {
-  return get<string>(c, 'data') === 'ch2' ? Object.fromEntries(CH2_DICE_STRUCTURES.map((s) => [s.label, s.name])) : CARDIAC_STRUCTURES;
+  const data = get<string>(c, 'data');
+  if (data === 'camus') return { 1: 'Myo' }; // the papers evaluate CAMUS on the myocardium mask only
+  return data === 'ch2' ? Object.fromEntries(CH2_DICE_STRUCTURES.map((s) => [s.label, s.name])) : CARDIAC_STRUCTURES;
 }
 
 /** The networks of a method: the backbone, and the variance or scoring network; one module tree for checkpoints. */
@@ -279,7 +295,7 @@ async function train(ctx: RunContext) {
 
 export const reg: Recipe = {
   name: 'reg',
-  description: 'unsupervised registration: --backbone voxelmorph|transmorph|regnet --method mse|ncc|hetero|adacs|bim on phantom ED→ES pairs (--variant)',
+  description: 'unsupervised registration: --backbone voxelmorph|transmorph|regnet --method mse|ncc|hetero|adacs|bim on phantom ED→ES pairs (--variant), ch2 (3-D) or ACDC/CAMUS (--data acdc|camus --root DIR)',
   defaults,
   train,
   async evaluate(ctx) {
