@@ -6,6 +6,7 @@
 // steps (--steps); the two-network methods add their auxiliary-only warm-start epoch on top. Text after the
 // ANALYSIS marker line of an existing results file is kept (the hand-written reading of the numbers).
 //   node scripts/reg-benchmark.mjs [--steps 200] [--batch 4] [--test 100] [--variants clean,speckle] [--out runs/reg-bench]
+//   --results DIR: where the tables and figures go (default docs/results)
 //   --report: no training; tabulate the run folders already under --out (e.g. after an interrupted benchmark)
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,7 +23,7 @@ const variants = arg('variants', vg.data.PHANTOM_VARIANTS.join(',')).split(',');
 const methods = arg('methods', 'mse,hetero,adacs,bim').split(',');
 const outRoot = arg('out', 'runs/reg-bench');
 const reportOnly = process.argv.includes('--report');
-const results = 'docs/results';
+const results = arg('results', 'docs/results');
 mkdirSync(results, { recursive: true });
 
 const info = await vg.init();
@@ -31,6 +32,8 @@ const common = { backbone: 'voxelmorph', size: 64, steps, batchSize, testPairs, 
 const rows = [];
 const perPair = {};
 const done = [];
+const reused = [];
+const sameConfig = (a, b) => a !== undefined && JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
 for (const variant of variants)
   for (const method of methods) {
     const outDir = `${outRoot}/${variant}-${method}`;
@@ -41,12 +44,23 @@ for (const variant of variants)
       // the evaluation is the mean of the per-pair rows; the time only where a metrics.json recorded it
       seconds = existsSync(`${outDir}/metrics.json`) ? JSON.parse(readFileSync(`${outDir}/metrics.json`, 'utf8')).seconds : NaN;
     } else {
-      const t = performance.now();
       const config = { ...recipe.defaults, ...common, variant, method };
-      const r = await recipe.train({ config, outDir, log: (m) => console.log(`  ${m}`) });
-      seconds = (performance.now() - t) / 1000;
-      evaluation = r.evaluation;
-      writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ variant, method, seconds, config, evaluation, history: r.history }, null, 1));
+      const log = (m) => console.log(`  ${m}`);
+      const previous = existsSync(`${outDir}/metrics.json`) ? JSON.parse(readFileSync(`${outDir}/metrics.json`, 'utf8')) : null;
+      if (previous && sameConfig(previous.config, config) && existsSync(`${outDir}/checkpoint.safetensors`)) {
+        // trained by an earlier invocation with exactly this config: its checkpoint is evaluated again (the current
+        // evaluation code, bit-identical Dice), not retrained
+        evaluation = await recipe.evaluate({ config, outDir, checkpoint: `${outDir}/checkpoint.safetensors`, log });
+        seconds = previous.seconds;
+        writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ ...previous, evaluation }, null, 1));
+        reused.push(`${variant}/${method}`);
+      } else {
+        const t = performance.now();
+        const r = await recipe.train({ config, outDir, log });
+        seconds = (performance.now() - t) / 1000;
+        evaluation = r.evaluation;
+        writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ variant, method, seconds, config, evaluation, history: r.history }, null, 1));
+      }
     }
     perPair[`${variant}/${method}`] = await vg.io.readCsv(`${outDir}/pairs.csv`);
     evaluation ??= vg.metrics.compareRuns([{ name: method, rows: perPair[`${variant}/${method}`] }], { tested: [] })[0];
@@ -84,6 +98,27 @@ for (const variant of variants) {
       'train s': fmt(mine[i].seconds, 0),
     });
 }
+// what the auxiliary networks learned, against the phantom's truth (pairs.csv columns of the evaluation's checks)
+const finiteMean = (xs) => {
+  const f = xs.filter(Number.isFinite);
+  return f.length ? f.reduce((a, b) => a + b, 0) / f.length : NaN;
+};
+const checks = [];
+for (const row of rows) {
+  const p = perPair[`${row.variant}/${row.method}`];
+  if (row.method === 'hetero')
+    checks.push({ variant: row.variant, method: 'heteroscedastic', 'r(log σ² predicted, log σ² true)': fmt(finiteMean(p.map((x) => x.corr_logvar)), 3), 'score on missing': '', 'score elsewhere': fmt(NaN), 'AUROC missing': '' });
+  if (row.method === 'adacs')
+    checks.push({
+      variant: row.variant,
+      method: 'AdaCS',
+      'r(log σ² predicted, log σ² true)': '',
+      'score on missing': fmt(finiteMean(p.map((x) => x.score_missing)), 3),
+      'score elsewhere': fmt(finiteMean(p.map((x) => x.score_kept)), 3),
+      'AUROC missing': fmt(finiteMean(p.map((x) => x.auroc_missing)), 3),
+    });
+}
+for (const c of checks) if (c['score elsewhere'] === 'NaN') c['score elsewhere'] = '';
 const shown = variants.filter((v) => rows.some((r) => r.variant === v));
 const unreg = Object.fromEntries(shown.map((v) => [v, rows.find((r) => r.variant === v)?.dice0]));
 const command = `node scripts/reg-benchmark.mjs --steps ${steps} --batch ${batchSize} --test ${testPairs} --variants ${variants.join(',')} --methods ${methods.join(',')}`;
@@ -116,6 +151,13 @@ fraction of pixels with |J| ≤ 0. p: paired t-test (two-sided) of per-pair Dice
 variant. Unregistered Dice: ${shown.map((v) => `${v} ${fmt(unreg[v])}`).join(', ')}.${done.length < variants.length * methods.length ? `\n\n**Incomplete:** ${done.length} of ${variants.length * methods.length} runs (${done.join(', ')}); the others did not finish in the time this run had.` : ''}
 
 ${vg.io.markdownTable(table)}
+${reused.length ? `\nRuns trained by an earlier invocation of the same command with the same settings and evaluated again from their checkpoints: ${reused.join(', ')}.\n` : ''}
+What the auxiliary networks learned, on the same test pairs, against the phantom's ground truth: Pearson's r between
+the variance network's log σ² (forward direction) and the true log noise variance of fixed − moving (heteroscedastic
+variant only; within the background mask); the mean AdaCS score on the pixels without correspondence and elsewhere,
+and the AUROC of 1 − score for finding them (missing-correspondence variant only). Means over the pairs where defined.
+
+${checks.length ? vg.io.markdownTable(checks) : '(no two-network runs)'}
 
 Per-pair rows: \`registration-phantom.csv\`. Figures of the first test pair, \`registration-phantom-<variant>-<method>.png\`:
 fixed, moving and warped images with their labels and the residual |fixed − warped|; the warped grid, flow colours,

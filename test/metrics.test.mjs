@@ -270,6 +270,20 @@ test('pairedTTest matches scipy.stats.ttest_rel (t, df, two-sided p); degenerate
   assertThrowsWith(() => M().pairedTTest([1], [2]), ['pairedTTest', 'at least 2 pairs']);
 });
 
+test('pearsonCorrelation matches scipy.stats.pearsonr; auroc matches the Mann-Whitney U / (n+ n-) with ties', () => {
+  const stats = loadFixtures('stats');
+  const pearson = stats.filter((c) => c.kind === 'pearson');
+  const roc = stats.filter((c) => c.kind === 'auroc');
+  assert.ok(pearson.length === 3 && roc.length === 3);
+  for (const c of pearson) close(M().pearsonCorrelation(c.a, c.b), c.r, `r n=${c.a.length}`, { rtol: 1e-12, atol: 1e-15 });
+  for (const c of roc) close(M().auroc(c.scores, c.labels), c.auc, `auc n=${c.scores.length}`, { rtol: 1e-12, atol: 0 });
+  assert.is(M().auroc([0.1, 0.9, 0.5], [0, 1, 0]), 1);
+  assert.is(M().auroc([0.5, 0.5], [0, 1]), 0.5);
+  assert.ok(Number.isNaN(M().auroc([1, 2], [1, 1])), 'one class only: NaN');
+  assertThrowsWith(() => M().auroc([1, 2], [0, 2]), ['auroc', 'labels must be 0 or 1', 'index 1']);
+  assertThrowsWith(() => M().pearsonCorrelation([1, 2, 3], [1, 2]), ['pearsonCorrelation', 'same length', '3 and 2']);
+});
+
 test('compareRuns: per-run means and scipy ttest_rel of each run against the baseline, cases matched by key', () => {
   const c = ofKind('ttest').find((x) => x.a.length >= 5);
   const n = c.a.length;

@@ -93,7 +93,7 @@ test('phantomPairs: bit-identical per (seed, index, variant); labels shared by t
     const a = vg.data.phantomPairs({ count: 2, size: N, variant, split: 'test' }).arrays(1);
     const b = vg.data.phantomPairs({ count: 4, size: N, variant, split: 'test', seed: 1 }).arrays(0); // same subject
     const c = vg.data.phantomPairs({ count: 2, size: N, variant, split: 'test', cacheSize: 2 });
-    for (const k of ['moving', 'fixed', 'movingLabel', 'fixedLabel', 'mask', 'missing']) {
+    for (const k of ['moving', 'fixed', 'movingLabel', 'fixedLabel', 'mask', 'missing', 'noiseVariance']) {
       assert.ok(sameBits(a[k], b[k]), `${variant} ${k}`);
       assert.ok(sameBits(a[k], c.arrays(1)[k]) && sameBits(a[k], c.arrays(1)[k]), `${variant} ${k} (cached)`);
     }
@@ -152,6 +152,19 @@ test('phantomPairs heteroscedastic: noise variance grows with intensity; ED and 
     s1 += res[1][i] ** 2;
   }
   assert.ok(Math.abs(c / Math.sqrt(s0 * s1)) < 0.1, `ED/ES noise correlation ${c / Math.sqrt(s0 * s1)}`);
+  // noiseVariance is the variance of fixed − moving from the added noise: the squared residual difference matches it
+  // on average, and where it is large the residuals are large
+  const d2 = res[1].map((v, i) => (v - res[0][i]) ** 2);
+  const nv = het.noiseVariance;
+  const ratio = d2.reduce((a, b) => a + b, 0) / nv.reduce((a, b) => a + b, 0);
+  assert.ok(ratio > 0.9 && ratio < 1.1, `Σ(r_ES − r_ED)² / Σ noiseVariance = ${ratio}`);
+  const order = Array.from(nv.keys()).sort((i, j) => nv[i] - nv[j]);
+  const quart = order.length >> 2;
+  const meanOf = (idx) => idx.reduce((a, i) => a + d2[i], 0) / idx.length;
+  const meanNv = (idx) => idx.reduce((a, i) => a + nv[i], 0) / idx.length;
+  const [lo, hi] = [order.slice(0, quart), order.slice(-quart)];
+  assert.ok(Math.abs(meanOf(hi) / meanNv(hi) - 1) < 0.15 && Math.abs(meanOf(lo) / meanNv(lo) - 1) < 0.25, `quartiles ${meanOf(lo) / meanNv(lo)} ${meanOf(hi) / meanNv(hi)}`);
+  assert.ok(!clean.noiseVariance.some((v) => v !== 0), 'no noise variance in the clean variant');
 });
 
 test('phantomPairs speckle: zero outside one sector shared by both frames, multiplicative Rayleigh speckle with mean 1', () => {

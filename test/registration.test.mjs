@@ -199,7 +199,9 @@ test("the auxiliary phase leaves the displacement network untouched, and the mot
 test('the evaluation figure: a residual panel, and the variance or score map for the methods that have one', async () => {
   for (const method of ['mse', 'hetero', 'adacs']) {
     const out = join(dir, `figure-${method}`);
+    const before = vg.memory().liveTensors;
     await recipe().train({ config: config({ method, steps: 2, testPairs: 1 }), outDir: out });
+    assert.is(vg.memory().liveTensors, before, `${method}: the figure's tensors are freed`);
     const png = decodePng(readFileSync(join(out, 'figure.png')));
     // 2 rows × 4 columns of 32² panels, 4-pixel gaps, a 10-pixel title band above each row
     assert.is(png.W, 4 + 4 * 36);
@@ -209,6 +211,43 @@ test('the evaluation figure: a residual panel, and the variance or score map for
     // the bottom-right cell holds the auxiliary map, and is left blank without one
     assert.is(cell(1, 3).some((v) => v !== 255), method !== 'mse', method);
   }
+});
+
+test("the auxiliary map checked against the phantom's truth: AdaCS's score on the pixels without correspondence, the variance net's log σ² against the true noise variance", async () => {
+  const out = join(dir, 'checks-adacs');
+  await recipe().train({ config: config({ method: 'adacs', variant: 'missing-correspondence', steps: 2, testPairs: 2 }), outDir: out });
+  const rows = await vg.io.readCsv(join(out, 'pairs.csv'));
+  // recomputed here from the checkpoint's scoring network, apart from the evaluation's code path
+  const net = new vg.models.ScoringNet([32, 32], { seed: 1 });
+  const saved = await vg.io.readSafetensors(join(out, 'checkpoint.safetensors'));
+  const scoring = Object.fromEntries(Object.entries(saved).filter(([k]) => k.startsWith('scoring.')).map(([k, t]) => [k.slice('scoring.'.length), t]));
+  net.loadStateDict(scoring);
+  for (const t of Object.values(saved)) t.dispose();
+  const test = vg.data.phantomPairs({ count: 2, size: 32, split: 'test', variant: 'missing-correspondence' });
+  for (let i = 0; i < 2; i++) {
+    const a = test.arrays(i);
+    const fixed = vg.tensor(a.fixed, [1, 1, 32, 32]);
+    const score = await vg.noGrad(() => net.call(fixed)).data();
+    const on = [], off = [];
+    a.mask.forEach((m, k) => m > 0 && (a.missing[k] > 0.5 ? on : off).push(k));
+    const mean = (idx) => idx.reduce((s, k) => s + score[k], 0) / idx.length;
+    assert.ok(on.length > 0 && off.length > 0);
+    assert.ok(Math.abs(rows[i].score_missing - mean(on)) < 1e-6 && Math.abs(rows[i].score_kept - mean(off)) < 1e-6, `pair ${i}`);
+    // AUROC by counting every (missing, kept) pixel pair
+    let wins = 0;
+    for (const p of on) for (const q of off) wins += score[p] < score[q] ? 1 : score[p] === score[q] ? 0.5 : 0;
+    assert.ok(Math.abs(rows[i].auroc_missing - wins / (on.length * off.length)) < 1e-9, `auroc ${i}`);
+    fixed.dispose();
+  }
+  net.dispose();
+  const het = join(dir, 'checks-hetero');
+  const r = await recipe().train({ config: config({ method: 'hetero', variant: 'heteroscedastic', steps: 2, testPairs: 2 }), outDir: het });
+  const corr = (await vg.io.readCsv(join(het, 'pairs.csv'))).map((row) => row.corr_logvar);
+  assert.ok(corr.every((c) => c >= -1 && c <= 1), String(corr));
+  assert.ok(Math.abs(r.evaluation.corr_logvar - (corr[0] + corr[1]) / 2) < 1e-12);
+  // on the clean variant there is no noise variance to check against
+  const clean = await recipe().train({ config: config({ method: 'hetero', steps: 2, testPairs: 1 }), outDir: null });
+  assert.ok(Number.isNaN(clean.evaluation.corr_logvar));
 });
 
 test('a resumed AdaCS run (momentum weight included) ends bit-for-bit where an uninterrupted one ends', async () => {

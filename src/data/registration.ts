@@ -33,6 +33,17 @@ import { Rng, deriveSeed } from './random.js';
 // ---- shared helpers -----------------------------------------------------------------------------------------------
 
 /** (v − min) / (max − min) in float64, stored f32; a constant image becomes all zeros. */
+/** max − min of the values. */
+function range(v: ArrayLike<number>): number {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < v.length; i++) {
+    if (v[i] < lo) lo = v[i];
+    if (v[i] > hi) hi = v[i];
+  }
+  return hi - lo;
+}
+
 function minMax(v: ArrayLike<number>): Float32Array {
   let lo = Infinity;
   let hi = -Infinity;
@@ -123,6 +134,11 @@ export interface PhantomPairArrays {
   mask: Float32Array;
   /** 1 where the variant removed the correspondence between the frames (missing-correspondence), else 0. */
   missing: Float32Array;
+  /**
+   * The heteroscedastic variant's true noise variance of fixed − moving per pixel (σ_ED² + σ_ES², in the normalised
+   * frames' units, ignoring the motion between them); 0 in the other variants.
+   */
+  noiseVariance: Float32Array;
   shape: [number, number];
   subject: number;
   variant: PhantomVariant;
@@ -131,6 +147,8 @@ export interface PhantomPairArrays {
 export interface PhantomPair extends RegistrationPair {
   /** [1, H, W] f32: 1 where the pair has no correspondence by construction (missing-correspondence only). */
   missing: Tensor;
+  /** [1, H, W] f32: the true noise variance of fixed − moving (heteroscedastic only, else 0). */
+  noiseVariance: Tensor;
   subject: number;
   variant: PhantomVariant;
 }
@@ -299,10 +317,20 @@ export class RegistrationPhantom implements Dataset<PhantomPair> {
     const s = this.severity;
     const scale = this.size / 128;
     const rng = new Rng(deriveSeed(subject, VARIANT_STREAM[this.variant]));
+    const noiseVariance = new Float32Array(n);
     if (this.variant === 'heteroscedastic') {
       const g = smoothField(rng, H, W);
-      for (const J of frames)
-        for (let i = 0; i < n; i++) J[i] += 0.06 * s * (0.2 + J[i]) * Math.exp(0.7 * g[i]) * rng.normal();
+      const variances = frames.map(() => new Float64Array(n));
+      frames.forEach((J, t) => {
+        for (let i = 0; i < n; i++) {
+          const sd = 0.06 * s * (0.2 + J[i]) * Math.exp(0.7 * g[i]);
+          J[i] += sd * rng.normal();
+          variances[t][i] = sd * sd;
+        }
+      });
+      // in the min-max normalised frames' units: the variance of fixed − moving at a pixel, from the noise alone
+      const [r0, r1] = frames.map(range);
+      for (let i = 0; i < n; i++) noiseVariance[i] = variances[0][i] / (r0 * r0) + variances[1][i] / (r1 * r1);
     } else if (this.variant === 'speckle') {
       const ay = -rng.uniform(0.15, 0.3) * H;
       const ax = W / 2 + rng.uniform(-0.05, 0.05) * W;
@@ -388,6 +416,7 @@ export class RegistrationPhantom implements Dataset<PhantomPair> {
       fixedLabel: labels[1],
       mask: backgroundMask(moving, fixed),
       missing,
+      noiseVariance,
       shape: [H, W],
       subject,
       variant: this.variant,
@@ -400,6 +429,7 @@ export class RegistrationPhantom implements Dataset<PhantomPair> {
     return {
       ...pairTensors(a.moving, a.fixed, a.movingLabel, a.fixedLabel, a.shape),
       missing: tensor(a.missing, [1, ...a.shape]),
+      noiseVariance: tensor(a.noiseVariance, [1, ...a.shape]),
       subject: a.subject,
       variant: a.variant,
     };

@@ -5,5 +5,5 @@ export { dice, jaccard, type OverlapOptions } from './overlap.js';
 export { hausdorff, hd, hd95, asd, assd, surfaceDistances, type SurfaceOptions, type Hd95Options, type AssdOptions, type SurfaceDistances } from './surface.js';
 export { jacobianFoldingFraction, logJacobianStats, type JacobianMetricOptions, type LogJacobianOptions } from './registration.js';
 export { groupAccuracies, worstGroupAccuracy, averageAccuracy, type GroupAccuracies, type AverageAccuracyOptions } from './classification.js';
-export { pairedTTest, type TTestResult } from './stats.js';
+export { pairedTTest, pearsonCorrelation, auroc, type TTestResult } from './stats.js';
 export { compareRuns, type RunResults, type CompareRunsOptions } from './compare.js';

@@ -92,3 +92,68 @@ export function pairedTTest(a: readonly number[] | ArrayLike<number>, b: readonl
   else p = betaInc(df / 2, 0.5, df / (df + t * t));
   return { t, df, p, meanDiff: mean };
 }
+
+function expectPaired(op: string, a: ArrayLike<number>, b: ArrayLike<number>, names: [string, string]): number {
+  for (const [name, v] of [[names[0], a], [names[1], b]] as const)
+    if (v === null || typeof v !== 'object' || typeof v.length !== 'number') fail(op, `${name} must be an array of numbers, got ${describe(v)}`);
+  if (a.length !== b.length) fail(op, `${names[0]} and ${names[1]} must have the same length, got ${a.length} and ${b.length}`);
+  return a.length;
+}
+
+/** Pearson's correlation coefficient r of two samples (scipy.stats.pearsonr's statistic), in float64. */
+export function pearsonCorrelation(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const op = 'pearsonCorrelation';
+  const n = expectPaired(op, a, b, ['a', 'b']);
+  if (n < 2) fail(op, `needs at least 2 pairs, got ${n}`);
+  let ma = 0;
+  let mb = 0;
+  for (let i = 0; i < n; i++) {
+    ma += a[i];
+    mb += b[i];
+  }
+  ma /= n;
+  mb /= n;
+  let sab = 0;
+  let saa = 0;
+  let sbb = 0;
+  for (let i = 0; i < n; i++) {
+    const da = a[i] - ma;
+    const db = b[i] - mb;
+    sab += da * db;
+    saa += da * da;
+    sbb += db * db;
+  }
+  return sab / Math.sqrt(saa * sbb);
+}
+
+/**
+ * Area under the ROC curve of `scores` for binary `labels` (1 positive, 0 negative): the probability that a random
+ * positive scores above a random negative, ties counting one half (sklearn's roc_auc_score; the Mann–Whitney U over
+ * n₊·n₋). NaN when either class is absent.
+ */
+export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
+  const op = 'auroc';
+  const n = expectPaired(op, scores, labels, ['scores', 'labels']);
+  const order = Array.from({ length: n }, (_, i) => i).sort((i, j) => scores[i] - scores[j]);
+  // mid-ranks of tied scores, summed over the positives
+  let rankSum = 0;
+  let positives = 0;
+  for (let k = 0; k < n; ) {
+    let end = k;
+    while (end + 1 < n && scores[order[end + 1]] === scores[order[k]]) end++;
+    const midRank = (k + end) / 2 + 1;
+    for (let q = k; q <= end; q++) {
+      const l = labels[order[q]];
+      if (l !== 0 && l !== 1) fail(op, `labels must be 0 or 1, got ${describe(l)} at index ${order[q]}`);
+      if (!Number.isFinite(scores[order[q]])) fail(op, `scores must be finite, got ${scores[order[q]]} at index ${order[q]}`);
+      if (l === 1) {
+        rankSum += midRank;
+        positives++;
+      }
+    }
+    k = end + 1;
+  }
+  const negatives = n - positives;
+  if (positives === 0 || negatives === 0) return NaN;
+  return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
+}

@@ -18,6 +18,7 @@ import { writeCsv, type Row } from '../../io/tables.js';
 import { dice } from '../../metrics/overlap.js';
 import { asd, hausdorff, hd95 } from '../../metrics/surface.js';
 import { jacobianFoldingFraction } from '../../metrics/registration.js';
+import { auroc, pearsonCorrelation } from '../../metrics/stats.js';
 import { abs, sub } from '../../kernels/math.js';
 import { stack } from '../../kernels/shape.js';
 import { warpLabels, type Backbone } from './backbones.js';
@@ -31,6 +32,12 @@ export interface AuxiliaryMap {
   /** [B, 1, ...spatial] from the batch's moving and fixed images and the moving image warped to the fixed one. */
   compute: (moving: Tensor, fixed: Tensor, warped: Tensor) => Tensor;
   range?: HeatmapOptions;
+  /**
+   * What the map claims, checked where the pairs carry the truth: 'score' against `missing` (the pixels without
+   * correspondence: mean score inside and outside, AUROC of 1 − score), 'logVariance' against `noiseVariance` (Pearson's
+   * r of the predicted and the true log variance). Both within the pair's background mask.
+   */
+  checks?: 'score' | 'logVariance';
 }
 
 export interface RegistrationEvaluation {
@@ -62,6 +69,9 @@ export async function evaluateRegistration(
         return { flow: o.flow, warped: o.warped, warpedLab: warpLabels(srcLab, o.flow) };
       }),
     );
+    const aux = opts.auxiliaryMap;
+    const auxMap = aux?.checks ? noGrad(() => tidy(() => aux.compute(src, tgt, warped))) : null;
+    const auxValues = auxMap ? ((await auxMap.data()) as Float32Array) : null;
     for (let b = 0; b < items.length; b++) {
       const [w, f, m, fl] = tidy(() => [warpedLab, tgtLab, srcLab, flow].map((t, i) => (i < 3 ? t.narrow(0, b, 1).squeeze(0) : t.narrow(0, b, 1))));
       const d = await dice(w, f, { labels });
@@ -81,18 +91,19 @@ export async function evaluateRegistration(
       row.dice = d.mean;
       row.dice0 = d0.mean;
       row.folding = await jacobianFoldingFraction(fl);
+      if (auxValues) Object.assign(row, await auxiliaryChecks(aux!.checks!, items[b], auxValues.subarray(b * auxValues.length / items.length, (b + 1) * auxValues.length / items.length)));
       rows.push(row);
       for (const t of [w, f, m, fl]) t.dispose();
     }
     if (start === 0 && opts.outDir) {
-      const aux = opts.auxiliaryMap;
-      const auxPanel = aux && src.ndim === 4 ? { title: aux.title, range: aux.range, map: noGrad(() => aux.compute(src, tgt, warped)) } : undefined;
+      const auxPanel = aux && src.ndim === 4 ? { title: aux.title, range: aux.range, map: auxMap ?? noGrad(() => tidy(() => aux.compute(src, tgt, warped))) } : undefined;
       await writeFigure(opts.outDir, src, tgt, warped, srcLab, warpedLab, tgtLab, flow, auxPanel);
-      auxPanel?.map.dispose();
+      if (auxPanel && auxPanel.map !== auxMap) auxPanel.map.dispose();
       const affine = (items[0] as RegistrationPair & { affine?: Affine }).affine;
       if (affine) await writeVolumes(opts.outDir, affine, warped, warpedLab, flow);
     }
     for (const t of [src, tgt, srcLab, tgtLab, flow, warpedLab, warped]) t.dispose();
+    auxMap?.dispose();
     for (const p of items) for (const t of Object.values(p)) if (t instanceof Tensor) t.dispose();
   }
   if (wasTraining) model.train();
@@ -101,6 +112,31 @@ export async function evaluateRegistration(
   if (opts.outDir) await writeCsv(`${opts.outDir}/pairs.csv`, rows);
   opts.log?.(`evaluated ${rows.length} test pairs: Dice ${summary.dice.toFixed(4)} (unregistered ${summary.dice0.toFixed(4)}), folding ${(100 * summary.folding).toFixed(3)} %`);
   return { rows, summary };
+}
+
+/**
+ * The auxiliary map of one pair against the truth the pair carries (NaN where it carries none, or none applies):
+ * score_missing / score_kept (mean score on and off the pixels without correspondence) and auroc_missing; or
+ * corr_logvar, Pearson's r between the predicted and the true log noise variance.
+ */
+async function auxiliaryChecks(checks: 'score' | 'logVariance', pair: RegistrationPair, map: Float32Array): Promise<Row> {
+  const extra = pair as RegistrationPair & { missing?: Tensor; noiseVariance?: Tensor };
+  const mask = await pair.mask.data();
+  const inMask = Array.from(mask.keys()).filter((i) => mask[i] > 0);
+  if (checks === 'score') {
+    const missing = extra.missing ? await extra.missing.data() : null;
+    const on = missing ? inMask.filter((i) => missing[i] > 0.5) : [];
+    const off = missing ? inMask.filter((i) => !(missing[i] > 0.5)) : inMask;
+    const meanAt = (idx: number[]) => (idx.length ? idx.reduce((a, i) => a + map[i], 0) / idx.length : NaN);
+    return {
+      score_missing: meanAt(on),
+      score_kept: meanAt(off),
+      auroc_missing: on.length && off.length ? auroc(inMask.map((i) => 1 - map[i]), inMask.map((i) => (missing![i] > 0.5 ? 1 : 0))) : NaN,
+    };
+  }
+  const nv = extra.noiseVariance ? await extra.noiseVariance.data() : null;
+  const valid = nv ? inMask.filter((i) => nv[i] > 0) : [];
+  return { corr_logvar: valid.length > 1 ? pearsonCorrelation(valid.map((i) => map[i]), valid.map((i) => Math.log(nv![i]))) : NaN };
 }
 
 /**

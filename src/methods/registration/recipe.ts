@@ -134,8 +134,8 @@ async function dataset(c: Config, split: 'train' | 'test'): Promise<Dataset<Regi
 /** The auxiliary network's map for the evaluation figure: log σ² of the variance network, or AdaCS's score. */
 function auxiliaryMap(c: Config, aux: Module | null): AuxiliaryMap | undefined {
   if (!aux) return undefined;
-  if (get<string>(c, 'method') === 'hetero') return { title: 'log variance', compute: (_m, fixed, warped) => aux.call(cat([warped, fixed], 1)) };
-  return { title: 'score', compute: (_m, fixed) => aux.call(fixed), range: { min: 0, max: 1 } };
+  if (get<string>(c, 'method') === 'hetero') return { title: 'log variance', compute: (_m, fixed, warped) => aux.call(cat([warped, fixed], 1)), checks: 'logVariance' };
+  return { title: 'score', compute: (_m, fixed) => aux.call(fixed), range: { min: 0, max: 1 }, checks: 'score' };
 }
 
 /** The structures the evaluation reports: the phantom's three cardiac labels, or large AAL regions of ch2. */
