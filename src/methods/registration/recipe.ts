@@ -134,7 +134,7 @@ async function dataset(c: Config, split: 'train' | 'test'): Promise<Dataset<Regi
 /** The auxiliary network's map for the evaluation figure: log σ² of the variance network, or AdaCS's score. */
 function auxiliaryMap(c: Config, aux: Module | null): AuxiliaryMap | undefined {
   if (!aux) return undefined;
-  if (get<string>(c, 'method') === 'hetero') return { title: 'log variance', compute: (_m, fixed, warped) => aux.call(cat([warped, fixed], 1)), checks: 'logVariance' };
+  if (get<string>(c, 'method') === 'hetero') return { title: 'log var', compute: (_m, fixed, warped) => aux.call(cat([warped, fixed], 1)), checks: 'logVariance' };
   return { title: 'score', compute: (_m, fixed) => aux.call(fixed), range: { min: 0, max: 1 }, checks: 'score' };
 }
 
