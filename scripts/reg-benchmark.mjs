@@ -6,6 +6,7 @@
 // steps (--steps); the two-network methods add their auxiliary-only warm-start epoch on top. Text after the
 // ANALYSIS marker line of an existing results file is kept (the hand-written reading of the numbers).
 //   node scripts/reg-benchmark.mjs [--steps 200] [--batch 4] [--test 100] [--variants clean,speckle] [--out runs/reg-bench]
+//   --seeds 1,2 --seed-variants clean: the MSE baseline retrained with these training seeds (same data), for scale
 //   --results DIR: where the tables and figures go (default docs/results)
 //   --report: no training; tabulate the run folders already under --out (e.g. after an interrupted benchmark)
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,6 +22,9 @@ const batchSize = Number(arg('batch', 4));
 const testPairs = Number(arg('test', 100));
 const variants = arg('variants', vg.data.PHANTOM_VARIANTS.join(',')).split(',');
 const methods = arg('methods', 'mse,hetero,adacs,bim').split(',');
+// the baseline retrained with these training seeds on these variants: how far training noise alone moves the numbers
+const extraSeeds = arg('seeds', '1,2').split(',').filter((x) => x !== '').map(Number);
+const seedVariants = arg('seed-variants', 'clean').split(',').filter((x) => x !== '');
 const outRoot = arg('out', 'runs/reg-bench');
 const reportOnly = process.argv.includes('--report');
 const results = arg('results', 'docs/results');
@@ -33,42 +37,70 @@ const rows = [];
 const perPair = {};
 const done = [];
 const reused = [];
-const sameConfig = (a, b) => a !== undefined && JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+// a setting a run's recorded config lacks had its default (settings added later default to the earlier behaviour)
+const sameConfig = (a, b) => {
+  const full = (x) => JSON.stringify(Object.entries({ ...recipe.defaults, ...x }).sort());
+  return a !== undefined && full(a) === full(b);
+};
+/** Trains one run (or evaluates its checkpoint when a finished run with this config is there); its per-pair rows. */
+async function runOne(variant, method, trainSeed) {
+  const name = trainSeed === undefined ? `${variant}-${method}` : `${variant}-${method}-seed${trainSeed}`;
+  const outDir = `${outRoot}/${name}`;
+  let evaluation;
+  let seconds;
+  if (reportOnly) {
+    if (!existsSync(`${outDir}/pairs.csv`)) return null;
+    // the evaluation is the mean of the per-pair rows; the time only where a metrics.json recorded it
+    seconds = existsSync(`${outDir}/metrics.json`) ? JSON.parse(readFileSync(`${outDir}/metrics.json`, 'utf8')).seconds : NaN;
+  } else {
+    const config = { ...recipe.defaults, ...common, variant, method, ...(trainSeed === undefined ? {} : { trainSeed }) };
+    const log = (m) => console.log(`  ${m}`);
+    const previous = existsSync(`${outDir}/metrics.json`) ? JSON.parse(readFileSync(`${outDir}/metrics.json`, 'utf8')) : null;
+    if (previous && sameConfig(previous.config, config) && existsSync(`${outDir}/checkpoint.safetensors`)) {
+      // trained by an earlier invocation with exactly this config: its checkpoint is evaluated again (the current
+      // evaluation code, bit-identical Dice), not retrained
+      evaluation = await recipe.evaluate({ config, outDir, checkpoint: `${outDir}/checkpoint.safetensors`, log });
+      seconds = previous.seconds;
+      writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ ...previous, evaluation }, null, 1));
+      reused.push(name);
+    } else {
+      const t = performance.now();
+      const r = await recipe.train({ config, outDir, log });
+      seconds = (performance.now() - t) / 1000;
+      evaluation = r.evaluation;
+      writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ variant, method, seconds, config, evaluation, history: r.history }, null, 1));
+    }
+  }
+  const pairs = await vg.io.readCsv(`${outDir}/pairs.csv`);
+  evaluation ??= vg.metrics.compareRuns([{ name, rows: pairs }], { tested: [] })[0];
+  console.log(`${name}: Dice ${evaluation.dice.toFixed(4)} Myo ${evaluation.dice_Myo.toFixed(4)} (unregistered ${evaluation.dice0.toFixed(4)}) in ${seconds.toFixed(0)} s`);
+  return { outDir, pairs, evaluation, seconds };
+}
+
 for (const variant of variants)
   for (const method of methods) {
-    const outDir = `${outRoot}/${variant}-${method}`;
-    let evaluation;
-    let seconds;
-    if (reportOnly) {
-      if (!existsSync(`${outDir}/pairs.csv`)) continue;
-      // the evaluation is the mean of the per-pair rows; the time only where a metrics.json recorded it
-      seconds = existsSync(`${outDir}/metrics.json`) ? JSON.parse(readFileSync(`${outDir}/metrics.json`, 'utf8')).seconds : NaN;
-    } else {
-      const config = { ...recipe.defaults, ...common, variant, method };
-      const log = (m) => console.log(`  ${m}`);
-      const previous = existsSync(`${outDir}/metrics.json`) ? JSON.parse(readFileSync(`${outDir}/metrics.json`, 'utf8')) : null;
-      if (previous && sameConfig(previous.config, config) && existsSync(`${outDir}/checkpoint.safetensors`)) {
-        // trained by an earlier invocation with exactly this config: its checkpoint is evaluated again (the current
-        // evaluation code, bit-identical Dice), not retrained
-        evaluation = await recipe.evaluate({ config, outDir, checkpoint: `${outDir}/checkpoint.safetensors`, log });
-        seconds = previous.seconds;
-        writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ ...previous, evaluation }, null, 1));
-        reused.push(`${variant}/${method}`);
-      } else {
-        const t = performance.now();
-        const r = await recipe.train({ config, outDir, log });
-        seconds = (performance.now() - t) / 1000;
-        evaluation = r.evaluation;
-        writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ variant, method, seconds, config, evaluation, history: r.history }, null, 1));
-      }
-    }
-    perPair[`${variant}/${method}`] = await vg.io.readCsv(`${outDir}/pairs.csv`);
-    evaluation ??= vg.metrics.compareRuns([{ name: method, rows: perPair[`${variant}/${method}`] }], { tested: [] })[0];
-    rows.push({ variant, method, seconds, ...evaluation });
+    const r = await runOne(variant, method);
+    if (!r) continue;
+    perPair[`${variant}/${method}`] = r.pairs;
+    rows.push({ variant, method, seconds: r.seconds, ...r.evaluation });
     done.push(`${variant}/${method}`);
-    console.log(`${variant} ${method}: Dice ${evaluation.dice.toFixed(4)} Myo ${evaluation.dice_Myo.toFixed(4)} (unregistered ${evaluation.dice0.toFixed(4)}) in ${seconds.toFixed(0)} s`);
-    copyFileSync(`${outDir}/figure.png`, `${results}/registration-phantom-${variant}-${method}.png`);
+    copyFileSync(`${r.outDir}/figure.png`, `${results}/registration-phantom-${variant}-${method}.png`);
   }
+
+// training noise: the baseline retrained with other seeds (initialisation and batch order; the same data), compared
+// with the seed of the main table as a method would be
+const noise = [];
+for (const variant of seedVariants) {
+  const base = perPair[`${variant}/mse`];
+  if (!base) continue;
+  const runs = [{ name: `${steps} steps, seed 0 (the table's)`, rows: base }];
+  for (const k of extraSeeds) {
+    const r = await runOne(variant, 'mse', k);
+    if (r) runs.push({ name: `seed ${k}`, rows: r.pairs });
+  }
+  for (const c of vg.metrics.compareRuns(runs, { tested: ['dice', 'dice_Myo'] }))
+    noise.push({ variant, 'MSE baseline': c.run, Dice: c.dice.toFixed(4), 'Δ vs seed 0': c['Δ dice'] === undefined ? '' : c['Δ dice'].toFixed(4), p: c['p dice'] === undefined ? '' : c['p dice'].toExponential(1), 'Myo Dice': c.dice_Myo.toFixed(4) });
+}
 
 // per variant, each method against the MSE baseline: means and paired t-tests on per-pair Dice (vg.metrics.compareRuns)
 const fmt = (x, d = 4) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
@@ -121,7 +153,7 @@ for (const row of rows) {
 for (const c of checks) if (c['score elsewhere'] === 'NaN') c['score elsewhere'] = '';
 const shown = variants.filter((v) => rows.some((r) => r.variant === v));
 const unreg = Object.fromEntries(shown.map((v) => [v, rows.find((r) => r.variant === v)?.dice0]));
-const command = `node scripts/reg-benchmark.mjs --steps ${steps} --batch ${batchSize} --test ${testPairs} --variants ${variants.join(',')} --methods ${methods.join(',')}`;
+const command = `node scripts/reg-benchmark.mjs --steps ${steps} --batch ${batchSize} --test ${testPairs} --variants ${variants.join(',')} --methods ${methods.join(',')} --seeds ${extraSeeds.join(',')} --seed-variants ${seedVariants.join(',')}`;
 const md = `# Registration benchmark on the embedded phantom (VoxelMorph)
 
 **This is not the papers' data.** The pairs are the procedural cardiac phantom's ED→ES frames (voxgrad's
@@ -158,6 +190,13 @@ variant only; within the background mask); the mean AdaCS score on the pixels wi
 and the AUROC of 1 − score for finding them (missing-correspondence variant only). Means over the pairs where defined.
 
 ${checks.length ? vg.io.markdownTable(checks) : '(no two-network runs)'}
+
+Training noise: the MSE baseline retrained with other training seeds (network initialisation and batch order; the same
+training and test pairs), compared with the table's seed-0 baseline exactly as the methods are. A paired t-test over
+test pairs holds the trained networks fixed, so it does not see this source of variation: a difference between two
+methods is only evidence for a method when it is larger than these.
+
+${noise.length ? vg.io.markdownTable(noise) : '(not run)'}
 
 Per-pair rows: \`registration-phantom.csv\`. Figures of the first test pair, \`registration-phantom-<variant>-<method>.png\`:
 fixed, moving and warped images with their labels and the residual |fixed − warped|; the warped grid, flow colours,

@@ -77,6 +77,8 @@ const defaults: Config = {
   trainPairs: 200,
   testPairs: 100,
   seed: 0,
+  // the networks' initialisation and the batch order; -1: the data's `seed` (so runs differ only in training noise)
+  trainSeed: -1,
   checkpointEvery: 100,
 };
 
@@ -146,9 +148,16 @@ function structuresOf(c: Config): Record<number, string> {
 }
 
 /** The networks of a method: the backbone, and the variance or scoring network; one module tree for checkpoints. */
+/** The seed of the networks' initialisation and the batch order: `trainSeed`, or the data's `seed` when it is -1. */
+function trainingSeed(c: Config): number {
+  const t = get<number>(c, 'trainSeed');
+  if (!(Number.isInteger(t) && t >= -1)) fail('reg', `trainSeed must be an integer ≥ 0, or -1 for the data's seed, got ${t}`);
+  return t === -1 ? get<number>(c, 'seed') : t;
+}
+
 function buildNets(c: Config, inshape: number[]): { backbone: Backbone; aux: Module | null; bundle: Module } {
   const method = choice<Method>(c, 'method', METHODS);
-  const seed = get<number>(c, 'seed');
+  const seed = trainingSeed(c);
   const backbone = makeBackbone(get<string>(c, 'backbone'), inshape, {
     bidir: get<boolean>(c, 'bidir') && get<string>(c, 'backbone') !== 'regnet',
     intSteps: get(c, 'intSteps'),
@@ -172,7 +181,7 @@ async function train(ctx: RunContext) {
   const method = choice<Method>(c, 'method', METHODS);
   const steps = get<number>(c, 'steps');
   const batch = get<number>(c, 'batchSize');
-  const seed = get<number>(c, 'seed');
+  const seed = trainingSeed(c);
   const data = await loadPairs(await dataset(c, 'train'));
   const inshape = data.moving.shape.slice(2);
   const { backbone, aux, bundle } = buildNets(c, inshape);
