@@ -9,7 +9,8 @@ import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { assertThrowsWith, decodePng, rng, setup, vg } from './helpers.mjs';
+import { assertThrowsWith, rng, setup, vg } from './helpers.mjs';
+import { decodePng } from './png.mjs';
 
 test.before(setup);
 

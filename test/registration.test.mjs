@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { decodePng, setup, vg } from './helpers.mjs';
+import { setup, vg } from './helpers.mjs';
+import { decodePng } from './png.mjs';
 
 test.before(setup);
 const dir = mkdtempSync(join(tmpdir(), 'vg-reg-'));
