@@ -74,10 +74,14 @@ test('train writes the run folder (config, per-step metrics, loss curve PNG, a l
   assert.is(step, STEPS);
   model.dispose();
   // eval of the checkpoint reproduces the evaluation the training run wrote
-  const evalOut = join(dir, 'eval');
-  const ev = run(['eval', 'unet-phantom', '--checkpoint', join(out, 'checkpoint.safetensors'), ...TINY, '--out', evalOut]);
+  // (the run folder's config.json as --config; an --out folder that does not exist yet)
+  const evalOut = join(dir, 'eval', 'nested');
+  const ev = run(['eval', 'unet-phantom', '--checkpoint', join(out, 'checkpoint.safetensors'), '--config', join(out, 'config.json'), '--out', evalOut]);
   assert.is(ev.status, 0, ev.stderr);
   assert.equal(JSON.parse(readFileSync(join(evalOut, 'eval.json'), 'utf8')), metrics.evaluation);
+  const other = run(['eval', 'reg', '--checkpoint', join(out, 'checkpoint.safetensors'), '--config', join(out, 'config.json')]);
+  assert.is(other.status, 2);
+  assert.match(other.stderr, "is a config of recipe 'unet-phantom', not 'reg'");
 });
 
 test('eval --compare: run folders side by side with paired t-tests against the baseline, written to --out', async () => {

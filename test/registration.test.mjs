@@ -270,6 +270,47 @@ test('trainSeed changes the initialisation and batch order, not the data; -1 is 
   }
 });
 
+test('displacement error where the truth is known: |flow + trueFlow(x + flow)| against a bilinear JS reference', async () => {
+  const [H, W] = [9, 11];
+  const r = (seed) => { let x = seed; return () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1; };
+  const rnd = r(7);
+  const trueFlow = Float32Array.from({ length: 2 * H * W }, () => 1.5 * rnd());
+  const flow = Float32Array.from({ length: 2 * H * W }, () => 1.2 * rnd());
+  const mask = Float32Array.from({ length: H * W }, (_, i) => (i % 5 === 0 ? 0 : 1));
+  // bilinear sample of channel c of trueFlow at (y, x), coordinates clamped to the grid (border padding)
+  const at = (c, y, x) => {
+    const cy = Math.min(Math.max(y, 0), H - 1);
+    const cx = Math.min(Math.max(x, 0), W - 1);
+    const [y0, x0] = [Math.min(Math.floor(cy), H - 2), Math.min(Math.floor(cx), W - 2)];
+    const [fy, fx] = [cy - y0, cx - x0];
+    const v = (i, j) => trueFlow[c * H * W + i * W + j];
+    return (1 - fy) * ((1 - fx) * v(y0, x0) + fx * v(y0, x0 + 1)) + fy * ((1 - fx) * v(y0 + 1, x0) + fx * v(y0 + 1, x0 + 1));
+  };
+  let epe = 0, epe0 = 0, n = 0;
+  for (let i = 0; i < H; i++)
+    for (let j = 0; j < W; j++) {
+      const q = i * W + j;
+      if (!mask[q]) continue;
+      const [dy, dx] = [flow[q], flow[H * W + q]];
+      epe += Math.hypot(dy + at(0, i + dy, j + dx), dx + at(1, i + dy, j + dx));
+      epe0 += Math.hypot(trueFlow[q], trueFlow[H * W + q]);
+      n++;
+    }
+  const image = vg.rand([1, H, W], { seed: 3 });
+  const labels = vg.tensor(Int32Array.from({ length: H * W }, (_, q) => (q % W > 4 ? 1 : 0)), [H, W], { dtype: 'i32' });
+  const pair = () => ({ moving: image.clone(), fixed: image.clone(), movingLabel: labels.clone(), fixedLabel: labels.clone(), mask: vg.tensor(mask, [1, H, W]), trueFlow: vg.tensor(trueFlow, [2, H, W]) });
+  const backbone = {
+    name: 'voxelmorph',
+    module: new vg.nn.Module(),
+    gradMult: 1,
+    run: (src) => ({ warped: src.clone(), inverseWarped: null, flow: vg.tensor(flow, [1, 2, H, W]), regFlow: null, mask: null }),
+  };
+  const ev = await vg.methods.registration.evaluateRegistration(backbone, { length: 1, get: async () => pair() }, { structures: { 1: 'A' } });
+  assert.ok(Math.abs(ev.rows[0].epe - epe / n) < 1e-5, `epe ${ev.rows[0].epe} vs ${epe / n}`);
+  assert.ok(Math.abs(ev.rows[0].epe0 - epe0 / n) < 1e-5, `epe0 ${ev.rows[0].epe0} vs ${epe0 / n}`);
+  for (const t of [image, labels]) t.dispose();
+});
+
 test('a resumed AdaCS run (momentum weight included) ends bit-for-bit where an uninterrupted one ends', async () => {
   const full = join(dir, 'full');
   const a = await recipe().train({ config: config({ method: 'adacs', steps: 6, testPairs: 1 }), outDir: full });

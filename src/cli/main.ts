@@ -73,7 +73,10 @@ async function buildConfig(recipe: Recipe, flags: Map<string, string[]>): Promis
       throw new UsageError(`--config ${file}: ${(e as Error).message}`);
     }
     if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError(`--config ${file}: expected a JSON object of settings`);
-    Object.assign(config, parsed);
+    // a run folder's config.json names its recipe: accepted when it is this one
+    const { recipe: named, ...settings } = parsed as Config;
+    if (named !== undefined && named !== recipe.name) throw new UsageError(`--config ${file} is a config of recipe '${String(named)}', not '${recipe.name}'`);
+    Object.assign(config, settings);
   }
   for (const kv of flags.get('set') ?? []) {
     const eq = kv.indexOf('=');
@@ -211,13 +214,11 @@ async function evaluate(recipe: Recipe, flags: Map<string, string[]>): Promise<n
   const config = await buildConfig(recipe, flags);
   await vg.init();
   const outDir = one(flags, 'out') ?? null;
+  // the evaluation writes its tables, figures and volumes there
+  if (outDir) await files('voxgrad').mkdir(outDir);
   const result = await recipe.evaluate({ config, outDir, checkpoint, log: (m) => console.error(m) });
   console.log(JSON.stringify(result, finite, 2));
-  if (outDir) {
-    const { mkdir } = await import('node:fs/promises');
-    await mkdir(outDir, { recursive: true });
-    await writeJson(`${outDir}/eval.json`, result);
-  }
+  if (outDir) await writeJson(`${outDir}/eval.json`, result);
   return 0;
 }
 

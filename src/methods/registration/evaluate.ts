@@ -3,7 +3,8 @@
  * predicted displacement (nearest, so labels stay labels) against the fixed one — Dice per structure, HD95, HD and
  * ASD (medpy's definitions, in pixels as the papers report them; ASD from the fixed surface, as the papers' code), the fraction of folded pixels (|J| ≤ 0) — plus the
  * unregistered Dice. Writes per-pair rows (pairs.csv), a figure of the first 2-D pair, and for pairs with an affine
- * (volumes) the first pair's warped image, labels and displacement field as NIfTI, to the run folder.
+ * (volumes) the first pair's warped image, labels and displacement field as NIfTI, to the run folder. Pairs that
+ * know their deformation (ch2) also get the displacement error before and after (epe0, epe, voxels).
  */
 import { noGrad } from '../../engine/autograd.js';
 import { Tensor, tidy } from '../../engine/tensor.js';
@@ -19,7 +20,9 @@ import { dice } from '../../metrics/overlap.js';
 import { asd, hausdorff, hd95 } from '../../metrics/surface.js';
 import { jacobianFoldingFraction } from '../../metrics/registration.js';
 import { auroc, pearsonCorrelation } from '../../metrics/stats.js';
-import { abs, sub } from '../../kernels/math.js';
+import { abs, add, mul, sqrt, sub } from '../../kernels/math.js';
+import { sum } from '../../kernels/reduce.js';
+import { spatialTransform } from '../../kernels/spatial.js';
 import { stack } from '../../kernels/shape.js';
 import { warpLabels, type Backbone } from './backbones.js';
 
@@ -91,6 +94,8 @@ export async function evaluateRegistration(
       row.dice = d.mean;
       row.dice0 = d0.mean;
       row.folding = await jacobianFoldingFraction(fl);
+      const trueFlow = (items[b] as RegistrationPair & { trueFlow?: Tensor }).trueFlow;
+      if (trueFlow) Object.assign(row, await displacementError(fl, trueFlow, items[b].mask));
       if (auxValues) Object.assign(row, await auxiliaryChecks(aux!.checks!, items[b], auxValues.subarray(b * auxValues.length / items.length, (b + 1) * auxValues.length / items.length)));
       rows.push(row);
       for (const t of [w, f, m, fl]) t.dispose();
@@ -112,6 +117,25 @@ export async function evaluateRegistration(
   if (opts.outDir) await writeCsv(`${opts.outDir}/pairs.csv`, rows);
   opts.log?.(`evaluated ${rows.length} test pairs: Dice ${summary.dice.toFixed(4)} (unregistered ${summary.dice0.toFixed(4)}), folding ${(100 * summary.folding).toFixed(3)} %`);
   return { rows, summary };
+}
+
+/**
+ * Where a pair knows its deformation (trueFlow: moving = fixed ∘ (id + trueFlow)), how far the predicted map is from
+ * the exact inverse, in voxels, without inverting anything: the prediction is right where
+ * flow(x) + trueFlow(x + flow(x)) = 0, so epe is the mean length of that composition over the mask, and epe0 the
+ * same for no registration (the mean |trueFlow|).
+ */
+async function displacementError(flow: Tensor, trueFlow: Tensor, mask: Tensor): Promise<Row> {
+  const [epe, epe0, count] = tidy(() => {
+    const truth = trueFlow.unsqueeze(0);
+    const m = mask.unsqueeze(0);
+    const composed = add(flow, spatialTransform(truth, flow, { paddingMode: 'border' }));
+    const length = (v: Tensor) => sqrt(sum(mul(v, v), { dim: 1, keepdim: true }));
+    return [sum(mul(length(composed), m)), sum(mul(length(truth), m)), sum(m)];
+  });
+  const [e, e0, n] = [await epe.item(), await epe0.item(), await count.item()];
+  for (const t of [epe, epe0, count]) t.dispose();
+  return { epe: e / n, epe0: e0 / n };
 }
 
 /**
