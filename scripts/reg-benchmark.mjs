@@ -135,22 +135,26 @@ const finiteMean = (xs) => {
   const f = xs.filter(Number.isFinite);
   return f.length ? f.reduce((a, b) => a + b, 0) / f.length : NaN;
 };
+// '—': the variant has no ground truth for that check (no noise map, no pixels without correspondence)
+const checkCell = (xs) => {
+  const m = finiteMean(xs);
+  return Number.isFinite(m) ? m.toFixed(3) : '—';
+};
 const checks = [];
 for (const row of rows) {
   const p = perPair[`${row.variant}/${row.method}`];
   if (row.method === 'hetero')
-    checks.push({ variant: row.variant, method: 'heteroscedastic', 'r(log σ² predicted, log σ² true)': fmt(finiteMean(p.map((x) => x.corr_logvar)), 3), 'score on missing': '', 'score elsewhere': fmt(NaN), 'AUROC missing': '' });
+    checks.push({ variant: row.variant, method: 'heteroscedastic', 'r(log σ² predicted, log σ² true)': checkCell(p.map((x) => x.corr_logvar)), 'score on missing': '', 'score elsewhere': '', 'AUROC missing': '' });
   if (row.method === 'adacs')
     checks.push({
       variant: row.variant,
       method: 'AdaCS',
       'r(log σ² predicted, log σ² true)': '',
-      'score on missing': fmt(finiteMean(p.map((x) => x.score_missing)), 3),
-      'score elsewhere': fmt(finiteMean(p.map((x) => x.score_kept)), 3),
-      'AUROC missing': fmt(finiteMean(p.map((x) => x.auroc_missing)), 3),
+      'score on missing': checkCell(p.map((x) => x.score_missing)),
+      'score elsewhere': checkCell(p.map((x) => x.score_kept)),
+      'AUROC missing': checkCell(p.map((x) => x.auroc_missing)),
     });
 }
-for (const c of checks) if (c['score elsewhere'] === 'NaN') c['score elsewhere'] = '';
 const shown = variants.filter((v) => rows.some((r) => r.variant === v));
 const unreg = Object.fromEntries(shown.map((v) => [v, rows.find((r) => r.variant === v)?.dice0]));
 const command = `node scripts/reg-benchmark.mjs --steps ${steps} --batch ${batchSize} --test ${testPairs} --variants ${variants.join(',')} --methods ${methods.join(',')} --seeds ${extraSeeds.join(',')} --seed-variants ${seedVariants.join(',')}`;
@@ -187,7 +191,8 @@ ${reused.length ? `\nRuns trained by an earlier invocation of the same command w
 What the auxiliary networks learned, on the same test pairs, against the phantom's ground truth: Pearson's r between
 the variance network's log σ² (forward direction) and the true log noise variance of fixed − moving (heteroscedastic
 variant only; within the background mask); the mean AdaCS score on the pixels without correspondence and elsewhere,
-and the AUROC of 1 − score for finding them (missing-correspondence variant only). Means over the pairs where defined.
+and the AUROC of 1 − score for finding them (missing-correspondence variant only). Means over the pairs where defined;
+— where the variant has no such ground truth.
 
 ${checks.length ? vg.io.markdownTable(checks) : '(no two-network runs)'}
 

@@ -147,7 +147,6 @@ function structuresOf(c: Config): Record<number, string> {
   return data === 'ch2' ? Object.fromEntries(CH2_DICE_STRUCTURES.map((s) => [s.label, s.name])) : CARDIAC_STRUCTURES;
 }
 
-/** The networks of a method: the backbone, and the variance or scoring network; one module tree for checkpoints. */
 /** The seed of the networks' initialisation and the batch order: `trainSeed`, or the data's `seed` when it is -1. */
 function trainingSeed(c: Config): number {
   const t = get<number>(c, 'trainSeed');
@@ -155,6 +154,7 @@ function trainingSeed(c: Config): number {
   return t === -1 ? get<number>(c, 'seed') : t;
 }
 
+/** The networks of a method: the backbone, and the variance or scoring network; one module tree for checkpoints. */
 function buildNets(c: Config, inshape: number[]): { backbone: Backbone; aux: Module | null; bundle: Module } {
   const method = choice<Method>(c, 'method', METHODS);
   const seed = trainingSeed(c);
