@@ -21,28 +21,35 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<{{OUT_T}}>;
 @group(0) @binding(2) var<storage, read> x: array<{{T}}>;
 
+// The outermost dim needs no division: what remains of the index there is already below its size. Integer
+// division is the dominant cost per element on CPU adapters (the host merges contiguous dims for the same reason).
 fn base_offset(o: u32) -> u32 {
   var rem = o;
   var off = 0u;
-  for (var d = i32(p.keepRank) - 1; d >= 0; d--) {
-    let k = u32(d);
+  for (var k = p.keepRank - 1u; k > 0u; k--) {
     let sz = dim_of(p.keepShape, k);
-    off += (rem % sz) * dim_of(p.keepStrides, k);
-    rem = rem / sz;
+    let q = rem / sz;
+    off += (rem - q * sz) * dim_of(p.keepStrides, k);
+    rem = q;
   }
-  return off;
+  return off + rem * dim_of(p.keepStrides, 0u);
 }
 
-fn red_offset(r: u32) -> u32 {
+// Offset of reduction index r over the reduced dims [0, rank): rank = p.redRank for a whole index, p.redRank − 1
+// for an index over all but the innermost reduced dim.
+fn red_offset(r: u32, rank: u32) -> u32 {
+  if (rank == 0u) {
+    return 0u;
+  }
   var rem = r;
   var off = 0u;
-  for (var d = i32(p.redRank) - 1; d >= 0; d--) {
-    let k = u32(d);
+  for (var k = rank - 1u; k > 0u; k--) {
     let sz = dim_of(p.redShape, k);
-    off += (rem % sz) * dim_of(p.redStrides, k);
-    rem = rem / sz;
+    let q = rem / sz;
+    off += (rem - q * sz) * dim_of(p.redStrides, k);
+    rem = q;
   }
-  return off;
+  return off + rem * dim_of(p.redStrides, 0u);
 }
 
 // A partial result: value and the reduction index it came from. Accumulators start empty (i == NONE) rather than
@@ -99,9 +106,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let start = (w % p.nSplit) * p.chunk;
   let end = min(start + p.chunk, p.redSize);
   let base = base_offset(o);
+  // r = row · inner + i over (the outer reduced dims, the innermost one): i steps by {{WG}} and the outer offset is
+  // recomputed only when i leaves the row, so long inner rows cost no division per element
+  let inner = dim_of(p.redShape, p.redRank - 1u);
+  let innerStride = dim_of(p.redStrides, p.redRank - 1u);
+  var r = start + lid;
+  var row = r / inner;
+  var i = r - row * inner;
+  var rowBase = base + red_offset(row, p.redRank - 1u);
   var acc = Acc({{T}}(0), NONE);
-  for (var r = start + lid; r < end; r += {{WG}}u) {
-    acc = fold(acc, Acc(x[base + red_offset(r)], r));
+  for (; r < end; r += {{WG}}u) {
+    acc = fold(acc, Acc(x[rowBase + i * innerStride], r));
+    i += {{WG}}u;
+    if (i >= inner) {
+      let next = r + {{WG}}u;
+      row = next / inner;
+      i = next - row * inner;
+      rowBase = base + red_offset(row, p.redRank - 1u);
+    }
   }
   sacc[lid] = acc;
   workgroupBarrier();
@@ -122,7 +144,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = base_offset(o);
   var acc = Acc({{T}}(0), NONE);
   for (var r = 0u; r < p.redSize; r++) {
-    acc = fold(acc, Acc(x[base + red_offset(r)], r));
+    acc = fold(acc, Acc(x[base + red_offset(r, p.redRank)], r));
   }
   out[o] = {{RESULT}}(acc);
 #endif

@@ -157,6 +157,8 @@ const LAYOUTS = [
   ['THREAD (short rows)', [300, 7], 1, ['thread']],
   ['THREAD (many outputs, 40 each)', [5000, 40], -1, ['thread']],
   ['THREAD (strided, many outputs)', [40, 4100], 0, ['thread']],
+  // size-1 dims dropped, neighbours merged: [4100, 14] reduced over 14 contiguous
+  ['THREAD (merged dims)', [4100, 1, 2, 7], [2, 3], ['thread']],
   ['ROW (few outputs, contiguous)', [5, 1000], 1, ['row']],
   ['ROW (few outputs, strided)', [1000, 5], 0, ['row']],
   ['ROW (>= 64 outputs)', [70, 5000], 1, ['row']],
@@ -164,6 +166,8 @@ const LAYOUTS = [
   ['ROW two-pass (contiguous)', [3, 40000], 1, ['row', 'thread']],
   ['ROW two-pass (strided)', [40000, 3], 0, ['row', 'thread']],
   ['ROW two-pass (two reduced dims)', [20, 3, 2000], [0, 2], ['row', 'thread']],
+  // a convolution's bias gradient: N and H·W reduced ([N, C, H, W] → [N, C, H·W] after merging)
+  ['ROW two-pass (bias gradient, merged dims)', [4, 5, 60, 80], [0, 2, 3], ['row', 'thread']],
   // 48 partials: both passes ROW
   ['ROW two-pass (long)', [2, 200000], 1, ['row', 'row']],
 ];

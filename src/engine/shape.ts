@@ -83,3 +83,26 @@ export function pad8(v: readonly number[]): number[] {
   while (o.length < MAX_RANK) o.push(0);
   return o;
 }
+
+/**
+ * A shape's dims with size-1 dims dropped and neighbours merged wherever every strided view of it reads them as
+ * one contiguous run (stride[d] = stride[d + 1] · size[d + 1], or both 0): a [8, 1, 128, 128] output read by a
+ * [8, 1, 1, 1] operand becomes [8, 16384] with operand strides [1, 0]. Fewer dims, fewer integer divisions per element.
+ */
+export function coalesce(dims: readonly number[], strides: number[][]): { shape: number[]; strides: number[][] } {
+  const shape: number[] = [];
+  const out: number[][] = strides.map(() => []);
+  dims.forEach((size, d) => {
+    if (size === 1) return;
+    const last = shape.length - 1;
+    if (last >= 0 && strides.every((st, b) => out[b][last] === st[d] * size)) {
+      shape[last] *= size;
+      strides.forEach((st, b) => (out[b][last] = st[d]));
+    } else {
+      shape.push(size);
+      strides.forEach((st, b) => out[b].push(st[d]));
+    }
+  });
+  if (!shape.length) return { shape: [1], strides: strides.map(() => [0]) };
+  return { shape, strides: out };
+}

@@ -8,7 +8,7 @@ import fnsWgsl from '../../shaders/elementwise_fns.wgsl';
 import { NOT_DIFFERENTIABLE, defineOp, record, type OpDef } from '../engine/autograd.js';
 import { fail } from '../engine/errors.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
-import { broadcastShapes, broadcastStrides, pad8, sameShape } from '../engine/shape.js';
+import { broadcastShapes, broadcastStrides, coalesce, pad8, sameShape } from '../engine/shape.js';
 import { Storage, Tensor, arrayTypeOf, cpuForwardThreshold, shapeSize, type DType } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor } from './common.js';
 import * as host from './host-math.js';
@@ -69,29 +69,6 @@ export function mapExpr(
   const invocations = vec4 ? n / 4 : n;
   dispatch(k, [out.buffer(op), ...tensors.map((t) => t.value.buffer(op))], uniforms, grid1d(ceilDiv(invocations, k.workgroupSize)));
   return out;
-}
-
-/**
- * The output's dims with size-1 dims dropped and neighbours merged wherever every broadcast operand reads them as
- * one contiguous run (stride[d] = stride[d + 1] · size[d + 1], or both 0): [8, 1, 128, 128] + [8, 1, 1, 1] becomes
- * [8, 16384] + [8, 1]. Fewer dims, fewer integer divisions per element.
- */
-function coalesce(outShape: readonly number[], strides: number[][]): { shape: number[]; strides: number[][] } {
-  const shape: number[] = [];
-  const out: number[][] = strides.map(() => []);
-  outShape.forEach((size, d) => {
-    if (size === 1) return;
-    const last = shape.length - 1;
-    if (last >= 0 && strides.every((st, b) => out[b][last] === st[d] * size)) {
-      shape[last] *= size;
-      strides.forEach((st, b) => (out[b][last] = st[d]));
-    } else {
-      shape.push(size);
-      strides.forEach((st, b) => out[b].push(st[d]));
-    }
-  });
-  if (!shape.length) return { shape: [1], strides: strides.map(() => [0]) };
-  return { shape, strides: out };
 }
 
 /** `rank` > 0: the (coalesced) rank of the broadcast index math, unrolled with constant indices. */

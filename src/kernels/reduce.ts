@@ -6,7 +6,7 @@ import reduceWgsl from '../../shaders/reduce.wgsl';
 import { NOT_DIFFERENTIABLE, defineOp, record } from '../engine/autograd.js';
 import { fail, fmtShape } from '../engine/errors.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
-import { normDims, pad8, sameShape, stridesOf } from '../engine/shape.js';
+import { coalesce, normDims, pad8, sameShape, stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, tidy, type DType } from '../engine/tensor.js';
 import { ceilDiv, emptyTensor, expectFloat, expectTensor } from './common.js';
 import { elementwise, mapExpr } from './elementwise.js';
@@ -46,15 +46,18 @@ function reduceRaw(op: string, kind: ReduceKind, x: Tensor, dims: number[], outS
   const redSize = shapeSize(redShape);
   const arg = kind === 'argmax' || kind === 'argmin';
   if (redSize === 0 && kind !== 'sum') fail(op, `cannot reduce over an empty dimension (shape ${fmtShape(x.shape)})`);
+  // merged dims keep the row-major order of outputs and of reduction indices (argmax's r), with fewer divisions
+  const keep = coalesce(keepShape, [keepDims.map((i) => st[i])]);
+  const red = coalesce(redShape, [dims.map((i) => st[i])]);
   const uniforms = {
     nOut,
     redSize,
-    keepRank: keepShape.length,
-    redRank: redShape.length,
-    keepShape: pad8(keepShape),
-    keepStrides: pad8(keepDims.map((i) => st[i])),
-    redShape: pad8(redShape),
-    redStrides: pad8(dims.map((i) => st[i])),
+    keepRank: keep.shape.length,
+    redRank: red.shape.length,
+    keepShape: pad8(keep.shape),
+    keepStrides: pad8(keep.strides[0]),
+    redShape: pad8(red.shape),
+    redStrides: pad8(red.strides[0]),
   };
   const outDtype: DType = arg ? 'i32' : x.dtype;
   const out = emptyTensor(op, outShape, outDtype);
