@@ -1,5 +1,5 @@
-// Pooling, interpolation and normalisation rows: maxPool3d(2), avgPool3d(2) and trilinear x2 upsampling at
-// 1x16x64³; batchNorm (training: batch statistics) and groupNorm(8) at 2x32x32³. voxgrad's GPU time beside tfjs-webgpu
+// Pooling, interpolation, reduction and normalisation rows: maxPool3d(2), avgPool3d(2), trilinear x2 upsampling and the
+// sum over all dims but the channels (a conv bias gradient) at 1x16x64³; batchNorm (training: batch statistics) and groupNorm(8) at 2x32x32³. voxgrad's GPU time beside tfjs-webgpu
 // where tfjs has the op (maxPool3d, avgPool3d and their gradient kernels; batchNorm composed with tf.moments, as tfjs
 // has no training-mode batch norm kernel, and its backward composed from tfjs ops), PyTorch CPU (2 threads) as the labelled reference where no WebGPU peer
 // has it (3-D trilinear resize, group norm), and every result compared with a peer's.
@@ -127,6 +127,9 @@ export async function benchPoolNorm({ tf, copy }) {
     add({ op: 'trilinear x2', pass: 'backward', shape: POOL_SHAPE, bytes: upB + inB, torch: 'upsample', torchOut: [1],
       r: await interleaved([vgEngine('backward', [x], upsample, gyu)], { samples: SAMPLES }) });
     torchJobs.push({ name: 'upsample', op: 'upsample', repeats: 3, inputs: { x: { data: X, shape: POOL_SHAPE }, gy: { data: GYU, shape: up } } });
+    // a convolution's bias gradient: the sum over every dim but the channels, 16 outputs of 262,144 terms each
+    add({ op: 'sum over N,D,H,W', pass: 'forward', shape: POOL_SHAPE, bytes: inB + 16 * 4,
+      r: await interleaved([vgEngine('forward', [], () => vg.sum(x, { dim: [0, 2, 3, 4] })), tfEngine(tf, () => tf.sum(tx, [0, 1, 2, 3]), (d) => d)], { samples: SAMPLES }) });
     for (const t of [x, gyp, gyu, tx, tgy, tMax]) t.dispose();
   }
 
@@ -213,7 +216,7 @@ export async function benchPoolNorm({ tf, copy }) {
     for (const e of Object.values(r.r)) delete e.outputs;
   }
 
-  console.log(`\nPooling, interpolation and normalisation (maxPool3d, avgPool3d, trilinear at 1x16x64³; norms at 2x32x32³, f32)`);
+  console.log(`\nPooling, interpolation, reduction and normalisation (maxPool3d, avgPool3d, trilinear, sum at 1x16x64³; norms at 2x32x32³, f32)`);
   console.log(`  gpu ms: summed kernel time from timestamp queries (vg.profile, tf.time), median of ${SAMPLES} after a warm-up, engines interleaved;`);
   console.log('    no readback. backward: after an untimed forward; forward+backward: both passes, output and x/weight/bias gradients.');
   console.log('    tfjs runs channels-last (NDHWC): inputs transposed once on the host, outside the timing; its gradient kernels');
