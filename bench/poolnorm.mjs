@@ -1,5 +1,6 @@
-// Pooling, interpolation, reduction and normalisation rows: maxPool3d(2), avgPool3d(2), trilinear x2 upsampling and the
-// sum over all dims but the channels (a conv bias gradient) at 1x16x64³; batchNorm (training: batch statistics) and groupNorm(8) at 2x32x32³. voxgrad's GPU time beside tfjs-webgpu
+// Pooling, interpolation, reduction and normalisation rows: maxPool3d(2), avgPool3d(2), trilinear x2 upsampling and
+// the sum over all dims but the channels (a conv bias gradient) at 1x16x64³; batchNorm (training: batch statistics)
+// and groupNorm(8) at 2x32x32³. voxgrad's GPU time beside tfjs-webgpu
 // where tfjs has the op (maxPool3d, avgPool3d and their gradient kernels; batchNorm composed with tf.moments, as tfjs
 // has no training-mode batch norm kernel, and its backward composed from tfjs ops), PyTorch CPU (2 threads) as the labelled reference where no WebGPU peer
 // has it (3-D trilinear resize, group norm), and every result compared with a peer's.

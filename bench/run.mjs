@@ -8,8 +8,8 @@
 //   conv3d      conv3d forward, input and weight gradients at three sizes, beside tfjs and ORT (forward only)
 //   gridsample  gridSample 3-D trilinear forward and backward: GPU time, GB/s against the copy ceiling, PyTorch CPU
 //               as the labelled reference (no WebGPU peer has a 5-D grid_sample) (bench/spatial.mjs)
-//   poolnorm    maxPool3d, avgPool3d, trilinear x2 upsampling, a bias-gradient sum, batchNorm (train), groupNorm, beside tfjs where it has
-//               the op (bench/poolnorm.mjs)
+//   poolnorm    maxPool3d, avgPool3d, trilinear x2 upsampling, a bias-gradient sum, batchNorm (train), groupNorm,
+//               beside tfjs where it has the op (bench/poolnorm.mjs)
 //   optim       one Adam step of a 10M-parameter model (one fused kernel per tensor) beside tfjs's Adam (bench/optim.mjs)
 //   registration  VoxelMorph 2-D (8x128²) and 3-D (1x64³) training steps beside PyTorch CPU (bench/registration.mjs)
 // What every number includes is printed with it; docs/benchmarks.md has results.
