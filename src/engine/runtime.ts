@@ -11,7 +11,7 @@ import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import commonWgsl from '../../shaders/common.wgsl';
 import { gpu, onDeviceReset } from './device.js';
 import { VoxgradError } from './errors.js';
-import { returnToPool, takeReleased } from './pool.js';
+import { onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
 import { profilerHooks } from './profiler-hooks.js';
 
 type ScalarKind = 'u32' | 'i32' | 'f32';
@@ -412,9 +412,8 @@ function bindGroupFor(device: GPUDevice, k: Kernel, buffers: GPUBuffer[], ubuf: 
 }
 
 /** The pool calls this before destroying buffers: cached bind groups may reference them. */
-export function forgetBindGroups(): void {
-  bindGroups.clear();
-}
+// a cached bind group must not outlive a buffer it binds: the pool clears the cache before destroying idle buffers
+onBeforeDestroy(() => bindGroups.clear());
 
 /** Waits until every recorded dispatch has been submitted and finished on the GPU. */
 export async function sync(): Promise<void> {
