@@ -5,7 +5,7 @@
  * (and any queue.writeBuffer into it) is ordered after every earlier use.
  */
 import { gpu, onDeviceReset } from './device.js';
-import { VoxgradError } from './errors.js';
+import { VoxgradError, currentUserOp } from './errors.js';
 
 const USAGE_STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST (GPUBufferUsage, not yet defined at import time in Node)
 
@@ -62,7 +62,7 @@ export function acquire(bytes: number, op: string): GPUBuffer {
   const size = bytes <= maxBinding ? Math.min(sizeClass(bytes), maxBinding) : sizeClass(bytes);
   if (size > limits.maxBufferSize)
     throw new VoxgradError(
-      `${op}: a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${limits.maxBufferSize} bytes). ` +
+      `${currentUserOp() ?? op}: a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${limits.maxBufferSize} bytes). ` +
         'Split the data into smaller tensors (e.g. process the volume in chunks).',
     );
   const list = free.get(size);
