@@ -70,7 +70,7 @@ test('train writes the run folder (config, per-step metrics, loss curve PNG, a l
   const png = readFileSync(join(out, 'loss.png'));
   assert.equal([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
   const model = new vg.models.UNet2D({ features: [4, 8, 8, 16, 16] });
-  const { step } = await vg.io.loadCheckpoint(join(out, 'checkpoint.safetensors'), { model });
+  const { step } = await vg.train.loadCheckpoint(join(out, 'checkpoint.safetensors'), { model });
   assert.is(step, STEPS);
   model.dispose();
   // eval of the checkpoint reproduces the evaluation the training run wrote

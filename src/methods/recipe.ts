@@ -4,7 +4,7 @@
  * resumed run continues exactly), and a metrics log. The CLI and user code drive recipes the same way.
  */
 import { fail } from '../engine/errors.js';
-import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { files } from '../io/files.js';
 import type { Module } from '../nn/module.js';
 

@@ -9,7 +9,7 @@ import { Tensor, tidy } from '../engine/tensor.js';
 import { cardiacPhantom } from '../data/phantom.js';
 import { DataLoader, TensorDataset } from '../data/loader.js';
 import { compose, intensityJitter, randomAffine, randomElastic, randomFlip, randomRot90 } from '../data/augment.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
 import { argmax } from '../kernels/reduce.js';
 import { crossEntropy } from '../kernels/nn.js';
 import { add, mul } from '../kernels/math.js';

@@ -31,7 +31,7 @@ import { spatialTransform } from '../../kernels/spatial.js';
 import { Rng, deriveSeed } from '../../data/random.js';
 import { acdcRegistrationPairs, camusRegistrationPairs, ch2Deformations, CH2_DICE_STRUCTURES, phantomPairs, PHANTOM_VARIANTS, type PhantomVariant, type RegistrationPair } from '../../data/registration.js';
 import type { Dataset } from '../../data/dataset.js';
-import { loadCheckpoint } from '../../io/checkpoint.js';
+import { loadCheckpoint } from '../../train/checkpoint.js';
 import { files } from '../../io/files.js';
 import { Module } from '../../nn/module.js';
 import { ScoringNet, VarianceEstimator } from '../../models/voxelmorph.js';
