@@ -56,7 +56,8 @@ async function runOne(variant, method, trainSeed) {
     const config = { ...recipe.defaults, ...common, variant, method, ...(trainSeed === undefined ? {} : { trainSeed }) };
     const log = (m) => console.log(`  ${m}`);
     const previous = await vg.train.readMetrics(outDir);
-    if (previous?.finished && sameConfig(previous.config, config) && existsSync(`${outDir}/checkpoint.safetensors`)) {
+    // (run folders of earlier versions of this script have no `finished`: only they and finished runs are reused)
+    if (previous && previous.finished !== false && sameConfig(previous.config, config) && existsSync(`${outDir}/checkpoint.safetensors`)) {
       // trained by an earlier invocation with exactly this config: its checkpoint is evaluated again (the current
       // evaluation code, bit-identical Dice), not retrained
       evaluation = await recipe.evaluate({ config, outDir, checkpoint: `${outDir}/checkpoint.safetensors`, log });
