@@ -9,7 +9,7 @@
 //   --seeds 1 --seed-variants clean: the MSE baseline retrained with these training seeds (same data), for scale
 //   --results DIR: where the tables and figures go (default docs/results)
 //   --report: no training; tabulate the run folders already under --out (e.g. after an interrupted benchmark)
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import * as vg from 'voxgrad';
 
@@ -51,24 +51,24 @@ async function runOne(variant, method, trainSeed) {
   if (reportOnly) {
     if (!existsSync(`${outDir}/pairs.csv`)) return null;
     // the evaluation is the mean of the per-pair rows; the time only where a metrics.json recorded it
-    seconds = existsSync(`${outDir}/metrics.json`) ? JSON.parse(readFileSync(`${outDir}/metrics.json`, 'utf8')).seconds : NaN;
+    seconds = (await vg.train.readMetrics(outDir))?.seconds ?? NaN;
   } else {
     const config = { ...recipe.defaults, ...common, variant, method, ...(trainSeed === undefined ? {} : { trainSeed }) };
     const log = (m) => console.log(`  ${m}`);
-    const previous = existsSync(`${outDir}/metrics.json`) ? JSON.parse(readFileSync(`${outDir}/metrics.json`, 'utf8')) : null;
-    if (previous && sameConfig(previous.config, config) && existsSync(`${outDir}/checkpoint.safetensors`)) {
+    const previous = await vg.train.readMetrics(outDir);
+    // (run folders of earlier versions of this script have no `finished`: only they and finished runs are reused)
+    if (previous && previous.finished !== false && sameConfig(previous.config, config) && existsSync(`${outDir}/checkpoint.safetensors`)) {
       // trained by an earlier invocation with exactly this config: its checkpoint is evaluated again (the current
       // evaluation code, bit-identical Dice), not retrained
       evaluation = await recipe.evaluate({ config, outDir, checkpoint: `${outDir}/checkpoint.safetensors`, log });
       seconds = previous.seconds;
-      writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ ...previous, evaluation }, null, 1));
+      await vg.train.writeMetrics(outDir, { ...previous, evaluation });
       reused.push(name);
     } else {
-      const t = performance.now();
+      // the recipe writes the run folder (config.json, metrics.json, loss.png, checkpoint, pairs.csv, figure.png)
       const r = await recipe.train({ config, outDir, log });
-      seconds = (performance.now() - t) / 1000;
+      seconds = r.seconds;
       evaluation = r.evaluation;
-      writeFileSync(`${outDir}/metrics.json`, JSON.stringify({ variant, method, seconds, config, evaluation, history: r.history }, null, 1));
     }
   }
   const pairs = await vg.io.readCsv(`${outDir}/pairs.csv`);
@@ -84,7 +84,7 @@ for (const variant of variants)
     perPair[`${variant}/${method}`] = r.pairs;
     rows.push({ variant, method, seconds: r.seconds, ...r.evaluation });
     done.push(`${variant}/${method}`);
-    copyFileSync(`${r.outDir}/figure.png`, `${results}/registration-phantom-${variant}-${method}.png`);
+    await vg.train.writeFile(`${results}/registration-phantom-${variant}-${method}.png`, readFileSync(`${r.outDir}/figure.png`));
   }
 
 // training noise: the baseline retrained with other seeds (initialisation and batch order; the same data), compared
@@ -210,7 +210,7 @@ Jacobian determinant, and the variance network's log σ² or AdaCS's corresponde
 const MARKER = '<!-- ANALYSIS: hand-written, kept when the benchmark reruns -->';
 const previous = existsSync(`${results}/registration-phantom.md`) ? readFileSync(`${results}/registration-phantom.md`, 'utf8') : '';
 const analysis = previous.includes(MARKER) ? previous.slice(previous.indexOf(MARKER)) : `${MARKER}\n`;
-writeFileSync(`${results}/registration-phantom.md`, `${md}\n${analysis}`);
+await vg.train.writeFile(`${results}/registration-phantom.md`, `${md}\n${analysis}`);
 const flat = rows.flatMap((r) => perPair[`${r.variant}/${r.method}`].map((p) => ({ variant: r.variant, method: r.method, ...p })));
 await vg.io.writeCsv(`${results}/registration-phantom.csv`, flat);
 console.log(md);

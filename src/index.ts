@@ -23,4 +23,5 @@ export * as data from './data/index.js';
 export * as metrics from './metrics/index.js';
 export * as models from './models/index.js';
 export * as inference from './inference/index.js';
+export * as train from './train/index.js';
 export * as methods from './methods/index.js';

@@ -157,11 +157,11 @@ test('resume is bit-exact: a run restored from the step-k checkpoint matches the
   const ref = [];
   for (let s = 1; s <= N; s++) {
     ref.push(await trainStep(a, s));
-    if (s === K) await vg.io.saveCheckpoint(file, { ...a, step: s, extra: { best: 0.5, note: 'k' } });
+    if (s === K) await vg.train.saveCheckpoint(file, { ...a, step: s, extra: { best: 0.5, note: 'k' } });
   }
   vg.manualSeed(999); // a different generator state and different initial weights: everything must come from the file
   const b = makeRun(50);
-  const { step, extra } = await vg.io.loadCheckpoint(file, b);
+  const { step, extra } = await vg.train.loadCheckpoint(file, b);
   assert.is(step, K);
   assert.equal(extra, { best: 0.5, note: 'k' });
   for (let s = K + 1; s <= N; s++) {
@@ -175,7 +175,7 @@ test('resume is bit-exact: a run restored from the step-k checkpoint matches the
   Object.values(weights).forEach((t) => t.dispose());
   // without restoring the generator the dropout masks differ, so the check above is sensitive to the RNG state
   const c = makeRun(50);
-  await vg.io.loadCheckpoint(file, { ...c, restoreRng: false });
+  await vg.train.loadCheckpoint(file, { ...c, restoreRng: false });
   vg.manualSeed(5);
   const diverged = await trainStep(c, K + 1);
   assert.not.ok(diverged.params.equals(ref[K].params), 'different dropout masks give different parameters');
@@ -189,25 +189,25 @@ test('loadCheckpoint: corrupt, truncated or mismatched checkpoints give clear er
   const file = path.join(tmp, 'ck2.safetensors');
   const run = makeRun(3);
   await trainStep(run, 1);
-  await vg.io.saveCheckpoint(file, { ...run, step: 1 });
+  await vg.train.saveCheckpoint(file, { ...run, step: 1 });
   const bytes = fs.readFileSync(file);
   const before = await run.model.parameters()[0].data();
   const other = makeRun(4);
-  await rejectsWith(() => vg.io.loadCheckpoint(bytes.subarray(0, bytes.length - 10), other), ['loadCheckpoint', 'truncated']);
+  await rejectsWith(() => vg.train.loadCheckpoint(bytes.subarray(0, bytes.length - 10), other), ['loadCheckpoint', 'truncated']);
   const flipped = Buffer.from(bytes);
   flipped[8] = 0xff; // not UTF-8
-  await rejectsWith(() => vg.io.loadCheckpoint(flipped, other), ['loadCheckpoint', 'header is not valid UTF-8 JSON']);
+  await rejectsWith(() => vg.train.loadCheckpoint(flipped, other), ['loadCheckpoint', 'header is not valid UTF-8 JSON']);
   const plain = await vg.io.encodeSafetensors(run.model.stateDict());
-  await rejectsWith(() => vg.io.loadCheckpoint(plain, other), ['not a voxgrad checkpoint', 'readSafetensors']);
+  await rejectsWith(() => vg.train.loadCheckpoint(plain, other), ['not a voxgrad checkpoint', 'readSafetensors']);
   const wrongModel = { model: new vg.nn.Linear(6, 16) };
-  await rejectsWith(() => vg.io.loadCheckpoint(file, wrongModel), ['loadStateDict', 'missing keys']);
+  await rejectsWith(() => vg.train.loadCheckpoint(file, wrongModel), ['loadCheckpoint', file, 'missing keys']);
   const sgd = new vg.optim.SGD(other.model.parameters(), { lr: 0.1 });
-  await rejectsWith(() => vg.io.loadCheckpoint(file, { model: other.model, optimizer: sgd }), ['holds Adam state but the optimizer is SGD']);
+  await rejectsWith(() => vg.train.loadCheckpoint(file, { model: other.model, optimizer: sgd }), ['holds Adam state but the optimizer is SGD']);
   const noOpt = path.join(tmp, 'noopt.safetensors');
-  await vg.io.saveCheckpoint(noOpt, { model: run.model, step: 2 });
-  await rejectsWith(() => vg.io.loadCheckpoint(noOpt, other), ['checkpoint holds no optimizer state']);
-  await rejectsWith(() => vg.io.saveCheckpoint(noOpt, { model: run.model, step: -1 }), ['saveCheckpoint', 'step must be a non-negative integer']);
-  await rejectsWith(() => vg.io.saveCheckpoint(noOpt, { model: run.model, step: 1, extra: { n: 1n } }), ['extra must be JSON-serialisable']);
+  await vg.train.saveCheckpoint(noOpt, { model: run.model, step: 2 });
+  await rejectsWith(() => vg.train.loadCheckpoint(noOpt, other), ['checkpoint holds no optimizer state']);
+  await rejectsWith(() => vg.train.saveCheckpoint(noOpt, { model: run.model, step: -1 }), ['saveCheckpoint', 'step must be a non-negative integer']);
+  await rejectsWith(() => vg.train.saveCheckpoint(noOpt, { model: run.model, step: 1, extra: { n: 1n } }), ['extra must be JSON-serialisable']);
   assert.equal(Array.from(await run.model.parameters()[0].data()), Array.from(before), 'the source run is untouched');
   for (const r of [run, other]) {
     r.optimizer.dispose();
@@ -216,10 +216,87 @@ test('loadCheckpoint: corrupt, truncated or mismatched checkpoints give clear er
   wrongModel.model.dispose();
 });
 
-test('a writer killed mid-save leaves the previous checkpoint intact and loadable', async () => {
+/** A checkpoint of `run` at step 1 re-encoded with its tensors and metadata changed by `edit`, written to `name`. */
+async function forgedCheckpoint(run, name, edit) {
+  const { tensors, metadata } = await vg.io.readSafetensorsWithMetadata(await vg.train.encodeCheckpoint({ ...run, step: 1 }));
+  const forged = edit({ tensors: { ...tensors }, metadata: { ...metadata } });
+  const file = path.join(tmp, name);
+  fs.writeFileSync(file, await vg.io.encodeSafetensors(forged.tensors, { metadata: forged.metadata }));
+  Object.values(tensors).forEach((t) => t.dispose());
+  return file;
+}
+
+test('loadCheckpoint: prototype keys are rejected naming the file and the key, and pollute nothing', async () => {
+  const run = makeRun(5);
+  await trainStep(run, 1);
+  const withTensor = (key) => ({ tensors, metadata }) => ({ tensors: { ...tensors, [key]: tensors['optimizer.state.0.exp_avg'] }, metadata });
+  const cases = [
+    ['optimizer.state.__proto__.polluted', withTensor('optimizer.state.__proto__.polluted')],
+    ['optimizer.state.constructor.X', withTensor('optimizer.state.constructor.X')],
+    ['optimizer.state.0.__proto__', withTensor('optimizer.state.0.__proto__')],
+    // the same keys inside the JSON metadata
+    ['__proto__', ({ tensors, metadata }) => ({ tensors, metadata: { ...metadata, optimizer: metadata.optimizer.replace('"state":{', '"state":{"__proto__":{"polluted":1},') } })],
+    ['constructor', ({ tensors, metadata }) => ({ tensors, metadata: { ...metadata, extra: '{"constructor":{"polluted":1}}' } })],
+  ];
+  for (const [key, edit] of cases) {
+    const file = await forgedCheckpoint(run, 'proto.safetensors', edit);
+    await rejectsWith(() => vg.train.loadCheckpoint(file, run), ['loadCheckpoint', file, key], key);
+    assert.is({}.polluted, undefined, `${key}: Object.prototype untouched`);
+    assert.is(Object.X, undefined, `${key}: Object untouched`);
+  }
+  // the GPU ops that broke on a polluted prototype still run
+  const r = vg.randn([1000], { seed: 3 });
+  assert.is((await r.data()).length, 1000);
+  r.dispose();
+  run.optimizer.dispose();
+  run.model.dispose();
+});
+
+test('loadCheckpoint: a checkpoint that fails validation changes neither the model, the optimizer, the scheduler nor the generator', async () => {
+  const source = makeRun(6);
+  await trainStep(source, 1);
+  const target = makeRun(8);
+  await trainStep(target, 1);
+  await trainStep(target, 2);
+  const snapshot = async () => ({
+    params: Buffer.concat(await Promise.all(target.model.parameters().map(async (p) => Buffer.from((await p.data()).buffer)))),
+    moments: Buffer.concat(await Promise.all(Object.values(target.optimizer.stateDict().state).map(async (s) => Buffer.from((await s.exp_avg.data()).buffer)))),
+    groups: JSON.stringify(target.optimizer.stateDict().param_groups),
+    scheduler: JSON.stringify(target.scheduler.stateDict()),
+  });
+  const before = await snapshot();
+  const edits = {
+    'bad rng': ['rng', ({ tensors, metadata }) => ({ tensors, metadata: { ...metadata, rng: '{"seed":1,"offset":-5}' } })],
+    'bad scheduler state': ['scheduler', ({ tensors, metadata }) => ({ tensors, metadata: { ...metadata, scheduler: metadata.scheduler.replace('"last_epoch":1', '"last_epoch":"one"') } })],
+    'a string lr': ['lr', ({ tensors, metadata }) => ({ tensors, metadata: { ...metadata, optimizer: metadata.optimizer.replace('"lr":', '"lr":"0.1","was":') } })],
+  };
+  for (const [what, [field, edit]] of Object.entries(edits)) {
+    const file = await forgedCheckpoint(source, `invalid-${field}.safetensors`, edit);
+    vg.manualSeed(77);
+    await rejectsWith(() => vg.train.loadCheckpoint(file, target), ['loadCheckpoint', file, field], what);
+    const drawn = await vg.rand([4]).data();
+    vg.manualSeed(77);
+    assert.equal(Array.from(drawn), Array.from(await vg.rand([4]).data()), `${what}: the generator is unchanged`);
+    const after = await snapshot();
+    assert.ok(after.params.equals(before.params), `${what}: the model's weights are unchanged`);
+    assert.ok(after.moments.equals(before.moments), `${what}: the optimizer's moments are unchanged`);
+    assert.is(after.groups, before.groups, `${what}: the optimizer's hyper-parameters are unchanged`);
+    assert.is(after.scheduler, before.scheduler, `${what}: the scheduler is unchanged`);
+  }
+  const versioned = await forgedCheckpoint(source, 'version.safetensors', ({ tensors, metadata }) => ({ tensors, metadata: { ...metadata, format_version: 'abc' } }));
+  await rejectsWith(() => vg.train.loadCheckpoint(versioned, target), ['loadCheckpoint', versioned, 'format_version', 'abc']);
+  for (const r of [source, target]) {
+    r.optimizer.dispose();
+    r.model.dispose();
+  }
+});
+
+test('a writer killed mid-save leaves the previous checkpoint intact, and the next save removes its temp file', async () => {
   const dir = fs.mkdtempSync(path.join(tmp, 'crash-'));
   const file = path.join(dir, 'ck.safetensors');
   const child = path.join(dir, 'writer.mjs');
+  // temp files are named <file>.tmp-<pid>-<random>: whose they are, and whether that writer is still alive
+  const tempsOf = (pid) => fs.readdirSync(dir).filter((f) => f.includes('ck.safetensors.tmp-') && (pid === undefined || f.includes(`.tmp-${pid}-`)));
   // 4M parameters (16 MB): each save takes long enough that the kill lands inside writeFileAtomic
   fs.writeFileSync(
     child,
@@ -228,25 +305,28 @@ await vg.init();
 const model = new vg.nn.Linear(2048, 2048, { bias: false });
 for (let step = 1; ; step++) {
   vg.noGrad(() => model.loadStateDict({ weight: vg.full([2048, 2048], step) }));
-  await vg.io.saveCheckpoint(${JSON.stringify(file)}, { model, step });
+  await vg.train.saveCheckpoint(${JSON.stringify(file)}, { model, step });
   process.stdout.write('saved ' + step + '\\n');
 }
 `,
   );
   let lastSaved = 0;
   let killedMidWrite = false;
+  const killed = [];
   for (let attempt = 0; attempt < 4 && !killedMidWrite; attempt++) {
     const proc = spawn(process.execPath, [child], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise((resolve, reject) => {
-      let killed = false;
+      let sent = false;
+      const started = Date.now();
       proc.stdout.on('data', (d) => {
         const m = String(d).match(/saved (\d+)/g);
         if (m) lastSaved = Number(m.at(-1).slice(6));
       });
       const timer = setInterval(() => {
-        // once a checkpoint exists, kill as soon as the next temp file appears (the writer is inside writeFileAtomic)
-        if (!killed && lastSaved >= 1 && fs.readdirSync(dir).some((f) => f.endsWith('.tmp'))) {
-          killed = true;
+        // once a checkpoint exists, kill as soon as this writer's next temp file appears (it is inside writeFileAtomic)
+        // (and after 60 s regardless, so that a writer whose temp files cannot be recognised fails the test)
+        if (!sent && ((lastSaved >= 1 && tempsOf(proc.pid).length > 0) || Date.now() - started > 60_000)) {
+          sent = true;
           proc.kill('SIGKILL');
         }
       }, 1);
@@ -256,16 +336,24 @@ for (let step = 1; ; step++) {
       });
       proc.on('error', reject);
     });
-    killedMidWrite = fs.readdirSync(dir).some((f) => f.endsWith('.tmp'));
-    for (const f of fs.readdirSync(dir)) if (f.endsWith('.tmp')) fs.rmSync(path.join(dir, f));
+    killed.push(proc.pid);
+    killedMidWrite = tempsOf(proc.pid).length > 0;
   }
   assert.ok(killedMidWrite, 'the writer was killed while a temp file was being written');
+  // a later writer's save removed the temp files of the writers killed before it
+  assert.equal(tempsOf().filter((f) => !f.includes(`.tmp-${killed.at(-1)}-`)), [], 'earlier writers left no temp file');
   const model = new vg.nn.Linear(2048, 2048, { bias: false });
-  const { step } = await vg.io.loadCheckpoint(file, { model });
+  const { step } = await vg.train.loadCheckpoint(file, { model });
   // the file is the last completed save (the killed save never replaced it)
   assert.ok(step >= 1 && step >= lastSaved && step <= lastSaved + 1, `loaded step ${step}, last reported save ${lastSaved}`);
   const w = await model.weight.data();
   assert.ok(w.every((v) => v === step), 'every weight is from that one save');
+  // the next save into the folder removes the dead writer's multi-MB temp file, and only a dead writer's
+  const alive = path.join(dir, `ck.safetensors.tmp-${process.pid}-inflight`);
+  fs.writeFileSync(alive, 'a save of this process in flight');
+  await vg.train.saveCheckpoint(file, { model, step: step + 1 });
+  assert.equal(tempsOf(), [path.basename(alive)], 'the killed writer\'s temp file is gone, the live one kept');
+  fs.rmSync(alive);
   model.dispose();
 });
 

@@ -1,5 +1,5 @@
 // The `voxgrad` command line: usage errors, a short training run's folder (config, metrics, loss curve, a checkpoint
-// that loads), and Ctrl-C: the run saves a checkpoint and exits cleanly, and resuming from it ends bit-for-bit where
+// that loads) and the same folder from a recipe trained in code, and Ctrl-C: the run saves a checkpoint and exits cleanly, and resuming from it ends bit-for-bit where
 // an uninterrupted run ends.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -70,7 +70,7 @@ test('train writes the run folder (config, per-step metrics, loss curve PNG, a l
   const png = readFileSync(join(out, 'loss.png'));
   assert.equal([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
   const model = new vg.models.UNet2D({ features: [4, 8, 8, 16, 16] });
-  const { step } = await vg.io.loadCheckpoint(join(out, 'checkpoint.safetensors'), { model });
+  const { step } = await vg.train.loadCheckpoint(join(out, 'checkpoint.safetensors'), { model });
   assert.is(step, STEPS);
   model.dispose();
   // eval of the checkpoint reproduces the evaluation the training run wrote
@@ -106,6 +106,35 @@ test('eval --compare: run folders side by side with paired t-tests against the b
   const missing = run(['eval', 'reg', '--compare', `${folders[0]},${join(dir, 'nothing')}`]);
   assert.is(missing.status, 1);
   assert.match(missing.stderr, 'nothing/pairs.csv not found');
+});
+
+test('a recipe trained from code writes the same run folder as the CLI, value for value', async () => {
+  const out = join(dir, 'from-code');
+  // the CLI process starts with the global generator's default state (dropout draws from it)
+  vg.manualSeed(0x5eed);
+  const settings = { steps: STEPS, size: 32, features: [4, 8, 8, 16, 16], trainSubjects: 2, testSubjects: 1, batchSize: 2 };
+  const result = await vg.methods.unetPhantom.train({ config: settings, outDir: out });
+  assert.is(result.finished, true);
+  const cli = join(dir, 'full');
+  const files = (d) => ['config.json', 'metrics.json', 'loss.png', 'checkpoint.safetensors'].filter((f) => existsSync(join(d, f)));
+  assert.equal(files(out), files(cli));
+  const read = (d, f) => JSON.parse(readFileSync(join(d, f), 'utf8'));
+  assert.equal(read(out, 'config.json'), read(cli, 'config.json'));
+  const [mine, theirs] = [read(out, 'metrics.json'), read(cli, 'metrics.json')];
+  assert.equal(Object.keys(mine).sort(), Object.keys(theirs).sort(), 'one metrics.json schema');
+  for (const key of ['recipe', 'config', 'adapter', 'steps', 'finished', 'evaluation', 'evaluations', 'history']) assert.equal(mine[key], theirs[key], key);
+  assert.equal(JSON.parse(vg.train.resultJson(result.evaluation)), mine.evaluation);
+  assert.ok(readFileSync(join(out, 'loss.png')).equals(readFileSync(join(cli, 'loss.png'))), 'the same loss curve');
+  assert.equal(await checkpointTensors(join(out, 'checkpoint.safetensors')), await checkpointTensors(join(cli, 'checkpoint.safetensors')));
+  // settings that are not the recipe's are refused from code as from the CLI
+  let err;
+  try {
+    await vg.methods.unetPhantom.train({ config: { learningRate: 1 } });
+  } catch (e) {
+    err = e;
+  }
+  assert.instance(err, vg.VoxgradError);
+  assert.match(err.message, "recipe unet-phantom has no setting 'learningRate'");
 });
 
 test('Ctrl-C saves a checkpoint and exits cleanly; resuming ends bit-for-bit where the uninterrupted run ends', async () => {

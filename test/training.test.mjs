@@ -1,5 +1,8 @@
-// End-to-end: a small MLP trained with plain GPU ops learns a non-linear problem, and a long training loop
-// holds its memory flat.
+// End-to-end: a small MLP trained with plain GPU ops learns a non-linear problem, a long training loop holds its
+// memory flat, and vg.train's loop writes the run folder (evaluation hooks, stop and resume) for a recipe of user code.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rng, setup, vg } from './helpers.mjs';
@@ -97,6 +100,107 @@ test('2,000 training iterations: live tensors and bytes in use do not grow, the 
   // the loop still learns (a broken optimiser would pass a pure memory check)
   const final = await vg.noGrad(() => vg.mseLoss(forward(params, x), y)).item();
   assert.ok(final < 0.05, `loss after 2000 steps ${final}`);
+});
+
+/** A user-defined recipe: a linear regression y = 2x − 1 trained by vg.train's loop, evaluated by its hooks. */
+const linearRecipe = vg.train.defineRecipe({
+  name: 'linear-fit',
+  description: 'y = 2x − 1 by SGD',
+  defaults: { steps: 8, lr: 0.1, checkpointEvery: 2, evaluateEvery: 3 },
+  async train(run) {
+    const model = new vg.nn.Linear(1, 1, { seed: 4 });
+    const optimizer = new vg.optim.SGD(model.parameters(), { lr: run.config.lr });
+    const x = vg.tensor([-1, 0, 0.5, 1, 2], [5, 1]);
+    const y = vg.tensor([-3, -1, 0, 1, 3], [5, 1]);
+    const error = () => vg.noGrad(() => vg.mseLoss(model.call(x), y));
+    try {
+      return await vg.train.trainLoop(run, {
+        model,
+        optimizer,
+        steps: run.config.steps,
+        checkpointEvery: run.config.checkpointEvery,
+        evaluateEvery: run.config.evaluateEvery,
+        step: async () => {
+          const loss = vg.tidy(() => {
+            const l = vg.mseLoss(model.call(x), y);
+            l.backward();
+            return l;
+          });
+          optimizer.step();
+          optimizer.zeroGrad();
+          const value = await loss.item();
+          loss.dispose();
+          return { loss: value };
+        },
+        evaluate: async (step) => {
+          const e = error();
+          const mse = await e.item();
+          e.dispose();
+          return { mse, evaluatedAt: step };
+        },
+      });
+    } finally {
+      for (const t of [x, y]) t.dispose();
+      optimizer.dispose();
+      model.dispose();
+    }
+  },
+  async evaluate() {
+    return {};
+  },
+});
+
+test('vg.train: a recipe of user code gets the run folder, evaluation hooks, and a stop + resume that keeps the history', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vg-train-'));
+  try {
+    const full = await linearRecipe.train({ outDir: join(dir, 'full') });
+    assert.is(full.finished, true);
+    const metrics = JSON.parse(readFileSync(join(dir, 'full', 'metrics.json'), 'utf8'));
+    assert.equal(JSON.parse(readFileSync(join(dir, 'full', 'config.json'), 'utf8')), { recipe: 'linear-fit', steps: 8, lr: 0.1, checkpointEvery: 2, evaluateEvery: 3 });
+    assert.equal(metrics.history.map((h) => h.step), [0, 1, 2, 3, 4, 5, 6, 7]);
+    // the loss falls, and the hooks ran at steps 3 and 6 (during training) and 8 (the final evaluation)
+    assert.ok(metrics.history[7].loss < metrics.history[0].loss / 4, `loss ${metrics.history[0].loss} → ${metrics.history[7].loss}`);
+    assert.equal(metrics.evaluations.map((e) => e.step), [3, 6]);
+    assert.equal(metrics.evaluations.map((e) => e.evaluatedAt), [3, 6]);
+    assert.is(metrics.evaluation.evaluatedAt, 8);
+    assert.ok(metrics.evaluation.mse < metrics.evaluations[0].mse);
+    assert.equal(metrics.evaluation, full.evaluation);
+    assert.ok(existsSync(join(dir, 'full', 'loss.png')) && existsSync(join(dir, 'full', 'checkpoint.safetensors')));
+
+    // stopped after 5 steps: a checkpoint at 5 and the metrics so far; resumed: the same history and end state
+    let steps = 0;
+    const stopped = await linearRecipe.train({ outDir: join(dir, 'cut'), shouldStop: () => steps === 5, onStep: () => steps++ });
+    assert.is(stopped.finished, false);
+    assert.is(stopped.steps, 5);
+    const partial = JSON.parse(readFileSync(join(dir, 'cut', 'metrics.json'), 'utf8'));
+    assert.equal([partial.finished, partial.steps, partial.history.length, partial.evaluation], [false, 5, 5, null]);
+    const resumed = await linearRecipe.train({ outDir: join(dir, 'cut'), resume: join(dir, 'cut', 'checkpoint.safetensors') });
+    assert.equal(resumed.history.map((h) => h.step), [5, 6, 7], 'this invocation ran the remaining steps');
+    const after = JSON.parse(readFileSync(join(dir, 'cut', 'metrics.json'), 'utf8'));
+    assert.equal(after.history, metrics.history, 'the run folder holds the whole history, bit for bit');
+    assert.equal(after.evaluations, metrics.evaluations);
+    assert.equal(after.evaluation, metrics.evaluation);
+    assert.ok(after.seconds >= partial.seconds, 'the earlier time is kept');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('vg.train: a loop with a bad checkpointEvery or evaluateEvery, or an unknown setting, fails before training', async () => {
+  for (const [config, fragment] of [
+    [{ checkpointEvery: 0 }, 'checkpointEvery must be a positive integer'],
+    [{ evaluateEvery: 1.5 }, 'evaluateEvery must be a positive integer'],
+    [{ learningRate: 1 }, "recipe linear-fit has no setting 'learningRate'"],
+  ]) {
+    let err;
+    try {
+      await linearRecipe.train({ config });
+    } catch (e) {
+      err = e;
+    }
+    assert.instance(err, vg.VoxgradError, JSON.stringify(config));
+    assert.match(err.message, fragment);
+  }
 });
 
 test.run();

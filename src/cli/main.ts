@@ -1,13 +1,13 @@
 /**
- * `npx voxgrad <command>`: info, list, train, eval, bench. Training writes a run folder (config.json, metrics.json,
- * loss.png, checkpoint.safetensors); Ctrl-C saves a checkpoint and exits cleanly (a second Ctrl-C exits at once).
+ * `npx voxgrad <command>`: info, list, train, eval, bench. Training goes through vg.train, which writes the run
+ * folder (config.json, metrics.json, loss.png, checkpoint.safetensors); Ctrl-C saves a checkpoint and exits cleanly
+ * (a second Ctrl-C exits at once).
  */
 import * as vg from '../node.js';
 import { files } from '../io/files.js';
 import { recipes } from '../methods/index.js';
-import type { Config, Recipe, RunContext } from '../methods/recipe.js';
-import { plotCurve } from './plot.js';
-import { progressBar } from './progress.js';
+import { unknownSettings, type Config, type Recipe } from '../train/recipe.js';
+import { resultJson, RUN_FILES, writeJson } from '../train/run-folder.js';
 import { runBench } from './bench.js';
 
 const USAGE = `usage: voxgrad <command> [options]
@@ -95,7 +95,7 @@ async function buildConfig(recipe: Recipe, flags: Map<string, string[]>): Promis
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`--steps must be a positive integer, got '${steps}'`);
     config.steps = n;
   }
-  const unknown = Object.keys(config).filter((k) => !(k in recipe.defaults));
+  const unknown = unknownSettings(recipe.defaults, config);
   if (unknown.length)
     throw new UsageError(`recipe ${recipe.name} has no setting ${unknown.map((k) => `'${k}'`).join(', ')}; its settings: ${Object.keys(recipe.defaults).join(', ')}`);
   return config;
@@ -110,34 +110,11 @@ function findRecipe(name: string | undefined): Recipe {
 
 const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 
-/** JSON has no Infinity/NaN (an HD95 with a missed structure is Infinity): they are written as strings, not null. */
-const finite = (_: string, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v);
-
-/** Through vg.io's atomic write (temp file, fsync, rename), as every file voxgrad writes. */
-async function writeJson(path: string, value: unknown): Promise<void> {
-  await files('voxgrad').writeFileAtomic(path, new TextEncoder().encode(`${JSON.stringify(value, finite, 2)}\n`));
-}
-
-/** The history rows before `step` from a run folder's metrics.json (none if it has none). */
-async function earlierHistory(outDir: string, step: number): Promise<Record<string, number>[]> {
-  const { readFile } = await import('node:fs/promises');
-  try {
-    const rows = (JSON.parse(await readFile(`${outDir}/metrics.json`, 'utf8')) as { history?: Record<string, number>[] }).history ?? [];
-    return rows.filter((h) => h.step < step);
-  } catch {
-    return [];
-  }
-}
-
 async function train(recipe: Recipe, flags: Map<string, string[]>): Promise<number> {
   const config = await buildConfig(recipe, flags);
-  const { mkdir } = await import('node:fs/promises');
   const outDir = one(flags, 'out') ?? `runs/${recipe.name}-${stamp()}`;
-  await mkdir(outDir, { recursive: true });
   const info = await vg.init();
   console.error(`voxgrad ${recipe.name} on ${info.vendor} ${info.architecture} (${info.description}); run folder ${outDir}`);
-  await writeJson(`${outDir}/config.json`, { recipe: recipe.name, ...config });
-
   let stop = false;
   const onSigint = () => {
     if (stop) process.exit(130);
@@ -145,39 +122,12 @@ async function train(recipe: Recipe, flags: Map<string, string[]>): Promise<numb
     console.error('\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)');
   };
   process.on('SIGINT', onSigint);
-  const bar = progressBar(recipe.name);
-  const t0 = performance.now();
-  const ctx: RunContext = {
-    config,
-    outDir,
-    resume: one(flags, 'resume'),
-    shouldStop: () => stop,
-    onStep: (s, total, values) => bar.update(s, total, values),
-    log: (m) => console.error(m),
-  };
-  const result = await recipe.train(ctx);
-  bar.done();
+  const result = await recipe.train({ config, outDir, resume: one(flags, 'resume'), shouldStop: () => stop, progress: true, log: (m) => console.error(m) });
   process.off('SIGINT', onSigint);
-  const seconds = (performance.now() - t0) / 1000;
-  // a resumed run keeps the earlier rows of its run folder's history
-  const history = [...(ctx.resume ? await earlierHistory(outDir, result.history[0]?.step ?? result.steps) : []), ...result.history];
-  await writeJson(`${outDir}/metrics.json`, {
-    recipe: recipe.name,
-    adapter: { vendor: info.vendor, architecture: info.architecture, description: info.description },
-    steps: result.steps,
-    finished: result.finished,
-    seconds,
-    evaluation: result.evaluation ?? null,
-    history,
-  });
-  const { rgb, width, height } = plotCurve(history.map((h) => h.loss));
-  const image = vg.tensor(Float32Array.from(rgb), [height, width, 3]);
-  await vg.io.writePng(`${outDir}/loss.png`, image, { min: 0, max: 255 });
-  image.dispose();
-  if (result.evaluation) console.log(JSON.stringify(result.evaluation, finite, 2));
+  if (result.evaluation) console.log(resultJson(result.evaluation));
   console.error(
     result.finished
-      ? `done: ${result.steps} steps in ${seconds.toFixed(1)} s; ${outDir}/{config.json,metrics.json,loss.png,checkpoint.safetensors}`
+      ? `done: ${result.steps} steps in ${result.seconds.toFixed(1)} s; ${outDir}/{${Object.values(RUN_FILES).join(',')}}`
       : `stopped at step ${result.steps}; checkpoint ${result.checkpoint}. Resume with: voxgrad train ${recipe.name} --out ${outDir} --resume ${result.checkpoint}`,
   );
   return 0;
@@ -217,7 +167,7 @@ async function evaluate(recipe: Recipe, flags: Map<string, string[]>): Promise<n
   // the evaluation writes its tables, figures and volumes there
   if (outDir) await files('voxgrad').mkdir(outDir);
   const result = await recipe.evaluate({ config, outDir, checkpoint, log: (m) => console.error(m) });
-  console.log(JSON.stringify(result, finite, 2));
+  console.log(resultJson(result));
   if (outDir) await writeJson(`${outDir}/eval.json`, result);
   return 0;
 }

@@ -1,167 +1,104 @@
 /**
- * Training checkpoints as one safetensors file: the model's weights under their state-dict keys (PyTorch users read
- * them with safetensors.torch.load_file), the optimizer's state tensors under `optimizer.state.<index>.<name>`, and
- * in `__metadata__` (JSON strings): format version, step, the optimizer's param_groups and per-parameter steps, the
- * scheduler's state, the global random generator (dropout masks) and user extras. Written atomically, so a crash
- * mid-save leaves the previous checkpoint in place; loading restores everything so training continues bit-for-bit.
+ * The checkpoint file format, without knowing what the tensors belong to: one safetensors file whose tensors keep
+ * their names (a model's state-dict keys, so PyTorch users read them with safetensors.torch.load_file) and whose
+ * `__metadata__` holds the format name and version, the step, and JSON sections (the random generator, an
+ * optimizer's and a scheduler's state, user extras). src/train/checkpoint.ts maps models and optimizers onto it.
+ * Reading validates the envelope (format, version, step, JSON, no key that could reach an object's prototype) before
+ * returning anything.
  */
 import { fail } from '../engine/errors.js';
-import { Tensor } from '../engine/tensor.js';
+import type { Tensor } from '../engine/tensor.js';
 import { describe } from '../kernels/common.js';
-import { generatorState, setGeneratorState } from '../kernels/random.js';
-import { Module } from '../nn/module.js';
-import type { OptimizerStateDict } from '../optim/index.js';
-import type { LRScheduler } from '../optim/schedulers.js';
-import { files, readBytes } from './files.js';
+import { readBytes } from './files.js';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsSource } from './safetensors.js';
 
 const FORMAT = 'voxgrad.checkpoint';
 const VERSION = 1;
-const OPT_PREFIX = 'optimizer.state.';
 
-/** What checkpoints need of an optimizer (every vg.optim optimizer). */
-interface StatefulOptimizer {
-  readonly name: string;
-  stateDict(): OptimizerStateDict;
-  loadStateDict(dict: OptimizerStateDict): void;
-}
+/** Keys that assignment into a plain object would turn into a prototype change (`__proto__`) or a global write. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
-export interface CheckpointContents {
-  model: Module;
-  optimizer?: StatefulOptimizer;
-  scheduler?: LRScheduler;
-  /** The training step (or epoch) the checkpoint was taken after. */
+export interface CheckpointData {
+  /** Tensors by name (a Map: names come from the file and must never become object keys unchecked). */
+  tensors: Map<string, Tensor>;
   step: number;
-  /** Anything JSON-serialisable (best metric, config, ...), returned by loadCheckpoint. */
-  extra?: unknown;
+  /** The JSON sections by name, parsed. */
+  sections: Map<string, unknown>;
+  /** How errors name the checkpoint: its path, or 'the checkpoint bytes'. */
+  label: string;
 }
 
-function checkOptimizer(op: string, o: unknown): StatefulOptimizer {
-  const x = o as StatefulOptimizer | null;
-  if (!x || typeof x.stateDict !== 'function' || typeof x.loadStateDict !== 'function' || typeof x.name !== 'string')
-    fail(op, `optimizer must be a vg.optim optimizer, got ${describe(o)}`);
-  return x;
-}
-
-function checkScheduler(op: string, s: unknown): LRScheduler {
-  const x = s as LRScheduler | null;
-  if (!x || typeof x.stateDict !== 'function' || typeof x.loadStateDict !== 'function')
-    fail(op, `scheduler must be a vg.optim scheduler, got ${describe(s)}`);
-  return x;
-}
-
-/** The checkpoint's bytes (what saveCheckpoint writes), e.g. to store elsewhere than a file. */
-export async function encodeCheckpoint(c: CheckpointContents, op = 'encodeCheckpoint'): Promise<Uint8Array> {
-  if (!c || typeof c !== 'object') fail(op, `expects { model, optimizer?, scheduler?, step, extra? }, got ${describe(c)}`);
-  if (!(c.model instanceof Module)) fail(op, `model must be a vg.nn.Module, got ${describe(c.model)}`);
-  if (!Number.isSafeInteger(c.step) || c.step < 0) fail(op, `step must be a non-negative integer, got ${describe(c.step)}`);
-  const tensors: Record<string, Tensor> = { ...c.model.stateDict() };
-  const clash = Object.keys(tensors).find((k) => k.startsWith('optimizer.'));
-  if (clash && c.optimizer) fail(op, `model state-dict key '${clash}' collides with the optimizer's 'optimizer.' prefix; rename that submodule`);
-  const metadata: Record<string, string> = { format: FORMAT, format_version: String(VERSION), step: String(c.step), rng: JSON.stringify(generatorState()) };
-  if (c.optimizer) {
-    const opt = checkOptimizer(op, c.optimizer);
-    const sd = opt.stateDict();
-    const state: Record<string, Record<string, unknown>> = {};
-    for (const [i, entry] of Object.entries(sd.state)) {
-      state[i] = {};
-      for (const [name, v] of Object.entries(entry)) {
-        if (v instanceof Tensor) tensors[`${OPT_PREFIX}${i}.${name}`] = v;
-        else state[i][name] = v;
-      }
-    }
-    metadata.optimizer = JSON.stringify({ type: opt.name, param_groups: sd.param_groups, state });
-  }
-  if (c.scheduler) metadata.scheduler = JSON.stringify(checkScheduler(op, c.scheduler).stateDict());
-  if (c.extra !== undefined) {
+/** Encodes tensors, the step and JSON sections (each JSON-serialisable) as checkpoint bytes. */
+export async function encodeCheckpointData(tensors: Record<string, Tensor>, step: number, sections: Record<string, unknown>, op: string): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(step) || step < 0) fail(op, `step must be a non-negative integer, got ${describe(step)}`);
+  const metadata: Record<string, string> = { format: FORMAT, format_version: String(VERSION), step: String(step) };
+  for (const [name, value] of Object.entries(sections)) {
+    if (value === undefined) continue;
     let json: string | undefined;
     try {
-      json = JSON.stringify(c.extra);
+      json = JSON.stringify(value);
     } catch (e) {
-      fail(op, `extra must be JSON-serialisable: ${(e as Error).message}`);
+      fail(op, `${name} must be JSON-serialisable: ${(e as Error).message}`);
     }
-    if (json === undefined) fail(op, `extra must be JSON-serialisable, got ${describe(c.extra)}`);
-    metadata.extra = json;
+    if (json === undefined) fail(op, `${name} must be JSON-serialisable, got ${describe(value)}`);
+    metadata[name] = json;
   }
   return encodeSafetensors(tensors, { metadata }, op);
 }
 
-/** Saves model, optimizer, scheduler, step, RNG state and extras to `path` atomically (temp file + rename). */
-export async function saveCheckpoint(path: string, c: CheckpointContents): Promise<void> {
-  const op = 'saveCheckpoint';
-  if (typeof path !== 'string' || !path) fail(op, `path must be a file path string, got ${describe(path)}`);
-  const bytes = await encodeCheckpoint(c, op);
-  await files(op).writeFileAtomic(path, bytes);
-}
-
-export interface LoadCheckpointTargets {
-  model: Module;
-  optimizer?: StatefulOptimizer;
-  scheduler?: LRScheduler;
-  /** Restore the global random generator (default true: needed for a bit-exact resume with dropout). */
-  restoreRng?: boolean;
-}
-
-function parseJson(op: string, metadata: Record<string, string>, key: string): unknown {
-  try {
-    return JSON.parse(metadata[key]);
-  } catch (e) {
-    return fail(op, `__metadata__.${key} is not valid JSON (${(e as Error).message}): the checkpoint is corrupt`);
-  }
+/** The name segments of a tensor key or JSON path that would reach a prototype, if any. */
+function prototypeKey(key: string): string | undefined {
+  return key.split('.').find((segment) => PROTOTYPE_KEYS.has(segment));
 }
 
 /**
- * Restores a checkpoint written by saveCheckpoint into the given model (strict keys and shapes), optimizer and
- * scheduler, and the random generator; returns { step, extra }. Everything is validated before anything is changed.
+ * Reads and validates a checkpoint's envelope: format name, version (an integer this voxgrad reads), step, every
+ * JSON section, and no tensor name or JSON key that could reach a prototype. The caller owns (and disposes) the tensors.
  */
-export async function loadCheckpoint(source: SafetensorsSource, targets: LoadCheckpointTargets): Promise<{ step: number; extra: unknown }> {
-  const op = 'loadCheckpoint';
-  if (!targets || !(targets.model instanceof Module)) fail(op, `expects { model, optimizer?, scheduler? } with a vg.nn.Module, got ${describe(targets?.model)}`);
-  const optimizer = targets.optimizer ? checkOptimizer(op, targets.optimizer) : null;
-  const scheduler = targets.scheduler ? checkScheduler(op, targets.scheduler) : null;
+export async function readCheckpointData(source: SafetensorsSource, op: string): Promise<CheckpointData> {
+  const label = typeof source === 'string' ? source : source instanceof URL ? source.href : 'the checkpoint bytes';
   const { tensors, metadata } = decodeSafetensors(await readBytes(op, source), op);
+  const all = new Map(Object.entries(tensors));
   try {
+    for (const name of all.keys()) {
+      const bad = prototypeKey(name);
+      if (bad !== undefined) fail(op, `${label}: tensor '${name}' has the name segment '${bad}', which no checkpoint writes (the file is corrupt or crafted)`);
+    }
     if (metadata.format !== FORMAT)
-      fail(op, `not a voxgrad checkpoint (__metadata__.format is ${describe(metadata.format)}); for plain weights use vg.io.readSafetensors + model.loadStateDict`);
-    if (Number(metadata.format_version) > VERSION)
-      fail(op, `checkpoint format version ${metadata.format_version} is newer than this voxgrad reads (${VERSION}); upgrade voxgrad`);
+      fail(op, `${label} is not a voxgrad checkpoint (__metadata__.format is ${describe(metadata.format)}); for plain weights use vg.io.readSafetensors + model.loadStateDict`);
+    const version = metadata.format_version;
+    if (typeof version !== 'string' || !/^[1-9][0-9]{0,8}$/.test(version))
+      fail(op, `${label}: __metadata__.format_version is ${describe(version)}, expected a positive integer version (this voxgrad writes ${VERSION})`);
+    if (Number(version) > VERSION) fail(op, `${label}: checkpoint format version ${version} is newer than this voxgrad reads (${VERSION}); upgrade voxgrad`);
     const step = Number(metadata.step);
-    if (!Number.isSafeInteger(step) || step < 0) fail(op, `__metadata__.step is ${describe(metadata.step)}, expected a non-negative integer`);
-    const rng = parseJson(op, metadata, 'rng') as { seed: number; offset: number };
-    const extra = metadata.extra === undefined ? undefined : parseJson(op, metadata, 'extra');
-    const modelDict: Record<string, Tensor> = {};
-    const optTensors: Record<string, Record<string, Tensor>> = {};
-    for (const [k, t] of Object.entries(tensors)) {
-      if (!k.startsWith(OPT_PREFIX) || metadata.optimizer === undefined) {
-        modelDict[k] = t;
-        continue;
+    if (!/^[0-9]+$/.test(metadata.step ?? '') || !Number.isSafeInteger(step))
+      fail(op, `${label}: __metadata__.step is ${describe(metadata.step)}, expected a non-negative integer`);
+    const sections = new Map<string, unknown>();
+    for (const [name, text] of Object.entries(metadata)) {
+      if (name === 'format' || name === 'format_version' || name === 'step') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text, (key, v: unknown) => {
+          if (PROTOTYPE_KEYS.has(key)) throw new PrototypeKeyError(key);
+          return v;
+        });
+      } catch (e) {
+        if (e instanceof PrototypeKeyError)
+          fail(op, `${label}: __metadata__.${name} holds the key '${e.key}', which no checkpoint writes (the file is corrupt or crafted)`);
+        fail(op, `${label}: __metadata__.${name} is not valid JSON (${(e as Error).message}): the checkpoint is corrupt`);
       }
-      const rest = k.slice(OPT_PREFIX.length);
-      const dot = rest.indexOf('.');
-      (optTensors[rest.slice(0, dot)] ??= {})[rest.slice(dot + 1)] = t;
+      sections.set(name, value);
     }
-    let optDict: OptimizerStateDict | null = null;
-    if (optimizer) {
-      if (metadata.optimizer === undefined) fail(op, 'an optimizer was given but the checkpoint holds no optimizer state (it was saved without one)');
-      const saved = parseJson(op, metadata, 'optimizer') as { type: string; param_groups: OptimizerStateDict['param_groups']; state: Record<string, Record<string, unknown>> };
-      if (saved.type !== optimizer.name) fail(op, `the checkpoint holds ${saved.type} state but the optimizer is ${optimizer.name}`);
-      const state: OptimizerStateDict['state'] = {};
-      for (const i of new Set([...Object.keys(saved.state ?? {}), ...Object.keys(optTensors)]))
-        state[Number(i)] = { ...(saved.state?.[i] ?? {}), ...(optTensors[i] ?? {}) } as Record<string, Tensor | number>;
-      optDict = { state, param_groups: saved.param_groups };
-    }
-    let schedDict: Record<string, unknown> | null = null;
-    if (scheduler) {
-      if (metadata.scheduler === undefined) fail(op, 'a scheduler was given but the checkpoint holds no scheduler state (it was saved without one)');
-      schedDict = parseJson(op, metadata, 'scheduler') as Record<string, unknown>;
-    }
-    // model first: its strict key/shape check is the likeliest mismatch, and it changes nothing when it fails
-    targets.model.loadStateDict(modelDict);
-    if (optimizer && optDict) optimizer.loadStateDict(optDict);
-    if (scheduler && schedDict) scheduler.loadStateDict(schedDict);
-    if (targets.restoreRng ?? true) setGeneratorState(rng);
-    return { step, extra };
-  } finally {
-    for (const t of Object.values(tensors)) t.dispose();
+    return { tensors: all, step, sections, label };
+  } catch (e) {
+    for (const t of all.values()) t.dispose();
+    throw e;
+  }
+}
+
+/** Thrown from inside JSON.parse's reviver to stop at the first prototype key. */
+class PrototypeKeyError extends Error {
+  constructor(readonly key: string) {
+    super(key);
   }
 }

@@ -1,9 +1,8 @@
 // vg.methods: the training recipes (the papers' methods and the embedded-data demo), runnable from code and the CLI.
-import type { Recipe } from './recipe.js';
+import type { Recipe } from '../train/recipe.js';
 import { reg } from './registration/recipe.js';
 import { unetPhantom } from './unet-phantom.js';
 
-export { trainLoop, type Config, type Recipe, type RunContext, type TrainResult } from './recipe.js';
 export { diceLoss, type DiceLossOptions } from './losses.js';
 export * as registration from './registration/index.js';
 export { reg, unetPhantom };

@@ -9,7 +9,6 @@ import { Tensor, tidy } from '../engine/tensor.js';
 import { cardiacPhantom } from '../data/phantom.js';
 import { DataLoader, TensorDataset } from '../data/loader.js';
 import { compose, intensityJitter, randomAffine, randomElastic, randomFlip, randomRot90 } from '../data/augment.js';
-import { loadCheckpoint } from '../io/checkpoint.js';
 import { argmax } from '../kernels/reduce.js';
 import { crossEntropy } from '../kernels/nn.js';
 import { add, mul } from '../kernels/math.js';
@@ -20,7 +19,9 @@ import { UNet2D } from '../models/unet.js';
 import { Adam } from '../optim/index.js';
 import { PolyLR } from '../optim/schedulers.js';
 import { diceLoss } from './losses.js';
-import { setting, trainLoop, type Config, type Recipe, type RunContext } from './recipe.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { trainLoop } from '../train/loop.js';
+import { defineRecipe, setting, type Config, type RecipeRun } from '../train/recipe.js';
 
 const defaults: Config = {
   steps: 150,
@@ -92,7 +93,7 @@ async function evaluateModel(model: UNet2D, config: Config): Promise<Record<stri
   };
 }
 
-async function train(ctx: RunContext) {
+async function train(ctx: RecipeRun) {
   const c = ctx.config;
   const size = setting<number>(c, defaults, 'size');
   const seed = setting<number>(c, defaults, 'seed');
@@ -135,12 +136,21 @@ async function train(ctx: RunContext) {
     return r.value;
   };
 
+  // closing the epoch's iterator frees the batch it prefetched
+  const closeIterator = async () => {
+    await (iterator as AsyncIterator<Batch> | null)?.return?.();
+    iterator = null;
+  };
   const result = await trainLoop(ctx, {
     model,
     optimizer,
     scheduler,
     steps,
     checkpointEvery: setting(c, defaults, 'checkpointEvery'),
+    evaluate: async () => {
+      await closeIterator();
+      return evaluateModel(model, c);
+    },
     step: async (step) => {
       const batch = await nextBatch(step);
       const useAugment = setting<boolean>(c, defaults, 'augment');
@@ -160,9 +170,7 @@ async function train(ctx: RunContext) {
       return { loss: value, lr };
     },
   });
-  // closing the epoch's iterator frees the batch it prefetched
-  await (iterator as AsyncIterator<Batch> | null)?.return?.();
-  if (result.finished) result.evaluation = await evaluateModel(model, c);
+  await closeIterator();
   optimizer.dispose();
   model.dispose();
   data.image.dispose();
@@ -170,7 +178,7 @@ async function train(ctx: RunContext) {
   return result;
 }
 
-export const unetPhantom: Recipe = {
+export const unetPhantom = defineRecipe({
   name: 'unet-phantom',
   description: 'UNet2D segmentation of the embedded cardiac phantom (LV, myocardium, RV); Dice and HD95 on held-out subjects',
   defaults,
@@ -182,4 +190,4 @@ export const unetPhantom: Recipe = {
     model.dispose();
     return out;
   },
-};
+});

@@ -212,9 +212,9 @@ test('training stack: Conv2d + BatchNorm + Adam steps; a checkpoint encoded to b
     loss.dispose();
   }
   assert.ok(losses[7] < losses[0], `loss ${losses[0]} -> ${losses[7]}`);
-  const bytes = await vg.io.encodeCheckpoint({ model: net, optimizer: opt, step: 8 });
+  const bytes = await vg.train.encodeCheckpoint({ model: net, optimizer: opt, step: 8 });
   const copy = make();
-  const { step } = await vg.io.loadCheckpoint(bytes, { model: copy });
+  const { step } = await vg.train.loadCheckpoint(bytes, { model: copy });
   assert.is(step, 8);
   for (const [k, t] of Object.entries(net.stateDict())) assert.equal([...(await copy.stateDict()[k].data())], [...(await t.data())], k);
 });

@@ -1,6 +1,6 @@
 /**
- * Losses of the three registration papers and of VoxelMorph, the backbone they share (../shared/research/
- * registration.md §0-3): MSE, local NCC, soft Dice, Grad-l2, bending energy; the heteroscedastic-uncertainty weight
+ * Losses of the three registration papers and of VoxelMorph, the backbone they share (docs/methods/ states where
+ * each follows the paper or the official code): MSE, local NCC, soft Dice, Grad-l2, bending energy; the heteroscedastic-uncertainty weight
  * and β-NLL; AdaCS's scoring losses and momentum TV weight; BIM's linear-elastic strain energy.
  *
  * Every loss is a composite of GPU ops, so autodiff gives its gradients; stop-gradients are explicit (`detach`).

@@ -8,7 +8,7 @@
  *                      TV term, the same warm-start schedule;
  *          bim         biomechanics-informed prior (paper 3): MSE + λ·linear-elastic strain energy (ν = 0.4),
  *                      optionally + soft Dice of the warped label maps.
- * The papers' intent where their code differs (docs and ../research notes): stop-gradients as the papers write them
+ * The papers' intent where their code differs (docs/methods/): stop-gradients as the papers write them
  * (no leak of the auxiliary losses into the displacement network), the SNR weight as the paper writes it
  * (snrVariant 'code' for the released formula), the per-pixel strain energy (bimReshapeBug for the released one).
  * Data: the embedded phantom's ED→ES pairs in a nuisance variant (vg.data.phantomPairs), or `data: 'ch2'`: the brain
@@ -31,12 +31,13 @@ import { spatialTransform } from '../../kernels/spatial.js';
 import { Rng, deriveSeed } from '../../data/random.js';
 import { acdcRegistrationPairs, camusRegistrationPairs, ch2Deformations, CH2_DICE_STRUCTURES, phantomPairs, PHANTOM_VARIANTS, type PhantomVariant, type RegistrationPair } from '../../data/registration.js';
 import type { Dataset } from '../../data/dataset.js';
-import { loadCheckpoint } from '../../io/checkpoint.js';
 import { files } from '../../io/files.js';
 import { Module } from '../../nn/module.js';
 import { ScoringNet, VarianceEstimator } from '../../models/voxelmorph.js';
 import { Adam } from '../../optim/index.js';
-import { setting, trainLoop, type Config, type Recipe, type RunContext } from '../recipe.js';
+import { loadCheckpoint } from '../../train/checkpoint.js';
+import { trainLoop } from '../../train/loop.js';
+import { defineRecipe, setting, type Config, type RecipeRun } from '../../train/recipe.js';
 import { makeBackbone, type Backbone, type RegistrationOutput } from './backbones.js';
 import { CARDIAC_STRUCTURES, evaluateRegistration, type AuxiliaryMap } from './evaluate.js';
 import {
@@ -176,7 +177,7 @@ function directions(o: RegistrationOutput, source: Tensor, target: Tensor): [Ten
   return o.inverseWarped ? [[target, o.warped], [source, o.inverseWarped]] : [[target, o.warped]];
 }
 
-async function train(ctx: RunContext) {
+async function train(ctx: RecipeRun) {
   const c = ctx.config;
   const method = choice<Method>(c, 'method', METHODS);
   const steps = get<number>(c, 'steps');
@@ -290,19 +291,19 @@ async function train(ctx: RunContext) {
     checkpointEvery: get(c, 'checkpointEvery'),
     step,
     state: { save: () => ({ momentum: momentum.state() }), restore: (x) => x && momentum.setState((x as { momentum: ReturnType<MomentumWeight['state']> }).momentum) },
+    evaluate: async () => {
+      const test = await dataset(c, 'test');
+      const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log, structures: structuresOf(c), batch: get<string>(c, 'data') === 'ch2' ? 2 : 8, auxiliaryMap: auxiliaryMap(c, aux) });
+      return ev.summary;
+    },
   });
   for (const t of Object.values(data)) t.dispose();
   optimizer.dispose();
-  if (result.finished) {
-    const test = await dataset(c, 'test');
-    const ev = await evaluateRegistration(backbone, test, { outDir: ctx.outDir, log: ctx.log, structures: structuresOf(c), batch: get<string>(c, 'data') === 'ch2' ? 2 : 8, auxiliaryMap: auxiliaryMap(c, aux) });
-    result.evaluation = ev.summary;
-  }
   bundle.dispose();
   return result;
 }
 
-export const reg: Recipe = {
+export const reg = defineRecipe({
   name: 'reg',
   description: 'unsupervised registration: --backbone voxelmorph|transmorph|regnet --method mse|ncc|hetero|adacs|bim on phantom ED→ES pairs (--variant), ch2 (3-D) or ACDC/CAMUS (--data acdc|camus --root DIR)',
   defaults,
@@ -320,4 +321,4 @@ export const reg: Recipe = {
     bundle.dispose();
     return ev.summary;
   },
-};
+});
