@@ -4,12 +4,12 @@
  * so voxel (i, j, k) is at (i*Y + j)*Z + k. The file stores x fastest, so reading and writing transpose the axis order.
  */
 import { NIFTI1, NIFTI2 } from 'nifti-reader-js';
-import { VoxgradError, fail, fmtShape } from '../engine/errors.js';
+import { fail, fmtShape } from '../engine/errors.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
 import { tensor } from '../kernels/creation.js';
 import { describe } from '../kernels/common.js';
-import { decodeElements, PLATFORM_LE, swapBytes } from './binary.js';
-import { files, gunzip, gzip, isGzip, readBytes } from './files.js';
+import { checkTensorFits, decodeElements, PLATFORM_LE, swapBytes } from './binary.js';
+import { files, GunzipReader, gzip, isGzip, readBytes } from './files.js';
 import { checkAffine, isVolume, orthonormalize, spacingFromAffine, type Affine, type Volume } from './volume.js';
 
 /** The NIfTI datatypes voxgrad reads; `ctor` views little- or native-endian bytes once they are aligned and swapped. */
@@ -60,7 +60,9 @@ export interface NiftiHeader {
   voxOffset: number;
   sclSlope: number;
   sclInter: number;
+  /** 0 ... 5 as stored; any other value is read as 0 (unknown), as nibabel does. */
   qformCode: number;
+  /** 0 ... 5 as stored; any other value is read as 0 (unknown), as nibabel does. */
   sformCode: number;
   /** The quaternion transform (nibabel's get_qform), whatever qformCode says. */
   qform: Affine;
@@ -70,6 +72,7 @@ export interface NiftiHeader {
   /** 'mm', 'meter', 'micron' or 'unknown', from the low 3 bits of xyzt_units. */
   spatialUnits: string;
   intentCode: number;
+  intentName: string;
   calMin: number;
   calMax: number;
   descrip: string;
@@ -98,34 +101,13 @@ export async function readNifti(source: string | URL | Uint8Array | ArrayBuffer,
   const dtype = opts.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'i32') fail(op, `dtype must be 'f32' or 'i32', got ${describe(dtype)}`);
   const name = typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given bytes';
-  let bytes: Uint8Array;
-  try {
-    bytes = await readBytes(op, source);
-  } catch (e) {
-    if (e instanceof VoxgradError) throw e;
-    fail(op, `cannot read ${name}: ${(e as Error).message}`);
-  }
-  if (isGzip(bytes)) {
-    try {
-      bytes = await gunzip(bytes);
-    } catch (e) {
-      fail(op, `${name} is gzip-compressed but does not decompress (corrupt or truncated gzip stream: ${(e as Error).message})`);
-    }
-  }
-  const header = parseHeader(name, bytes);
+  const bytes = await readBytes(op, source);
+  const { header, voxels } = isGzip(bytes) ? await readCompressed(name, bytes) : readPlain(name, bytes);
   const dt = DATATYPES[header.datatypeCode as DatatypeCode];
   const ndim = header.dims[0];
   const shape = header.dims.slice(1, ndim + 1);
   const count = shapeSize(shape);
-  const need = count * dt.bytes;
-  const have = bytes.length - header.voxOffset;
-  if (have < need)
-    fail(
-      op,
-      `${name} is truncated: dims ${fmtShape(shape)} of ${dt.name} need ${need} bytes of voxel data after vox_offset ` +
-        `${header.voxOffset}, found ${Math.max(0, have)} (${bytes.length} bytes in all)`,
-    );
-  const values = decodeElements(bytes, header.voxOffset, count, dt.bytes, dt.ctor, header.littleEndian);
+  const values = decodeElements(voxels, 0, count, dt.bytes, dt.ctor, header.littleEndian);
 
   // nibabel: slope 0 or non-finite means unscaled data.
   const scaled = header.sclSlope !== 0 && Number.isFinite(header.sclSlope);
@@ -150,6 +132,62 @@ export async function readNifti(source: string | URL | Uint8Array | ArrayBuffer,
   };
   if (ndim > spatial && !opts.channelsFirst) result.channelsLast = true;
   return result;
+}
+
+/** Voxel bytes needed after vox_offset, as the header's dims and datatype imply. */
+function voxelBytes(h: NiftiHeader): number {
+  return shapeSize(h.dims.slice(1, h.dims[0] + 1)) * DATATYPES[h.datatypeCode as DatatypeCode].bytes;
+}
+
+function truncated(name: string, h: NiftiHeader, found: number, total: string): never {
+  return fail(
+    op,
+    `${name} is truncated: dims ${fmtShape(h.dims.slice(1, h.dims[0] + 1))} of ${h.datatype} need ${voxelBytes(h)} bytes of voxel ` +
+      `data after vox_offset ${h.voxOffset}, found ${Math.max(0, found)} (${total})`,
+  );
+}
+
+function readPlain(name: string, bytes: Uint8Array): { header: NiftiHeader; voxels: Uint8Array } {
+  const header = parseHeader(name, bytes);
+  const need = voxelBytes(header);
+  if (bytes.length - header.voxOffset < need) truncated(name, header, bytes.length - header.voxOffset, `${bytes.length} bytes in all`);
+  return { header, voxels: bytes.subarray(header.voxOffset, header.voxOffset + need) };
+}
+
+/** Extension bytes between the header and vox_offset that a .nii.gz may hold (skipped while decompressing, never kept). */
+const MAX_GZIP_EXTENSIONS = 64 << 20;
+
+/**
+ * A .nii.gz decompressed as far as its header says and no further: the header first, the extensions skipped, the
+ * voxel bytes taken, then at most max(1 MiB, volume bytes) of trailing data before the file is rejected as a bomb.
+ */
+async function readCompressed(name: string, compressed: Uint8Array): Promise<{ header: NiftiHeader; voxels: Uint8Array }> {
+  const stream = new GunzipReader(op, name, compressed);
+  try {
+    let head = await stream.take(348);
+    const sizeofHdr = (le: boolean) => new DataView(head.buffer, head.byteOffset, head.length).getInt32(0, le);
+    if (head.length === 348 && sizeofHdr(true) !== 348 && sizeofHdr(false) !== 348) {
+      // not NIfTI-1: the 540-byte NIfTI-2 header, or a foreign file that parseHeader names
+      const rest = await stream.take(540 - 348);
+      const both = new Uint8Array(head.length + rest.length);
+      both.set(head);
+      both.set(rest, head.length);
+      head = both;
+    }
+    const header = parseHeader(name, head);
+    const extensions = header.voxOffset - head.length;
+    if (extensions > MAX_GZIP_EXTENSIONS)
+      fail(op, `${name} has vox_offset ${header.voxOffset}: ${extensions} bytes of extensions before the voxels, more than the ${MAX_GZIP_EXTENSIONS} a compressed file may hold (corrupt header or a gzip bomb?)`);
+    const need = voxelBytes(header);
+    if ((await stream.skip(extensions)) < extensions) truncated(name, header, 0, `the data decompress to ${stream.position} bytes`);
+    const voxels = await stream.take(need);
+    if (voxels.length < need) truncated(name, header, voxels.length, `the data decompress to ${stream.position} bytes`);
+    await stream.finish(need, `the header implies ${header.voxOffset + need} bytes (vox_offset ${header.voxOffset} + ${need} voxel bytes)`);
+    return { header, voxels };
+  } catch (e) {
+    stream.cancel();
+    throw e;
+  }
 }
 
 function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
@@ -189,8 +227,13 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
   if (UNSUPPORTED[code] !== undefined)
     fail(op, `${name} has datatype ${UNSUPPORTED[code]} (code ${code}), which voxgrad does not read; convert it to a scalar type (uint8 ... float64) first`);
   if (!(code in DATATYPES)) fail(op, `${name} has an unknown datatype code ${code} (corrupt header?)`);
+  checkTensorFits(op, name, `dims ${fmtShape(shape)}`, shapeSize(shape));
+  // nibabel's checks: voxels of a single file start after the header and the 4-byte extension flag; a fractional
+  // offset is truncated. Offset 0 nibabel accepts (and reads the header as voxels); it is rejected here too.
+  if (!Number.isFinite(h.vox_offset)) fail(op, `${name} has vox_offset ${h.vox_offset}, not a finite byte offset (corrupt header)`);
   const voxOffset = Math.floor(h.vox_offset);
-  if (voxOffset < headerBytes) fail(op, `${name} has vox_offset ${h.vox_offset}, inside the ${headerBytes}-byte header (corrupt header?)`);
+  if (voxOffset < headerBytes + 4)
+    fail(op, `${name}: vox_offset ${voxOffset} too low: a single-file NIfTI-${version} stores its voxels after the ${headerBytes}-byte header and the 4-byte extension flag, at ${headerBytes + 4} or later (corrupt header)`);
 
   // srow_* is read directly: nifti-reader-js fills its affine from the qform when qform_code ≥ sform_code (nibabel prefers the sform).
   const sform: Affine = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]];
@@ -209,19 +252,23 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
     voxOffset,
     sclSlope: h.scl_slope,
     sclInter: h.scl_inter,
-    qformCode: h.qform_code,
-    sformCode: h.sform_code,
+    qformCode: validXformCode(h.qform_code),
+    sformCode: validXformCode(h.sform_code),
     qform: qformAffine(h.quatern_b, h.quatern_c, h.quatern_d, [h.qoffset_x, h.qoffset_y, h.qoffset_z], pixdim),
     sform,
     xyztUnits: h.xyzt_units,
     spatialUnits: ['unknown', 'meter', 'mm', 'micron'][h.xyzt_units & 7] ?? 'unknown',
     intentCode: h.intent_code,
+    intentName: h.intent_name.replace(/\0.*$/s, ''),
     calMin: h.cal_min,
     calMax: h.cal_max,
     descrip: h.description.replace(/\0.*$/s, ''),
   };
   return header;
 }
+
+/** nibabel resets a qform/sform code outside 0 ... 5 (unknown ... template_other) to 0, so the transform is unused. */
+const validXformCode = (code: number) => (Number.isInteger(code) && code >= 0 && code <= 5 ? code : 0);
 
 /** nibabel's get_qform: rotation from the quaternion (a ≥ 0 filled in), times pixdim with qfac on the third column. */
 function qformAffine(b: number, c: number, d: number, offset: number[], pixdim: number[]): Affine {
