@@ -163,6 +163,52 @@ test('invalid qform/sform codes are read as 0 (nibabel): the affine falls back t
   img.tensor.dispose();
 });
 
+// ---- found by the fuzzing harness (scripts/fuzz), against nibabel ---------------------------------------------------
+
+test('readNifti checks the whole magic: the 4th byte of NIfTI-1, the EOL bytes of NIfTI-2', async () => {
+  const b = await nifti1();
+  b[347] = 0x64; // 'n+1d'
+  await rejectsWith(vg.io.readNifti(b), ['not a NIfTI-1 file', "magic at byte 344 is 'n+1d'"]);
+  const n2 = nifti2(new Float32Array(24));
+  n2[9] = 0x0d; // '\r\n\032\n' → '\r\r\032\n', as a text-mode transfer damages it
+  await rejectsWith(vg.io.readNifti(n2), ['not a NIfTI-2 file', "'n+2\\0\\r\\r\\x1a\\n'"]);
+});
+
+test("readNifti repairs pixdim as nibabel does: qfac other than ±1 is 1, negative sizes their magnitude, 0 is 1", async () => {
+  const b = await nifti1();
+  const v = new DataView(b.buffer);
+  v.setInt16(254, 0, true); // sform_code 0, qform_code 1: the qform gives the affine
+  v.setInt16(252, 1, true);
+  v.setFloat32(76, -Infinity, true); // qfac
+  v.setFloat32(84, -3, true); // pixdim[2]
+  let img = await vg.io.readNifti(b);
+  assert.equal(img.affine, [[2, 0, 0, -3], [0, 3, 0, 5], [0, 0, 4, 7], [0, 0, 0, 1]]);
+  assert.equal(img.spacing, [2, 3, 4]);
+  assert.is(img.header.pixdim[0], 1);
+  img.tensor.dispose();
+  v.setFloat32(76, -1, true); // qfac -1 flips the third column
+  img = await vg.io.readNifti(b);
+  assert.equal(img.affine[2], [0, 0, -4, 7]);
+  img.tensor.dispose();
+  v.setInt16(252, 0, true); // no transform: the base affine from pixdim, with pixdim[3] = 0 read as 1
+  v.setFloat32(88, 0, true);
+  img = await vg.io.readNifti(b);
+  assert.equal(img.affine, [[-2, 0, 0, 1], [0, 3, 0, -3], [0, 0, 1, -1.5], [0, 0, 0, 1]]);
+  img.tensor.dispose();
+});
+
+test('readNifti rejects a qform quaternion with b² + c² + d² > 1 when the qform is the affine (nibabel: "w2 should be positive")', async () => {
+  const b = await nifti1();
+  const v = new DataView(b.buffer);
+  v.setFloat32(256, 0.8, true);
+  v.setFloat32(260, 0.8, true);
+  const withSform = await vg.io.readNifti(b); // the sform is the affine: the quaternion is not used
+  withSform.tensor.dispose();
+  v.setInt16(254, 0, true);
+  v.setInt16(252, 1, true);
+  await rejectsWith(vg.io.readNifti(b), ['qform_code 1', 'not a rotation', '> 1']);
+});
+
 // ---- defect 7: prototype keys in safetensors -----------------------------------------------------------------------
 
 test("safetensors: tensors named '__proto__' and 'constructor' (and such metadata keys) round-trip as own entries", async () => {

@@ -345,7 +345,7 @@ test('readNifti errors: truncated, not NIfTI, corrupt gzip, unsupported datatype
   await rejectsWith(vg.io.readNifti(notNifti), ['not a NIfTI file', 'sizeof_hdr', '348']);
   const badMagic = good.slice();
   badMagic[345] = 'x'.charCodeAt(0);
-  await rejectsWith(vg.io.readNifti(badMagic), ['magic', "'n+1'"]);
+  await rejectsWith(vg.io.readNifti(badMagic), ['magic at byte 344 is', "expected 'n+1\\0'"]);
   const pair = good.slice();
   pair[345] = 'i'.charCodeAt(0);
   await rejectsWith(vg.io.readNifti(pair), ['.hdr/.img pair']);

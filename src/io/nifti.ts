@@ -55,7 +55,7 @@ export interface NiftiHeader {
   bitpix: number;
   /** The raw dim[0..7] array: dim[0] is the number of dimensions. */
   dims: number[];
-  /** The raw pixdim[0..7] array: pixdim[0] is qfac. */
+  /** pixdim[0..7] as nibabel reads it: pixdim[0] is qfac (±1; other values read as 1), voxel sizes 1–3 positive (0 read as 1, negatives as their magnitude). */
   pixdim: number[];
   voxOffset: number;
   sclSlope: number;
@@ -202,12 +202,15 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
   const headerBytes = version === 1 ? 348 : 540;
   if (bytes.length < headerBytes)
     fail(op, `${name} is truncated: it has ${bytes.length} bytes, less than the ${headerBytes}-byte NIfTI-${version} header`);
+  // the magic: 'n+1\0' (NIfTI-1), or 'n+2\0' and the EOL-check bytes '\r\n\032\n' (NIfTI-2), all checked, as nibabel does
   const magicAt = version === 1 ? 344 : 4;
-  const magic = String.fromCharCode(bytes[magicAt], bytes[magicAt + 1], bytes[magicAt + 2]);
-  if (magic === `ni${version}`)
+  const magicBytes = version === 1 ? 4 : 8;
+  const magic = String.fromCharCode(...bytes.subarray(magicAt, magicAt + magicBytes));
+  const tail = version === 1 ? '\0' : '\0\r\n\x1a\n';
+  if (magic === `ni${version}${tail}`)
     fail(op, `${name} is the header of a two-file .hdr/.img pair (magic 'ni${version}'); only single-file .nii/.nii.gz is supported — convert it (e.g. nibabel: nib.save(nib.load(p), 'out.nii.gz'))`);
-  if (magic !== `n+${version}`)
-    fail(op, `${name} is not a NIfTI file: magic at byte ${magicAt} is ${JSON.stringify(magic)}, expected 'n+${version}'`);
+  if (magic !== `n+${version}${tail}`)
+    fail(op, `${name} is not a NIfTI-${version} file: magic at byte ${magicAt} is ${showBytes(magic)}, expected ${showBytes(`n+${version}${tail}`)}`);
 
   // Only the fixed header goes to nifti-reader-js: extensions are skipped through vox_offset.
   const h = version === 1 ? new NIFTI1() : new NIFTI2();
@@ -240,7 +243,16 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
   for (let r = 0; r < 3; r++)
     for (let c = 0; c < 4; c++)
       sform[r][c] = version === 1 ? view.getFloat32(280 + (r * 4 + c) * 4, le) : view.getFloat64(400 + (r * 4 + c) * 8, le);
+  // nibabel's repairs on load: qfac (pixdim[0]) other than ±1 is 1; a zero voxel size is 1, a negative one its magnitude
   const pixdim = [...h.pixDims];
+  if (pixdim[0] !== -1) pixdim[0] = 1;
+  for (let i = 1; i <= 3; i++) pixdim[i] = pixdim[i] === 0 ? 1 : Math.abs(pixdim[i]);
+  const qformCode = validXformCode(h.qform_code);
+  const sformCode = validXformCode(h.sform_code);
+  // the quaternion's b² + c² + d² may exceed 1 by rounding only (nibabel's threshold: 3 eps of the stored float type)
+  const excess = h.quatern_b ** 2 + h.quatern_c ** 2 + h.quatern_d ** 2 - 1;
+  if (sformCode === 0 && qformCode > 0 && !(excess <= 3 * (version === 1 ? 2 ** -23 : 2 ** -52)))
+    fail(op, `${name} has qform_code ${qformCode} but quatern_b/c/d (${h.quatern_b}, ${h.quatern_c}, ${h.quatern_d}) are not a rotation: b² + c² + d² = ${excess + 1} > 1 (corrupt header)`);
   const header: NiftiHeader = {
     version,
     littleEndian: le,
@@ -252,8 +264,8 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
     voxOffset,
     sclSlope: h.scl_slope,
     sclInter: h.scl_inter,
-    qformCode: validXformCode(h.qform_code),
-    sformCode: validXformCode(h.sform_code),
+    qformCode,
+    sformCode,
     qform: qformAffine(h.quatern_b, h.quatern_c, h.quatern_d, [h.qoffset_x, h.qoffset_y, h.qoffset_z], pixdim),
     sform,
     xyztUnits: h.xyzt_units,
@@ -266,6 +278,10 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
   };
   return header;
 }
+
+/** A byte string in quotes, control bytes escaped: 'n+2\0\r\n\x1a\n'. */
+const showBytes = (s: string) =>
+  `'${s.replace(/[^\x20-\x7e]/g, (c) => ({ '\0': '\\0', '\r': '\\r', '\n': '\\n' })[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
 
 /** nibabel resets a qform/sform code outside 0 ... 5 (unknown ... template_other) to 0, so the transform is unused. */
 const validXformCode = (code: number) => (Number.isInteger(code) && code >= 0 && code <= 5 ? code : 0);
@@ -283,8 +299,8 @@ function qformAffine(b: number, c: number, d: number, offset: number[], pixdim: 
           [s * (b * c + a * d), 1 - s * (b * b + d * d), s * (c * d - a * b)],
           [s * (b * d - a * c), s * (c * d + a * b), 1 - s * (b * b + c * c)],
         ];
-  // NIfTI: qfac = pixdim[0], and any value other than -1 (0 included) means +1.
-  const zooms = [pixdim[1], pixdim[2], (pixdim[0] < 0 ? -1 : 1) * pixdim[3]];
+  // qfac = pixdim[0], ±1 once the header is read
+  const zooms = [pixdim[1], pixdim[2], pixdim[0] * pixdim[3]];
   return [
     [R[0][0] * zooms[0], R[0][1] * zooms[1], R[0][2] * zooms[2], offset[0]],
     [R[1][0] * zooms[0], R[1][1] * zooms[1], R[1][2] * zooms[2], offset[1]],
