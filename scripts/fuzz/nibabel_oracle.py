@@ -3,7 +3,7 @@
   python3 nibabel_oracle.py seeds DIR   writes seed files (NIfTI-1/2, .nii/.nii.gz, several dtypes, scaling, qform-only)
   python3 nibabel_oracle.py serve       reads one file path per line, answers one JSON line per file:
       {"ok": true, "shape": [...], "sha": hex, "affine": [[...]]} or {"ok": false, "error": "Type: message"}
-  sha is the SHA-1 of get_fdata() cast to float32 (row-major, NaNs canonical), as voxgrad's f32 tensor holds it.
+  sha is the SHA-1 of get_fdata() cast to float32 (row-major, NaNs and zeros canonical), as voxgrad's f32 tensor holds it.
 """
 import hashlib
 import json
@@ -33,6 +33,7 @@ def f32_sha(data):
     a = np.where(np.isnan(a), np.float32(np.nan), a).astype(np.float32)
     bits = a.view(np.uint32).copy()
     bits[np.isnan(a)] = 0x7FC00000
+    bits[a == 0] = 0  # -0.0 and 0.0 are the same value
     return hashlib.sha1(bits.tobytes()).hexdigest()
 
 

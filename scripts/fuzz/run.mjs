@@ -35,6 +35,7 @@ export const NIBABEL_DISAGREEMENTS = [
   ['corrupt gzip stream after the voxel data', /does not decompress after/],
   ['datatype voxgrad does not read (complex, RGB, float128, bit)', /which voxgrad does not read/],
   ['a dim of 0 (nibabel returns an empty array)', /invalid dims/],
+  ['dim[0] = 0 (nibabel reads a 0-d array)', /dim\[0\] = 0;/],
   ['more than 64 MiB of extensions in a .nii.gz', /bytes of extensions before the voxels/],
   ['volume larger than the adapter\'s maxBufferSize', /maxBufferSize/],
   ['scl_slope set with a non-finite scl_inter', /non-finite scl_inter/],

@@ -19,11 +19,14 @@ const status = (key) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(fs.readFileS
 const checkpoints = vg.train?.loadCheckpoint ? vg.train : vg.io;
 const send = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`);
 
-/** SHA-1 of f32 values with NaNs canonical (the oracle hashes get_fdata() the same way). */
+/** SHA-1 of f32 values with NaNs and zeros canonical (the oracle hashes get_fdata() the same way): values, not bits. */
 function f32Sha(values) {
   const f = Float32Array.from(values);
   const bits = new Uint32Array(f.buffer);
-  for (let i = 0; i < f.length; i++) if (Number.isNaN(f[i])) bits[i] = 0x7fc00000;
+  for (let i = 0; i < f.length; i++) {
+    if (Number.isNaN(f[i])) bits[i] = 0x7fc00000;
+    else if (f[i] === 0) bits[i] = 0;
+  }
   return crypto.createHash('sha1').update(new Uint8Array(f.buffer)).digest('hex');
 }
 
