@@ -315,4 +315,26 @@ test('safetensors BOOL bytes other than 0/1 read as 1 (nonzero is true)', async 
   tensors.mask.dispose();
 });
 
+// ---- atomic writes -------------------------------------------------------------------------------------------------
+
+test('writes are atomic: a failed rename leaves the old file and no temporary file; a good write leaves only the file', async () => {
+  const folder = fs.mkdtempSync(path.join(tmp, 'atomic-'));
+  const file = path.join(folder, 'w.safetensors');
+  const t = vg.tensor([1, 2, 3], [3]);
+  await vg.io.writeSafetensors(file, { t });
+  const first = fs.readFileSync(file);
+  assert.equal(fs.readdirSync(folder), ['w.safetensors']);
+  // a directory where the file should go: the rename fails after the temporary file was written
+  const blocked = path.join(folder, 'blocked.nii');
+  fs.mkdirSync(blocked);
+  let err = null;
+  await vg.io.writeNifti(blocked, t).catch((e) => (err = e));
+  assert.ok(err, 'writing over a directory must fail');
+  assert.equal(fs.readdirSync(folder).sort(), ['blocked.nii', 'w.safetensors']);
+  await vg.io.writeSafetensors(file, { t, u: t });
+  assert.ok(!first.equals(fs.readFileSync(file)));
+  assert.equal(fs.readdirSync(folder).sort(), ['blocked.nii', 'w.safetensors']);
+  t.dispose();
+});
+
 test.run();

@@ -3,19 +3,12 @@
 // function of (seed, case index), so `--seed S` reproduces a run and one case can be rebuilt alone.
 import zlib from 'node:zlib';
 import { gzipBomb } from './bytes.mjs';
+import { rng as testRng } from '../../test/helpers.mjs';
 
-/** mulberry32: a small seeded generator (the tests' rng). */
+/** The tests' seeded generator (mulberry32), with inclusive integer ranges, picks and coin flips. */
 export function rng(seed) {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (lo, hi) => lo + Math.floor(next() * (hi - lo + 1));
-  return { next, int, pick: (list) => list[Math.floor(next() * list.length)], chance: (p) => next() < p };
+  const base = testRng(seed);
+  return { next: base.next, int: (lo, hi) => base.int(lo, hi + 1), pick: (list) => list[base.int(0, list.length)], chance: (p) => base.next() < p };
 }
 
 /** Numbers a header lie draws from: edges of every integer width, non-finite floats, huge and tiny values. */
