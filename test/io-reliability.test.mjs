@@ -206,7 +206,9 @@ test('readNifti rejects a qform quaternion with b² + c² + d² > 1 when the qfo
   withSform.tensor.dispose();
   v.setInt16(254, 0, true);
   v.setInt16(252, 1, true);
-  await rejectsWith(vg.io.readNifti(b), ['qform_code 1', 'not a rotation', '> 1']);
+  await rejectsWith(vg.io.readNifti(b), ['qform_code 1', 'not a rotation (b² + c² + d² = 1.28']);
+  v.setFloat32(256, NaN, true);
+  await rejectsWith(vg.io.readNifti(b), ['qform_code 1', 'not a rotation (b² + c² + d² = NaN)']);
 });
 
 // ---- defect 7: prototype keys in safetensors -----------------------------------------------------------------------

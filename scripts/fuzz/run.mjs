@@ -36,6 +36,7 @@ export const NIBABEL_DISAGREEMENTS = [
   ['datatype voxgrad does not read (complex, RGB, float128, bit)', /which voxgrad does not read/],
   ['a dim of 0 (nibabel returns an empty array)', /invalid dims/],
   ['dim[0] = 0 (nibabel reads a 0-d array)', /dim\[0\] = 0;/],
+  ['a NaN qform quaternion where the qform is the affine (nibabel returns an all-NaN rotation)', /not a rotation \(b² \+ c² \+ d² = NaN\)/],
   ['more than 64 MiB of extensions in a .nii.gz', /bytes of extensions before the voxels/],
   ['volume larger than the adapter\'s maxBufferSize', /maxBufferSize/],
   ['scl_slope set with a non-finite scl_inter', /non-finite scl_inter/],

@@ -249,10 +249,11 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
   for (let i = 1; i <= 3; i++) pixdim[i] = pixdim[i] === 0 ? 1 : Math.abs(pixdim[i]);
   const qformCode = validXformCode(h.qform_code);
   const sformCode = validXformCode(h.sform_code);
-  // the quaternion's b² + c² + d² may exceed 1 by rounding only (nibabel's threshold: 3 eps of the stored float type)
+  // the quaternion's b² + c² + d² may exceed 1 by rounding only (nibabel's threshold: 3 eps of the stored float type);
+  // NaN is refused too (nibabel returns an all-NaN rotation)
   const excess = h.quatern_b ** 2 + h.quatern_c ** 2 + h.quatern_d ** 2 - 1;
   if (sformCode === 0 && qformCode > 0 && !(excess <= 3 * (version === 1 ? 2 ** -23 : 2 ** -52)))
-    fail(op, `${name} has qform_code ${qformCode} but quatern_b/c/d (${h.quatern_b}, ${h.quatern_c}, ${h.quatern_d}) are not a rotation: b² + c² + d² = ${excess + 1} > 1 (corrupt header)`);
+    fail(op, `${name} has qform_code ${qformCode} but quatern_b/c/d (${h.quatern_b}, ${h.quatern_c}, ${h.quatern_d}) are not a rotation (b² + c² + d² = ${excess + 1}): corrupt header`);
   const header: NiftiHeader = {
     version,
     littleEndian: le,
