@@ -310,6 +310,15 @@ test('readNrrd checks ascii values against the declared type (uchar 300 and -5 r
 
 // ---- defect 11: BOOL bytes -----------------------------------------------------------------------------------------
 
+test('safetensors: "__metadata__": null is no metadata, as the reference reader reads it (the fuzzer found the difference)', async () => {
+  const raw = safetensorsBytes({ __metadata__: null, w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, new Uint8Array(new Float32Array([2]).buffer));
+  const { tensors, metadata } = vg.io.decodeSafetensors(raw);
+  assert.equal(metadata, {});
+  assert.equal([...(await tensors.w.data())], [2]);
+  tensors.w.dispose();
+  await rejectsWith(() => vg.io.decodeSafetensors(safetensorsBytes({ __metadata__: 5 })), ['__metadata__ must be an object of strings, got number 5']);
+});
+
 test('safetensors BOOL bytes other than 0/1 read as 1 (nonzero is true)', async () => {
   const raw = safetensorsBytes({ mask: { dtype: 'BOOL', shape: [6], data_offsets: [0, 6] } }, new Uint8Array([0, 1, 2, 127, 128, 255]));
   const { tensors } = vg.io.decodeSafetensors(raw);

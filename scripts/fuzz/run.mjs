@@ -21,6 +21,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.join(here, '..', '..');
 const PYTHON = '/usr/bin/python3';
 export const FORMATS = ['nifti', 'safetensors', 'nrrd', 'checkpoint', 'config'];
+const ORACLE = { nifti: 'nibabel', safetensors: 'the reference reader (scripts/fuzz/safetensors_reference.py)' };
 const EXT = { nifti: '', safetensors: '.safetensors', nrrd: '.nrrd', checkpoint: '.safetensors', config: '.json' };
 
 /**
@@ -99,9 +100,9 @@ async function makeSeeds(format, dir, dist) {
   return [...pick(/\.nii(\.gz)?$/), ...read(JSON.parse(nib.stdout))];
 }
 
-/** A persistent nibabel process: one path in, one JSON answer out. */
-function nibabelOracle() {
-  const child = spawn(PYTHON, [path.join(here, 'nibabel_oracle.py'), 'serve'], { stdio: ['pipe', 'pipe', 'ignore'] });
+/** A persistent oracle process (a Python script and its arguments): one path in, one JSON answer out. */
+function oracleProcess(...args) {
+  const child = spawn(PYTHON, [...args], { stdio: ['pipe', 'pipe', 'ignore'] });
   const lines = readline.createInterface({ input: child.stdout });
   const waiting = [];
   lines.on('line', (l) => waiting.shift()?.(JSON.parse(l)));
@@ -206,11 +207,43 @@ function judgeNifti(res, nib) {
   return ['defect', `voxgrad accepts what nibabel rejects (${nib.error})`];
 }
 
+/** voxgrad's dtype for each safetensors dtype it reads (floats to f32, integers and BOOL to i32, U32 kept). */
+const VOXGRAD_DTYPE = { F32: 'f32', F16: 'f32', BF16: 'f32', F64: 'f32', U32: 'u32', I32: 'i32', I16: 'i32', U16: 'i32', I8: 'i32', U8: 'i32', BOOL: 'i32', I64: 'i32', U64: 'i32' };
+
+/**
+ * safetensors disagreements with the reference reader accepted as voxgrad being stricter: the file is valid, but its
+ * contents do not fit voxgrad's tensors (rank, 8-bit floats, 64-bit integers beyond i32, f64 beyond f32).
+ */
+export const SAFETENSORS_DISAGREEMENTS = [
+  ['rank above 8', /has rank \d+ .*at most 8 dims/],
+  ['8-bit float dtypes', /8-bit floats/],
+  ['I64/U64 values outside i32', /does not fit in i32/],
+  ['F64 values beyond f32', /overflows f32/],
+];
+
+/** Compares voxgrad's outcome with the reference reader's, as judgeNifti does with nibabel's. */
+function judgeSafetensors(res, ref) {
+  if (res.outcome === 'accepted' && ref.ok) {
+    const mine = [...res.summary].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const want = ref.tensors.map(([name, dtype, shape]) => [name, VOXGRAD_DTYPE[dtype], shape]);
+    return JSON.stringify(mine) === JSON.stringify(want) ? ['identical'] : ['defect', `read ${JSON.stringify(mine)}, the reference ${JSON.stringify(want)}`];
+  }
+  if (res.outcome === 'typed' && !ref.ok) return ['both rejected'];
+  if (res.outcome === 'typed') {
+    const known = SAFETENSORS_DISAGREEMENTS.find(([, re]) => re.test(res.detail));
+    return known ? ['disagreement', known[0]] : ['defect', `voxgrad rejects what the reference reads: ${res.detail}`];
+  }
+  return ['defect', `voxgrad accepts what the reference rejects (${ref.error})`];
+}
+
 /** Runs `opts.cases` cases of one format; returns its statistics and defects. */
 async function fuzzFormat(format, dist, opts, work) {
   const dir = fs.mkdtempSync(path.join(work, `${format}-`));
   const seeds = await makeSeeds(format, dir, dist);
-  const oracle = format === 'nifti' ? nibabelOracle() : null;
+  const oracle =
+    format === 'nifti' ? oracleProcess(path.join(here, 'nibabel_oracle.py'), 'serve')
+      : format === 'safetensors' ? oracleProcess(path.join(here, 'safetensors_reference.py'))
+        : null;
   const stats = { format, cases: 0, accepted: 0, typed: 0, identical: 0, bothRejected: 0, noOracle: 0, disagreements: {}, defects: [], growth: [], peak: 0, bombPeak: null, reruns: 0, seconds: 0 };
   const t0 = Date.now();
   const caseInfo = new Map();
@@ -233,7 +266,7 @@ async function fuzzFormat(format, dist, opts, work) {
     stats.peak = Math.max(stats.peak, res.peak ?? 0);
     if (info.bomb) stats.bombPeak = Math.max(stats.bombPeak ?? 0, res.growth ?? 0);
     let verdict = res.outcome === 'died' ? ['defect', res.reason] : res.outcome === 'defect' ? ['defect', res.detail] : null;
-    if (!verdict && oracle) verdict = judgeNifti(res, await oracle.ask(c.file));
+    if (!verdict && oracle) verdict = (format === 'nifti' ? judgeNifti : judgeSafetensors)(res, await oracle.ask(c.file));
     if (res.outcome === 'accepted') stats.accepted++;
     if (res.outcome === 'typed') stats.typed++;
     if (verdict?.[0] === 'identical') stats.identical++;
@@ -283,16 +316,16 @@ export function table(all) {
   const rows = [['format', 'cases', 'accepted', 'typed errors', 'oracle-identical', 'both rejected', 'accepted disagreements', 'defects', 'RSS growth/case max, median (MiB)', 'peak RSS (MiB)', 'gzip bomb growth (MiB)', 'reruns', 'wall (s)']];
   for (const s of all)
     rows.push([
-      s.format, s.cases, s.accepted, s.typed, s.format === 'nifti' ? s.identical : '–', s.format === 'nifti' ? s.bothRejected : '–',
-      s.format === 'nifti' ? Object.values(s.disagreements).reduce((a, b) => a + b, 0) : '–', s.defects.length,
+      s.format, s.cases, s.accepted, s.typed, ...(ORACLE[s.format] ? [s.identical, s.bothRejected, Object.values(s.disagreements).reduce((a, b) => a + b, 0)] : ['–', '–', '–']), s.defects.length,
       `${MiB(Math.max(...s.growth))}, ${MiB(median(s.growth))}`, MiB(s.peak), s.bombPeak === null ? '–' : MiB(s.bombPeak), s.reruns, s.seconds.toFixed(0),
     ]);
   const lines = rows.map((r) => `| ${r.join(' | ')} |`);
   lines.splice(1, 0, `|${rows[0].map(() => '---').join('|')}|`);
+  for (const s of all)
+    if (Object.keys(s.disagreements).length)
+      lines.push('', `${s.format} disagreements with ${ORACLE[s.format]} (voxgrad stricter, typed error):`, ...Object.entries(s.disagreements).map(([k, n]) => `- ${k}: ${n}`));
   const nifti = all.find((s) => s.format === 'nifti');
-  if (nifti && Object.keys(nifti.disagreements).length)
-    lines.push('', 'NIfTI disagreements with nibabel (voxgrad stricter, typed error):', ...Object.entries(nifti.disagreements).map(([k, n]) => `- ${k}: ${n}`));
-  if (nifti?.noOracle) lines.push(`- nibabel not asked (volume over its ${'16M'}-voxel budget): ${nifti.noOracle}`);
+  if (nifti?.noOracle) lines.push(`- nibabel not asked (volume over its 16M-voxel budget): ${nifti.noOracle}`);
   return lines.join('\n');
 }
 

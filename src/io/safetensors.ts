@@ -63,7 +63,8 @@ function parseHeader(op: string, file: string, bytes: Uint8Array): { entries: En
   const entries: Entry[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) fail(op, `${file}: __metadata__ must be an object of strings, got ${describe(info)}`);
+      if (info === null) continue; // null is no metadata, as the reference reader (an Option) reads it
+      if (typeof info !== 'object' || Array.isArray(info)) fail(op, `${file}: __metadata__ must be an object of strings, got ${describe(info)}`);
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
         if (typeof v !== 'string') fail(op, `${file}: __metadata__['${k}'] must be a string, got ${describe(v)}`);
         ownProperty(metadata, k, v);
