@@ -11,6 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assertThrowsWith, rng, setup, vg } from './helpers.mjs';
 import { decodePng } from './png.mjs';
+import { rejectsWith } from './io-helpers.mjs';
 
 test.before(setup);
 
@@ -19,18 +20,6 @@ const fixtures = JSON.parse(fs.readFileSync(path.join(here, 'fixtures', 'io.json
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vg-'));
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const tmpFile = (name) => path.join(tmp, name);
-
-async function rejectsWith(promiseOrFn, fragments, msg = '') {
-  let err;
-  try {
-    await (typeof promiseOrFn === 'function' ? promiseOrFn() : promiseOrFn);
-  } catch (e) {
-    err = e;
-  }
-  assert.ok(err, `${msg} expected an error, none was thrown`);
-  assert.instance(err, vg.VoxgradError, `${msg} expected a VoxgradError, got ${err}`);
-  for (const f of fragments) assert.ok(err.message.includes(f), `${msg} error message lacks "${f}": ${err.message}`);
-}
 
 function assertMatrix(got, want, tol, msg) {
   assert.is(got.length, want.length, `${msg}: rows`);
@@ -356,7 +345,7 @@ test('readNifti errors: truncated, not NIfTI, corrupt gzip, unsupported datatype
   await rejectsWith(vg.io.readNifti(notNifti), ['not a NIfTI file', 'sizeof_hdr', '348']);
   const badMagic = good.slice();
   badMagic[345] = 'x'.charCodeAt(0);
-  await rejectsWith(vg.io.readNifti(badMagic), ['magic', "'n+1'"]);
+  await rejectsWith(vg.io.readNifti(badMagic), ['magic at byte 344 is', "expected 'n+1\\0'"]);
   const pair = good.slice();
   pair[345] = 'i'.charCodeAt(0);
   await rejectsWith(vg.io.readNifti(pair), ['.hdr/.img pair']);
@@ -380,7 +369,7 @@ test('readNifti errors: truncated, not NIfTI, corrupt gzip, unsupported datatype
   await rejectsWith(vg.io.readNifti(zeroDim), ['invalid dims [2, 0, 2]']);
   const badOffset = good.slice();
   new DataView(badOffset.buffer).setFloat32(108, 100, true);
-  await rejectsWith(vg.io.readNifti(badOffset), ['vox_offset 100', 'inside the 348-byte header']);
+  await rejectsWith(vg.io.readNifti(badOffset), ['vox_offset 100 too low', 'after the 348-byte header']);
   await rejectsWith(vg.io.readNifti(tmpFile('missing.nii')), ['cannot read', 'missing.nii']);
   await rejectsWith(vg.io.readNifti(42), ['readNifti', 'source must be']);
 });

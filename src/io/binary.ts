@@ -1,4 +1,6 @@
 /** Typed views of voxel bytes as stored in image files (NIfTI, NRRD): either byte order, 64-bit integers as doubles. */
+import { fail } from '../engine/errors.js';
+import { gpu } from '../engine/device.js';
 
 export type ElementArrayType = new (buffer: ArrayBuffer) => ArrayLike<number> | BigInt64Array | BigUint64Array;
 
@@ -23,4 +25,14 @@ export function decodeElements(
   if (littleEndian !== PLATFORM_LE) swapBytes(copy, elemBytes);
   const arr = new Ctor(copy.buffer);
   return arr instanceof BigInt64Array || arr instanceof BigUint64Array ? Float64Array.from(arr, Number) : arr;
+}
+
+/**
+ * Rejects a volume whose 4-byte tensor could not exist on this adapter (over maxBufferSize) before any voxel is read
+ * or decompressed, so a header claiming a huge size costs nothing. `what` describes the size as the file states it.
+ */
+export function checkTensorFits(op: string, name: string, what: string, count: number): void {
+  const max = gpu().limits.maxBufferSize;
+  if (count * 4 > max)
+    fail(op, `${name} has ${what}: ${count} voxels, ${count * 4} bytes as a tensor, more than this adapter's maxBufferSize (${max} bytes)`);
 }

@@ -19,7 +19,7 @@ import { describe, expectFloat, expectTensor } from '../kernels/common.js';
 import { tensor } from '../kernels/creation.js';
 import { matmul } from '../kernels/matmul.js';
 import { permute, reshape } from '../kernels/shape.js';
-import { files, gunzip, gzip, isGzip, readBytes } from './files.js';
+import { files, gzip } from './files.js';
 import { encodeNifti, readNifti, type NiftiHeader } from './nifti.js';
 import { checkAffine, spacingFromAffine, type Affine } from './volume.js';
 
@@ -199,14 +199,12 @@ export async function readDisplacementNifti(source: string | URL | Uint8Array | 
   if (opts === null || typeof opts !== 'object') fail(op, `options must be an object like { convention: 'itk' }, got ${describe(opts)}`);
   if (opts.convention !== undefined && !Object.hasOwn(INTENT, opts.convention))
     fail(op, `convention must be 'itk', 'ras' or 'voxel', got ${describe(opts.convention)}`);
-  let bytes = await readBytes(op, source);
-  if (isGzip(bytes)) bytes = await gunzip(bytes);
-  const img = await readNifti(bytes);
+  const img = await readNifti(source);
   const { header } = img;
   const name = typeof source === 'string' ? source : 'the given bytes';
   let convention = opts.convention;
   if (convention === undefined) {
-    const intentName = header.version === 1 ? String.fromCharCode(...bytes.subarray(328, 344)).replace(/\0.*$/s, '') : '';
+    const intentName = header.intentName;
     if (header.intentCode === 1007) convention = 'itk';
     else if (header.intentCode === 1006) convention = 'ras';
     else if (header.intentCode === 0 && intentName === 'voxel') convention = 'voxel';

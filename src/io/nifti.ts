@@ -4,12 +4,12 @@
  * so voxel (i, j, k) is at (i*Y + j)*Z + k. The file stores x fastest, so reading and writing transpose the axis order.
  */
 import { NIFTI1, NIFTI2 } from 'nifti-reader-js';
-import { VoxgradError, fail, fmtShape } from '../engine/errors.js';
+import { fail, fmtShape } from '../engine/errors.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
 import { tensor } from '../kernels/creation.js';
 import { describe } from '../kernels/common.js';
-import { decodeElements, PLATFORM_LE, swapBytes } from './binary.js';
-import { files, gunzip, gzip, isGzip, readBytes } from './files.js';
+import { checkTensorFits, decodeElements, PLATFORM_LE, swapBytes } from './binary.js';
+import { files, GunzipReader, gzip, isGzip, readBytes } from './files.js';
 import { checkAffine, isVolume, orthonormalize, spacingFromAffine, type Affine, type Volume } from './volume.js';
 
 /** The NIfTI datatypes voxgrad reads; `ctor` views little- or native-endian bytes once they are aligned and swapped. */
@@ -55,12 +55,14 @@ export interface NiftiHeader {
   bitpix: number;
   /** The raw dim[0..7] array: dim[0] is the number of dimensions. */
   dims: number[];
-  /** The raw pixdim[0..7] array: pixdim[0] is qfac. */
+  /** pixdim[0..7] as nibabel reads it: pixdim[0] is qfac (±1; other values read as 1), voxel sizes 1–3 positive (0 read as 1, negatives as their magnitude). */
   pixdim: number[];
   voxOffset: number;
   sclSlope: number;
   sclInter: number;
+  /** 0 ... 5 as stored; any other value is read as 0 (unknown), as nibabel does. */
   qformCode: number;
+  /** 0 ... 5 as stored; any other value is read as 0 (unknown), as nibabel does. */
   sformCode: number;
   /** The quaternion transform (nibabel's get_qform), whatever qformCode says. */
   qform: Affine;
@@ -70,6 +72,7 @@ export interface NiftiHeader {
   /** 'mm', 'meter', 'micron' or 'unknown', from the low 3 bits of xyzt_units. */
   spatialUnits: string;
   intentCode: number;
+  intentName: string;
   calMin: number;
   calMax: number;
   descrip: string;
@@ -98,34 +101,13 @@ export async function readNifti(source: string | URL | Uint8Array | ArrayBuffer,
   const dtype = opts.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'i32') fail(op, `dtype must be 'f32' or 'i32', got ${describe(dtype)}`);
   const name = typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given bytes';
-  let bytes: Uint8Array;
-  try {
-    bytes = await readBytes(op, source);
-  } catch (e) {
-    if (e instanceof VoxgradError) throw e;
-    fail(op, `cannot read ${name}: ${(e as Error).message}`);
-  }
-  if (isGzip(bytes)) {
-    try {
-      bytes = await gunzip(bytes);
-    } catch (e) {
-      fail(op, `${name} is gzip-compressed but does not decompress (corrupt or truncated gzip stream: ${(e as Error).message})`);
-    }
-  }
-  const header = parseHeader(name, bytes);
+  const bytes = await readBytes(op, source);
+  const { header, voxels } = isGzip(bytes) ? await readCompressed(name, bytes) : readPlain(name, bytes);
   const dt = DATATYPES[header.datatypeCode as DatatypeCode];
   const ndim = header.dims[0];
   const shape = header.dims.slice(1, ndim + 1);
   const count = shapeSize(shape);
-  const need = count * dt.bytes;
-  const have = bytes.length - header.voxOffset;
-  if (have < need)
-    fail(
-      op,
-      `${name} is truncated: dims ${fmtShape(shape)} of ${dt.name} need ${need} bytes of voxel data after vox_offset ` +
-        `${header.voxOffset}, found ${Math.max(0, have)} (${bytes.length} bytes in all)`,
-    );
-  const values = decodeElements(bytes, header.voxOffset, count, dt.bytes, dt.ctor, header.littleEndian);
+  const values = decodeElements(voxels, 0, count, dt.bytes, dt.ctor, header.littleEndian);
 
   // nibabel: slope 0 or non-finite means unscaled data.
   const scaled = header.sclSlope !== 0 && Number.isFinite(header.sclSlope);
@@ -152,6 +134,62 @@ export async function readNifti(source: string | URL | Uint8Array | ArrayBuffer,
   return result;
 }
 
+/** Voxel bytes needed after vox_offset, as the header's dims and datatype imply. */
+function voxelBytes(h: NiftiHeader): number {
+  return shapeSize(h.dims.slice(1, h.dims[0] + 1)) * DATATYPES[h.datatypeCode as DatatypeCode].bytes;
+}
+
+function truncated(name: string, h: NiftiHeader, found: number, total: string): never {
+  return fail(
+    op,
+    `${name} is truncated: dims ${fmtShape(h.dims.slice(1, h.dims[0] + 1))} of ${h.datatype} need ${voxelBytes(h)} bytes of voxel ` +
+      `data after vox_offset ${h.voxOffset}, found ${Math.max(0, found)} (${total})`,
+  );
+}
+
+function readPlain(name: string, bytes: Uint8Array): { header: NiftiHeader; voxels: Uint8Array } {
+  const header = parseHeader(name, bytes);
+  const need = voxelBytes(header);
+  if (bytes.length - header.voxOffset < need) truncated(name, header, bytes.length - header.voxOffset, `${bytes.length} bytes in all`);
+  return { header, voxels: bytes.subarray(header.voxOffset, header.voxOffset + need) };
+}
+
+/** Extension bytes between the header and vox_offset that a .nii.gz may hold (skipped while decompressing, never kept). */
+const MAX_GZIP_EXTENSIONS = 64 << 20;
+
+/**
+ * A .nii.gz decompressed as far as its header says and no further: the header first, the extensions skipped, the
+ * voxel bytes taken, then at most max(1 MiB, volume bytes) of trailing data before the file is rejected as a bomb.
+ */
+async function readCompressed(name: string, compressed: Uint8Array): Promise<{ header: NiftiHeader; voxels: Uint8Array }> {
+  const stream = new GunzipReader(op, name, compressed);
+  try {
+    let head = await stream.take(348);
+    const sizeofHdr = (le: boolean) => new DataView(head.buffer, head.byteOffset, head.length).getInt32(0, le);
+    if (head.length === 348 && sizeofHdr(true) !== 348 && sizeofHdr(false) !== 348) {
+      // not NIfTI-1: the 540-byte NIfTI-2 header, or a foreign file that parseHeader names
+      const rest = await stream.take(540 - 348);
+      const both = new Uint8Array(head.length + rest.length);
+      both.set(head);
+      both.set(rest, head.length);
+      head = both;
+    }
+    const header = parseHeader(name, head);
+    const extensions = header.voxOffset - head.length;
+    if (extensions > MAX_GZIP_EXTENSIONS)
+      fail(op, `${name} has vox_offset ${header.voxOffset}: ${extensions} bytes of extensions before the voxels, more than the ${MAX_GZIP_EXTENSIONS} a compressed file may hold (corrupt header or a gzip bomb?)`);
+    const need = voxelBytes(header);
+    if ((await stream.skip(extensions)) < extensions) truncated(name, header, 0, `the data decompress to ${stream.position} bytes`);
+    const voxels = await stream.take(need);
+    if (voxels.length < need) truncated(name, header, voxels.length, `the data decompress to ${stream.position} bytes`);
+    await stream.finish(need, `the header implies ${header.voxOffset + need} bytes (vox_offset ${header.voxOffset} + ${need} voxel bytes)`);
+    return { header, voxels };
+  } catch (e) {
+    stream.cancel();
+    throw e;
+  }
+}
+
 function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
   if (bytes.length < 348)
     fail(op, `${name} is not a NIfTI file: it has ${bytes.length} bytes, less than the 348-byte NIfTI-1 header`);
@@ -164,12 +202,15 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
   const headerBytes = version === 1 ? 348 : 540;
   if (bytes.length < headerBytes)
     fail(op, `${name} is truncated: it has ${bytes.length} bytes, less than the ${headerBytes}-byte NIfTI-${version} header`);
+  // the magic: 'n+1\0' (NIfTI-1), or 'n+2\0' and the EOL-check bytes '\r\n\032\n' (NIfTI-2), all checked, as nibabel does
   const magicAt = version === 1 ? 344 : 4;
-  const magic = String.fromCharCode(bytes[magicAt], bytes[magicAt + 1], bytes[magicAt + 2]);
-  if (magic === `ni${version}`)
+  const magicBytes = version === 1 ? 4 : 8;
+  const magic = String.fromCharCode(...bytes.subarray(magicAt, magicAt + magicBytes));
+  const tail = version === 1 ? '\0' : '\0\r\n\x1a\n';
+  if (magic === `ni${version}${tail}`)
     fail(op, `${name} is the header of a two-file .hdr/.img pair (magic 'ni${version}'); only single-file .nii/.nii.gz is supported — convert it (e.g. nibabel: nib.save(nib.load(p), 'out.nii.gz'))`);
-  if (magic !== `n+${version}`)
-    fail(op, `${name} is not a NIfTI file: magic at byte ${magicAt} is ${JSON.stringify(magic)}, expected 'n+${version}'`);
+  if (magic !== `n+${version}${tail}`)
+    fail(op, `${name} is not a NIfTI-${version} file: magic at byte ${magicAt} is ${showBytes(magic)}, expected ${showBytes(`n+${version}${tail}`)}`);
 
   // Only the fixed header goes to nifti-reader-js: extensions are skipped through vox_offset.
   const h = version === 1 ? new NIFTI1() : new NIFTI2();
@@ -189,15 +230,30 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
   if (UNSUPPORTED[code] !== undefined)
     fail(op, `${name} has datatype ${UNSUPPORTED[code]} (code ${code}), which voxgrad does not read; convert it to a scalar type (uint8 ... float64) first`);
   if (!(code in DATATYPES)) fail(op, `${name} has an unknown datatype code ${code} (corrupt header?)`);
+  checkTensorFits(op, name, `dims ${fmtShape(shape)}`, shapeSize(shape));
+  // nibabel's checks: voxels of a single file start after the header and the 4-byte extension flag; a fractional
+  // offset is truncated. Offset 0 nibabel accepts (and reads the header as voxels); it is rejected here too.
+  if (!Number.isFinite(h.vox_offset)) fail(op, `${name} has vox_offset ${h.vox_offset}, not a finite byte offset (corrupt header)`);
   const voxOffset = Math.floor(h.vox_offset);
-  if (voxOffset < headerBytes) fail(op, `${name} has vox_offset ${h.vox_offset}, inside the ${headerBytes}-byte header (corrupt header?)`);
+  if (voxOffset < headerBytes + 4)
+    fail(op, `${name}: vox_offset ${voxOffset} too low: a single-file NIfTI-${version} stores its voxels after the ${headerBytes}-byte header and the 4-byte extension flag, at ${headerBytes + 4} or later (corrupt header)`);
 
   // srow_* is read directly: nifti-reader-js fills its affine from the qform when qform_code ≥ sform_code (nibabel prefers the sform).
   const sform: Affine = [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]];
   for (let r = 0; r < 3; r++)
     for (let c = 0; c < 4; c++)
       sform[r][c] = version === 1 ? view.getFloat32(280 + (r * 4 + c) * 4, le) : view.getFloat64(400 + (r * 4 + c) * 8, le);
+  // nibabel's repairs on load: qfac (pixdim[0]) other than ±1 is 1; a zero voxel size is 1, a negative one its magnitude
   const pixdim = [...h.pixDims];
+  if (pixdim[0] !== -1) pixdim[0] = 1;
+  for (let i = 1; i <= 3; i++) pixdim[i] = pixdim[i] === 0 ? 1 : Math.abs(pixdim[i]);
+  const qformCode = validXformCode(h.qform_code);
+  const sformCode = validXformCode(h.sform_code);
+  // the quaternion's b² + c² + d² may exceed 1 by rounding only (nibabel's threshold: 3 eps of the stored float type);
+  // NaN is refused too (nibabel returns an all-NaN rotation)
+  const excess = h.quatern_b ** 2 + h.quatern_c ** 2 + h.quatern_d ** 2 - 1;
+  if (sformCode === 0 && qformCode > 0 && !(excess <= 3 * (version === 1 ? 2 ** -23 : 2 ** -52)))
+    fail(op, `${name} has qform_code ${qformCode} but quatern_b/c/d (${h.quatern_b}, ${h.quatern_c}, ${h.quatern_d}) are not a rotation (b² + c² + d² = ${excess + 1}): corrupt header`);
   const header: NiftiHeader = {
     version,
     littleEndian: le,
@@ -209,19 +265,27 @@ function parseHeader(name: string, bytes: Uint8Array): NiftiHeader {
     voxOffset,
     sclSlope: h.scl_slope,
     sclInter: h.scl_inter,
-    qformCode: h.qform_code,
-    sformCode: h.sform_code,
+    qformCode,
+    sformCode,
     qform: qformAffine(h.quatern_b, h.quatern_c, h.quatern_d, [h.qoffset_x, h.qoffset_y, h.qoffset_z], pixdim),
     sform,
     xyztUnits: h.xyzt_units,
     spatialUnits: ['unknown', 'meter', 'mm', 'micron'][h.xyzt_units & 7] ?? 'unknown',
     intentCode: h.intent_code,
+    intentName: h.intent_name.replace(/\0.*$/s, ''),
     calMin: h.cal_min,
     calMax: h.cal_max,
     descrip: h.description.replace(/\0.*$/s, ''),
   };
   return header;
 }
+
+/** A byte string in quotes, control bytes escaped: 'n+2\0\r\n\x1a\n'. */
+const showBytes = (s: string) =>
+  `'${s.replace(/[^\x20-\x7e]/g, (c) => ({ '\0': '\\0', '\r': '\\r', '\n': '\\n' })[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}'`;
+
+/** nibabel resets a qform/sform code outside 0 ... 5 (unknown ... template_other) to 0, so the transform is unused. */
+const validXformCode = (code: number) => (Number.isInteger(code) && code >= 0 && code <= 5 ? code : 0);
 
 /** nibabel's get_qform: rotation from the quaternion (a ≥ 0 filled in), times pixdim with qfac on the third column. */
 function qformAffine(b: number, c: number, d: number, offset: number[], pixdim: number[]): Affine {
@@ -236,8 +300,8 @@ function qformAffine(b: number, c: number, d: number, offset: number[], pixdim: 
           [s * (b * c + a * d), 1 - s * (b * b + d * d), s * (c * d - a * b)],
           [s * (b * d - a * c), s * (c * d + a * b), 1 - s * (b * b + c * c)],
         ];
-  // NIfTI: qfac = pixdim[0], and any value other than -1 (0 included) means +1.
-  const zooms = [pixdim[1], pixdim[2], (pixdim[0] < 0 ? -1 : 1) * pixdim[3]];
+  // qfac = pixdim[0], ±1 once the header is read
+  const zooms = [pixdim[1], pixdim[2], pixdim[0] * pixdim[3]];
   return [
     [R[0][0] * zooms[0], R[0][1] * zooms[1], R[0][2] * zooms[2], offset[0]],
     [R[1][0] * zooms[0], R[1][1] * zooms[1], R[1][2] * zooms[2], offset[1]],

@@ -16,11 +16,28 @@ import { Tensor, shapeSize } from '../engine/tensor.js';
 import { describe } from '../kernels/common.js';
 import { tensor } from '../kernels/creation.js';
 import { permute } from '../kernels/shape.js';
-import { decodeElements, type ElementArrayType } from './binary.js';
-import { gunzip, isGzip, readBytes } from './files.js';
+import { checkTensorFits, decodeElements, type ElementArrayType } from './binary.js';
+import { MAX_RANK } from '../engine/shape.js';
+import { GunzipReader, isGzip, readBytes } from './files.js';
+import { ownProperty } from './records.js';
 import type { Affine, Volume } from './volume.js';
 
 const op = 'readNrrd';
+
+/** The fields of the NRRD format (NRRD0005, with the older one-word spellings); any other 'field: value' is an error, as in teem. */
+const FIELDS = new Set([
+  'content', 'number', 'type', 'block size', 'blocksize', 'dimension', 'space', 'space dimension', 'sizes', 'spacings',
+  'thicknesses', 'axis mins', 'axismins', 'axis maxs', 'axismaxs', 'centers', 'centerings', 'labels', 'units', 'kinds',
+  'min', 'max', 'old min', 'oldmin', 'old max', 'oldmax', 'endian', 'encoding', 'line skip', 'lineskip', 'byte skip',
+  'byteskip', 'data file', 'datafile', 'space units', 'space origin', 'space directions', 'measurement frame',
+  'sample units', 'sampleunits',
+]);
+
+/** Value ranges of the integer types, for ascii data. */
+const INT_RANGES: Record<string, [number, number]> = {
+  int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535], int32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295], int64: [-(2 ** 63), 2 ** 63], uint64: [0, 2 ** 64],
+};
 
 /** NRRD type spellings → [canonical name, bytes, typed-array constructor]. */
 const TYPES: Record<string, [string, number, ElementArrayType]> = {};
@@ -92,29 +109,24 @@ export async function readNrrd(source: string | URL | Uint8Array | ArrayBuffer, 
   const { header, dataStart, byteSkip } = parseHeader(name, bytes);
   const [, elemBytes, Ctor] = TYPES[header.type];
   const count = shapeSize(header.sizes);
+  // geometry first: a header error must not leave a tensor behind
+  const { affine, spacing } = geometry(name, header);
 
   let values: ArrayLike<number>;
-  if (header.encoding === 'ascii') values = parseAscii(name, bytes.subarray(dataStart), count);
+  if (header.encoding === 'ascii') values = parseAscii(name, header.type, bytes.subarray(dataStart), count);
   else {
-    let payload = bytes.subarray(dataStart);
-    if (header.encoding === 'gzip') {
-      if (!isGzip(payload)) fail(op, `${name} says 'encoding: gzip' but its data does not start with the gzip magic bytes (corrupt file?)`);
-      try {
-        payload = await gunzip(payload);
-      } catch (e) {
-        fail(op, `${name}: the gzip data does not decompress (corrupt or truncated: ${(e as Error).message})`);
-      }
-    }
     const need = count * elemBytes;
-    // byte skip -1: the data are the last `need` bytes (raw only)
-    const start = byteSkip === -1 ? payload.length - need : byteSkip;
-    if (start < 0 || payload.length - start < need)
+    const payload = bytes.subarray(dataStart);
+    const voxels = header.encoding === 'gzip' ? await decompress(name, header, payload, byteSkip, need) : payload;
+    // byte skip -1: the data are the last `need` bytes (raw only); gzip's skip was applied while decompressing
+    const start = header.encoding === 'gzip' ? 0 : byteSkip === -1 ? payload.length - need : byteSkip;
+    if (start < 0 || voxels.length - start < need)
       fail(
         op,
         `${name} is truncated: sizes ${fmtShape(header.sizes)} of ${header.type} need ${need} bytes of ` +
-          `${header.encoding === 'gzip' ? 'decompressed ' : ''}data, found ${Math.max(0, payload.length - Math.max(start, 0))}`,
+          `${header.encoding === 'gzip' ? 'decompressed ' : ''}data, found ${Math.max(0, voxels.length - Math.max(start, 0))}`,
       );
-    values = decodeElements(payload, start, count, elemBytes, Ctor, header.littleEndian);
+    values = decodeElements(voxels, start, count, elemBytes, Ctor, header.littleEndian);
   }
 
   let data: Float32Array | Int32Array;
@@ -137,7 +149,6 @@ export async function readNrrd(source: string | URL | Uint8Array | ArrayBuffer, 
     t = permute(raw, rev.map((_, i) => rev.length - 1 - i));
     raw.dispose();
   }
-  const { affine, spacing } = geometry(name, header);
   const result: NrrdImage = { tensor: t, affine, spacing, header };
   // a non-spatial axis ('none' direction) after a spatial one: the extra dim trails, as in readNifti's [X, Y, Z, T]
   const dirs = header.spaceDirections;
@@ -145,6 +156,24 @@ export async function readNrrd(source: string | URL | Uint8Array | ArrayBuffer, 
   return result;
 }
 
+/**
+ * The `need` voxel bytes after `byteSkip` of a gzip payload, decompressed no further than that plus at most
+ * max(1 MiB, need) trailing bytes (GunzipReader.finish); fewer bytes than `need` when the data are short.
+ */
+async function decompress(name: string, h: NrrdHeader, payload: Uint8Array, byteSkip: number, need: number): Promise<Uint8Array> {
+  if (!isGzip(payload)) fail(op, `${name} says 'encoding: gzip' but its data does not start with the gzip magic bytes (corrupt file?)`);
+  const stream = new GunzipReader(op, name, payload);
+  try {
+    await stream.skip(byteSkip);
+    const voxels = await stream.take(need);
+    if (voxels.length === need)
+      await stream.finish(need, `sizes ${fmtShape(h.sizes)} of ${h.type} imply ${byteSkip + need} bytes (byte skip ${byteSkip} + ${need} data bytes)`);
+    return voxels;
+  } catch (e) {
+    stream.cancel();
+    throw e;
+  }
+}
 
 function parseHeader(name: string, bytes: Uint8Array): { header: NrrdHeader; dataStart: number; byteSkip: number } {
   const magic = String.fromCharCode(...bytes.subarray(0, 8));
@@ -167,15 +196,21 @@ function parseHeader(name: string, bytes: Uint8Array): { header: NrrdHeader; dat
     }
     lines.push(line);
   }
+  // own properties: a key such as '__proto__' is data like any other
   const fields: Record<string, string> = {};
   const keyValues: Record<string, string> = {};
   for (const line of lines.slice(1)) {
     if (line.startsWith('#')) continue;
     const kv = line.indexOf(':=');
     const f = line.indexOf(': ');
-    if (kv >= 0 && (f < 0 || kv < f)) keyValues[line.slice(0, kv)] = line.slice(kv + 2);
-    else if (f >= 0) fields[line.slice(0, f).trim().toLowerCase()] = line.slice(f + 2).trim();
-    else fail(op, `${name}: header line ${JSON.stringify(line)} is neither 'field: value' nor 'key:=value'`);
+    if (kv >= 0 && (f < 0 || kv < f)) ownProperty(keyValues, line.slice(0, kv), line.slice(kv + 2));
+    else if (f >= 0) {
+      const field = line.slice(0, f).trim().toLowerCase();
+      if (!FIELDS.has(field))
+        fail(op, `${name}: unknown header field '${line.slice(0, f).trim()}' (misspelled? the NRRD fields are ${[...FIELDS].join(', ')}; free-form metadata is written 'key:=value')`);
+      if (Object.hasOwn(fields, field)) fail(op, `${name}: header field '${field}' appears twice`);
+      fields[field] = line.slice(f + 2).trim();
+    } else fail(op, `${name}: header line ${JSON.stringify(line)} is neither 'field: value' nor 'key:=value'`);
   }
   if (fields['data file'] !== undefined || fields.datafile !== undefined)
     fail(op, `${name} is a detached header (data file: ${fields['data file'] ?? fields.datafile}); only NRRD files with the data attached (.nrrd) are supported`);
@@ -187,13 +222,15 @@ function parseHeader(name: string, bytes: Uint8Array): { header: NrrdHeader; dat
   };
 
   const type = need('type').toLowerCase();
-  if (!TYPES[type])
+  if (!Object.hasOwn(TYPES, type))
     fail(op, `${name} has type '${fields.type}', which voxgrad does not read (supported: ${Object.keys(TYPES).join(', ')})`);
   const dimension = Number(need('dimension'));
   if (!Number.isInteger(dimension) || dimension < 1) fail(op, `${name}: dimension must be a positive integer, got '${fields.dimension}'`);
+  if (dimension > MAX_RANK) fail(op, `${name} has dimension ${dimension}; voxgrad tensors have at most ${MAX_RANK} dims`);
   const sizes = need('sizes').split(/\s+/).map(Number);
   if (sizes.length !== dimension || !sizes.every((s) => Number.isSafeInteger(s) && s >= 1))
     fail(op, `${name}: sizes '${fields.sizes}' must list ${dimension} positive integers (dimension: ${dimension})`);
+  checkTensorFits(op, name, `sizes ${fmtShape(sizes)}`, shapeSize(sizes));
   const enc = need('encoding').toLowerCase();
   const encoding = enc === 'gz' ? 'gzip' : enc === 'text' || enc === 'txt' ? 'ascii' : enc;
   if (encoding !== 'raw' && encoding !== 'gzip' && encoding !== 'ascii')
@@ -209,7 +246,7 @@ function parseHeader(name: string, bytes: Uint8Array): { header: NrrdHeader; dat
     fail(op, `${name}: byte skip must be a non-negative integer (or -1 with raw encoding), got '${fields['byte skip'] ?? fields.byteskip}'`);
 
   const space = fields.space !== undefined ? fields.space.toLowerCase() : null;
-  if (space !== null && !(space in SPACES))
+  if (space !== null && !Object.hasOwn(SPACES, space))
     fail(op, `${name} has space '${fields.space}'; supported: ${Object.keys(SPACES).join(', ')} (time-varying spaces are not)`);
   const vector = (s: string, what: string) => {
     const m = /^\(([^)]*)\)$/.exec(s.trim());
@@ -240,13 +277,18 @@ function parseHeader(name: string, bytes: Uint8Array): { header: NrrdHeader; dat
   return { header, dataStart, byteSkip };
 }
 
-function parseAscii(name: string, text: Uint8Array, count: number): Float64Array {
+/** ascii data: `count` numbers, each representable in the declared type (integers in range for integer types). */
+function parseAscii(name: string, type: string, text: Uint8Array, count: number): Float64Array {
   const tokens = new TextDecoder('latin1').decode(text).split(/[\s,]+/).filter((s) => s !== '');
   if (tokens.length < count) fail(op, `${name} is truncated: ascii data has ${tokens.length} values, the sizes need ${count}`);
   const out = new Float64Array(count);
+  const range = INT_RANGES[type];
   for (let i = 0; i < count; i++) {
-    out[i] = Number(tokens[i]);
-    if (Number.isNaN(out[i]) && tokens[i].toLowerCase() !== 'nan') fail(op, `${name}: ascii value ${i} is '${tokens[i]}', not a number`);
+    const v = Number(tokens[i]);
+    if (Number.isNaN(v) && (range || tokens[i].toLowerCase() !== 'nan')) fail(op, `${name}: ascii value ${i} is '${tokens[i]}', not a number`);
+    if (range && !(Number.isInteger(v) && v >= range[0] && v <= range[1]))
+      fail(op, `${name}: ascii value ${i} is ${tokens[i]}, which type ${type} cannot hold (integers in [${range[0]}, ${range[1]}])`);
+    out[i] = v;
   }
   return out;
 }

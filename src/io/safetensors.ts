@@ -8,9 +8,11 @@
  */
 import { fail, fmtShape } from '../engine/errors.js';
 import { Tensor, shapeSize, type DType, type TypedArray } from '../engine/tensor.js';
+import { MAX_RANK } from '../engine/shape.js';
 import { tensor as makeTensor } from '../kernels/creation.js';
 import { describe } from '../kernels/common.js';
 import { files, readBytes } from './files.js';
+import { ownProperty } from './records.js';
 
 /** Bytes per element of each safetensors dtype (the F8 and U64 kinds are recognised so the error can name them). */
 const DTYPE_BYTES: Record<string, number> = {
@@ -38,60 +40,63 @@ interface Entry {
   end: number;
 }
 
-/** Parses and validates the header: every error names the file part that is wrong. */
-function parseHeader(op: string, bytes: Uint8Array): { entries: Entry[]; metadata: Record<string, string>; dataStart: number } {
+/** Parses and validates the header: every error names the file (`file`) and the part of it that is wrong. */
+function parseHeader(op: string, file: string, bytes: Uint8Array): { entries: Entry[]; metadata: Record<string, string>; dataStart: number } {
   if (bytes.length < 8)
-    fail(op, `file is truncated: ${bytes.length} bytes, but a safetensors file starts with an 8-byte header length`);
+    fail(op, `${file} is truncated: ${bytes.length} bytes, but a safetensors file starts with an 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = Number(view.getBigUint64(0, true));
-  if (n > MAX_HEADER) fail(op, `header length ${n} is implausible (over ${MAX_HEADER} bytes): not a safetensors file, or corrupt`);
+  if (n > MAX_HEADER) fail(op, `${file}: header length ${n} is implausible (over ${MAX_HEADER} bytes): not a safetensors file, or corrupt`);
   if (8 + n > bytes.length)
-    fail(op, `file is truncated: the header claims ${n} bytes but only ${bytes.length - 8} follow the length field`);
+    fail(op, `${file} is truncated: the header claims ${n} bytes but only ${bytes.length - 8} follow the length field`);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
   } catch (e) {
-    fail(op, `header is not valid UTF-8 JSON (${(e as Error).message}): the file is corrupt or not safetensors`);
+    fail(op, `${file}: header is not valid UTF-8 JSON (${(e as Error).message}): the file is corrupt or not safetensors`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header))
-    fail(op, `header must be a JSON object of tensors, got ${describe(header)}`);
+    fail(op, `${file}: header must be a JSON object of tensors, got ${describe(header)}`);
   const dataLength = bytes.length - 8 - n;
+  // metadata keys and tensor names are any strings ('__proto__' included): set as own properties, never as prototypes
   const metadata: Record<string, string> = {};
   const entries: Entry[] = [];
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) fail(op, `__metadata__ must be an object of strings, got ${describe(info)}`);
+      if (info === null) continue; // null is no metadata, as the reference reader (an Option) reads it
+      if (typeof info !== 'object' || Array.isArray(info)) fail(op, `${file}: __metadata__ must be an object of strings, got ${describe(info)}`);
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(op, `__metadata__['${k}'] must be a string, got ${describe(v)}`);
-        metadata[k] = v;
+        if (typeof v !== 'string') fail(op, `${file}: __metadata__['${k}'] must be a string, got ${describe(v)}`);
+        ownProperty(metadata, k, v);
       }
       continue;
     }
     const { dtype, shape, data_offsets: offsets } = (info ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const where = `tensor '${name}'`;
-    if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES))
-      fail(op, `${where} has dtype ${JSON.stringify(dtype) ?? 'undefined'}; expected one of ${Object.keys(DTYPE_BYTES).join(', ')}`);
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype))
+      fail(op, `${file}: ${where} has dtype ${JSON.stringify(dtype) ?? 'undefined'}; expected one of ${Object.keys(DTYPE_BYTES).join(', ')}`);
     if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0))
-      fail(op, `${where} has shape ${JSON.stringify(shape)}; expected a list of non-negative integers`);
+      fail(op, `${file}: ${where} has shape ${JSON.stringify(shape)}; expected a list of non-negative integers`);
+    if (shape.length > MAX_RANK) fail(op, `${file}: ${where} has rank ${shape.length} (shape ${fmtShape(shape)}); voxgrad tensors have at most ${MAX_RANK} dims`);
     if (!Array.isArray(offsets) || offsets.length !== 2 || offsets.some((o) => !Number.isSafeInteger(o) || o < 0) || offsets[0] > offsets[1])
-      fail(op, `${where} has data_offsets ${JSON.stringify(offsets)}; expected [begin, end] with 0 <= begin <= end`);
+      fail(op, `${file}: ${where} has data_offsets ${JSON.stringify(offsets)}; expected [begin, end] with 0 <= begin <= end`);
     const [begin, end] = offsets as number[];
     const expected = shapeSize(shape) * DTYPE_BYTES[dtype];
     if (end - begin !== expected)
-      fail(op, `${where} (${dtype} ${fmtShape(shape)}) needs ${expected} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+      fail(op, `${file}: ${where} (${dtype} ${fmtShape(shape)}) needs ${expected} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
     if (end > dataLength)
-      fail(op, `${where} has data_offsets [${begin}, ${end}] outside the ${dataLength} data bytes: the file is truncated or corrupt`);
+      fail(op, `${file}: ${where} has data_offsets [${begin}, ${end}] outside the ${dataLength} data bytes: the file is truncated or corrupt`);
     entries.push({ name, dtype, shape, begin, end });
   }
   // the format requires the tensors to tile the data exactly (no holes, no overlaps), as the reference reader checks
   let cursor = 0;
   for (const e of [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end)) {
     if (e.begin !== cursor)
-      fail(op, `tensor '${e.name}' starts at data offset ${e.begin} but the previous tensor ends at ${cursor}: overlapping or missing data (corrupt file)`);
+      fail(op, `${file}: tensor '${e.name}' starts at data offset ${e.begin} but the previous tensor ends at ${cursor}: overlapping or missing data (corrupt file)`);
     cursor = e.end;
   }
   if (cursor !== dataLength)
-    fail(op, `the tensors cover ${cursor} data bytes but the file holds ${dataLength}: trailing bytes (corrupt file or a different format)`);
+    fail(op, `${file}: the tensors cover ${cursor} data bytes but the file holds ${dataLength}: trailing bytes (corrupt file or a different format)`);
   return { entries, metadata, dataStart: 8 + n };
 }
 
@@ -106,10 +111,10 @@ function halfToFloat(h: number): number {
 }
 
 /** The values of one entry as a voxgrad typed array (f32 for floating dtypes, i32/u32 for integers). */
-function convert(op: string, e: Entry, raw: Uint8Array): { data: TypedArray; dtype: DType } {
+function convert(op: string, file: string, e: Entry, raw: Uint8Array): { data: TypedArray; dtype: DType } {
   const n = shapeSize(e.shape);
   const v = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-  const where = `tensor '${e.name}' (${e.dtype} ${fmtShape(e.shape)})`;
+  const where = `${file}: tensor '${e.name}' (${e.dtype} ${fmtShape(e.shape)})`;
   const ints = (get: (i: number) => number) => {
     const out = new Int32Array(n);
     for (let i = 0; i < n; i++) out[i] = get(i);
@@ -163,30 +168,42 @@ function convert(op: string, e: Entry, raw: Uint8Array): { data: TypedArray; dty
     case 'I8':
       return ints((i) => v.getInt8(i));
     case 'U8':
-    case 'BOOL':
       return ints((i) => v.getUint8(i));
+    case 'BOOL':
+      // any nonzero byte is true, as PyTorch and NumPy read it
+      return ints((i) => (v.getUint8(i) === 0 ? 0 : 1));
     default:
       return fail(op, `${where}: dtype ${e.dtype} is not supported (8-bit floats); convert it to F16/F32 first`);
   }
 }
 
-/** Decodes safetensors bytes into tensors and metadata. */
-export function decodeSafetensors(bytes: Uint8Array, op = 'decodeSafetensors'): SafetensorsContents {
-  const { entries, metadata, dataStart } = parseHeader(op, bytes);
-  const converted = entries.map((e) => convert(op, e, bytes.subarray(dataStart + e.begin, dataStart + e.end)));
+/**
+ * Decodes safetensors bytes into tensors and metadata; `file` names the source in errors. Everything is validated
+ * and converted before the first tensor is created, so a bad file leaves nothing behind.
+ */
+export function decodeSafetensors(bytes: Uint8Array, op = 'decodeSafetensors', file = 'the given bytes'): SafetensorsContents {
+  const { entries, metadata, dataStart } = parseHeader(op, file, bytes);
+  const converted = entries.map((e) => convert(op, file, e, bytes.subarray(dataStart + e.begin, dataStart + e.end)));
   const tensors: Record<string, Tensor> = {};
-  entries.forEach((e, i) => (tensors[e.name] = makeTensor(converted[i].data, e.shape, { dtype: converted[i].dtype })));
+  try {
+    entries.forEach((e, i) => ownProperty(tensors, e.name, makeTensor(converted[i].data, e.shape, { dtype: converted[i].dtype })));
+  } catch (err) {
+    for (const t of Object.values(tensors)) t.dispose();
+    throw err;
+  }
   return { tensors, metadata };
 }
 
+const sourceName = (source: SafetensorsSource) => (typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given bytes');
+
 /** Reads a .safetensors file (path, URL or bytes) → { name: Tensor }, each in its own storage (dispose when done). */
 export async function readSafetensors(source: SafetensorsSource): Promise<Record<string, Tensor>> {
-  return decodeSafetensors(await readBytes('readSafetensors', source), 'readSafetensors').tensors;
+  return decodeSafetensors(await readBytes('readSafetensors', source), 'readSafetensors', sourceName(source)).tensors;
 }
 
 /** Like readSafetensors, also returning the `__metadata__` strings. */
 export async function readSafetensorsWithMetadata(source: SafetensorsSource): Promise<SafetensorsContents> {
-  return decodeSafetensors(await readBytes('readSafetensorsWithMetadata', source), 'readSafetensorsWithMetadata');
+  return decodeSafetensors(await readBytes('readSafetensorsWithMetadata', source), 'readSafetensorsWithMetadata', sourceName(source));
 }
 
 export interface SafetensorsWriteOptions {
@@ -214,7 +231,8 @@ export async function encodeSafetensors(tensors: Record<string, Tensor>, opts: S
   }
   const rank = (n: string) => DTYPE_ORDER.indexOf(WRITE_DTYPE[tensors[n].dtype]);
   names.sort((a, b) => rank(b) - rank(a) || (a < b ? -1 : a > b ? 1 : 0));
-  const header: Record<string, unknown> = {};
+  // a null prototype: a tensor named '__proto__' is a key like any other (the format allows any string)
+  const header: Record<string, unknown> = Object.create(null);
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const name of names) {
