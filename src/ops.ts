@@ -46,3 +46,4 @@ export * from './kernels/interpolate.js';
 export * from './kernels/norm.js';
 export * from './kernels/spatial.js';
 export { scaledDotProductAttention, type ScaledDotProductAttentionOptions } from './nn/functional-attention.js';
+export { cumsum } from './kernels/cumsum.js';
