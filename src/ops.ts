@@ -47,3 +47,4 @@ export * from './kernels/norm.js';
 export * from './kernels/spatial.js';
 export { scaledDotProductAttention, type ScaledDotProductAttentionOptions } from './nn/functional-attention.js';
 export { cumsum } from './kernels/cumsum.js';
+export { sort, argsort, topk, type SortOptions, type TopkOptions, type SortResult } from './kernels/sort.js';

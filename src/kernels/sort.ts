@@ -1,0 +1,165 @@
+/**
+ * sort, argsort and topk along one dim (shaders/sort.wgsl): a bitonic network over (key, index) pairs, so the sort
+ * is stable (equal values keep their input order, PyTorch's stable=True) in both directions, NaN sorts as the
+ * largest value (first when descending), and -0 equals +0. Rows that fit one workgroup's memory are sorted there in
+ * one dispatch; longer rows add one dispatch per global compare-exchange step (log² of the row length in all).
+ * topk sorts the row and keeps its first k positions (see bench/sort.mjs for how this compares with tfjs's topk).
+ * Indices are i32. values are differentiable: the gradient goes back to the source positions of the indices.
+ */
+import sortWgsl from '../../shaders/sort.wgsl';
+import { NOT_DIFFERENTIABLE, defineOp, record } from '../engine/autograd.js';
+import { fail, fmtShape } from '../engine/errors.js';
+import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { gpu } from '../engine/device.js';
+import { normDim } from '../engine/shape.js';
+import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
+import { ceilDiv, describe, emptyTensor, expectTensor } from './common.js';
+import { zeros } from './creation.js';
+import { scatterAdd } from './indexing.js';
+
+export interface SortOptions {
+  /** The dim to sort along (default -1, the last). */
+  dim?: number;
+  /** Largest first (NaN first). Default false. */
+  descending?: boolean;
+  /** Accepted for PyTorch compatibility; the sort is always stable. */
+  stable?: boolean;
+}
+
+export interface TopkOptions {
+  dim?: number;
+  /** The k largest (default) or the k smallest. */
+  largest?: boolean;
+  /** Accepted for PyTorch compatibility; the k values always come sorted (largest first when largest). */
+  sorted?: boolean;
+}
+
+/** PyTorch's named tuple (values, indices): indices are i32 positions along dim. */
+export interface SortResult {
+  values: Tensor;
+  indices: Tensor;
+}
+
+/** Pairs in workgroup memory: the largest power of two whose (key, index) pairs fit the adapter's limit, ≤ 4096. */
+function blockCapacity(): number {
+  const fit = Math.floor(gpu().limits.maxComputeWorkgroupStorageSize / 8);
+  return Math.min(4096, 2 ** Math.floor(Math.log2(fit)));
+}
+
+type Layout = 'global' | 'local';
+
+function sortKernel(dtype: DType, layout: Layout, load: boolean, store: boolean) {
+  const capacity = blockCapacity();
+  return kernel(
+    `sort.${dtype}.${layout}${load ? '.load' : ''}${store ? '.store' : ''}.${capacity}`,
+    () => sortWgsl.replaceAll('{{T}}', dtype).replaceAll('{{B}}', String(capacity)),
+    { defines: { GLOBAL: layout === 'global', LOAD: load, STORE: store, FLOAT: dtype === 'f32', SIGNED: dtype === 'i32' } },
+  );
+}
+
+/** The first kOut positions of x sorted along dim: values (x's dtype) and indices (i32), shape with dim = kOut. */
+function sortRaw(op: string, x: Tensor, dim: number, descending: boolean, kOut: number): SortResult {
+  const shape = x.ndim ? x.shape : [1];
+  const n = shape[dim];
+  const inner = shapeSize(shape.slice(dim + 1));
+  const lines = shapeSize(shape.slice(0, dim)) * inner;
+  const outShape = x.ndim ? x.shape.map((s, i) => (i === dim ? kOut : s)) : [];
+  const values = emptyTensor(op, outShape, x.dtype);
+  const indices = emptyTensor(op, outShape, 'i32');
+  if (values.size === 0) return { values, indices };
+  const padded = 2 ** Math.ceil(Math.log2(n));
+  const capacity = blockCapacity();
+  // short lines: several share one block; a block never splits a line unless the line is longer than a block
+  const block = Math.min(capacity, 2 ** Math.ceil(Math.log2(lines * padded)));
+  const blocks = ceilDiv(lines * padded, block);
+  const total = blocks * block;
+  const base = { lines, n, inner, padded, block, kOut, descending: descending ? 1 : 0, total, j: 0 };
+  if (padded <= block) {
+    const k = sortKernel(x.dtype, 'local', true, true);
+    dispatch(k, [x.buffer(op), values.buffer(op), indices.buffer(op)], { ...base, kFirst: 2, kLast: padded }, grid1d(blocks));
+    return { values, indices };
+  }
+  const pairs = emptyTensor(op, [total * 2], 'u32');
+  dispatch(sortKernel(x.dtype, 'local', true, false), [x.buffer(op), pairs.buffer(op)], { ...base, kFirst: 2, kLast: block }, grid1d(blocks));
+  const step = sortKernel(x.dtype, 'global', false, false);
+  const merge = sortKernel(x.dtype, 'local', false, false);
+  const finish = sortKernel(x.dtype, 'local', false, true);
+  for (let k = 2 * block; k <= padded; k *= 2) {
+    for (let j = k / 2; j >= block; j /= 2)
+      dispatch(step, [pairs.buffer(op)], { ...base, kFirst: k, j }, grid1d(ceilDiv(total / 2, step.workgroupSize)));
+    // the steps j < block stay inside one block: finish the stage in workgroup memory
+    if (k < padded) dispatch(merge, [pairs.buffer(op)], { ...base, kFirst: k, kLast: k }, grid1d(blocks));
+    else
+      dispatch(
+        finish,
+        [pairs.buffer(op), x.buffer(op), values.buffer(op), indices.buffer(op)],
+        { ...base, kFirst: k, kLast: k },
+        grid1d(blocks),
+      );
+  }
+  pairs.dispose();
+  return { values, indices };
+}
+
+const sortValuesDef = defineOp<{ dim: number }>({
+  name: 'sort',
+  // values[..., j, ...] = x[..., indices[j], ...]: the gradient lands on the source positions (indices are distinct)
+  backward: (g, ctx) => {
+    const [indices] = ctx.saved;
+    const base = zeros(ctx.inputShapes[0]);
+    const gx = scatterAdd(base, ctx.attrs.dim, indices, g);
+    base.dispose();
+    return [gx];
+  },
+});
+const argsortDef = defineOp({ name: 'argsort', backward: NOT_DIFFERENTIABLE });
+
+function checkOptions(op: string, opts: unknown, allowed: readonly string[]): void {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    fail(op, `options must be an object like { ${allowed[0]}: -1 }, got ${describe(opts)}`);
+  for (const key of Object.keys(opts))
+    if (!allowed.includes(key)) fail(op, `unknown option '${key}' (expected ${allowed.join(', ')})`);
+  for (const key of allowed.slice(1)) {
+    const v = (opts as Record<string, unknown>)[key];
+    if (v !== undefined && typeof v !== 'boolean') fail(op, `${key} must be true or false, got ${describe(v)}`);
+  }
+}
+
+/** sortRaw with the values recorded for backward (dim already normalised). */
+function sortRecorded(op: string, x: Tensor, dim: number, descending: boolean, kOut: number): SortResult {
+  const r = sortRaw(op, x, dim, descending, kOut);
+  return { values: record(sortValuesDef, [x], r.values, { dim }, () => [r.indices]), indices: r.indices };
+}
+
+/** torch.sort(input, dim=-1, descending=False, stable=True): { values, indices }. */
+export function sort(x: Tensor, opts: SortOptions = {}): SortResult {
+  expectTensor('sort', 'input', x);
+  checkOptions('sort', opts, ['dim', 'descending', 'stable']);
+  const d = normDim('sort', opts.dim ?? -1, x.ndim);
+  return sortRecorded('sort', x, d, opts.descending ?? false, x.ndim ? x.shape[d] : 1);
+}
+
+/** torch.argsort(input, dim=-1, descending=False, stable=True): the indices of sort (i32, not differentiable). */
+export function argsort(x: Tensor, opts: SortOptions = {}): Tensor {
+  expectTensor('argsort', 'input', x);
+  checkOptions('argsort', opts, ['dim', 'descending', 'stable']);
+  const d = normDim('argsort', opts.dim ?? -1, x.ndim);
+  const r = sortRaw('argsort', x, d, opts.descending ?? false, x.ndim ? x.shape[d] : 1);
+  r.values.dispose();
+  return record(argsortDef, [x], r.indices, undefined);
+}
+
+/**
+ * torch.topk(input, k, dim=-1, largest=True, sorted=True): the k largest (or smallest) values along dim and their
+ * indices, largest first. Among equal values the lower index comes first; NaN counts as the largest value.
+ */
+export function topk(x: Tensor, k: number, opts: TopkOptions = {}): SortResult {
+  expectTensor('topk', 'input', x);
+  checkOptions('topk', opts, ['dim', 'largest', 'sorted']);
+  const d = normDim('topk', opts.dim ?? -1, x.ndim);
+  const size = x.ndim ? x.shape[d] : 1;
+  if (typeof k !== 'number' || !Number.isInteger(k) || k < 0)
+    fail('topk', `k must be a non-negative integer, got ${describe(k)}`);
+  if (k > size) fail('topk', `k=${k} is larger than the size ${size} of dim ${d} (input shape ${fmtShape(x.shape)})`);
+  return sortRecorded('topk', x, d, opts.largest ?? true, k);
+}
