@@ -4,12 +4,12 @@
  * cumsum of the gradient, the same kernel reading each line from its end.
  */
 import cumsumWgsl from '../../shaders/cumsum.wgsl';
-import { defineOp, record } from '../engine/autograd.js';
 import { fail } from '../engine/errors.js';
+import { ALL_DTYPES, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDim } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
-import { ceilDiv, emptyTensor, expectTensor } from './common.js';
+import { ceilDiv, defineKey, emptyTensor, expectTensor } from './common.js';
 
 /** Elements each invocation scans in the tiled layout (ITEMS in the shader). */
 const ITEMS_PER_INVOCATION = 8;
@@ -17,9 +17,8 @@ const ITEMS_PER_INVOCATION = 8;
 type Layout = 'tiled' | 'thread' | 'addCarry';
 
 function cumsumKernel(dtype: DType, layout: Layout) {
-  return kernel(`cumsum.${dtype}.${layout}`, () => cumsumWgsl.replaceAll('{{T}}', dtype), {
-    defines: { TILED: layout !== 'thread', ADD_CARRY: layout === 'addCarry' },
-  });
+  const defines = { TILED: layout !== 'thread', ADD_CARRY: layout === 'addCarry' };
+  return kernel(`cumsum.${dtype}.${defineKey(defines)}`, () => cumsumWgsl.replaceAll('{{T}}', dtype), { defines });
 }
 
 /** [outer, n, inner] view of `shape` around `dim` (a 0-d tensor is one line of one element). */
@@ -58,15 +57,16 @@ function scan(op: string, x: Tensor, dim: number, reverse: boolean): Tensor {
   return out;
 }
 
-const cumsumDef = defineOp<{ dim: number }>({
+/** torch.cumsum(input, dim): out[..., j, ...] = sum of input[..., 0..j, ...] along dim. */
+export const cumsum = defineOp({
   name: 'cumsum',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, dim: number) => {
+    expectTensor('cumsum', 'input', x);
+    if (dim === undefined) fail('cumsum', 'dim is required (as in torch.cumsum), e.g. vg.cumsum(x, -1)');
+    const d = normDim('cumsum', dim, x.ndim);
+    return { out: scan('cumsum', x, d, false), attrs: { dim: d } };
+  },
   backward: (g, ctx) => [scan('cumsum.backward', g, ctx.attrs.dim, true)],
 });
-
-/** torch.cumsum(input, dim): out[..., j, ...] = sum of input[..., 0..j, ...] along dim. */
-export function cumsum(x: Tensor, dim: number): Tensor {
-  expectTensor('cumsum', 'input', x);
-  if (dim === undefined) fail('cumsum', 'dim is required (as in torch.cumsum), e.g. vg.cumsum(x, -1)');
-  const d = normDim('cumsum', dim, x.ndim);
-  return record(cumsumDef, [x], scan('cumsum', x, d, false), { dim: d });
-}

@@ -7,14 +7,14 @@
  * Indices are i32. values are differentiable: the gradient goes back to the source positions of the indices.
  */
 import sortWgsl from '../../shaders/sort.wgsl';
-import { NOT_DIFFERENTIABLE, defineOp, record } from '../engine/autograd.js';
-import { fail, fmtShape } from '../engine/errors.js';
-import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { gpu } from '../engine/device.js';
+import { fail, fmtShape } from '../engine/errors.js';
+import { ALL_DTYPES, NOT_DIFFERENTIABLE, defineMultiOutputOp, defineOp, type BackwardContext } from '../engine/op.js';
+import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDim } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
-import { ceilDiv, describe, emptyTensor, expectTensor } from './common.js';
-import { zeros } from './creation.js';
+import { fillInto } from './base.js';
+import { ceilDiv, defineKey, describe, emptyTensor, expectTensor } from './common.js';
 import { scatterAdd } from './indexing.js';
 
 export interface SortOptions {
@@ -34,11 +34,9 @@ export interface TopkOptions {
   sorted?: boolean;
 }
 
-/** PyTorch's named tuple (values, indices): indices are i32 positions along dim. */
-export interface SortResult {
-  values: Tensor;
-  indices: Tensor;
-}
+/** PyTorch's named tuple (values, indices): indices are i32 positions along dim. (A type, not an interface: the
+ * registry's named outputs need its implicit index signature.) */
+export type SortResult = { values: Tensor; indices: Tensor };
 
 /** Pairs in workgroup memory: the largest power of two whose (key, index) pairs fit the adapter's limit, ≤ 4096. */
 function blockCapacity(): number {
@@ -50,11 +48,10 @@ type Layout = 'global' | 'local';
 
 function sortKernel(dtype: DType, layout: Layout, load: boolean, store: boolean) {
   const capacity = blockCapacity();
-  return kernel(
-    `sort.${dtype}.${layout}${load ? '.load' : ''}${store ? '.store' : ''}.${capacity}`,
-    () => sortWgsl.replaceAll('{{T}}', dtype).replaceAll('{{B}}', String(capacity)),
-    { defines: { GLOBAL: layout === 'global', LOAD: load, STORE: store, FLOAT: dtype === 'f32', SIGNED: dtype === 'i32' } },
-  );
+  const defines = { GLOBAL: layout === 'global', LOAD: load, STORE: store, FLOAT: dtype === 'f32', SIGNED: dtype === 'i32' };
+  return kernel(`sort.${dtype}.${layout}.${defineKey(defines)}.${capacity}`, () => sortWgsl.replaceAll('{{T}}', dtype).replaceAll('{{B}}', String(capacity)), {
+    defines,
+  });
 }
 
 /** The first kOut positions of x sorted along dim: values (x's dtype) and indices (i32), shape with dim = kOut. */
@@ -101,18 +98,15 @@ function sortRaw(op: string, x: Tensor, dim: number, descending: boolean, kOut: 
   return { values, indices };
 }
 
-const sortValuesDef = defineOp<{ dim: number }>({
-  name: 'sort',
-  // values[..., j, ...] = x[..., indices[j], ...]: the gradient lands on the source positions (indices are distinct)
-  backward: (g, ctx) => {
-    const [indices] = ctx.saved;
-    const base = zeros(ctx.inputShapes[0]);
-    const gx = scatterAdd(base, ctx.attrs.dim, indices, g);
-    base.dispose();
-    return [gx];
-  },
-});
-const argsortDef = defineOp({ name: 'argsort', backward: NOT_DIFFERENTIABLE });
+/** values[..., j, ...] = x[..., indices[j], ...]: the gradient lands on the source positions (indices are distinct). */
+function valuesBackward(g: Tensor, ctx: BackwardContext<{ dim: number }>): Tensor[] {
+  const [indices] = ctx.saved;
+  const base = emptyTensor('sort.backward', ctx.inputShapes[0], 'f32');
+  fillInto(base, 0);
+  const gx = scatterAdd(base, ctx.attrs.dim, indices, g);
+  base.dispose();
+  return [gx];
+}
 
 function checkOptions(op: string, opts: unknown, allowed: readonly string[]): void {
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
@@ -125,41 +119,58 @@ function checkOptions(op: string, opts: unknown, allowed: readonly string[]): vo
   }
 }
 
-/** sortRaw with the values recorded for backward (dim already normalised). */
-function sortRecorded(op: string, x: Tensor, dim: number, descending: boolean, kOut: number): SortResult {
-  const r = sortRaw(op, x, dim, descending, kOut);
-  return { values: record(sortValuesDef, [x], r.values, { dim }, () => [r.indices]), indices: r.indices };
-}
+const SORT_OPTIONS = ['dim', 'descending', 'stable'] as const;
 
 /** torch.sort(input, dim=-1, descending=False, stable=True): { values, indices }. */
-export function sort(x: Tensor, opts: SortOptions = {}): SortResult {
-  expectTensor('sort', 'input', x);
-  checkOptions('sort', opts, ['dim', 'descending', 'stable']);
-  const d = normDim('sort', opts.dim ?? -1, x.ndim);
-  return sortRecorded('sort', x, d, opts.descending ?? false, x.ndim ? x.shape[d] : 1);
-}
+export const sort = defineMultiOutputOp({
+  name: 'sort',
+  dtypes: ALL_DTYPES,
+  differentiableOutput: 'values',
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts: SortOptions = {}) => {
+    expectTensor('sort', 'input', x);
+    checkOptions('sort', opts, SORT_OPTIONS);
+    const dim = normDim('sort', opts.dim ?? -1, x.ndim);
+    const out: SortResult = sortRaw('sort', x, dim, opts.descending ?? false, x.ndim ? x.shape[dim] : 1);
+    return { out, attrs: { dim }, save: () => [out.indices] };
+  },
+  backward: valuesBackward,
+});
 
 /** torch.argsort(input, dim=-1, descending=False, stable=True): the indices of sort (i32, not differentiable). */
-export function argsort(x: Tensor, opts: SortOptions = {}): Tensor {
-  expectTensor('argsort', 'input', x);
-  checkOptions('argsort', opts, ['dim', 'descending', 'stable']);
-  const d = normDim('argsort', opts.dim ?? -1, x.ndim);
-  const r = sortRaw('argsort', x, d, opts.descending ?? false, x.ndim ? x.shape[d] : 1);
-  r.values.dispose();
-  return record(argsortDef, [x], r.indices, undefined);
-}
+export const argsort = defineOp({
+  name: 'argsort',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts: SortOptions = {}) => {
+    expectTensor('argsort', 'input', x);
+    checkOptions('argsort', opts, SORT_OPTIONS);
+    const dim = normDim('argsort', opts.dim ?? -1, x.ndim);
+    const { values, indices } = sortRaw('argsort', x, dim, opts.descending ?? false, x.ndim ? x.shape[dim] : 1);
+    return { out: indices, attrs: undefined, release: [values] };
+  },
+  backward: NOT_DIFFERENTIABLE,
+});
 
 /**
  * torch.topk(input, k, dim=-1, largest=True, sorted=True): the k largest (or smallest) values along dim and their
  * indices, largest first. Among equal values the lower index comes first; NaN counts as the largest value.
  */
-export function topk(x: Tensor, k: number, opts: TopkOptions = {}): SortResult {
-  expectTensor('topk', 'input', x);
-  checkOptions('topk', opts, ['dim', 'largest', 'sorted']);
-  const d = normDim('topk', opts.dim ?? -1, x.ndim);
-  const size = x.ndim ? x.shape[d] : 1;
-  if (typeof k !== 'number' || !Number.isInteger(k) || k < 0)
-    fail('topk', `k must be a non-negative integer, got ${describe(k)}`);
-  if (k > size) fail('topk', `k=${k} is larger than the size ${size} of dim ${d} (input shape ${fmtShape(x.shape)})`);
-  return sortRecorded('topk', x, d, opts.largest ?? true, k);
-}
+export const topk = defineMultiOutputOp({
+  name: 'topk',
+  dtypes: ALL_DTYPES,
+  differentiableOutput: 'values',
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, k: number, opts: TopkOptions = {}) => {
+    expectTensor('topk', 'input', x);
+    checkOptions('topk', opts, ['dim', 'largest', 'sorted']);
+    const dim = normDim('topk', opts.dim ?? -1, x.ndim);
+    const size = x.ndim ? x.shape[dim] : 1;
+    if (typeof k !== 'number' || !Number.isInteger(k) || k < 0)
+      fail('topk', `k must be a non-negative integer, got ${describe(k)}`);
+    if (k > size) fail('topk', `k=${k} is larger than the size ${size} of dim ${dim} (input shape ${fmtShape(x.shape)})`);
+    const out: SortResult = sortRaw('topk', x, dim, opts.largest ?? true, k);
+    return { out, attrs: { dim }, save: () => [out.indices] };
+  },
+  backward: valuesBackward,
+});
