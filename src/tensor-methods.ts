@@ -9,7 +9,7 @@
  * into Tensor, makes TypeScript resolve those inferred types while it is still resolving Tensor itself (TS2310, TS2615).
  */
 import { Tensor, type DType } from './engine/tensor.js';
-import type { Operand, ReduceOptions, VarOptions } from './ops.js';
+import type { Operand, ReduceOptions, SortOptions, SortResult, TopkOptions, VarOptions } from './ops.js';
 import * as ops from './ops.js';
 
 export interface TensorMethods {
@@ -76,6 +76,10 @@ export interface TensorMethods {
   matmul(other: Tensor): Tensor;
   softmax(opts?: { dim?: number }): Tensor;
   logSoftmax(opts?: { dim?: number }): Tensor;
+  cumsum(dim: number): Tensor;
+  sort(opts?: SortOptions): SortResult;
+  argsort(opts?: SortOptions): Tensor;
+  topk(k: number, opts?: TopkOptions): SortResult;
   clone(): Tensor;
   /** dtype conversion (x.to('i32')). */
   to(dtype: DType): Tensor;
@@ -160,6 +164,10 @@ const methods: MethodTable = {
   matmul: ops.matmul,
   softmax: ops.softmax,
   logSoftmax: ops.logSoftmax,
+  cumsum: ops.cumsum,
+  sort: ops.sort,
+  argsort: ops.argsort,
+  topk: ops.topk,
   clone: ops.clone,
   to: ops.cast,
   detach: (x) => x.shareStorage(),

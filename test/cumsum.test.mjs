@@ -110,6 +110,15 @@ test('gradcheck: finite differences agree with backward', async () => {
   await gradcheck((x) => vg.cumsum(x, 0), [Ref.random([50, 2], r)], { msg: 'cumsum dim 0' });
 });
 
+test('tensor method and the op registry', async () => {
+  const x = vg.tensor([1, 2, 3], [3]);
+  assert.equal(Array.from(await x.cumsum(0).data()), [1, 3, 6]);
+  const entry = vg.listOps().find((o) => o.name === 'cumsum');
+  assert.ok(entry?.differentiable, 'cumsum is listed as differentiable');
+  assert.equal([...entry.dtypes], ['f32', 'i32', 'u32']);
+  x.dispose();
+});
+
 test('bad input names the op and the argument', () => {
   const x = vg.ones([2, 3]);
   assertThrowsWith(() => vg.cumsum(x, 2), ['cumsum', 'dim=2', 'out of range']);

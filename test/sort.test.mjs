@@ -154,6 +154,17 @@ test('gradcheck: sort and topk values (distinct inputs, several dims)', async ()
   await gradcheck((x) => vg.topk(x, 2, { largest: false }).values.square(), [distinct([4, 6], r)], { msg: 'topk smallest' });
 });
 
+test('tensor methods and the op registry', async () => {
+  const x = vg.tensor([3, -1, 2, 2], [4]);
+  assert.equal(Array.from(await x.sort().indices.data()), [1, 2, 3, 0]);
+  assert.equal(Array.from(await x.argsort({ descending: true }).data()), [0, 2, 3, 1]);
+  assert.equal(Array.from(await x.topk(2).values.data()), [3, 2]);
+  const listed = Object.fromEntries(vg.listOps().map((o) => [o.name, o]));
+  for (const name of ['sort', 'topk']) assert.ok(listed[name]?.differentiable, `${name} is listed as differentiable`);
+  assert.is(listed.argsort?.differentiable, false, 'argsort is listed, not differentiable');
+  x.dispose();
+});
+
 test('0-d and empty inputs', async () => {
   const s = vg.tensor(2.5);
   const r0 = vg.sort(s);
