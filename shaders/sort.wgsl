@@ -13,6 +13,10 @@
 // LOAD reads the block from x (else from the pairs buffer); STORE writes the outputs (else back to pairs).
 // GLOBAL layout: one step (k = p.kFirst, j = p.j) of a stage whose pairs are farther apart than a block:
 // one invocation per compare-exchange over all lines.
+// HALVE layout (topk's selection): the lines hold sorted runs of p.kFirst pairs, ascending and descending in turn, so
+// runs 2r and 2r + 1 form a bitonic sequence whose elementwise minimum (position i of both) holds its p.kFirst
+// smallest pairs, as a bitonic sequence; one invocation per output position o < p.total writes that minimum to
+// halved[o], so every line keeps half its length (the caller then sorts the surviving runs with stage k = p.kFirst).
 struct Params {
   lines: u32,
   n: u32,
@@ -30,6 +34,10 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 #if GLOBAL
 @group(0) @binding(1) var<storage, read_write> pairs: array<vec2<u32>>;
+#else
+#if HALVE
+@group(0) @binding(1) var<storage, read> pairs: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read_write> halved: array<vec2<u32>>;
 #else
 #if LOAD
 @group(0) @binding(1) var<storage, read> x: array<{{T}}>;
@@ -52,6 +60,7 @@ struct Params {
 #endif
 #endif
 #endif
+#endif
 
 const PAD = vec2<u32>(0xffffffffu, 0xffffffffu);
 
@@ -68,11 +77,13 @@ fn ordered(g: u32, k: u32, a: vec2<u32>, b: vec2<u32>) -> bool {
 }
 
 #if !GLOBAL
+#if !HALVE
 fn element_address(line: u32, j: u32) -> u32 {
   let o = line / p.inner;
   let i = line - o * p.inner;
   return (o * p.n + j) * p.inner + i;
 }
+#endif
 #endif
 
 #if LOAD
@@ -125,6 +136,21 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 }
 #else
+#if HALVE
+@compute @workgroup_size({{WG}})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let o = flat_workgroup(wid, nwg) * {{WG}}u + lid;
+  if (o >= p.total) {
+    return;
+  }
+  let run = p.kFirst;
+  let a = (o / run) * 2u * run + o % run;
+  let x = pairs[a];
+  let y = pairs[a + run];
+  halved[o] = select(x, y, before(y, x));
+}
+#else
 var<workgroup> staged: array<vec2<u32>, {{B}}>;
 
 @compute @workgroup_size({{WG}})
@@ -174,4 +200,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
   }
 }
+#endif
 #endif

@@ -129,19 +129,26 @@ test('rows longer than a workgroup block: the multi-pass network (2^20 elements,
   }
 });
 
-test('topk: top-8192 of a 256² map and of a 32×64×64 volume (flattened), smallest k, tie order', async () => {
+test('topk: top-8192 of a 256² map and of a 32×64×64 volume (flattened), smallest k, k = 1, strided dims, tie order', async () => {
   const r = rng(12);
-  for (const [shape, k, largest] of [
-    [[256 * 256], 8192, true],
-    [[2, 32 * 64 * 64], 8192, true],
-    [[4, 3000], 100, false],
-    [[4, 3000], 3000, true],
+  // k up to half the padded row takes the selection rounds; k = 3000 of 3000 the full sort
+  for (const [shape, k, largest, dim] of [
+    [[256 * 256], 8192, true, -1],
+    [[2, 32 * 64 * 64], 8192, true, -1],
+    [[4, 3000], 100, false, -1],
+    [[300, 7], 1, true, 0],
+    [[3, 5000, 2], 33, false, 1],
+    [[37, 50], 7, true, -1],
+    [[4, 3000], 3000, true, -1],
+    [[4, 3000], 1500, true, -1],
+    [[6, 20], 9, false, -1],
   ]) {
     const data = tiedData(size(shape), r);
     const x = vg.tensor(data, shape);
-    const res = vg.topk(x, k, { largest });
-    assert.equal([...res.values.shape], [...shape.slice(0, -1), k], 'topk shape');
-    await assertSorted(res, data, shape, -1, { descending: largest, k }, `topk [${shape}] k=${k} largest=${largest}`);
+    const res = vg.topk(x, k, { largest, dim });
+    const d = dim < 0 ? dim + shape.length : dim;
+    assert.equal([...res.values.shape], shape.map((s, i) => (i === d ? k : s)), 'topk shape');
+    await assertSorted(res, data, shape, dim, { descending: largest, k }, `topk [${shape}] k=${k} largest=${largest} dim=${dim}`);
     for (const t of [x, res.values, res.indices]) t.dispose();
   }
 });

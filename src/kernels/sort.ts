@@ -44,17 +44,32 @@ function blockCapacity(): number {
   return Math.min(4096, 2 ** Math.floor(Math.log2(fit)));
 }
 
-type Layout = 'global' | 'local';
+type Layout = 'global' | 'local' | 'halve';
 
-function sortKernel(dtype: DType, layout: Layout, load: boolean, store: boolean) {
+function sortKernel(dtype: DType, layout: Layout, load = false, store = false) {
   const capacity = blockCapacity();
-  const defines = { GLOBAL: layout === 'global', LOAD: load, STORE: store, FLOAT: dtype === 'f32', SIGNED: dtype === 'i32' };
+  const defines = {
+    GLOBAL: layout === 'global',
+    HALVE: layout === 'halve',
+    LOAD: load,
+    STORE: store,
+    FLOAT: dtype === 'f32',
+    SIGNED: dtype === 'i32',
+  };
   return kernel(`sort.${dtype}.${layout}.${defineKey(defines)}.${capacity}`, () => sortWgsl.replaceAll('{{T}}', dtype).replaceAll('{{B}}', String(capacity)), {
     defines,
   });
 }
 
-/** The first kOut positions of x sorted along dim: values (x's dtype) and indices (i32), shape with dim = kOut. */
+const pow2Ceil = (v: number) => 2 ** Math.ceil(Math.log2(v));
+
+/**
+ * The first kOut positions of x sorted along dim: values (x's dtype) and indices (i32), shape with dim = kOut.
+ * Each line is padded to `padded` = 2^m pairs. A full sort runs the bitonic stages up to `padded`. When kOut needs
+ * fewer (topk with k ≤ padded / 2), the stages stop at runs of `keep` = 2^⌈log2 k⌉ and selection rounds follow:
+ * each halves every line, keeping the smaller half of two neighbouring runs, then sorts the surviving runs (one
+ * stage) — log2(padded / keep) rounds on ever shorter lines instead of the remaining stages on the whole line.
+ */
 function sortRaw(op: string, x: Tensor, dim: number, descending: boolean, kOut: number): SortResult {
   const shape = x.ndim ? x.shape : [1];
   const n = shape[dim];
@@ -64,37 +79,46 @@ function sortRaw(op: string, x: Tensor, dim: number, descending: boolean, kOut: 
   const values = emptyTensor(op, outShape, x.dtype);
   const indices = emptyTensor(op, outShape, 'i32');
   if (values.size === 0) return { values, indices };
-  const padded = 2 ** Math.ceil(Math.log2(n));
+  const padded = pow2Ceil(n);
+  const keep = Math.min(padded, pow2Ceil(kOut));
   const capacity = blockCapacity();
   // short lines: several share one block; a block never splits a line unless the line is longer than a block
-  const block = Math.min(capacity, 2 ** Math.ceil(Math.log2(lines * padded)));
+  const block = Math.min(capacity, pow2Ceil(lines * padded));
   const blocks = ceilDiv(lines * padded, block);
   const total = blocks * block;
-  const base = { lines, n, inner, padded, block, kOut, descending: descending ? 1 : 0, total, j: 0 };
-  if (padded <= block) {
-    const k = sortKernel(x.dtype, 'local', true, true);
-    dispatch(k, [x.buffer(op), values.buffer(op), indices.buffer(op)], { ...base, kFirst: 2, kLast: padded }, grid1d(blocks));
+  const base = { lines, n, inner, padded, block, kOut, descending: descending ? 1 : 0, total, j: 0, kFirst: 0, kLast: 0 };
+  const outputs = [x.buffer(op), values.buffer(op), indices.buffer(op)];
+  if (padded <= block && keep === padded) {
+    dispatch(sortKernel(x.dtype, 'local', true, true), outputs, { ...base, kFirst: 2, kLast: padded }, grid1d(blocks));
     return { values, indices };
   }
-  const pairs = emptyTensor(op, [total * 2], 'u32');
-  dispatch(sortKernel(x.dtype, 'local', true, false), [x.buffer(op), pairs.buffer(op)], { ...base, kFirst: 2, kLast: block }, grid1d(blocks));
-  const step = sortKernel(x.dtype, 'global', false, false);
-  const merge = sortKernel(x.dtype, 'local', false, false);
-  const finish = sortKernel(x.dtype, 'local', false, true);
-  for (let k = 2 * block; k <= padded; k *= 2) {
-    for (let j = k / 2; j >= block; j /= 2)
-      dispatch(step, [pairs.buffer(op)], { ...base, kFirst: k, j }, grid1d(ceilDiv(total / 2, step.workgroupSize)));
+  // two pair buffers: selection rounds write each halved line set into the other one
+  const pairs = [emptyTensor(op, [total * 2], 'u32'), emptyTensor(op, [total * 2], 'u32')];
+  let cur = 0;
+  const step = sortKernel(x.dtype, 'global');
+  /** Stage k of the network on the current pairs, the lines being `line` long and `positions` in all. */
+  const stage = (k: number, line: number, positions: number, last: boolean) => {
+    const geometry = { ...base, padded: line, total: positions, block: Math.min(block, pow2Ceil(positions)) };
+    for (let j = k / 2; j >= geometry.block; j /= 2)
+      dispatch(step, [pairs[cur].buffer(op)], { ...geometry, kFirst: k, j }, grid1d(ceilDiv(positions / 2, step.workgroupSize)));
     // the steps j < block stay inside one block: finish the stage in workgroup memory
-    if (k < padded) dispatch(merge, [pairs.buffer(op)], { ...base, kFirst: k, kLast: k }, grid1d(blocks));
-    else
-      dispatch(
-        finish,
-        [pairs.buffer(op), x.buffer(op), values.buffer(op), indices.buffer(op)],
-        { ...base, kFirst: k, kLast: k },
-        grid1d(blocks),
-      );
+    const groups = grid1d(ceilDiv(positions, geometry.block));
+    if (last)
+      dispatch(sortKernel(x.dtype, 'local', false, true), [pairs[cur].buffer(op), ...outputs], { ...geometry, kFirst: k, kLast: k }, groups);
+    else dispatch(sortKernel(x.dtype, 'local'), [pairs[cur].buffer(op)], { ...geometry, kFirst: k, kLast: k }, groups);
+  };
+  // runs of `keep` (the whole line for a full sort): stages up to one block in workgroup memory, then stage by stage
+  dispatch(sortKernel(x.dtype, 'local', true, false), [x.buffer(op), pairs[0].buffer(op)], { ...base, kFirst: 2, kLast: Math.min(keep, block) }, grid1d(blocks));
+  for (let k = 2 * block; k <= keep; k *= 2) stage(k, padded, total, k === padded);
+  const halve = sortKernel(x.dtype, 'halve');
+  for (let line = padded, positions = total; line > keep; ) {
+    line /= 2;
+    positions /= 2;
+    dispatch(halve, [pairs[cur].buffer(op), pairs[1 - cur].buffer(op)], { ...base, kFirst: keep, total: positions }, grid1d(ceilDiv(positions, halve.workgroupSize)));
+    cur = 1 - cur;
+    stage(keep, line, positions, line === keep);
   }
-  pairs.dispose();
+  for (const t of pairs) t.dispose();
   return { values, indices };
 }
 
