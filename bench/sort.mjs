@@ -1,8 +1,9 @@
 // sort, topk and cumsum: voxgrad's GPU time beside tfjs-backend-webgpu on the same adapter, engines interleaved.
 // tfjs has tf.topk (its WebGPU backend: a bitonic sort of k-blocks followed by merges that keep the top halves, a
 // dedicated selection) and tf.cumsum; it has no sort, so the full sort row runs tf.topk with k = n (sorted), the
-// same output. voxgrad's topk sorts the whole row and keeps k, so the topk rows measure sort-then-narrow against
-// tfjs's selection. Sizes: the issues' top-8192 over a 256² map and over a 128³ volume (one row each), many short
+// same output. voxgrad's topk (k at most half the padded row) stops the bitonic stages at sorted runs of k and then
+// halves the row in rounds, keeping the better half of two runs: the same kind of selection; the full-sort rows of
+// the same sizes give what sort-then-narrow would cost. Sizes: the issues' top-8192 over a 256² map and over a 128³ volume (one row each), many short
 // rows (4096 × 256, k = 8), and cumsum over one 2^20 row and along the middle dim of a 64³ volume.
 //
 // GPU time from timestamp queries (vg.profile, tf.time), without the readback; every output is compared with tfjs's
@@ -70,8 +71,9 @@ export async function benchSort({ tf }) {
 
   console.log('\nsort, topk, cumsum (f32): voxgrad beside tfjs-webgpu on the same adapter');
   console.log(`  gpu ms: summed kernel time from timestamp queries (vg.profile, tf.time), median of ${SAMPLES} after a warm-up, engines`);
-  console.log('    interleaved; no readback. tfjs has no sort: tf.topk with k = n gives the same sorted values. voxgrad topk =');
-  console.log('    full sort, then the first k; tfjs topk = bitonic selection (sort k-blocks, merge keeping the top halves).');
+  console.log('    interleaved; no readback. tfjs has no sort: tf.topk with k = n gives the same sorted values. Both topks are');
+  console.log('    bitonic selections (sorted runs of k, then rounds that keep the better half of two runs); the sort rows of the');
+  console.log('    same sizes are what sort-then-narrow would cost.');
   const w = [18, 14, 9, 9, 15, 22];
   console.log('  ' + row(['op', 'shape', 'gpu ms', 'tfjs gpu', 'vs tfjs (gpu)', 'max rel diff vs tfjs'], w));
   for (const r of rows) {

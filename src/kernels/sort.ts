@@ -3,7 +3,8 @@
  * is stable (equal values keep their input order, PyTorch's stable=True) in both directions, NaN sorts as the
  * largest value (first when descending), and -0 equals +0. Rows that fit one workgroup's memory are sorted there in
  * one dispatch; longer rows add one dispatch per global compare-exchange step (log² of the row length in all).
- * topk sorts the row and keeps its first k positions (see bench/sort.mjs for how this compares with tfjs's topk).
+ * topk with k up to half the (padded) row selects instead of sorting the whole row (see sortRaw); bench/sort.mjs
+ * times it beside a full sort of the same row and beside tfjs's topk.
  * Indices are i32. values are differentiable: the gradient goes back to the source positions of the indices.
  */
 import sortWgsl from '../../shaders/sort.wgsl';
