@@ -7,7 +7,7 @@
  * forward and backward calls.
  */
 import { NOT_DIFFERENTIABLE, needsRecording, recordNode, type BackwardRule, type OpDef } from './autograd.js';
-import { fail } from './errors.js';
+import { enterUserOp, fail, leaveUserOp } from './errors.js';
 import { Tensor, type DType } from './tensor.js';
 
 export { NOT_DIFFERENTIABLE, type BackwardContext, type BackwardRule } from './autograd.js';
@@ -136,8 +136,13 @@ function defineComposite<Args extends unknown[], R>(spec: CompositeSpec<Args, R>
   register(spec, def, true, true);
   return (...args: Args): R => {
     def.forwardCalls++;
-    checkDtype(name, dtypes, args[0]);
-    return forward(...args);
+    const outermost = enterUserOp(name);
+    try {
+      checkDtype(name, dtypes, args[0]);
+      return forward(...args);
+    } finally {
+      if (outermost) leaveUserOp();
+    }
   };
 }
 
@@ -150,6 +155,15 @@ function defineRecorded<Args extends unknown[], A, R>(
   register(spec, def as OpDef<unknown>, spec.backward !== NOT_DIFFERENTIABLE, false);
   return (...args: Args): R => {
     def.forwardCalls++;
+    const outermost = enterUserOp(name);
+    try {
+      return run(args);
+    } finally {
+      if (outermost) leaveUserOp();
+    }
+  };
+
+  function run(args: Args): R {
     const ins = inputs(args);
     checkDtype(name, dtypes, ins[0]);
     const result = forward(...args);
@@ -162,7 +176,7 @@ function defineRecorded<Args extends unknown[], A, R>(
     }
     if (release) for (const t of release) t.dispose();
     return out;
-  };
+  }
 }
 
 /** Every registered op, sorted by name. */

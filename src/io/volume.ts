@@ -9,6 +9,7 @@ import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, NOT_DIFFERENTIABLE, defineOp } from '../engine/op.js';
 import { Tensor, tidy } from '../engine/tensor.js';
 import { describe } from '../kernels/common.js';
+import { roundHalfEven } from '../kernels/host-math.js';
 import { cast } from '../kernels/elementwise.js';
 import { sampleAlongAxes, type Axis } from '../kernels/interpolate.js';
 import { pad } from '../kernels/pad.js';
@@ -129,7 +130,7 @@ function checkInts(op: string, arg: string, v: unknown, nd: number, min: number)
 }
 
 /** affine · diag(scale, 1) with the origin moved to voxel position `offset`: the affine of a grid whose voxel i sits at old position offset + scale·i. */
-function subgridAffine(A: Affine, offset: number[], scale: number[]): Affine {
+export function subgridAffine(A: Affine, offset: readonly number[], scale: readonly number[]): Affine {
   const out = A.map((r) => [...r]);
   for (let r = 0; r < 3; r++) {
     for (let c = 0; c < offset.length; c++) {
@@ -269,9 +270,3 @@ const resampleAxes = defineOp({
   },
   backward: NOT_DIFFERENTIABLE,
 });
-
-/** numpy's round (half to even), as MONAI's compute_shape_offset uses it. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}

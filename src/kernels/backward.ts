@@ -4,7 +4,7 @@
  * ops itself (onesLike seeds the pass, add accumulates gradients that meet).
  */
 import { Node, enableGrad, noGrad, type BackwardRule } from '../engine/autograd.js';
-import { VoxgradError, fmtShape } from '../engine/errors.js';
+import { VoxgradError, enterUserOp, fmtShape, leaveUserOp } from '../engine/errors.js';
 import { Tensor, keep, tidy } from '../engine/tensor.js';
 import { onesLike, zerosLike } from './creation.js';
 import { add } from './math.js';
@@ -52,17 +52,23 @@ function runBackward(out: Tensor, seed?: Tensor): void {
     const rule = node.op.backward as BackwardRule<unknown>;
     const needsGrad = node.inputs.map((x) => x !== null);
     node.op.backwardCalls++;
-    // @mutation-point: a backward rule's gradients are produced here
-    const inputGrads = tidy(() =>
-      rule(g, {
-        saved: node.saved ?? [],
-        attrs: node.attrs,
-        inputShapes: node.inputShapes,
-        inputDtypes: node.inputDtypes,
-        needsGrad,
-        output: node.output,
-      }),
-    );
+    const outermost = enterUserOp(`${node.op.name}.backward`);
+    let inputGrads: (Tensor | null)[];
+    try {
+      // @mutation-point: a backward rule's gradients are produced here
+      inputGrads = tidy(() =>
+        rule(g, {
+          saved: node.saved ?? [],
+          attrs: node.attrs,
+          inputShapes: node.inputShapes,
+          inputDtypes: node.inputDtypes,
+          needsGrad,
+          output: node.output,
+        }),
+      );
+    } finally {
+      if (outermost) leaveUserOp();
+    }
     g.dispose();
     node.freeSaved();
     node.consumed = true;

@@ -56,21 +56,18 @@ function softmaxForward(op: 'softmax' | 'logSoftmax', x: Tensor, dim: number | u
   return composed(tidy(() => permute(self(permute(x, perm), { dim: -1 }), perm)));
 }
 
-export const softmax = defineOp({
-  name: 'softmax',
-  dtypes: FLOAT,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts: { dim?: number } = {}) => softmaxForward('softmax', x, opts.dim),
-  backward: softmaxBackward,
-});
+function softmaxOp(name: 'softmax' | 'logSoftmax', backward: BackwardRule<undefined>) {
+  return defineOp({
+    name,
+    dtypes: FLOAT,
+    inputs: ([x]) => [x],
+    forward: (x: Tensor, opts: { dim?: number } = {}) => softmaxForward(name, x, opts.dim),
+    backward,
+  });
+}
 
-export const logSoftmax = defineOp({
-  name: 'logSoftmax',
-  dtypes: FLOAT,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts: { dim?: number } = {}) => softmaxForward('logSoftmax', x, opts.dim),
-  backward: logSoftmaxBackward,
-});
+export const softmax = softmaxOp('softmax', softmaxBackward);
+export const logSoftmax = softmaxOp('logSoftmax', logSoftmaxBackward);
 
 export type Reduction = 'mean' | 'sum' | 'none';
 

@@ -96,28 +96,44 @@ const NO_CHANNEL = 2 ** 31;
 /**
  * The units of one norm_reduce pass over x as [P, C, S] (see the shader's header; S and chunk in units of W
  * elements), and where each channel's partials land: channel c's partials are part[a * sa + c * st + b] for a < nA,
- * b < nB, and partial idx belongs to channel (idx / cDiv) % C.
+ * b < nB, and partial idx belongs to channel (idx / cDiv) % C. The short field names are the shaders' uniform names.
  */
 interface Units {
+  /** ROWS layout (a unit is a chunk of one row of S elements); false: COLS (a unit is one column j over p). */
   rows: boolean;
+  /** Elements per kernel index: 4 (vec4) or 1. */
   W: number;
+  /** The affine weight is read as vec4s (four consecutive channels per vec4: layerNorm). */
   affVec: boolean;
+  /** The affine channel of element index e is (e / affDiv) % affMod (in units of W). */
   affDiv: number;
   affMod: number;
+  /** x as [P, C, S]: P outer blocks (batch), C rows per block, S elements per row (ROWS: in units of W). */
   P: number;
   C: number;
   S: number;
+  /** ROWS: threads (lanes) per row chunk, a power of two. */
   tpr: number;
+  /** ROWS: chunks per row (a long row split over K units so that the device has enough lanes). */
   K: number;
+  /** ROWS: elements per chunk (units of W). */
   chunk: number;
+  /** COLS: columns per block, C * S / W. */
   J: number;
+  /** COLS: blocks p per unit (each unit reduces pc consecutive p of its column). */
   pc: number;
+  /** Units in the pass (one partial each) and the workgroups that run them. */
   units: number;
   workgroups: number;
+  /**
+   * Where channel c's partials land: part[a * sa + c * st + b] for a < nA, b < nB (a: the outer repeat, b: the chunk
+   * or column within the channel).
+   */
   nA: number;
   sa: number;
   st: number;
   nB: number;
+  /** Partial index idx belongs to channel (idx / cDiv) % C. */
   cDiv: number;
 }
 
