@@ -9,7 +9,7 @@ import { ALL_DTYPES, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDim } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
-import { ceilDiv, defineKey, emptyTensor, expectTensor } from './common.js';
+import { ceilDiv, emptyTensor, expectTensor } from './common.js';
 
 /** Elements each invocation scans in the tiled layout (ITEMS in the shader). */
 const ITEMS_PER_INVOCATION = 8;
@@ -18,7 +18,7 @@ type Layout = 'tiled' | 'thread' | 'addCarry';
 
 function cumsumKernel(dtype: DType, layout: Layout) {
   const defines = { TILED: layout !== 'thread', ADD_CARRY: layout === 'addCarry' };
-  return kernel(`cumsum.${dtype}.${defineKey(defines)}`, () => cumsumWgsl.replaceAll('{{T}}', dtype), { defines });
+  return kernel(`cumsum.${dtype}.${layout}`, () => cumsumWgsl.replaceAll('{{T}}', dtype), { defines });
 }
 
 /** [outer, n, inner] view of `shape` around `dim` (a 0-d tensor is one line of one element). */

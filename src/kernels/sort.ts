@@ -93,8 +93,10 @@ function sortRaw(op: string, x: Tensor, dim: number, descending: boolean, kOut: 
     dispatch(sortKernel(x.dtype, 'local', true, true), outputs, { ...base, kFirst: 2, kLast: padded }, grid1d(blocks));
     return { values, indices };
   }
-  // two pair buffers: selection rounds write each halved line set into the other one
-  const pairs = [emptyTensor(op, [total * 2], 'u32'), emptyTensor(op, [total * 2], 'u32')];
+  // selection rounds write each halved set of lines into a second pair buffer, of the full size: the workgroup-memory
+  // stages read and write whole blocks, past the halved length (an out-of-range write could land anywhere in a buffer)
+  const pairs = [emptyTensor(op, [total * 2], 'u32')];
+  if (keep < padded) pairs.push(emptyTensor(op, [total * 2], 'u32'));
   let cur = 0;
   const step = sortKernel(x.dtype, 'global');
   /** Stage k of the network on the current pairs, the lines being `line` long and `positions` in all. */
