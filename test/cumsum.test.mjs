@@ -119,6 +119,19 @@ test('tensor method and the op registry', async () => {
   x.dispose();
 });
 
+test('no tensors leak: the tile totals of long rows are released, forward and backward', async () => {
+  const x = vg.tensor(Float32Array.from({ length: 300000 }, (_, i) => (i % 7) - 3), [300000], { requiresGrad: true });
+  const before = vg.memory().liveTensors;
+  const y = vg.cumsum(x, 0);
+  assert.is(vg.memory().liveTensors, before + 1, 'only the output remains');
+  const seed = vg.onesLike(y);
+  y.backward(seed);
+  y.dispose();
+  seed.dispose();
+  assert.is(vg.memory().liveTensors, before + 1, 'only x.grad remains after backward');
+  x.dispose();
+});
+
 test('bad input names the op and the argument', () => {
   const x = vg.ones([2, 3]);
   assertThrowsWith(() => vg.cumsum(x, 2), ['cumsum', 'dim=2', 'out of range']);
