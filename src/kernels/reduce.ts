@@ -173,7 +173,7 @@ export const std = defineOp({
 export const logsumexp = defineOp({
   name: 'logsumexp',
   composite: true,
-  dtypes: FLOAT,
+  dtypes: ALL_DTYPES, // integers compute in f32, as PyTorch promotes them
   forward: (x: Tensor, opts: ReduceOptions = {}): Tensor => {
     expectTensor('logsumexp', 'input', x);
     const dims = normDims('logsumexp', opts.dim, x.ndim);
