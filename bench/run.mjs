@@ -10,6 +10,7 @@
 //               as the labelled reference (no WebGPU peer has a 5-D grid_sample) (bench/spatial.mjs)
 //   poolnorm    maxPool3d, avgPool3d, trilinear x2 upsampling, a bias-gradient sum, batchNorm (train), groupNorm,
 //               beside tfjs where it has the op (bench/poolnorm.mjs)
+//   sort        sort, topk (k = 8192 over 256² and 128³) and cumsum beside tfjs's topk and cumsum (bench/sort.mjs)
 //   optim       one Adam step of a 10M-parameter model (one fused kernel per tensor) beside tfjs's Adam (bench/optim.mjs)
 //   registration  VoxelMorph 2-D (8x128²) and 3-D (1x64³) training steps beside PyTorch CPU (bench/registration.mjs)
 // What every number includes is printed with it; docs/benchmarks.md has results.
@@ -24,11 +25,12 @@ import { loadOrt, probeOrt } from './ort.mjs';
 import { benchOptim } from './optim.mjs';
 import { benchPoolNorm } from './poolnorm.mjs';
 import { benchRegistration } from './registration.mjs';
+import { benchSort } from './sort.mjs';
 import { benchGridSample } from './spatial.mjs';
 import { median } from './stats.mjs';
 import { loadTfjs } from './tfjs.mjs';
 
-const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm', 'optim', 'registration'];
+const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm', 'sort', 'optim', 'registration'];
 
 const SIZES = [256, 512, 1024];
 const SAMPLES = 5;
@@ -232,7 +234,7 @@ async function main() {
   console.log(`  FMA-bound kernel  ${f1(fma.gflops).padStart(7)} GFLOP/s  (${fma.chains} independent fma chains in each of ${fma.invocations} invocations)`);
   console.log(`  copy kernel       ${f1(copy.gbps).padStart(7)} GB/s     (${copy.bytes >> 20} MiB read + ${copy.bytes >> 20} MiB written, one vec4 per invocation)`);
 
-  const needsTf = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'poolnorm', 'optim'].some(wanted);
+  const needsTf = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'poolnorm', 'sort', 'optim'].some(wanted);
   const tf = needsTf ? await loadTfjs() : null;
   // onnxruntime-node for the conv rows: checked once in a child process (bench/ort.mjs), then loaded here
   let ort = null;
@@ -261,6 +263,7 @@ async function main() {
   await section('conv3d', results, () => benchConv3d({ tf, ort, ortStatus }));
   await section('gridsample', results, () => benchGridSample({ copy }));
   await section('poolnorm', results, () => benchPoolNorm({ tf, copy }));
+  await section('sort', results, () => benchSort({ tf }));
   await section('optim', results, () => benchOptim({ tf, copy }));
   await section('registration', results, () => benchRegistration());
   console.log(`\nbench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
@@ -282,6 +285,7 @@ async function main() {
       ortWebgpu: ortStatus.probe || ortStatus.errors.length ? ortStatus : undefined,
       gridSample: results.gridsample,
       poolNorm: results.poolnorm,
+      sort: results.sort,
       optim: results.optim,
       registration: results.registration,
     };

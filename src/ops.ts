@@ -20,5 +20,7 @@ export { interpolate, type InterpolateMode, type InterpolateOptions } from './ke
 export * from './kernels/norm.js';
 export * from './kernels/dropout.js';
 export * from './kernels/spatial.js';
+export * from './kernels/cumsum.js';
+export * from './kernels/sort.js';
 export { scaledDotProductAttention, type ScaledDotProductAttentionOptions } from './kernels/attention.js';
 export { backward, grad, valueAndGrad, type GradOptions } from './kernels/backward.js';

@@ -10,7 +10,7 @@
  * TS2615); annotated entries need nothing from Tensor's members.
  */
 import { Tensor, type DType } from './engine/tensor.js';
-import type { Operand, ReduceOptions, VarOptions } from './ops.js';
+import type { Operand, ReduceOptions, SortOptions, SortResult, TopkOptions, VarOptions } from './ops.js';
 import * as ops from './ops.js';
 
 const methods = {
@@ -77,6 +77,10 @@ const methods = {
   matmul: (x: Tensor, other: Tensor): Tensor => ops.matmul(x, other),
   softmax: (x: Tensor, opts?: { dim?: number }): Tensor => ops.softmax(x, opts),
   logSoftmax: (x: Tensor, opts?: { dim?: number }): Tensor => ops.logSoftmax(x, opts),
+  cumsum: (x: Tensor, dim: number): Tensor => ops.cumsum(x, dim),
+  sort: (x: Tensor, opts?: SortOptions): SortResult => ops.sort(x, opts),
+  argsort: (x: Tensor, opts?: SortOptions): Tensor => ops.argsort(x, opts),
+  topk: (x: Tensor, k: number, opts?: TopkOptions): SortResult => ops.topk(x, k, opts),
   clone: (x: Tensor): Tensor => ops.clone(x),
   /** dtype conversion (x.to('i32')). */
   to: (x: Tensor, dtype: DType): Tensor => ops.cast(x, dtype),
