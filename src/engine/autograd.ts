@@ -189,6 +189,7 @@ function runBackward(out: Tensor, seed?: Tensor): void {
       );
     const rule = node.op.backward as BackwardRule<unknown>;
     const needsGrad = node.inputs.map((x) => x !== null);
+    // @mutation-point: a backward rule's gradients are produced here
     const inputGrads = tidy(() =>
       rule(g, {
         saved: node.saved ?? [],
