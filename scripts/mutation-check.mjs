@@ -183,6 +183,7 @@ async function main() {
       const ops = existsSync(log) ? new Set(readFileSync(log, 'utf8').split('\n').filter(Boolean)) : new Set();
       baseline.set(f, { ok: r.code === 0 && !r.timedOut, seconds: r.seconds, ops });
       console.log(`  ${r.code === 0 ? '✔' : '✘'} ${f} ${r.seconds.toFixed(1)} s, ${ops.size} backward rules`);
+      if (r.code !== 0) console.log(r.out.split('\n').filter((l) => !l.includes('artificially reduced')).slice(-40).join('\n'));
     });
     const failing = files.filter((f) => !baseline.get(f).ok);
     if (failing.length) console.log(`not used (fail without mutation): ${failing.join(', ')}`);

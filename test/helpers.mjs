@@ -67,6 +67,21 @@ export class Ref {
   }
 }
 
+/** float64 erf: |error| < 1e-13 below 3; the asymptotic tail above 3 is within 5e-8 (at 3) and 1e-11 from 4 on. */
+export function erf(x) {
+  // Maclaurin series below 3, the asymptotic expansion of erfc above
+  const t = Math.abs(x);
+  if (t < 3) {
+    let sum = t, term = t;
+    for (let n = 1; n < 80; n++) {
+      term *= (-t * t) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  return Math.sign(x) * (1 - Math.exp(-t * t) / (t * Math.sqrt(Math.PI)) * (1 - 1 / (2 * t * t) + 3 / (4 * t ** 4)));
+}
+
 /** Distinct values on a 0.05 grid, shuffled: no ties within a finite-difference step, so max-like ops stay smooth. */
 export function distinct(shape, r) {
   const n = size(shape);
@@ -218,6 +233,75 @@ export async function gradcheck(fn, inputs, { eps = 1e-2, rtol = 2e-2, atol = 2e
     }
   }
   Rt.dispose();
+}
+
+/**
+ * Gradient check against a float64 host reference: the GPU backward of fn(...inputs) is compared with central
+ * differences of `reference(...inputs)` (the same op written in float64 JS over Refs), so f32 round-off does not
+ * hide errors the way it does in `gradcheck`. The probe is L = sum(out * R) with a fixed random R. Checked: up to
+ * `coords` coordinates of every differentiable input one by one (all when the input is smaller), and `directions`
+ * random directions over all coordinates; tolerance |backward - fd| <= rtol |fd| + atol max|fd| (per coordinate)
+ * and rtol |fd| + atol |v|_1 max|fd| (directions), so a gradient 1% off fails. Inputs that are Refs of dtype
+ * i32/u32 (indices) and non-Ref arguments are passed through undifferentiated. Inputs are rounded to f32 first so
+ * that the GPU and the reference see the same numbers.
+ */
+export async function gradcheck64(fn, reference, inputs, { rtol = 1e-3, atol = 1e-4, eps = 1e-6, coords = 48, directions = 2, seed = 11, wrt, msg = '' } = {}) {
+  const r = rng(seed);
+  const isFloatRef = (x) => x instanceof Ref && (x.dtype ?? 'f32') === 'f32';
+  const xs = inputs.map((x) => (isFloatRef(x) ? x.f32() : x));
+  const which = wrt ?? xs.map((_, i) => i).filter((i) => isFloatRef(xs[i]));
+  const tensors = xs.map((x, i) => (x instanceof Ref ? x.toTensor({ dtype: x.dtype ?? 'f32', requiresGrad: which.includes(i) }) : x));
+  const out = fn(...tensors);
+  const R = Ref.random(out.shape, r).f32();
+  const Rt = R.toTensor();
+  const L = out.mul(Rt).sum();
+  L.backward();
+  const grads = [];
+  for (const i of which) {
+    assert.ok(tensors[i].grad, `${msg} no gradient reached input ${i}`);
+    grads.push(Float64Array.from(await tensors[i].grad.data()));
+  }
+  for (const t of [out, Rt, L, ...tensors]) if (t instanceof vg.Tensor) t.dispose();
+  const probe = (args) => {
+    const y = reference(...args);
+    assert.equal([...y.shape], [...R.shape], `${msg} reference output shape`);
+    let s = 0;
+    for (let k = 0; k < y.data.length; k++) s += y.data[k] * R.data[k];
+    return s;
+  };
+  const along = (i, v) => {
+    const x = xs[i];
+    const shifted = (sign) => {
+      const args = xs.slice();
+      args[i] = new Ref(x.data.map((val, k) => val + sign * eps * v[k]), x.shape);
+      return probe(args);
+    };
+    return (shifted(1) - shifted(-1)) / (2 * eps);
+  };
+  which.forEach((i, w) => {
+    const n = xs[i].data.length;
+    const picked = n <= coords ? [...Array(n).keys()] : Array.from({ length: coords }, () => r.int(0, n));
+    const numeric = picked.map((k) => {
+      const e = new Float64Array(n);
+      e[k] = 1;
+      return along(i, e);
+    });
+    const scale = Math.max(...numeric.map(Math.abs), Number.MIN_VALUE);
+    picked.forEach((k, j) => {
+      const [a, fd] = [grads[w][k], numeric[j]];
+      assert.ok(
+        Math.abs(a - fd) <= rtol * Math.abs(fd) + atol * scale,
+        `${msg} d/d input ${i}[${k}]: backward ${a}, float64 finite difference ${fd} (tol ${rtol} rel + ${atol * scale} abs)`,
+      );
+    });
+    for (let d = 0; d < directions; d++) {
+      const v = r.array(n);
+      const fd = along(i, v);
+      const a = grads[w].reduce((s, g, k) => s + g * v[k], 0);
+      const tol = rtol * Math.abs(fd) + atol * scale * v.reduce((s, x) => s + Math.abs(x), 0);
+      assert.ok(Math.abs(a - fd) <= tol, `${msg} input ${i}, direction ${d}: backward ${a}, float64 finite difference ${fd} (tol ${tol})`);
+    }
+  });
 }
 
 /** Asserts that fn throws a VoxgradError whose message contains every fragment. */

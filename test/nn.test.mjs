@@ -2,7 +2,7 @@
 // definitions, gradients by finite differences, and the argument checks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertClose, assertThrowsWith, gradcheck, refMap, rng, setup, size, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, gradcheck, gradcheck64, refMap, rng, setup, size, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -139,6 +139,8 @@ for (const log of [false, true]) {
     await gradcheck((a) => vg[name](a, { dim: -1 }), [Ref.random([3, 6], r, -2, 2).f32()], { msg: `${name} short` });
     await gradcheck((a) => vg[name](a, { dim: 1 }), [Ref.random([2, 130], r, -2, 2).f32()], { msg: `${name} long` });
     await gradcheck((a) => vg[name](a, { dim: 0 }), [Ref.random([4, 3, 2], r, -2, 2).f32()], { msg: `${name} dim 0` });
+    for (const [shape, dim] of [[[3, 6], -1], [[2, 130], 1], [[4, 3, 2], 0]])
+      await gradcheck64((a) => vg[name](a, { dim }), (a) => refSoftmax(a, dim, log), [Ref.random(shape, r, -2, 2)], { msg: `${name} ${shape} float64` });
   });
 }
 
