@@ -2,7 +2,7 @@
 // f32 accumulation, gradients by finite differences, and argument errors.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertThrowsWith, broadcastShape, gradcheck, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
+import { Ref, assertThrowsWith, broadcastShape, gradcheck, gradcheck64, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -187,6 +187,11 @@ test('bmm and linear gradients (input, weight, bias)', async () => {
   await gradcheck((x, y) => vg.bmm(x, y), [rand([3, 4, 5]), rand([3, 5, 2])], { ...GRAD, msg: 'bmm' });
   await gradcheck((x, w, b) => vg.linear(x, w, b), [rand([2, 3, 5]), rand([4, 5]), rand([4])], { ...GRAD, msg: 'linear+bias' });
   await gradcheck((x, w) => vg.linear(x, w), [rand([6, 65]), rand([9, 65])], { ...GRAD, msg: 'linear' });
+});
+
+test('matmul gradients match finite differences of the float64 reference (a 1% error fails)', async () => {
+  for (const [sa, sb] of [[[5, 7], [7, 3]], [[7], [7]], [[2, 1, 3, 4], [5, 4, 6]], [[33, 17], [17, 9]]])
+    await gradcheck64((x, y) => vg.matmul(x, y), (x, y) => refMatmul(x, y), [rand(sa), rand(sb)], { msg: `[${sa}] @ [${sb}]` });
 });
 
 test('bad input: contracted-dim mismatch, 0-d, integer dtype, bias shape, bmm batch', async () => {
