@@ -1,8 +1,8 @@
 // Mutation check of the backward rules: does a test notice when one rule's gradients are 1% wrong?
 //
 // Works in a temporary copy of the repository (the working tree is never touched): the statement under the
-// `@mutation-point` marker in src/engine/autograd.ts is wrapped so that a hook, preloaded into every test process
-// through NODE_OPTIONS, sees each backward rule's gradients. One build serves every run:
+// `@mutation-point` marker (in the tape's backward loop, one file under src/) is wrapped so that a hook, preloaded
+// into every test process through NODE_OPTIONS, sees each backward rule's gradients. One build serves every run:
 //   - a coverage run (no mutation) records which op backward rules each test file executes, and how long it takes;
 //   - then, per rule, VG_MUTATE=<op name> multiplies that rule's gradients by 1.01 and the files covering the rule
 //     run fastest first until one fails (caught) or none does (not caught).
@@ -57,11 +57,25 @@ function statementEnd(src, from) {
   throw new Error('mutation-check: no end found for the statement under the marker');
 }
 
-/** Wraps `const grads = <expr>;` under the marker as `const grads = backwardProbe(node.op.name, <expr>);`. */
-function patchAutograd(path) {
+/** The one source file under src/ holding the marker (the tape's backward loop). */
+function markedFile(work) {
+  const found = [];
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.ts') && readFileSync(p, 'utf8').includes(MARKER)) found.push(p);
+    }
+  };
+  walk(join(work, 'src'));
+  if (found.length !== 1) throw new Error(`mutation-check: expected the marker "${MARKER}" in one file under src/, found it in ${found.length}`);
+  return found[0];
+}
+
+/** Wraps `const grads = <expr>;` under the marker as `const grads = mutationProbe(node.op.name, <expr>);`. */
+function patchBackwardLoop(path) {
   const src = readFileSync(path, 'utf8');
   const at = src.indexOf(MARKER);
-  if (at < 0) throw new Error(`mutation-check: marker "${MARKER}" not found in ${path}`);
   const start = src.indexOf('\n', at) + 1;
   const end = statementEnd(src, start);
   const m = /^(\s*(?:const|let)\s+[A-Za-z_$][\w$]*\s*=\s*)([\s\S]*);$/.exec(src.slice(start, end));
@@ -161,7 +175,7 @@ async function main() {
   const env = { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp', FORCE_COLOR: '0' };
   try {
     copyRepository(repo, work);
-    patchAutograd(join(work, 'src/engine/autograd.ts'));
+    patchBackwardLoop(markedFile(work));
     const hookPath = join(work, '.mutation-hook.mjs');
     writeFileSync(hookPath, HOOK);
     const build = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: work, encoding: 'utf8', env });

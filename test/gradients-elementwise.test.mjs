@@ -320,6 +320,20 @@ test('every differentiable elementwise op of the public API has an analytic deri
   assert.ok(found.includes('where') && found.length >= 30, `the probe found only ${found.length} elementwise ops (${found.join(', ')}): it is not finding the table`);
 });
 
+test("cast to 'f32' (vg.cast, Tensor.to) passes the gradient through unchanged; from an integer tensor none flows", async () => {
+  const r = rng(21);
+  const values = Array.from({ length: 777 }, () => f32(r.uniform(-100, 100)));
+  const upstream = Array.from({ length: 777 }, () => f32(r.uniform(-3, 3)));
+  for (const cast of [(t) => vg.cast(t, 'f32'), (t) => t.to('f32'), (t) => vg.cast(vg.cast(t, 'f32'), 'f32')]) {
+    const x = vg.tensor(values, [7, 111], { requiresGrad: true });
+    cast(x).backward(vg.tensor(upstream, [7, 111]));
+    assert.equal(Array.from(await x.grad.data()), upstream, 'the gradient of an f32 → f32 cast is the upstream gradient, bit for bit');
+    x.dispose();
+  }
+  const ints = vg.tensor([1, 2, 3], null, { dtype: 'i32' });
+  assert.not.ok(vg.cast(ints, 'f32').requiresGrad, 'an integer tensor has no gradient to receive');
+});
+
 test('round: halves to the even neighbour, negatives, large values, against float64', async () => {
   const r = rng(5);
   const values = [
