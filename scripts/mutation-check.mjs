@@ -99,6 +99,7 @@ const seen = new Set();
 const zeroCheck = process.env.VG_ZERO_CHECK === '1';
 let mutated = 0;
 let nonzero = 0;
+let failedEarly = false;
 const pending = [];
 const scale = (t) => {
   if (!t || typeof t.mul !== 'function') return t;
@@ -117,6 +118,19 @@ globalThis.__vgBackwardProbe = (opName, grads) => {
   if (opName !== target) return grads;
   return Array.isArray(grads) ? grads.map(scale) : scale(grads);
 };
+// with a mutation active, the first failing test decides: uvu writes its ✘ mark as the test fails, so exit there
+// instead of running the rest of the file
+if (target) {
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = (chunk, ...rest) => {
+    const done = write(chunk, ...rest);
+    if (String(chunk).includes('\u2718')) {
+      failedEarly = true;
+      process.exit(1);
+    }
+    return done;
+  };
+}
 let settled = false;
 process.on('beforeExit', async () => {
   if (settled || !pending.length) return;
@@ -124,7 +138,7 @@ process.on('beforeExit', async () => {
   await Promise.all(pending);
 });
 process.on('exit', () => {
-  const lines = [...seen, ...(target ? ['mutated ' + mutated] : []), ...(zeroCheck ? ['nonzero ' + nonzero] : [])];
+  const lines = [...seen, ...(target ? ['mutated ' + mutated] : []), ...(zeroCheck ? ['nonzero ' + nonzero] : []), ...(failedEarly ? ['failed'] : [])];
   if (log) appendFileSync(log, lines.map((l) => l + '\\n').join(''));
 });
 `;
@@ -225,8 +239,9 @@ async function main() {
         if (r.timedOut) console.log(`  (${op}: ${f} ran past ${limit / 1000} s; not counted as a catch)`);
         else if (r.code !== 0 && !fired) console.log(`  (${op}: ${f} failed but the mutation never fired; not counted)`);
         else if (r.code !== 0) {
-          const failedTest = /FAIL\s+(?:\S+\s+)?"([^"\n]*)"/.exec(r.out);
-          caughtBy = { file: f, test: failedTest ? failedTest[1] : '' };
+          // the test that failed is the one after the last passing mark (•) uvu printed
+          const marks = r.out.match(/[\u2022\u2718]/g) ?? [];
+          caughtBy = { file: f, test: `its test number ${marks.length}` };
           break;
         }
       }

@@ -150,8 +150,59 @@ export function refReduce(ref, dims, keepdim, combine, init, finish = (v) => v) 
   return new Ref(Array.from(acc, (v, i) => finish(v, cnt[i])), shape);
 }
 
+// ---- op coverage ---------------------------------------------------------------------------------------------------
+// With VG_COVERAGE_DIR set (scripts/run-tests.mjs sets it), the library's per-op counters say which ops each test
+// file compares against a reference and which it gradient-checks; the file's record is written there at exit and
+// run-tests fails on ops that no file covers. Ops count as reference-compared when they ran since the previous
+// comparison (assertClose, a gradient check); as gradient-checked when their backward (a composite: its forward) ran
+// inside a gradient check, or their backward ran before an assertClose (a gradient compared with a fixture).
+
+const coverageDir = globalThis.process?.env?.VG_COVERAGE_DIR;
+const coverage = coverageDir ? { referenced: new Set(), gradForward: new Set(), gradBackward: new Set(), last: new Map() } : null;
+
+function opCountsSinceLastMark() {
+  const now = new Map(vg.debug.opStats().map((s) => [s.name, s]));
+  const ran = { forward: [], backward: [] };
+  for (const [name, s] of now) {
+    const before = coverage.last.get(name);
+    if (s.forward > (before?.forward ?? 0)) ran.forward.push(name);
+    if (s.backward > (before?.backward ?? 0)) ran.backward.push(name);
+  }
+  coverage.last = now;
+  return ran;
+}
+
+function markReferenceComparison() {
+  if (!coverage) return;
+  const ran = opCountsSinceLastMark();
+  for (const n of ran.forward) coverage.referenced.add(n);
+  for (const n of ran.backward) coverage.gradBackward.add(n);
+}
+
+/** Runs a gradient check (async fn) and marks the ops whose gradients it exercised. */
+export async function markGradientCheck(fn) {
+  if (!coverage) return fn();
+  markReferenceComparison();
+  const result = await fn();
+  const ran = opCountsSinceLastMark();
+  for (const n of ran.forward) (coverage.referenced.add(n), coverage.gradForward.add(n));
+  for (const n of ran.backward) coverage.gradBackward.add(n);
+  return result;
+}
+
+if (coverage)
+  globalThis.process.on('exit', () => {
+    const { writeFileSync, renameSync } = globalThis.process.getBuiltinModule('node:fs');
+    const { basename, join } = globalThis.process.getBuiltinModule('node:path');
+    const file = join(coverageDir, `${basename(globalThis.process.argv[1])}.json`);
+    const record = { referenced: [...coverage.referenced], gradForward: [...coverage.gradForward], gradBackward: [...coverage.gradBackward] };
+    writeFileSync(`${file}.tmp`, JSON.stringify(record));
+    renameSync(`${file}.tmp`, file);
+  });
+
 /** Asserts the GPU tensor matches the reference: |a - b| <= atol + rtol |b| everywhere (NaN matches NaN). */
 export async function assertClose(t, ref, { rtol = 1e-5, atol = 1e-6, msg = '' } = {}) {
+  markReferenceComparison();
   assert.equal([...t.shape], [...ref.shape], `${msg} shape`);
   const got = await t.data();
   let worst = -1;
@@ -180,7 +231,11 @@ export async function assertClose(t, ref, { rtol = 1e-5, atol = 1e-6, msg = '' }
  * (L(x + eps v) - L(x - eps v)) / 2 eps is compared with <dL/dx, v> from backward. Perturbations run in float32 on the
  * GPU, so eps and the tolerance reflect f32 round-off; `elementwise: true` additionally checks every coordinate.
  */
-export async function gradcheck(fn, inputs, { eps = 1e-2, rtol = 2e-2, atol = 2e-3, directions = 3, seed = 7, wrt, msg = '' } = {}) {
+export function gradcheck(fn, inputs, opts = {}) {
+  return markGradientCheck(() => gradcheckF32(fn, inputs, opts));
+}
+
+async function gradcheckF32(fn, inputs, { eps = 1e-2, rtol = 2e-2, atol = 2e-3, directions = 3, seed = 7, wrt, msg = '' } = {}) {
   const r = rng(seed);
   const which = wrt ?? inputs.map((_, i) => i).filter((i) => inputs[i] instanceof Ref);
   const created = new Set();
@@ -245,7 +300,11 @@ export async function gradcheck(fn, inputs, { eps = 1e-2, rtol = 2e-2, atol = 2e
  * i32/u32 (indices) and non-Ref arguments are passed through undifferentiated. Inputs are rounded to f32 first so
  * that the GPU and the reference see the same numbers.
  */
-export async function gradcheck64(fn, reference, inputs, { rtol = 1e-3, atol = 1e-4, eps = 1e-6, coords = 48, directions = 2, seed = 11, wrt, msg = '' } = {}) {
+export function gradcheck64(fn, reference, inputs, opts = {}) {
+  return markGradientCheck(() => gradcheckFloat64(fn, reference, inputs, opts));
+}
+
+async function gradcheckFloat64(fn, reference, inputs, { rtol = 1e-3, atol = 1e-4, eps = 1e-6, coords = 48, directions = 2, seed = 11, wrt, msg = '' } = {}) {
   const r = rng(seed);
   const isFloatRef = (x) => x instanceof Ref && (x.dtype ?? 'f32') === 'f32';
   const xs = inputs.map((x) => (isFloatRef(x) ? x.f32() : x));
