@@ -291,7 +291,7 @@ async function main() {
   vg.destroy();
 }
 
-// Dawn can keep the process alive while a device exists (../shared/ENVIRONMENT.md): exit explicitly
+// the `webgpu` package can keep the process alive at exit while a device exists (a known lifecycle bug): exit explicitly
 main().then(
   () => process.exit(process.exitCode ?? 0),
   (e) => {

@@ -1,5 +1,5 @@
-// tfjs-backend-webgpu on the same Dawn adapter, in this process (see ../shared/ENVIRONMENT.md): the `webgpu`
-// package supplies navigator.gpu before tfjs is imported.
+// tfjs-backend-webgpu on the same Dawn adapter, in this process: the `webgpu` package supplies navigator.gpu before
+// tfjs is imported.
 import { create, globals } from 'webgpu';
 
 /** Loads tfjs-core with the WebGPU backend; returns the tf namespace, or throws if the backend does not start. */

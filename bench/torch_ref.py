@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch CPU reference for the benchmark rows no WebGPU peer has (bench/spatial.mjs, bench/poolnorm.mjs).
 
-Usage: /usr/bin/python3 bench/torch_ref.py DIR     (Debian's torch; see ../shared/ENVIRONMENT.md)
+Usage: /usr/bin/python3 bench/torch_ref.py DIR     (Debian's python3-torch 1.13, which /usr/bin/python3 imports)
 
 DIR/jobs.json lists jobs {name, op, inputs: {arg: [file, shape]}, repeats}; each input is raw little-endian float32
 written by the benchmark (the same arrays voxgrad got). For each job this runs the op on the CPU with 2 threads, once

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the ONNX models `npm run bench` gives onnxruntime-node (bench/ort.mjs), and manifest.json describing them.
 
-Run from the repository root with Debian's torch (../shared/ENVIRONMENT.md):  /usr/bin/python3 bench/models/gen_models.py
+Run from the repository root with Debian's torch (python3-torch 1.13, which /usr/bin/python3 imports):
+    /usr/bin/python3 bench/models/gen_models.py
 
 Each model is one Conv (no bias) whose weight is an initializer filled by mulberry32, the generator bench/data.mjs uses,
 with the seed recorded in manifest.json: the benchmark rebuilds the same weight in JS for voxgrad and tfjs, so every

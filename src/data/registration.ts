@@ -1,5 +1,5 @@
 /**
- * Data for the unsupervised registration methods (docs: ../shared/research/registration.md §0.1, §3.3):
+ * Data for the unsupervised registration methods (the hetero/AdaCS code's ACDC and CAMUS preprocessing, BIM's ACDC pairs):
  *
  * - `phantomPairs` / `RegistrationPhantom`: the embedded cardiac phantom's ED→ES pairs in four seeded variants
  *   (clean, heteroscedastic, speckle, missing-correspondence), each a synthetic stand-in for a nuisance of real
@@ -17,6 +17,7 @@
 import { fail, fmtShape } from '../engine/errors.js';
 import { type Tensor, tidy } from '../engine/tensor.js';
 import { describe } from '../kernels/common.js';
+import { roundHalfEven } from '../kernels/host-math.js';
 import { tensor } from '../kernels/creation.js';
 import { interpolate } from '../kernels/interpolate.js';
 import { cast } from '../kernels/elementwise.js';
@@ -24,7 +25,7 @@ import { add, logicalOr, neg } from '../kernels/math.js';
 import { reshape } from '../kernels/shape.js';
 import { integrateVelocity, spatialTransform } from '../kernels/spatial.js';
 import { readNifti } from '../io/nifti.js';
-import { type Affine, type Volume, cropVolume, padVolume, resampleVolume } from '../io/volume.js';
+import { type Affine, type Volume, cropVolume, padVolume, resampleVolume, subgridAffine } from '../io/volume.js';
 import type { Dataset } from './dataset.js';
 import { ACDCDataset, CAMUSDataset } from './medical-datasets.js';
 import { cardiacPhantomArrays } from './phantom.js';
@@ -697,10 +698,6 @@ export interface AcdcRegistrationOptions {
   cacheSize?: number;
 }
 
-const roundHalfEven = (v: number) => {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-};
 
 /** A size × size window of a row-major [X, Y] slice starting at (x0, y0), zero outside the slice. */
 function cropSlice<A extends Float32Array | Int32Array>(data: A, X: number, Y: number, x0: number, y0: number, size: number): A {
@@ -714,11 +711,6 @@ function cropSlice<A extends Float32Array | Int32Array>(data: A, X: number, Y: n
     }
   }
   return out;
-}
-
-/** The affine of a grid whose voxel i sits at old voxel offset + scale·i. */
-function subgrid(A: Affine, offset: readonly number[], scale: readonly number[]): Affine {
-  return A.map((r, k) => (k === 3 ? [...r] : [r[0] * scale[0], r[1] * scale[1], r[2], r[3] + r[0] * offset[0] + r[1] * offset[1]]));
 }
 
 interface AcdcEntry {
@@ -841,7 +833,7 @@ export class AcdcRegistrationPairs implements Dataset<AcdcRegistrationPair> {
       patient: e.patient,
       slice: e.slice,
       centre,
-      affine: subgrid(ed.affine, [x0, y0], [1, 1]),
+      affine: subgridAffine(ed.affine, [x0, y0], [1, 1]),
       spacing: [...ed.spacing],
     };
   }
@@ -977,7 +969,7 @@ export class CamusRegistrationPairs implements Dataset<CamusRegistrationPair> {
       ...pairTensors(m.image, f.image, m.label, f.label, [S, S]),
       patient: m.it.patient,
       view: m.it.view,
-      affine: subgrid(m.it.affine, [(fx - 1) / 2, (fy - 1) / 2], [fx, fy]),
+      affine: subgridAffine(m.it.affine, [(fx - 1) / 2, (fy - 1) / 2], [fx, fy]),
       spacing: [m.it.spacing[0] * fx, m.it.spacing[1] * fy],
     };
   }

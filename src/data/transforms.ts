@@ -11,7 +11,8 @@ import { tensor } from '../kernels/creation.js';
 import { cast } from '../kernels/elementwise.js';
 import { add, clamp, div, gt, maximum, mul, ne, sqrt, square, sub, where } from '../kernels/math.js';
 import { max, min, sum } from '../kernels/reduce.js';
-import { broadcastTo, cat, clone, pad, slice, type PadMode } from '../kernels/shape.js';
+import { pad, type PadMode } from '../kernels/pad.js';
+import { broadcastTo, cat, clone, slice } from '../kernels/shape.js';
 import { Rng, seedOrNext } from './random.js';
 
 function expectBatch(op: string, x: Tensor, arg = 'x'): void {

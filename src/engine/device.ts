@@ -41,6 +41,8 @@ let provider: GpuProvider | null = null;
 let generation = 0;
 let platform: 'node' | 'browser' = 'browser';
 let state: DeviceState | null = null;
+/** vg.destroy() ran and no init since: errors then say so instead of "no device yet". */
+let destroyed = false;
 let initPromise: Promise<BackendInfo> | null = null;
 const resetHooks: (() => void)[] = [];
 
@@ -117,6 +119,7 @@ async function createDevice(opts: InitOptions): Promise<BackendInfo> {
     console.error('voxgrad: uncaptured WebGPU error:', (e as GPUUncapturedErrorEvent).error?.message);
   });
   state = s;
+  destroyed = false;
   return info;
 }
 
@@ -138,7 +141,12 @@ const LIMIT_KEYS = [
 
 /** The live device; throws a clear error before init and after a device loss. */
 export function gpu(): DeviceState {
-  if (!state) throw new VoxgradError('voxgrad: no device yet. Call `await vg.init()` before creating tensors.');
+  if (!state)
+    throw new VoxgradError(
+      destroyed
+        ? 'voxgrad: the GPU device was destroyed (vg.destroy()); its tensors are gone. Call `await vg.init()` to acquire a new device.'
+        : 'voxgrad: no device yet. Call `await vg.init()` before creating tensors.',
+    );
   if (state.lost)
     throw new VoxgradError(
       `voxgrad: the GPU device was lost (${state.lost}). Call \`await vg.init()\` to create a new device; ` +
@@ -155,15 +163,12 @@ export function isCurrentGeneration(g: number): boolean {
   return state !== null && state.generation === g;
 }
 
-export function isInitialized(): boolean {
-  return state !== null && !state.lost;
-}
-
 /** Destroys the device (Dawn keeps a Node process alive while a device exists). */
 export function destroyDevice(): void {
   if (!state) return;
   for (const hook of resetHooks) hook();
   const d = state.device;
   state = null;
+  destroyed = true;
   d.destroy();
 }

@@ -5,8 +5,7 @@
  * (and any queue.writeBuffer into it) is ordered after every earlier use.
  */
 import { gpu, onDeviceReset } from './device.js';
-import { VoxgradError } from './errors.js';
-import { forgetBindGroups } from './runtime.js';
+import { VoxgradError, currentUserOp } from './errors.js';
 
 const USAGE_STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST (GPUBufferUsage, not yet defined at import time in Node)
 
@@ -18,6 +17,8 @@ export function sizeClass(bytes: number): number {
 }
 
 const free = new Map<number, GPUBuffer[]>();
+/** Caches holding buffers (the dispatch queue's bind groups) drop them before the pool destroys any. */
+const beforeDestroy: (() => void)[] = [];
 let awaitingSubmit: GPUBuffer[] = [];
 let pooledBytes = 0;
 let inUseBytes = 0;
@@ -41,6 +42,15 @@ export function setPoolCap(bytes: number): void {
   trimTo(poolCap);
 }
 
+/** Registers a cache that must forget its buffers before idle buffers are destroyed (runtime.ts's bind groups). */
+export function onBeforeDestroy(fn: () => void): void {
+  beforeDestroy.push(fn);
+}
+
+function forgetCachedBuffers(): void {
+  for (const fn of beforeDestroy) fn();
+}
+
 export function resetPeak(): void {
   peakBytes = inUseBytes;
 }
@@ -52,7 +62,7 @@ export function acquire(bytes: number, op: string): GPUBuffer {
   const size = bytes <= maxBinding ? Math.min(sizeClass(bytes), maxBinding) : sizeClass(bytes);
   if (size > limits.maxBufferSize)
     throw new VoxgradError(
-      `${op}: a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${limits.maxBufferSize} bytes). ` +
+      `${currentUserOp() ?? op}: a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${limits.maxBufferSize} bytes). ` +
         'Split the data into smaller tensors (e.g. process the volume in chunks).',
     );
   const list = free.get(size);
@@ -87,7 +97,7 @@ export function returnToPool(bufs: GPUBuffer[]): void {
   for (const b of bufs) {
     if (pooledBytes + b.size > poolCap) trimTo(poolCap - b.size);
     if (pooledBytes + b.size > poolCap) {
-      forgetBindGroups();
+      forgetCachedBuffers();
       b.destroy();
       continue;
     }
@@ -101,7 +111,7 @@ export function returnToPool(bufs: GPUBuffer[]): void {
 /** Destroys idle buffers, largest classes first, until at most `target` bytes stay pooled. */
 function trimTo(target: number): void {
   if (pooledBytes <= target) return;
-  forgetBindGroups();
+  forgetCachedBuffers();
   const sizes = [...free.keys()].sort((a, b) => b - a);
   for (const s of sizes) {
     const list = free.get(s)!;

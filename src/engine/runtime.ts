@@ -10,8 +10,8 @@
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import commonWgsl from '../../shaders/common.wgsl';
 import { gpu, onDeviceReset } from './device.js';
-import { VoxgradError } from './errors.js';
-import { returnToPool, takeReleased } from './pool.js';
+import { VoxgradError, currentUserOp } from './errors.js';
+import { onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
 import { profilerHooks } from './profiler-hooks.js';
 
 type ScalarKind = 'u32' | 'i32' | 'f32';
@@ -130,7 +130,7 @@ export function kernel(
 }
 
 /** Line-based `#if NAME` / `#else` / `#endif` (nestable) over WGSL text. */
-export function preprocess(src: string, defines: Record<string, boolean>): string {
+function preprocess(src: string, defines: Record<string, boolean>): string {
   const out: string[] = [];
   const stack: { keep: boolean; parentKeep: boolean }[] = [];
   let keep = true;
@@ -243,7 +243,7 @@ export function dispatch(k: Kernel, buffers: GPUBuffer[], uniforms: UniformValue
   for (const b of buffers)
     if (b.size > maxBinding)
       throw new VoxgradError(
-        `${k.name.split(/[.[]/)[0]}: a tensor of ${b.size} bytes is larger than this adapter's maxStorageBufferBindingSize ` +
+        `${currentUserOp() ?? k.name.split(/[.[]/)[0]}: a tensor of ${b.size} bytes is larger than this adapter's maxStorageBufferBindingSize ` +
           `(${maxBinding} bytes), so no kernel can bind it whole. Process the data in chunks (e.g. slabs along the depth ` +
           'axis or a sliding window), or use an adapter with a larger limit (vg.backendInfo().limits).',
       );
@@ -280,11 +280,6 @@ function packUniforms(k: Kernel, values: UniformValues, base: number): void {
       for (let i = 0; i < v.length; i++) view[at + i] = v[i];
     }
   }
-}
-
-/** Writes raw bits into the open batch's uniform area (used for scalars passed by bit pattern). */
-export function uniformBitsView(): Uint32Array {
-  return stagingU32;
 }
 
 function closeBatch(): void {
@@ -324,7 +319,7 @@ function submitNow(): void {
 }
 
 /** Submits everything recorded so far; resolves once submitted (reads await this, so pipelines compile async). */
-export async function flush(): Promise<void> {
+async function flush(): Promise<void> {
   closeBatch();
   while (!submitReady(false)) {
     if (inFlight >= MAX_IN_FLIGHT) await gpu().device.queue.onSubmittedWorkDone();
@@ -412,9 +407,8 @@ function bindGroupFor(device: GPUDevice, k: Kernel, buffers: GPUBuffer[], ubuf: 
 }
 
 /** The pool calls this before destroying buffers: cached bind groups may reference them. */
-export function forgetBindGroups(): void {
-  bindGroups.clear();
-}
+// a cached bind group must not outlive a buffer it binds: the pool clears the cache before destroying idle buffers
+onBeforeDestroy(() => bindGroups.clear());
 
 /** Waits until every recorded dispatch has been submitted and finished on the GPU. */
 export async function sync(): Promise<void> {
@@ -451,10 +445,6 @@ export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): 
 /** Compiles every kernel built so far; resolves when all pipelines are ready (warm-up before timing). */
 export async function pipelinesReady(): Promise<void> {
   await Promise.all([...kernelCache.values()].map((k) => k.ready));
-}
-
-export function kernelCount(): number {
-  return kernelCache.size;
 }
 
 onDeviceReset(() => {

@@ -5,7 +5,7 @@
  * engine once backward no longer needs it.
  */
 import { gpu, isCurrentGeneration } from './device.js';
-import { VoxgradError, fmtShape } from './errors.js';
+import { VoxgradError, fail, fmtShape } from './errors.js';
 import { acquire, release } from './pool.js';
 import { readBuffer, writeBuffer } from './runtime.js';
 import type { Node } from './autograd.js';
@@ -105,9 +105,9 @@ export class Tensor {
   readonly dtype: DType;
   /** Autodiff node that produced this tensor (null for leaves and for tensors made without grad). */
   node: Node | null = null;
-  requiresGrad = false;
   grad: Tensor | null = null;
   private _storage: Storage | null;
+  private _requiresGrad = false;
 
   /** Internal: wraps a storage (takes one reference) and registers the tensor in the current tidy scope. */
   constructor(storage: Storage, shape: readonly number[], dtype: DType) {
@@ -116,6 +116,17 @@ export class Tensor {
     this.dtype = dtype;
     liveTensors++;
     scopes[scopes.length - 1]?.add(this);
+  }
+
+  /** Whether gradients flow to this tensor: only f32 tensors can; a tensor an op produced cannot turn it off. */
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+
+  set requiresGrad(value: boolean) {
+    if (value && this.dtype !== 'f32') fail('requiresGrad', `only f32 tensors can require gradients, this one is ${this.dtype}`);
+    if (!value && this.node) fail('requiresGrad', 'cannot turn off requiresGrad on a non-leaf tensor; use detach()');
+    this._requiresGrad = value;
   }
 
   get size(): number {

@@ -6,7 +6,8 @@
 import { fail, fmtShape } from '../engine/errors.js';
 import { Tensor, tidy } from '../engine/tensor.js';
 import { describe, expectFloat, expectTensor } from '../kernels/common.js';
-import { clone, pad, slice, type PadMode } from '../kernels/shape.js';
+import { pad, type PadMode } from '../kernels/pad.js';
+import { clone, slice } from '../kernels/shape.js';
 
 export type SpatialPadMode = PadMode;
 

@@ -5,15 +5,15 @@
  * channels ([C, X, Y, Z]). Every op here updates the affine exactly, so results written with writeNifti land where
  * the input was in a viewer.
  */
-import interpolateWgsl from '../../shaders/interpolate.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
+import { FLOAT, NOT_DIFFERENTIABLE, defineOp } from '../engine/op.js';
 import { Tensor, tidy } from '../engine/tensor.js';
-import { ceilDiv, describe, emptyTensor } from '../kernels/common.js';
+import { describe } from '../kernels/common.js';
+import { roundHalfEven } from '../kernels/host-math.js';
 import { cast } from '../kernels/elementwise.js';
-import { tensor } from '../kernels/creation.js';
-import { narrow, pad, reshape } from '../kernels/shape.js';
-import { NOT_DIFFERENTIABLE, defineOp, record } from '../engine/autograd.js';
-import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { sampleAlongAxes, type Axis } from '../kernels/interpolate.js';
+import { pad } from '../kernels/pad.js';
+import { narrow, reshape } from '../kernels/shape.js';
 
 /** 4×4 voxel-to-world matrix as rows; the last row is [0, 0, 0, 1]. */
 export type Affine = number[][];
@@ -130,7 +130,7 @@ function checkInts(op: string, arg: string, v: unknown, nd: number, min: number)
 }
 
 /** affine · diag(scale, 1) with the origin moved to voxel position `offset`: the affine of a grid whose voxel i sits at old position offset + scale·i. */
-function subgridAffine(A: Affine, offset: number[], scale: number[]): Affine {
+export function subgridAffine(A: Affine, offset: readonly number[], scale: readonly number[]): Affine {
   const out = A.map((r) => [...r]);
   for (let r = 0; r < 3; r++) {
     for (let c = 0; c < offset.length; c++) {
@@ -235,57 +235,38 @@ export function resampleVolume(vol: Volume, target: ResampleTarget, opts: Resamp
   return { tensor: out, affine: subgridAffine(vol.affine, offset, scale), spacing: spacing.map((s, a) => s * scale[a]) };
 }
 
-const resampleDef = defineOp({ name: 'resampleVolume', backward: NOT_DIFFERENTIABLE });
-const RUN = 4;
-
 /**
  * Samples x [B, ...spatial] at old positions offset + scale·i per axis, clamped to the volume (border padding), with
  * separable linear (or nearest, half to even) weights computed in float64 on the host. Axis-aligned resampling is
  * separable, so interpolate's tap-table kernel does it without a [..., 3] sampling grid (building one costs several
- * times the sampling itself).
+ * times the sampling itself). A preprocessing op: not differentiable.
  */
-function resampleAxes(x: Tensor, B: number, spatial: number[], size: number[], offset: number[], scale: number[], nearest: boolean): Tensor {
-  const op = 'resampleVolume';
-  // The kernel's three axes are (D, H, W); a 2-D volume gets a unit D axis.
-  const pad3 = 3 - spatial.length;
-  const nIn = [...Array(pad3).fill(1), ...spatial];
-  const nOut = [...Array(pad3).fill(1), ...size];
-  const off = [...Array(pad3).fill(0), ...offset];
-  const sc = [...Array(pad3).fill(1), ...scale];
-  const taps = new Uint32Array(4 * (nOut[0] + nOut[1] + nOut[2]));
-  const bits = new Float32Array(taps.buffer);
-  const tapOffset: number[] = [];
-  let at = 0;
-  for (let a = 0; a < 3; a++) {
-    tapOffset.push(at);
-    for (let o = 0; o < nOut[a]; o++, at++) {
-      const p = Math.min(nIn[a] - 1, Math.max(0, off[a] + sc[a] * o));
-      const i0 = nearest ? roundHalfEven(p) : Math.floor(p);
-      const w1 = nearest ? 0 : p - i0;
-      taps[4 * at] = i0;
-      taps[4 * at + 1] = Math.min(i0 + 1, nIn[a] - 1);
-      bits[4 * at + 2] = 1 - w1;
-      bits[4 * at + 3] = w1;
-    }
-  }
-  const out = emptyTensor(op, [B, ...nOut], 'f32');
-  const tapTensor = tensor(taps);
-  const k = kernel(`resampleVolume.${nearest ? 'nearest' : 'linear'}`, () => interpolateWgsl.replaceAll('{{RUN}}', String(RUN)), {
-    defines: { NEAREST: nearest },
-  });
-  const total = B * nOut[0] * nOut[1] * ceilDiv(nOut[2], RUN);
-  dispatch(
-    k,
-    [out.buffer(op), x.buffer(op), tapTensor.buffer(op)],
-    { total, inSize: [...nIn, 1], outSize: [...nOut, 1], tapOffset: [...tapOffset, 0] },
-    grid1d(ceilDiv(total, k.workgroupSize)),
-  );
-  tapTensor.dispose();
-  return record(resampleDef, [x], out, undefined);
-}
-
-/** numpy's round (half to even), as MONAI's compute_shape_offset uses it. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+const resampleAxes = defineOp({
+  name: 'resampleVolume',
+  dtypes: FLOAT,
+  via: 'io.resampleVolume',
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, B: number, spatial: number[], size: number[], offset: number[], scale: number[], nearest: boolean) => {
+    // The kernel's three axes are (D, H, W); a 2-D volume gets a unit D axis.
+    const pad3 = 3 - spatial.length;
+    const nIn = [...Array(pad3).fill(1), ...spatial];
+    const nOut = [...Array(pad3).fill(1), ...size];
+    const off = [...Array(pad3).fill(0), ...offset];
+    const sc = [...Array(pad3).fill(1), ...scale];
+    const axes = nIn.map((n, a): Axis => {
+      const ax: Axis = { nIn: n, nOut: nOut[a], i0: [], i1: [], w0: [], w1: [] };
+      for (let o = 0; o < nOut[a]; o++) {
+        const p = Math.min(n - 1, Math.max(0, off[a] + sc[a] * o));
+        const i0 = nearest ? roundHalfEven(p) : Math.floor(p);
+        const w1 = nearest ? 0 : p - i0;
+        ax.i0.push(i0);
+        ax.i1.push(Math.min(i0 + 1, n - 1));
+        ax.w0.push(1 - w1);
+        ax.w1.push(w1);
+      }
+      return ax;
+    });
+    return { out: sampleAlongAxes('resampleVolume', x, axes, nearest, [B, ...nOut]), attrs: undefined };
+  },
+  backward: NOT_DIFFERENTIABLE,
+});

@@ -1,5 +1,6 @@
 /** Helpers every op definition uses: output allocation and argument checks with clear messages. */
 import { fail, fmtShape } from '../engine/errors.js';
+import { ALL_DTYPES, NOT_DIFFERENTIABLE, defineOp } from '../engine/op.js';
 import { checkRank } from '../engine/shape.js';
 import { Storage, Tensor, shapeSize, type DType } from '../engine/tensor.js';
 
@@ -34,6 +35,25 @@ export function describe(v: unknown): string {
   return v === null ? 'null' : typeof v === 'object' ? 'object' : `${typeof v} ${String(v)}`;
 }
 
+/** A pipeline-cache key from a kernel's boolean defines: the names of those that are on. */
+export function defineKey(defines: Record<string, boolean>): string {
+  return Object.entries(defines)
+    .filter(([, v]) => v)
+    .map(([d]) => d)
+    .join('.');
+}
+
 export function ceilDiv(a: number, b: number): number {
   return Math.floor((a + b - 1) / b);
+}
+
+/** Registers an op that makes a tensor from non-tensor arguments (zeros, randn): nothing to differentiate or record. */
+export function defineSource<Args extends unknown[]>(name: string, make: (...args: Args) => Tensor): (...args: Args) => Tensor {
+  return defineOp({
+    name,
+    dtypes: ALL_DTYPES,
+    inputs: () => [],
+    forward: (...args: Args) => ({ out: make(...args), attrs: undefined }),
+    backward: NOT_DIFFERENTIABLE,
+  });
 }

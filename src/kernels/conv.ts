@@ -22,16 +22,16 @@
  */
 import convWgsl from '../../shaders/conv.wgsl';
 import wgradWgsl from '../../shaders/conv_wgrad.wgsl';
-import { defineOp, record } from '../engine/autograd.js';
 import { gpu } from '../engine/device.js';
 import { fail, fmtShape } from '../engine/errors.js';
+import { FLOAT, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
-import { fillInto } from './creation.js';
+import { fillInto, stridedCopy } from './base.js';
 import { sum } from './reduce.js';
-import { squeeze, stridedCopy, unsqueeze } from './shape.js';
+import { squeeze, unsqueeze } from './shape.js';
 
 export interface ConvOptions {
   bias?: Tensor | null;
@@ -531,8 +531,20 @@ interface ConvAttrs {
   geom: Geom;
 }
 
-const convDef = defineOp<ConvAttrs>({
+/**
+ * The batched convolution every convNd reaches after its checks (`op` names the public op in errors): one gather
+ * kernel for the output; backward is the transposed gather for the input, the weight-gradient kernel and a bias sum.
+ */
+const conv = defineOp({
   name: 'conv',
+  dtypes: FLOAT,
+  via: 'conv1d/conv2d/conv3d',
+  inputs: ([x, w, bias]) => [x, w, bias],
+  forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string) => ({
+    out: gatherConv(op, false, x, w, bias, geom),
+    attrs: { geom },
+    save: () => [x, w],
+  }),
   backward: (gy, ctx) => {
     const [x, w] = ctx.saved;
     const g = ctx.attrs.geom;
@@ -545,8 +557,17 @@ const convDef = defineOp<ConvAttrs>({
   },
 });
 
-const convTransposeDef = defineOp<ConvAttrs>({
+/** The batched transposed convolution: the input-gradient gather of the conv described by `geom`. */
+const convTranspose = defineOp({
   name: 'convTranspose',
+  dtypes: FLOAT,
+  via: 'convTranspose1d/convTranspose2d/convTranspose3d',
+  inputs: ([x, w, bias]) => [x, w, bias],
+  forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string) => ({
+    out: gatherConv(op, true, x, w, bias, geom),
+    attrs: { geom },
+    save: () => [x, w],
+  }),
   backward: (gout, ctx) => {
     // out = (input gradient of the conv g) applied to x; so d/dx is that conv's forward, d/dw its weight gradient
     const [x, w] = ctx.saved;
@@ -668,8 +689,7 @@ function convNd(nd: number, op: string, input: Tensor, weight: Tensor, opts: Con
       p: to3(padding, 0),
       d: to3(dilation, 1),
     };
-    const out = gatherConv(op, false, x, w, pr.bias, g);
-    return record(convDef, [x, w, pr.bias], out, { geom: g }, () => [x, w]);
+    return conv(x, w, pr.bias, g, op);
   });
 }
 
@@ -713,39 +733,56 @@ function convTransposeNd(nd: number, op: string, input: Tensor, weight: Tensor, 
       p: to3(padding, 0),
       d: to3(dilation, 1),
     };
-    const out = gatherConv(op, true, x, w, pr.bias, g);
-    return record(convTransposeDef, [x, w, pr.bias], out, { geom: g }, () => [x, w]);
+    return convTranspose(x, w, pr.bias, g, op);
   });
 }
 
 // ---- public ops ---------------------------------------------------------------------------------------------------
 
 /** torch.nn.functional.conv1d: input [N, Cin, L], weight [Cout, Cin/groups, k]. */
-export function conv1d(input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor {
-  return convNd(1, 'conv1d', input, weight, opts);
-}
+export const conv1d = defineOp({
+  name: 'conv1d',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor => convNd(1, 'conv1d', input, weight, opts),
+});
 
 /** torch.nn.functional.conv2d: input [N, Cin, H, W], weight [Cout, Cin/groups, kH, kW]. */
-export function conv2d(input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor {
-  return convNd(2, 'conv2d', input, weight, opts);
-}
+export const conv2d = defineOp({
+  name: 'conv2d',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor => convNd(2, 'conv2d', input, weight, opts),
+});
 
 /** torch.nn.functional.conv3d: input [N, Cin, D, H, W], weight [Cout, Cin/groups, kD, kH, kW]. */
-export function conv3d(input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor {
-  return convNd(3, 'conv3d', input, weight, opts);
-}
+export const conv3d = defineOp({
+  name: 'conv3d',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor => convNd(3, 'conv3d', input, weight, opts),
+});
 
 /** torch.nn.functional.conv_transpose1d: input [N, Cin, L], weight [Cin, Cout/groups, k]. */
-export function convTranspose1d(input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor {
-  return convTransposeNd(1, 'convTranspose1d', input, weight, opts);
-}
+export const convTranspose1d = defineOp({
+  name: 'convTranspose1d',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor => convTransposeNd(1, 'convTranspose1d', input, weight, opts),
+});
 
 /** torch.nn.functional.conv_transpose2d: input [N, Cin, H, W], weight [Cin, Cout/groups, kH, kW]. */
-export function convTranspose2d(input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor {
-  return convTransposeNd(2, 'convTranspose2d', input, weight, opts);
-}
+export const convTranspose2d = defineOp({
+  name: 'convTranspose2d',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor => convTransposeNd(2, 'convTranspose2d', input, weight, opts),
+});
 
 /** torch.nn.functional.conv_transpose3d: input [N, Cin, D, H, W], weight [Cin, Cout/groups, kD, kH, kW]. */
-export function convTranspose3d(input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor {
-  return convTransposeNd(3, 'convTranspose3d', input, weight, opts);
-}
+export const convTranspose3d = defineOp({
+  name: 'convTranspose3d',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor => convTransposeNd(3, 'convTranspose3d', input, weight, opts),
+});

@@ -1,10 +1,10 @@
 /** Tensor creation: from JS data (one upload) or on the GPU (fill, arange). */
-import fillWgsl from '../../shaders/fill.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
-import { dispatch, grid1d, kernel, writeBuffer, type UniformValues } from '../engine/runtime.js';
+import { dispatch, grid1d, writeBuffer, type UniformValues } from '../engine/runtime.js';
 import { checkShapeArg } from '../engine/shape.js';
 import { Storage, Tensor, arrayTypeOf, cpuForwardThreshold, shapeSize, type DType, type NestedArray, type TypedArray } from '../engine/tensor.js';
-import { ceilDiv, emptyTensor, expectTensor } from './common.js';
+import { fillInto, fillKernel } from './base.js';
+import { ceilDiv, defineSource, emptyTensor, expectTensor } from './common.js';
 
 export interface CreateOptions {
   dtype?: DType;
@@ -43,7 +43,9 @@ function flatten(op: string, data: NestedArray, shape: number[], out: number[], 
 }
 
 /** vg.tensor(data, shape?, { dtype, requiresGrad }): data is a number, nested arrays or a typed array. */
-export function tensor(data: NestedArray | TypedArray | readonly number[], shape?: readonly number[] | null, opts: CreateOptions = {}): Tensor {
+export const tensor = defineSource('tensor', tensorForward);
+
+function tensorForward(data: NestedArray | TypedArray | readonly number[], shape?: readonly number[] | null, opts: CreateOptions = {}): Tensor {
   const op = 'tensor';
   let flat: ArrayLike<number>;
   let inferred: number[];
@@ -75,23 +77,10 @@ export function tensor(data: NestedArray | TypedArray | readonly number[], shape
   return t;
 }
 
-export function setRequiresGrad(t: Tensor, v: boolean): Tensor {
-  if (v && t.dtype !== 'f32') fail('requiresGrad', `only f32 tensors can require gradients, this one is ${t.dtype}`);
-  if (!t.isLeaf && !v) fail('requiresGrad', 'cannot turn off requiresGrad on a non-leaf tensor; use detach()');
-  t.requiresGrad = v;
-  return t;
-}
-
-const bits = new DataView(new ArrayBuffer(4));
-
-function fillKernel(dtype: DType, mode: 'value' | 'arange') {
-  return kernel(`fill.${mode}.${dtype}`, () => fillWgsl.replaceAll('{{T}}', dtype), {
-    defines: { ARANGE_FLOAT: mode === 'arange' && dtype === 'f32', ARANGE_INT: mode === 'arange' && dtype !== 'f32' },
-  });
-}
-
 /** A tensor of `shape` filled with `value` on the GPU. */
-export function full(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
+export const full = defineSource('full', fullForward);
+
+function fullForward(shape: readonly number[], value: number, opts: CreateOptions = {}): Tensor {
   return filled('full', shape, value, opts);
 }
 
@@ -111,21 +100,15 @@ function filled(op: string, shape: readonly number[], value: number, opts: Creat
   return t;
 }
 
-/** Overwrites every element of `t` with `value` (recorded on the GPU queue, no upload). */
-export function fillInto(t: Tensor, value: number): void {
-  if (t.size === 0) return;
-  if (t.dtype === 'f32') bits.setFloat32(0, value, true);
-  else if (t.dtype === 'i32') bits.setInt32(0, value, true);
-  else bits.setUint32(0, value, true);
-  const k = fillKernel(t.dtype, 'value');
-  dispatch(k, [t.buffer('fill')], { n: t.size, bits: bits.getUint32(0, true) }, grid1d(ceilDiv(t.size, k.workgroupSize)));
-}
+export const zeros = defineSource('zeros', zerosForward);
 
-export function zeros(shape: readonly number[], opts: CreateOptions = {}): Tensor {
+function zerosForward(shape: readonly number[], opts: CreateOptions = {}): Tensor {
   return filled('zeros', shape, 0, opts);
 }
 
-export function ones(shape: readonly number[], opts: CreateOptions = {}): Tensor {
+export const ones = defineSource('ones', onesForward);
+
+function onesForward(shape: readonly number[], opts: CreateOptions = {}): Tensor {
   return filled('ones', shape, 1, opts);
 }
 
@@ -135,20 +118,28 @@ function filledLike(op: string, t: Tensor, value: number, opts: CreateOptions): 
   return filled(op, t.shape, value, { ...opts, dtype: opts.dtype ?? t.dtype });
 }
 
-export function zerosLike(t: Tensor, opts: CreateOptions = {}): Tensor {
+export const zerosLike = defineSource('zerosLike', zerosLikeForward);
+
+function zerosLikeForward(t: Tensor, opts: CreateOptions = {}): Tensor {
   return filledLike('zerosLike', t, 0, opts);
 }
 
-export function onesLike(t: Tensor, opts: CreateOptions = {}): Tensor {
+export const onesLike = defineSource('onesLike', onesLikeForward);
+
+function onesLikeForward(t: Tensor, opts: CreateOptions = {}): Tensor {
   return filledLike('onesLike', t, 1, opts);
 }
 
-export function fullLike(t: Tensor, value: number, opts: CreateOptions = {}): Tensor {
+export const fullLike = defineSource('fullLike', fullLikeForward);
+
+function fullLikeForward(t: Tensor, value: number, opts: CreateOptions = {}): Tensor {
   return filledLike('fullLike', t, value, opts);
 }
 
 /** arange(end) or arange(start, end, step?) as in PyTorch; dtype i32 when all arguments are integers. */
-export function arange(start: number, end?: number | null, step = 1, opts: CreateOptions = {}): Tensor {
+export const arange = defineSource('arange', arangeForward);
+
+function arangeForward(start: number, end?: number | null, step = 1, opts: CreateOptions = {}): Tensor {
   if (end === undefined || end === null) [start, end] = [0, start];
   if (![start, end, step].every((v) => typeof v === 'number' && Number.isFinite(v)))
     fail('arange', `start, end and step must be finite numbers, got ${start}, ${end}, ${step}`);

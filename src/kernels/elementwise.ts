@@ -5,14 +5,14 @@
  */
 import elementwiseWgsl from '../../shaders/elementwise.wgsl';
 import fnsWgsl from '../../shaders/elementwise_fns.wgsl';
-import { NOT_DIFFERENTIABLE, defineOp, record, type OpDef } from '../engine/autograd.js';
 import { fail } from '../engine/errors.js';
+import { ALL_DTYPES, NOT_DIFFERENTIABLE, defineOp, type BackwardRule } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { broadcastShapes, broadcastStrides, coalesce, pad8, sameShape } from '../engine/shape.js';
 import { Storage, Tensor, arrayTypeOf, cpuForwardThreshold, shapeSize, type DType } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor } from './common.js';
 import * as host from './host-math.js';
-import { sumToShape } from './reduce.js';
+import { sumToShape } from './base.js';
 
 export type Operand = Tensor | number;
 
@@ -186,7 +186,7 @@ export const ELEMENTWISE = {
   softplus: { expr: 'vg_softplus(a)', js: (a) => host.softplus(a), float: true, grads: ['g * vg_sigmoid(a)'] },
   floor: { expr: 'floor(a)', js: (a) => Math.floor(a), float: true, grads: ['0.0 * g'] },
   ceil: { expr: 'ceil(a)', js: (a) => Math.ceil(a), float: true, grads: ['0.0 * g'] },
-  round: { expr: 'round(a)', js: (a) => host.roundEven(a), float: true, grads: ['0.0 * g'] },
+  round: { expr: 'round(a)', js: (a) => host.roundHalfEven(a), float: true, grads: ['0.0 * g'] },
   add: { expr: 'a + b', js: (a, b) => a + b, grads: ['g', 'g'] },
   sub: { expr: 'a - b', js: (a, b) => a - b, grads: ['g', '-g'] },
   mul: { expr: 'a * b', js: (a, b, _c, int) => (int ? Math.imul(a, b) : a * b), grads: ['g * b', 'g * a'] },
@@ -222,48 +222,59 @@ interface EwAttrs {
   scalars: (number | null)[];
 }
 
-const opDefs = new Map<ElementwiseName, OpDef<EwAttrs>>();
-
 function usesName(expr: string, name: string): boolean {
   return new RegExp(`\\b${name}\\b`).test(expr);
 }
 
-function defFor(name: ElementwiseName): OpDef<EwAttrs> {
-  let def = opDefs.get(name);
-  if (def) return def;
-  const spec: EwSpec = ELEMENTWISE[name];
-  if (spec.grads === NOT_DIFFERENTIABLE) def = defineOp<EwAttrs>({ name, backward: NOT_DIFFERENTIABLE });
-  else {
-    const grads = spec.grads;
-    def = defineOp<EwAttrs>({
-      name,
-      backward: (g, ctx) => {
-        // saved = [y?, operand tensors in order]; scalars come from attrs
-        const hasY = grads.some((e) => e !== null && usesName(e, 'y'));
-        let si = hasY ? 1 : 0;
-        const operands: MapInput[] = [];
-        ctx.attrs.scalars.forEach((s, k) => {
-          const v = s === null ? ctx.saved[si++] : s;
-          operands.push({ name: NAMES[k], value: v });
-        });
-        return grads.map((e, k) => {
-          if (e === null || !ctx.needsGrad[k]) return null;
-          const used = operands.filter((o) => usesName(e, o.name));
-          const ins: MapInput[] = [{ name: 'g', value: g }, ...used];
-          if (hasY && usesName(e, 'y')) ins.push({ name: 'y', value: ctx.saved[0] });
-          const full = mapExpr(`${name}.backward`, e, ins, 'f32', 'f32');
-          return sumToShape(full, ctx.inputShapes[k]);
-        });
-      },
+/** Table entries that are variants of a public op of another name. */
+const VIA: Partial<Record<ElementwiseName, string>> = { geluTanh: 'gelu', clampMin: 'clamp', clampMax: 'clamp' };
+
+/** The backward rule of a table entry: one fused kernel per gradient expression, summed back over broadcast dims. */
+function backwardOf(name: ElementwiseName, grads: readonly (string | null)[]): BackwardRule<EwAttrs> {
+  // saved = [y?, operand tensors in order]; scalars come from attrs
+  const hasY = grads.some((e) => e !== null && usesName(e, 'y'));
+  return (g, ctx) => {
+    let si = hasY ? 1 : 0;
+    const operands: MapInput[] = [];
+    ctx.attrs.scalars.forEach((s, k) => {
+      const v = s === null ? ctx.saved[si++] : s;
+      operands.push({ name: NAMES[k], value: v });
     });
-  }
-  opDefs.set(name, def);
-  return def;
+    return grads.map((e, k) => {
+      if (e === null || !ctx.needsGrad[k]) return null;
+      const used = operands.filter((o) => usesName(e, o.name));
+      const ins: MapInput[] = [{ name: 'g', value: g }, ...used];
+      if (hasY && usesName(e, 'y')) ins.push({ name: 'y', value: ctx.saved[0] });
+      const full = mapExpr(`${name}.backward`, e, ins, 'f32', 'f32');
+      return sumToShape(full, ctx.inputShapes[k]);
+    });
+  };
 }
 
-/** Applies a table op to tensors and numbers (at least one tensor). */
-export function elementwise(name: ElementwiseName, operands: readonly Operand[]): Tensor {
+function defineEntry(name: ElementwiseName): (...operands: Operand[]) => Tensor {
   const spec: EwSpec = ELEMENTWISE[name];
+  const grads = spec.grads;
+  const hasY = grads !== NOT_DIFFERENTIABLE && grads.some((e) => e !== null && usesName(e, 'y'));
+  return defineOp({
+    name,
+    dtypes: ALL_DTYPES,
+    via: VIA[name],
+    inputs: (operands) => operands.map((v) => (v instanceof Tensor ? v : null)),
+    forward: (...operands: Operand[]) => {
+      const out = elementwiseForward(name, spec, operands);
+      const attrs: EwAttrs = { scalars: operands.map((v) => (typeof v === 'number' ? v : null)) };
+      const save = () => {
+        const saved: Tensor[] = hasY ? [out] : [];
+        for (const v of operands) if (v instanceof Tensor) saved.push(v);
+        return saved;
+      };
+      return { out, attrs, save };
+    },
+    backward: grads === NOT_DIFFERENTIABLE ? NOT_DIFFERENTIABLE : backwardOf(name, grads),
+  });
+}
+
+function elementwiseForward(name: ElementwiseName, spec: EwSpec, operands: readonly Operand[]): Tensor {
   const tensors: Tensor[] = [];
   for (let i = 0; i < operands.length; i++) {
     const v = operands[i];
@@ -277,25 +288,24 @@ export function elementwise(name: ElementwiseName, operands: readonly Operand[])
   if (spec.float) ct = 'f32';
   const ot: DType = spec.bool ? 'u32' : ct;
   const inputs = operands.map((v, k) => ({ name: NAMES[k], value: v }));
-  let out: Tensor;
   const outShape = broadcastShapes(name, tensors.map((t) => t.shape));
-  if (onHost(tensors, outShape)) out = hostMap(spec.js, operands, outShape, ct, ot);
+  if (onHost(tensors, outShape)) return hostMap(spec.js, operands, outShape, ct, ot);
   // where's condition is tested in its own type; cast it first when it differs from the value type
-  else if (name === 'where' && operands[0] instanceof Tensor && operands[0].dtype !== ct) {
+  if (name === 'where' && operands[0] instanceof Tensor && operands[0].dtype !== ct) {
     const cond = mapExpr('where', 'a != CT(0)', [inputs[0]], operands[0].dtype, ct);
-    out = mapExpr(name, spec.expr, [{ name: 'a', value: cond }, ...inputs.slice(1)], ct, ot);
+    const out = mapExpr(name, spec.expr, [{ name: 'a', value: cond }, ...inputs.slice(1)], ct, ot);
     cond.dispose();
-  } else out = mapExpr(name, spec.expr, inputs, ct, ot);
-  if (spec.grads === NOT_DIFFERENTIABLE || ot !== 'f32') return out;
-  const grads = spec.grads;
-  const def = defFor(name);
-  const hasY = grads.some((e) => e !== null && usesName(e, 'y'));
-  const attrs: EwAttrs = { scalars: operands.map((v) => (typeof v === 'number' ? v : null)) };
-  return record(def, operands.map((v) => (v instanceof Tensor ? v : null)), out, attrs, () => {
-    const saved: Tensor[] = hasY ? [out] : [];
-    for (const v of operands) if (v instanceof Tensor) saved.push(v);
-    return saved;
-  });
+    return out;
+  }
+  return mapExpr(name, spec.expr, inputs, ct, ot);
+}
+
+const entryOps = new Map<ElementwiseName, (...operands: Operand[]) => Tensor>();
+for (const name of Object.keys(ELEMENTWISE) as ElementwiseName[]) entryOps.set(name, defineEntry(name));
+
+/** Applies a table op to tensors and numbers (at least one tensor). */
+export function elementwise(name: ElementwiseName, operands: readonly Operand[]): Tensor {
+  return entryOps.get(name)!(...operands);
 }
 
 /** Tiny outputs whose tensor inputs all live on the host are computed in JS: no dispatch, no GPU round trip. */
@@ -338,17 +348,17 @@ function hostMap(fn: HostFn, operands: readonly Operand[], outShape: readonly nu
   return new Tensor(Storage.onHost(out), outShape, ot);
 }
 
-/** dtype conversion (truncation toward zero for float → int, as in PyTorch). */
-const castDef = defineOp<{ from: DType }>({
-  name: 'to',
+/** dtype conversion (truncation toward zero for float → int, as in PyTorch); x.to(dtype) as a method. */
+export const cast = defineOp({
+  name: 'cast',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, dtype: DType) => {
+    x.storageFor('to');
+    if (dtype !== 'f32' && dtype !== 'i32' && dtype !== 'u32')
+      fail('to', `dtype must be 'f32', 'i32' or 'u32', got ${String(dtype)}`);
+    const out = x.dtype === dtype ? x.shareStorage() : mapExpr('to', 'a', [{ name: 'a', value: x }], x.dtype, dtype);
+    return { out, attrs: { from: x.dtype } };
+  },
   backward: (g, ctx) => [ctx.attrs.from === 'f32' ? g.shareStorage() : null],
 });
-
-export function cast(x: Tensor, dtype: DType): Tensor {
-  x.storageFor('to');
-  if (dtype !== 'f32' && dtype !== 'i32' && dtype !== 'u32')
-    fail('to', `dtype must be 'f32', 'i32' or 'u32', got ${String(dtype)}`);
-  const out = x.dtype === dtype ? x.shareStorage() : mapExpr('to', 'a', [{ name: 'a', value: x }], x.dtype, dtype);
-  if (dtype !== 'f32') return out;
-  return record(castDef, [x], out, { from: x.dtype });
-}

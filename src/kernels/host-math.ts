@@ -33,8 +33,8 @@ export function pow(a: number, b: number): number {
   return NaN;
 }
 
-/** WGSL's round(): halves go to the even neighbour. */
-export function roundEven(x: number): number {
+/** Rounds halves to the even neighbour: WGSL's round(), numpy's round (which MONAI's geometry uses). */
+export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

@@ -2,14 +2,14 @@
 import gatherWgsl from '../../shaders/gather.wgsl';
 import oneHotWgsl from '../../shaders/one_hot.wgsl';
 import scatterAddWgsl from '../../shaders/scatter_add.wgsl';
-import { NOT_DIFFERENTIABLE, defineOp, record } from '../engine/autograd.js';
 import { fail, fmtShape } from '../engine/errors.js';
+import { ALL_DTYPES, NOT_DIFFERENTIABLE, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDim, pad8, stridesOf } from '../engine/shape.js';
 import { Tensor, tidy } from '../engine/tensor.js';
+import { fillInto, stridedCopy } from './base.js';
 import { ceilDiv, emptyTensor, expectInt, expectTensor } from './common.js';
-import { fillInto } from './creation.js';
-import { expand, reshape, stridedCopy } from './shape.js';
+import { expand, reshape } from './shape.js';
 
 function checkIndexShape(op: string, x: Tensor, dim: number, index: Tensor, extra?: Tensor): void {
   if (index.ndim !== x.ndim)
@@ -43,7 +43,7 @@ function gatherRaw(x: Tensor, dim: number, index: Tensor): Tensor {
 
 /** out = copy of base; out[index along dim] += src. */
 function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
-  // a plain copy: clone() would record an autodiff node that record(scatterAddDef) then overwrites (and leaks)
+  // a plain copy: clone() would record an autodiff node that scatterAdd's own node then replaces (and leaks)
   const out = emptyTensor('scatterAdd', base.shape, base.dtype);
   const st = stridesOf(base.shape);
   stridedCopy('scatterAdd', out, base, base.shape, { offset: 0, strides: st }, { offset: 0, strides: st });
@@ -71,8 +71,19 @@ function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor): T
   return out;
 }
 
-const gatherDef = defineOp<{ dim: number }>({
+/** torch.gather(input, dim, index). Indices outside [0, size) read as 0 (no device-side assert on WebGPU). */
+export const gather = defineOp({
   name: 'gather',
+  dtypes: ALL_DTYPES,
+  inputs: ([x, , index]) => [x, index],
+  forward: (x: Tensor, dim: number, index: Tensor) => {
+    expectTensor('gather', 'input', x);
+    expectTensor('gather', 'index', index);
+    expectInt('gather', 'index', index);
+    const d = normDim('gather', dim, x.ndim);
+    checkIndexShape('gather', x, d, index);
+    return { out: gatherRaw(x, d, index), attrs: { dim: d }, save: () => [index] };
+  },
   backward: (g, ctx) => {
     const [index] = ctx.saved;
     const zeros = emptyTensor('gather.backward', ctx.inputShapes[0], 'f32');
@@ -83,18 +94,21 @@ const gatherDef = defineOp<{ dim: number }>({
   },
 });
 
-/** torch.gather(input, dim, index). Indices outside [0, size) read as 0 (no device-side assert on WebGPU). */
-export function gather(x: Tensor, dim: number, index: Tensor): Tensor {
-  expectTensor('gather', 'input', x);
-  expectTensor('gather', 'index', index);
-  expectInt('gather', 'index', index);
-  const d = normDim('gather', dim, x.ndim);
-  checkIndexShape('gather', x, d, index);
-  return record(gatherDef, [x, index], gatherRaw(x, d, index), { dim: d }, () => [index]);
-}
-
-const scatterAddDef = defineOp<{ dim: number }>({
+/** torch.scatter_add(input, dim, index, src): a copy of input with src added at the indexed positions. */
+export const scatterAdd = defineOp({
   name: 'scatterAdd',
+  dtypes: ALL_DTYPES,
+  inputs: ([x, , index, src]) => [x, index, src],
+  forward: (x: Tensor, dim: number, index: Tensor, src: Tensor) => {
+    expectTensor('scatterAdd', 'input', x);
+    expectTensor('scatterAdd', 'index', index);
+    expectTensor('scatterAdd', 'src', src);
+    expectInt('scatterAdd', 'index', index);
+    if (src.dtype !== x.dtype) fail('scatterAdd', `src dtype ${src.dtype} must match input dtype ${x.dtype}`);
+    const d = normDim('scatterAdd', dim, x.ndim);
+    checkIndexShape('scatterAdd', x, d, index, src);
+    return { out: scatterAddRaw(x, d, index, src), attrs: { dim: d }, save: () => [index] };
+  },
   backward: (g, ctx) => {
     const [index] = ctx.saved;
     const gSrc = ctx.needsGrad[2] ? gatherRaw(g, ctx.attrs.dim, index) : null;
@@ -113,43 +127,40 @@ function embed(t: Tensor, shape: readonly number[]): Tensor {
   return out;
 }
 
-/** torch.scatter_add(input, dim, index, src): a copy of input with src added at the indexed positions. */
-export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
-  expectTensor('scatterAdd', 'input', x);
-  expectTensor('scatterAdd', 'index', index);
-  expectTensor('scatterAdd', 'src', src);
-  expectInt('scatterAdd', 'index', index);
-  if (src.dtype !== x.dtype) fail('scatterAdd', `src dtype ${src.dtype} must match input dtype ${x.dtype}`);
-  const d = normDim('scatterAdd', dim, x.ndim);
-  checkIndexShape('scatterAdd', x, d, index, src);
-  return record(scatterAddDef, [x, index, src], scatterAddRaw(x, d, index, src), { dim: d }, () => [index]);
-}
-
-/** torch.index_select(input, dim, index) with a 1-D index. */
-export function indexSelect(x: Tensor, dim: number, index: Tensor): Tensor {
-  expectTensor('indexSelect', 'input', x);
-  expectTensor('indexSelect', 'index', index);
-  expectInt('indexSelect', 'index', index);
-  if (index.ndim !== 1) fail('indexSelect', `index must be 1-D, got shape ${fmtShape(index.shape)}`);
-  const d = normDim('indexSelect', dim, x.ndim);
-  return tidy(() => {
-    const outShape = x.shape.map((v, i) => (i === d ? index.size : v));
-    const view = x.shape.map((_, i) => (i === d ? index.size : 1));
-    return gather(x, d, expand(reshape(index, view), outShape));
-  });
-}
-
-const oneHotDef = defineOp({ name: 'oneHot', backward: NOT_DIFFERENTIABLE });
+/** torch.index_select(input, dim, index) with a 1-D index: a gather with the index broadcast along `dim`. */
+export const indexSelect = defineOp({
+  name: 'indexSelect',
+  composite: true,
+  dtypes: ALL_DTYPES,
+  forward: (x: Tensor, dim: number, index: Tensor): Tensor => {
+    expectTensor('indexSelect', 'input', x);
+    expectTensor('indexSelect', 'index', index);
+    expectInt('indexSelect', 'index', index);
+    if (index.ndim !== 1) fail('indexSelect', `index must be 1-D, got shape ${fmtShape(index.shape)}`);
+    const d = normDim('indexSelect', dim, x.ndim);
+    return tidy(() => {
+      const outShape = x.shape.map((v, i) => (i === d ? index.size : v));
+      const view = x.shape.map((_, i) => (i === d ? index.size : 1));
+      return gather(x, d, expand(reshape(index, view), outShape));
+    });
+  },
+});
 
 /** one_hot(index, numClasses) → i32 tensor of shape [...index.shape, numClasses]. */
-export function oneHot(index: Tensor, numClasses: number): Tensor {
-  expectTensor('oneHot', 'input', index);
-  expectInt('oneHot', 'input', index);
-  if (!Number.isInteger(numClasses) || numClasses <= 0)
-    fail('oneHot', `numClasses must be a positive integer (it cannot be inferred without reading the GPU), got ${numClasses}`);
-  const out = emptyTensor('oneHot', [...index.shape, numClasses], 'i32');
-  if (out.size === 0) return out;
-  const k = kernel(`oneHot.${index.dtype}`, () => oneHotWgsl.replaceAll('{{I}}', index.dtype));
-  dispatch(k, [out.buffer('oneHot'), index.buffer('oneHot')], { n: out.size, classes: numClasses }, grid1d(ceilDiv(out.size, k.workgroupSize)));
-  return record(oneHotDef, [index], out, undefined);
-}
+export const oneHot = defineOp({
+  name: 'oneHot',
+  dtypes: ['i32', 'u32'],
+  inputs: ([index]) => [index],
+  forward: (index: Tensor, numClasses: number) => {
+    expectTensor('oneHot', 'input', index);
+    expectInt('oneHot', 'input', index);
+    if (!Number.isInteger(numClasses) || numClasses <= 0)
+      fail('oneHot', `numClasses must be a positive integer (it cannot be inferred without reading the GPU), got ${numClasses}`);
+    const out = emptyTensor('oneHot', [...index.shape, numClasses], 'i32');
+    if (out.size === 0) return { out, attrs: undefined };
+    const k = kernel(`oneHot.${index.dtype}`, () => oneHotWgsl.replaceAll('{{I}}', index.dtype));
+    dispatch(k, [out.buffer('oneHot'), index.buffer('oneHot')], { n: out.size, classes: numClasses }, grid1d(ceilDiv(out.size, k.workgroupSize)));
+    return { out, attrs: undefined };
+  },
+  backward: NOT_DIFFERENTIABLE,
+});

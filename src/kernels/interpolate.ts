@@ -16,8 +16,8 @@
  */
 import interpolateWgsl from '../../shaders/interpolate.wgsl';
 import backwardWgsl from '../../shaders/interpolate_backward.wgsl';
-import { defineOp, record } from '../engine/autograd.js';
 import { fail, fmtShape } from '../engine/errors.js';
+import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
@@ -39,7 +39,7 @@ export interface InterpolateOptions {
 }
 
 /** One spatial axis: destination o reads source indices i0[o], i1[o] with weights w0[o], w1[o]. */
-interface Axis {
+export interface Axis {
   nIn: number;
   nOut: number;
   i0: number[];
@@ -146,23 +146,20 @@ function axisBackward(op: string, g: Tensor, shape: readonly number[], a: number
   return gin;
 }
 
-const interpolateDef = defineOp<Attrs>({
-  name: 'interpolate',
-  backward: (g, ctx) => {
-    const { B, axes } = ctx.attrs;
-    // copied axes need no pass; the others run most-shrinking first so later passes handle less data
-    const order = [0, 1, 2].filter((a) => !isCopy(axes[a])).sort((a, b) => axes[a].nIn / axes[a].nOut - axes[b].nIn / axes[b].nOut);
-    let shape = [B, ...axes.map((ax) => ax.nOut)];
-    let cur = g;
-    for (const a of order) {
-      const next = axisBackward('interpolate.backward', cur, shape, a, axes[a]);
-      if (cur !== g) cur.dispose();
-      cur = next;
-      shape = [...next.shape];
-    }
-    return [cur.shareStorage(ctx.inputShapes[0])];
-  },
-});
+const interpolateBackward: BackwardRule<Attrs> = (g, ctx) => {
+  const { B, axes } = ctx.attrs;
+  // copied axes need no pass; the others run most-shrinking first so later passes handle less data
+  const order = [0, 1, 2].filter((a) => !isCopy(axes[a])).sort((a, b) => axes[a].nIn / axes[a].nOut - axes[b].nIn / axes[b].nOut);
+  let shape = [B, ...axes.map((ax) => ax.nOut)];
+  let cur = g;
+  for (const a of order) {
+    const next = axisBackward('interpolate.backward', cur, shape, a, axes[a]);
+    if (cur !== g) cur.dispose();
+    cur = next;
+    shape = [...next.shape];
+  }
+  return [cur.shareStorage(ctx.inputShapes[0])];
+};
 
 /** A number or list of `nd` numbers (one per spatial axis) from a size or scaleFactor option. */
 function perAxis(arg: string, v: number | readonly number[], nd: number, valid: (e: number) => boolean, what: string): number[] {
@@ -179,7 +176,20 @@ function perAxis(arg: string, v: number | readonly number[], nd: number, valid: 
 }
 
 /** torch.nn.functional.interpolate(input, size, scale_factor, mode, align_corners, recompute_scale_factor). */
-export function interpolate(x: Tensor, opts: InterpolateOptions = {}): Tensor {
+export const interpolate = defineOp({
+  name: 'interpolate',
+  dtypes: FLOAT,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts: InterpolateOptions = {}) => {
+    const { axes, nearest, outShape } = interpolationAxes(x, opts);
+    const out = sampleAlongAxes('interpolate', x, axes, nearest, outShape);
+    return { out, attrs: { B: x.shape[0] * x.shape[1], axes } };
+  },
+  backward: interpolateBackward,
+});
+
+/** Checks interpolate's arguments and returns its taps, per axis (D, H, W), and the output shape. */
+function interpolationAxes(x: Tensor, opts: InterpolateOptions): { axes: Attrs['axes']; nearest: boolean; outShape: number[] } {
   const op = 'interpolate';
   expectTensor(op, 'input', x);
   expectFloat(op, 'input', x);
@@ -221,7 +231,17 @@ export function interpolate(x: Tensor, opts: InterpolateOptions = {}): Tensor {
     const i = a - (3 - nd);
     return i < 0 ? axisTaps(1, 1, null, nearest, align) : axisTaps(spatial[i], sizes[i], factors ? factors[i] : null, nearest, align);
   }) as Attrs['axes'];
-  const out = emptyTensor(op, [x.shape[0], x.shape[1], ...sizes], 'f32');
+  return { axes, nearest, outShape: [x.shape[0], x.shape[1], ...sizes] };
+}
+
+/**
+ * The forward kernel: out[b, d, h, w] = the weighted taps of x along the three axes (D, H, W), or with `nearest` the
+ * kernel's nearest variant, which reads the first tap. x is [B, ...] with the axes' nIn as its spatial sizes;
+ * `outShape` is the output's shape (its element count B · nOut_D · nOut_H · nOut_W).
+ * Not an op by itself: interpolate records it, and io's volume resampler (its own taps, no gradient) reuses it.
+ */
+export function sampleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], nearest: boolean, outShape: readonly number[]): Tensor {
+  const out = emptyTensor(op, outShape, 'f32');
   if (out.size > 0) {
     // (i0, i1, w0 bits, w1 bits) per destination index, axis after axis
     const taps = new Uint32Array(4 * (axes[0].nOut + axes[1].nOut + axes[2].nOut));
@@ -250,5 +270,5 @@ export function interpolate(x: Tensor, opts: InterpolateOptions = {}): Tensor {
     );
     tapTensor.dispose();
   }
-  return record(interpolateDef, [x], out, { B: x.shape[0] * x.shape[1], axes });
+  return out;
 }

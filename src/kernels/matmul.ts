@@ -1,14 +1,14 @@
 /** matmul with torch.matmul's rules (1-D promotion, batch broadcasting), bmm, linear. */
 import matmulWgsl from '../../shaders/matmul.wgsl';
-import { defineOp, record } from '../engine/autograd.js';
 import { VoxgradError, fail, fmtShape } from '../engine/errors.js';
 import { gpu } from '../engine/device.js';
+import { FLOAT, defineOp } from '../engine/op.js';
 import { dispatch, kernel } from '../engine/runtime.js';
 import { broadcastShapes, sameShape } from '../engine/shape.js';
 import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, emptyTensor, expectFloat, expectTensor } from './common.js';
 import { elementwise } from './elementwise.js';
-import { sumToShape } from './reduce.js';
+import { sumToShape } from './base.js';
 import { expand, reshape, squeeze, unsqueeze } from './shape.js';
 
 /** A [batch, rows, cols] view of a contiguous buffer through strides (batch stride 0 = broadcast). */
@@ -148,8 +148,26 @@ function view(t: Tensor, batches: number, rows: number, cols: number, transposed
 
 const T = (o: Operand3): Operand3 => ({ ...o, rowStride: o.colStride, colStride: o.rowStride });
 
-const matmulDef = defineOp<MatmulAttrs>({
-  name: 'matmul',
+/**
+ * The one matmul primitive: stored [aB, M, K] (or [aB, K, M]) @ [bB, K, N] (or [bB, N, K]); each batch count is 1 or
+ * the common batch. matmul, bmm and linear reach it after their own checks and reshapes.
+ */
+const batchedMatmul = defineOp({
+  name: 'batchedMatmul',
+  dtypes: FLOAT,
+  via: 'matmul',
+  inputs: ([a, b]) => [a, b],
+  forward: (a: Tensor, b: Tensor, transA: boolean, transB: boolean) => {
+    const aB = a.shape[0];
+    const bB = b.shape[0];
+    const [M, K] = transA ? [a.shape[2], a.shape[1]] : [a.shape[1], a.shape[2]];
+    const [K2, N] = transB ? [b.shape[2], b.shape[1]] : [b.shape[1], b.shape[2]];
+    if (K !== K2) fail('matmul', `inner dimensions differ: ${K} vs ${K2}`);
+    const batch = Math.max(aB, bB);
+    const out = mm('matmul', view(a, aB, M, K, transA), view(b, bB, K, N, transB), batch, M, K, N);
+    const attrs: MatmulAttrs = { batch, M, K, N, aBatches: aB, bBatches: bB, transA, transB };
+    return { out, attrs, save: () => [a, b] };
+  },
   backward: (g, ctx) => {
     const [a, b] = ctx.saved;
     const { batch, M, K, N, aBatches, bBatches, transA, transB } = ctx.attrs;
@@ -169,20 +187,10 @@ const matmulDef = defineOp<MatmulAttrs>({
   },
 });
 
-/** Stored [aB, M, K] (or [aB, K, M]) @ [bB, K, N] (or [bB, N, K]); each batch count is 1 or the common batch. */
-function matmul3(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
-  const aB = a.shape[0];
-  const bB = b.shape[0];
-  const [M, K] = transA ? [a.shape[2], a.shape[1]] : [a.shape[1], a.shape[2]];
-  const [K2, N] = transB ? [b.shape[2], b.shape[1]] : [b.shape[1], b.shape[2]];
-  if (K !== K2) fail('matmul', `inner dimensions differ: ${K} vs ${K2}`);
-  const batch = Math.max(aB, bB);
-  const out = mm('matmul', view(a, aB, M, K, transA), view(b, bB, K, N, transB), batch, M, K, N);
-  return record(matmulDef, [a, b], out, { batch, M, K, N, aBatches: aB, bBatches: bB, transA, transB }, () => [a, b]);
-}
-
 /** torch.matmul: 1-D operands are promoted (and the added dim removed), batch dims broadcast. */
-export function matmul(a: Tensor, b: Tensor): Tensor {
+export const matmul = defineOp({ name: 'matmul', composite: true, dtypes: FLOAT, forward: matmulForward });
+
+function matmulForward(a: Tensor, b: Tensor): Tensor {
   expectTensor('matmul', 'input', a);
   expectTensor('matmul', 'other', b);
   expectFloat('matmul', 'input', a);
@@ -207,7 +215,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
       const src = n === 1 || sameShape(own, batchShape) ? t : expand(t, [...batchShape, rows, cols]);
       return reshape(src, [src === t ? n : shapeSize(batchShape), rows, cols]);
     };
-    const out3 = matmul3(prep(a2, batchA, M, K), prep(b2, batchB, K, N), false, false);
+    const out3 = batchedMatmul(prep(a2, batchA, M, K), prep(b2, batchB, K, N), false, false);
     let out = reshape(out3, [...batchShape, M, N]);
     if (a.ndim === 1) out = squeeze(out, -2);
     if (b.ndim === 1) out = squeeze(out, -1);
@@ -216,7 +224,9 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
 }
 
 /** bmm: [B, M, K] @ [B, K, N], no broadcasting (as torch.bmm). */
-export function bmm(a: Tensor, b: Tensor): Tensor {
+export const bmm = defineOp({ name: 'bmm', composite: true, dtypes: FLOAT, forward: bmmForward });
+
+function bmmForward(a: Tensor, b: Tensor): Tensor {
   expectTensor('bmm', 'input', a);
   expectTensor('bmm', 'mat2', b);
   expectFloat('bmm', 'input', a);
@@ -227,7 +237,9 @@ export function bmm(a: Tensor, b: Tensor): Tensor {
 }
 
 /** linear(x, weight [out, in], bias?) = x @ weight^T + bias, as torch.nn.functional.linear. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+export const linear = defineOp({ name: 'linear', composite: true, dtypes: FLOAT, forward: linearForward });
+
+function linearForward(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   expectTensor('linear', 'input', x);
   expectTensor('linear', 'weight', weight);
   expectFloat('linear', 'input', x);
@@ -247,7 +259,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     const lead = x.shape.slice(0, -1);
     const x3 = reshape(x, [1, shapeSize(lead), weight.shape[1]]);
     const w3 = reshape(weight, [1, weight.shape[0], weight.shape[1]]);
-    const y = reshape(matmul3(x3, w3, false, true), [...lead, weight.shape[0]]);
+    const y = reshape(batchedMatmul(x3, w3, false, true), [...lead, weight.shape[0]]);
     return bias ? elementwise('add', [y, bias]) : y;
   });
 }

@@ -1,7 +1,7 @@
 /** softmax / logSoftmax (one fused kernel each) and the losses, composed from ops so gradients come for free. */
 import softmaxWgsl from '../../shaders/softmax.wgsl';
-import { defineOp, record } from '../engine/autograd.js';
 import { fail, fmtShape } from '../engine/errors.js';
+import { FLOAT, composed, defineOp, type BackwardRule, type Composed, type Forward } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDim, sameShape } from '../engine/shape.js';
 import { Tensor, tidy } from '../engine/tensor.js';
@@ -23,54 +23,54 @@ function softmaxRaw(x: Tensor, log: boolean): Tensor {
   return out;
 }
 
-const softmaxDef = defineOp({
-  name: 'softmax',
-  backward: (g, ctx) => {
-    // dx = y * (g - sum(g * y))
-    const [y] = ctx.saved;
-    const gy = sum(elementwise('mul', [g, y]), { dim: -1, keepdim: true });
-    return [mapExpr('softmax.backward', 'y * (g - s)', [{ name: 'y', value: y }, { name: 'g', value: g }, { name: 's', value: gy }], 'f32', 'f32')];
-  },
-});
+const softmaxBackward: BackwardRule<undefined> = (g, ctx) => {
+  // dx = y * (g - sum(g * y))
+  const [y] = ctx.saved;
+  const gy = sum(elementwise('mul', [g, y]), { dim: -1, keepdim: true });
+  return [mapExpr('softmax.backward', 'y * (g - s)', [{ name: 'y', value: y }, { name: 'g', value: g }, { name: 's', value: gy }], 'f32', 'f32')];
+};
 
-const logSoftmaxDef = defineOp({
-  name: 'logSoftmax',
-  backward: (g, ctx) => {
-    // dx = g - exp(y) * sum(g)
-    const [y] = ctx.saved;
-    const gs = sum(g, { dim: -1, keepdim: true });
-    return [mapExpr('logSoftmax.backward', 'g - exp(y) * s', [{ name: 'y', value: y }, { name: 'g', value: g }, { name: 's', value: gs }], 'f32', 'f32')];
-  },
-});
+const logSoftmaxBackward: BackwardRule<undefined> = (g, ctx) => {
+  // dx = g - exp(y) * sum(g)
+  const [y] = ctx.saved;
+  const gs = sum(g, { dim: -1, keepdim: true });
+  return [mapExpr('logSoftmax.backward', 'g - exp(y) * s', [{ name: 'y', value: y }, { name: 'g', value: g }, { name: 's', value: gs }], 'f32', 'f32')];
+};
 
-function softmaxAlong(op: string, x: Tensor, dim: number | undefined, log: boolean): Tensor {
+/** The kernel runs along the last dim; another dim is permuted last and back (0-d: as one element). */
+function softmaxForward(op: 'softmax' | 'logSoftmax', x: Tensor, dim: number | undefined): Forward<Tensor, undefined> | Composed<Tensor> {
+  const log = op === 'logSoftmax';
+  const self: (x: Tensor, opts: { dim?: number }) => Tensor = log ? logSoftmax : softmax;
   expectTensor(op, 'input', x);
   expectFloat(op, 'input', x);
   if (dim === undefined) fail(op, 'dim is required (e.g. { dim: -1 }), as PyTorch deprecated the implicit choice');
-  if (x.ndim === 0) return tidy(() => softmaxAlong(op, reshape(x, [1]), 0, log).shareStorage([]));
+  if (x.ndim === 0) return composed(tidy(() => self(reshape(x, [1]), { dim: 0 }).shareStorage([])));
   const d = normDim(op, dim, x.ndim);
-  const def = log ? logSoftmaxDef : softmaxDef;
   const last = x.ndim - 1;
   if (d === last) {
     const out = softmaxRaw(x, log);
-    return record(def, [x], out, undefined, () => [out]);
+    return { out, attrs: undefined, save: () => [out] };
   }
-  return tidy(() => {
-    const perm = x.shape.map((_, i) => i);
-    [perm[d], perm[last]] = [perm[last], perm[d]];
-    const xt = permute(x, perm);
-    const out = softmaxRaw(xt, log);
-    return permute(record(def, [xt], out, undefined, () => [out]), perm);
-  });
+  const perm = x.shape.map((_, i) => i);
+  [perm[d], perm[last]] = [perm[last], perm[d]];
+  return composed(tidy(() => permute(self(permute(x, perm), { dim: -1 }), perm)));
 }
 
-export function softmax(x: Tensor, opts: { dim?: number } = {}): Tensor {
-  return softmaxAlong('softmax', x, opts.dim, false);
-}
+export const softmax = defineOp({
+  name: 'softmax',
+  dtypes: FLOAT,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts: { dim?: number } = {}) => softmaxForward('softmax', x, opts.dim),
+  backward: softmaxBackward,
+});
 
-export function logSoftmax(x: Tensor, opts: { dim?: number } = {}): Tensor {
-  return softmaxAlong('logSoftmax', x, opts.dim, true);
-}
+export const logSoftmax = defineOp({
+  name: 'logSoftmax',
+  dtypes: FLOAT,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts: { dim?: number } = {}) => softmaxForward('logSoftmax', x, opts.dim),
+  backward: logSoftmaxBackward,
+});
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -122,7 +122,9 @@ function checkClassArgs(op: string, input: Tensor, target: Tensor, weight: Tenso
 }
 
 /** nll_loss on log-probabilities [N, C, ...] (or [C]) with integer targets [N, ...]. */
-export function nllLoss(logProbs: Tensor, target: Tensor, opts: NllOptions = {}): Tensor {
+export const nllLoss = defineOp({ name: 'nllLoss', composite: true, dtypes: FLOAT, forward: nllLossForward });
+
+function nllLossForward(logProbs: Tensor, target: Tensor, opts: NllOptions = {}): Tensor {
   const op = 'nllLoss';
   checkClassArgs(op, logProbs, target, opts.weight, true);
   const reduction = checkReduction(op, opts.reduction);
@@ -151,7 +153,9 @@ export interface CrossEntropyOptions extends NllOptions {
 }
 
 /** cross_entropy(logits [N, C, ...], target): integer class targets, or class probabilities of the logits' shape. */
-export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+export const crossEntropy = defineOp({ name: 'crossEntropy', composite: true, dtypes: FLOAT, forward: crossEntropyForward });
+
+function crossEntropyForward(logits: Tensor, target: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const op = 'crossEntropy';
   expectTensor(op, 'target', target);
   const C = checkClassArgs(op, logits, target, opts.weight, target.dtype !== 'f32');
@@ -196,7 +200,9 @@ function checkPair(op: string, a: Tensor, b: Tensor): void {
     fail(op, `input ${fmtShape(a.shape)} and target ${fmtShape(b.shape)} must have the same shape (PyTorch warns and broadcasts; voxgrad refuses, as it is almost always a bug)`);
 }
 
-export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+export const mseLoss = defineOp({ name: 'mseLoss', composite: true, dtypes: FLOAT, forward: mseLossForward });
+
+function mseLossForward(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   checkPair('mseLoss', input, target);
   const r = checkReduction('mseLoss', opts.reduction);
   return tidy(() => {
@@ -205,7 +211,9 @@ export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduc
   });
 }
 
-export function l1Loss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+export const l1Loss = defineOp({ name: 'l1Loss', composite: true, dtypes: FLOAT, forward: l1LossForward });
+
+function l1LossForward(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   checkPair('l1Loss', input, target);
   const r = checkReduction('l1Loss', opts.reduction);
   return tidy(() => reduceLoss(abs(sub(input, target)), r));
@@ -218,7 +226,9 @@ export interface BceOptions {
 }
 
 /** binary_cross_entropy_with_logits: (1 - y) x + (1 + (pw - 1) y) (log(1 + e^-|x|) + max(-x, 0)), stable for any x. */
-export function bceWithLogits(logits: Tensor, target: Tensor, opts: BceOptions = {}): Tensor {
+export const bceWithLogits = defineOp({ name: 'bceWithLogits', composite: true, dtypes: FLOAT, forward: bceWithLogitsForward });
+
+function bceWithLogitsForward(logits: Tensor, target: Tensor, opts: BceOptions = {}): Tensor {
   const op = 'bceWithLogits';
   checkPair(op, logits, target);
   const r = checkReduction(op, opts.reduction);
@@ -239,7 +249,9 @@ export function bceWithLogits(logits: Tensor, target: Tensor, opts: BceOptions =
 }
 
 /** kl_div(input = log q, target = p) = p (log p - input), 0 where p = 0; `logTarget` when target is log p. */
-export function klDiv(input: Tensor, target: Tensor, opts: { reduction?: Reduction | 'batchmean'; logTarget?: boolean } = {}): Tensor {
+export const klDiv = defineOp({ name: 'klDiv', composite: true, dtypes: FLOAT, forward: klDivForward });
+
+function klDivForward(input: Tensor, target: Tensor, opts: { reduction?: Reduction | 'batchmean'; logTarget?: boolean } = {}): Tensor {
   checkPair('klDiv', input, target);
   const red = opts.reduction ?? 'mean';
   if (!['mean', 'sum', 'none', 'batchmean'].includes(red))

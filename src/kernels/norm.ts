@@ -1,5 +1,5 @@
 /**
- * Normalisation layers (batchNorm, instanceNorm, groupNorm, layerNorm) and dropout, with PyTorch's semantics.
+ * Normalisation layers (batchNorm, instanceNorm, groupNorm, layerNorm), with PyTorch's semantics.
  *
  * The four layers share one description (`Layout`) of the contiguous input and three kernels, rather than a chain of
  * composite ops (mean, sub, var, rsqrt, mul, sum, ...: some fifteen dispatches and several full-size temporaries,
@@ -15,18 +15,15 @@ import applyWgsl from '../../shaders/norm_apply.wgsl';
 import combineWgsl from '../../shaders/norm_combine.wgsl';
 import commonWgsl from '../../shaders/norm_common.wgsl';
 import reduceWgsl from '../../shaders/norm_reduce.wgsl';
-import dropoutWgsl from '../../shaders/dropout.wgsl';
-import philoxWgsl from '../../shaders/philox.wgsl';
-import { defineOp, needsRecording, noGrad, record, type BackwardContext } from '../engine/autograd.js';
+import { needsRecording, noGrad } from '../engine/autograd.js';
 import { gpu } from '../engine/device.js';
 import { fail, fmtShape } from '../engine/errors.js';
+import { FLOAT, composed, defineOp, type BackwardContext, type Composed, type Forward } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { sameShape } from '../engine/shape.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
-import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
-import { mul } from './math.js';
-import { randomStream } from './random.js';
-import { clone, reshape } from './shape.js';
+import { ceilDiv, defineKey, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
+import { clone } from './shape.js';
 
 // ---- layouts ------------------------------------------------------------------------------------------------------
 
@@ -99,28 +96,44 @@ const NO_CHANNEL = 2 ** 31;
 /**
  * The units of one norm_reduce pass over x as [P, C, S] (see the shader's header; S and chunk in units of W
  * elements), and where each channel's partials land: channel c's partials are part[a * sa + c * st + b] for a < nA,
- * b < nB, and partial idx belongs to channel (idx / cDiv) % C.
+ * b < nB, and partial idx belongs to channel (idx / cDiv) % C. The short field names are the shaders' uniform names.
  */
 interface Units {
+  /** ROWS layout (a unit is a chunk of one row of S elements); false: COLS (a unit is one column j over p). */
   rows: boolean;
+  /** Elements per kernel index: 4 (vec4) or 1. */
   W: number;
+  /** The affine weight is read as vec4s (four consecutive channels per vec4: layerNorm). */
   affVec: boolean;
+  /** The affine channel of element index e is (e / affDiv) % affMod (in units of W). */
   affDiv: number;
   affMod: number;
+  /** x as [P, C, S]: P outer blocks (batch), C rows per block, S elements per row (ROWS: in units of W). */
   P: number;
   C: number;
   S: number;
+  /** ROWS: threads (lanes) per row chunk, a power of two. */
   tpr: number;
+  /** ROWS: chunks per row (a long row split over K units so that the device has enough lanes). */
   K: number;
+  /** ROWS: elements per chunk (units of W). */
   chunk: number;
+  /** COLS: columns per block, C * S / W. */
   J: number;
+  /** COLS: blocks p per unit (each unit reduces pc consecutive p of its column). */
   pc: number;
+  /** Units in the pass (one partial each) and the workgroups that run them. */
   units: number;
   workgroups: number;
+  /**
+   * Where channel c's partials land: part[a * sa + c * st + b] for a < nA, b < nB (a: the outer repeat, b: the chunk
+   * or column within the channel).
+   */
   nA: number;
   sa: number;
   st: number;
   nB: number;
+  /** Partial index idx belongs to channel (idx / cDiv) % C. */
   cDiv: number;
 }
 
@@ -193,13 +206,6 @@ interface ReduceArgs {
   bias?: Tensor | null;
   /** FUSED: the output (y or dx), and for statistics the per-group mean and var. */
   fused?: { out: Tensor; mean?: Tensor; var?: Tensor };
-}
-
-function defineKey(defines: Record<string, boolean>): string {
-  return Object.entries(defines)
-    .filter(([, v]) => v)
-    .map(([d]) => d)
-    .join('.');
 }
 
 /** One norm_reduce pass; returns the partials (vec4 per unit), or null when FUSED wrote the output. */
@@ -438,15 +444,9 @@ function normBackward(g: Tensor, ctx: BackwardContext<NormAttrs>): (Tensor | nul
   return [dx, needW && dw ? dw.shareStorage(weightShape!) : null, needB && db ? db.shareStorage(weightShape!) : null];
 }
 
-const normDefs = {
-  batchNorm: defineOp<NormAttrs>({ name: 'batchNorm', backward: normBackward }),
-  instanceNorm: defineOp<NormAttrs>({ name: 'instanceNorm', backward: normBackward }),
-  groupNorm: defineOp<NormAttrs>({ name: 'groupNorm', backward: normBackward }),
-  layerNorm: defineOp<NormAttrs>({ name: 'layerNorm', backward: normBackward }),
-};
-
 /**
  * Normalises x by L: with `stats`, by those (running) statistics; otherwise by its own, updating `running` in place.
+ * Saves x, the statistics and the weight for backward.
  */
 function normalize(
   L: Layout,
@@ -455,9 +455,10 @@ function normalize(
   bias: Tensor | null,
   stats: { mean: Tensor; var: Tensor } | null,
   running: Running | null,
-): Tensor {
-  const op = L.op as keyof typeof normDefs;
-  if (x.size === 0) return emptyTensor(op, x.shape, 'f32');
+): Forward<Tensor, NormAttrs> | Composed<Tensor> {
+  const op = L.op;
+  // an empty input has nothing to normalise or differentiate (an unrecorded empty result, as PyTorch)
+  if (x.size === 0) return composed(emptyTensor(op, x.shape, 'f32'));
   let y: Tensor;
   let mean: Tensor;
   let vari: Tensor;
@@ -481,18 +482,13 @@ function normalize(
       y = apply(L, x, mean, vari, weight, bias, null, x.shape);
     }
   }
-  const out = record(
-    normDefs[op],
-    [x, weight, bias],
-    y,
-    { L, fixedStats: Boolean(stats), weightShape: weight?.shape ?? bias?.shape ?? null },
-    () => (weight ? [x, mean, vari, weight] : [x, mean, vari]),
-  );
-  if (!stats || recording) {
-    mean.dispose();
-    vari.dispose();
-  }
-  return out;
+  return {
+    out: y,
+    attrs: { L, fixedStats: Boolean(stats), weightShape: weight?.shape ?? bias?.shape ?? null },
+    save: () => (weight ? [x, mean, vari, weight] : [x, mean, vari]),
+    // the statistics computed here, or the copies made for backward (given running statistics stay the caller's)
+    release: !stats || recording ? [mean, vari] : [],
+  };
 }
 
 // ---- argument checks ----------------------------------------------------------------------------------------------
@@ -577,7 +573,15 @@ function channelArgs(
  * r = (1 - momentum) r + momentum * batch value, the variance unbiased, as PyTorch. Those two tensors are state, never
  * part of the autodiff graph (no gradient reaches them). Eval mode normalises by the running statistics.
  */
-export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): Tensor {
+export const batchNorm = defineOp({
+  name: 'batchNorm',
+  dtypes: FLOAT,
+  inputs: ([x, , , opts]) => [x, opts?.weight, opts?.bias],
+  forward: batchNormForward,
+  backward: normBackward,
+});
+
+function batchNormForward(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}) {
   const op = 'batchNorm';
   const { N, C, sp, base, weight, bias, running } = channelArgs(op, x, 2, '[N, C, ...]', opts, runningMean, runningVar);
   const useBatch = (opts.training ?? false) || !running;
@@ -606,7 +610,15 @@ export interface InstanceNormOptions {
  * statistics, those are updated in place with the batch average (PyTorch's rule); useInputStats = false normalises
  * by the running statistics instead.
  */
-export function instanceNorm(x: Tensor, opts: InstanceNormOptions = {}): Tensor {
+export const instanceNorm = defineOp({
+  name: 'instanceNorm',
+  dtypes: FLOAT,
+  inputs: ([x, opts]) => [x, opts?.weight, opts?.bias],
+  forward: instanceNormForward,
+  backward: normBackward,
+});
+
+function instanceNormForward(x: Tensor, opts: InstanceNormOptions = {}) {
   const op = 'instanceNorm';
   const { N, C, sp, base, weight, bias, running } = channelArgs(op, x, 3, '[N, C, spatial...]', opts, opts.runningMean, opts.runningVar);
   if (opts.useInputStats ?? true) {
@@ -618,7 +630,15 @@ export function instanceNorm(x: Tensor, opts: InstanceNormOptions = {}): Tensor 
 }
 
 /** group_norm over x [N, C, ...]: the C channels in numGroups groups, each (sample, group) normalised by its own statistics. */
-export function groupNorm(x: Tensor, numGroups: number, opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Tensor {
+export const groupNorm = defineOp({
+  name: 'groupNorm',
+  dtypes: FLOAT,
+  inputs: ([x, , opts]) => [x, opts?.weight, opts?.bias],
+  forward: groupNormForward,
+  backward: normBackward,
+});
+
+function groupNormForward(x: Tensor, numGroups: number, opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}) {
   const op = 'groupNorm';
   checkInput(op, x, 2, '[N, C, ...]');
   const eps = checkNumber(op, 'eps', opts.eps, 1e-5, 0);
@@ -637,11 +657,19 @@ export function groupNorm(x: Tensor, numGroups: number, opts: { weight?: Tensor 
 }
 
 /** layer_norm over the trailing dims normalizedShape of x (a number means [number]). */
-export function layerNorm(
+export const layerNorm = defineOp({
+  name: 'layerNorm',
+  dtypes: FLOAT,
+  inputs: ([x, , opts]) => [x, opts?.weight, opts?.bias],
+  forward: layerNormForward,
+  backward: normBackward,
+});
+
+function layerNormForward(
   x: Tensor,
   normalizedShape: number | readonly number[],
   opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {},
-): Tensor {
+) {
   const op = 'layerNorm';
   const t = expectTensor(op, 'input', x);
   expectFloat(op, 'input', t);
@@ -661,87 +689,4 @@ export function layerNorm(
   const R = x.size / D;
   const L: Layout = { op, kind: 'layer', P: 1, Q: R, S: D, affDiv: 1, affMod: D, chan: { N: R, C: D, sp: 1 }, Cg: 1, eps };
   return normalize(L, x, weight, bias, null, null);
-}
-
-// ---- dropout ------------------------------------------------------------------------------------------------------
-
-interface DropoutAttrs {
-  seed: number;
-  offset: number;
-  group: number;
-  drop: number;
-  scale: number;
-}
-
-function dropoutRaw(op: string, x: Tensor, a: DropoutAttrs): Tensor {
-  const out = emptyTensor(op, x.shape, 'f32');
-  const n = x.size;
-  if (n === 0) return out;
-  const vec4 = n % 4 === 0 && (a.group === 1 || a.group % 4 === 0);
-  const defines = { PHILOX_FUNCTIONS_ONLY: true, VEC4: vec4, CHANNELS: a.group > 1 };
-  const k = kernel(`dropout.${defineKey(defines)}`, () => philoxWgsl + '\n' + dropoutWgsl, { defines });
-  dispatch(
-    k,
-    [out.buffer(op), x.buffer(op)],
-    { n, seedLo: a.seed >>> 0, seedHi: Math.floor(a.seed / 2 ** 32) >>> 0, offset: a.offset, group: a.group, drop: a.drop, scale: a.scale },
-    grid1d(ceilDiv(ceilDiv(n, 4), k.workgroupSize)),
-  );
-  return out;
-}
-
-const dropoutDef = defineOp<DropoutAttrs>({
-  name: 'dropout',
-  // the same mask, regenerated from (seed, offset)
-  backward: (g, ctx) => [dropoutRaw('dropout.backward', g, ctx.attrs)],
-});
-
-export interface DropoutOptions {
-  p?: number;
-  training?: boolean;
-  seed?: number;
-}
-
-/** Shared by dropout / dropout2d / dropout3d: `group` consecutive elements share one draw. */
-function dropoutImpl(op: string, x: Tensor, group: number, opts: DropoutOptions): Tensor {
-  const p = opts.p ?? 0.5;
-  if (typeof p !== 'number' || !(p >= 0 && p <= 1))
-    fail(op, `p (the probability of an element being zeroed) must be in [0, 1], got ${describe(p)}`);
-  if (!(opts.training ?? true) || p === 0 || x.size === 0) return reshape(x, x.shape);
-  if (p === 1) return mul(x, 0);
-  const { seed, offset } = randomStream(op, opts.seed);
-  // the mask keeps u >= p (u on the 2^-24 grid of vg.rand), with p rounded to f32 as the kernel compares it
-  const attrs = { seed, offset, group, drop: Math.fround(p), scale: Math.fround(1 / (1 - p)) };
-  return record(dropoutDef, [x], dropoutRaw(op, x, attrs), attrs);
-}
-
-/**
- * dropout: zeroes each element with probability p and scales the others by 1 / (1 - p). Element i is kept when
- * vg.rand(x.shape, { seed })[i] >= p; without a seed the global generator (vg.manualSeed) is drawn from and advances.
- * Identity when training is false or p = 0; zeros when p = 1.
- */
-export function dropout(x: Tensor, opts: DropoutOptions = {}): Tensor {
-  const op = 'dropout';
-  expectTensor(op, 'input', x);
-  expectFloat(op, 'input', x);
-  return dropoutImpl(op, x, 1, opts);
-}
-
-function channelDropout(op: string, x: Tensor, spatial: number, opts: DropoutOptions): Tensor {
-  expectTensor(op, 'input', x);
-  expectFloat(op, 'input', x);
-  if (x.ndim !== spatial + 1 && x.ndim !== spatial + 2) {
-    const dims = spatial === 2 ? 'H, W' : 'D, H, W';
-    fail(op, `input must have shape [N, C, ${dims}] or [C, ${dims}], got ${fmtShape(x.shape)}`);
-  }
-  return dropoutImpl(op, x, shapeSize(x.shape.slice(x.ndim - spatial)), opts);
-}
-
-/** dropout2d: zeroes whole channels of [N, C, H, W] (or [C, H, W]); channel (n, c) is kept when vg.rand([N, C], { seed }) >= p. */
-export function dropout2d(x: Tensor, opts: DropoutOptions = {}): Tensor {
-  return channelDropout('dropout2d', x, 2, opts);
-}
-
-/** dropout3d: zeroes whole channels of [N, C, D, H, W] (or [C, D, H, W]). */
-export function dropout3d(x: Tensor, opts: DropoutOptions = {}): Tensor {
-  return channelDropout('dropout3d', x, 3, opts);
 }

@@ -6,12 +6,13 @@
  * deterministic, no atomics.
  */
 import poolWgsl from '../../shaders/pool.wgsl';
-import { defineOp, needsRecording, record } from '../engine/autograd.js';
+import { needsRecording } from '../engine/autograd.js';
 import { fail, fmtShape } from '../engine/errors.js';
+import { FLOAT, composed, defineMultiOutputOp, defineOp, type Composed, type Forward } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
-import { fillInto } from './creation.js';
+import { fillInto } from './base.js';
 import { mean } from './reduce.js';
 import { reshape } from './shape.js';
 
@@ -126,21 +127,6 @@ function poolBackward(variant: Variant, geo: Geometry, g: Tensor, idx: Tensor | 
   return gin;
 }
 
-const maxPoolDef = defineOp<Geometry>({
-  name: 'maxPool',
-  backward: (g, ctx) => [poolBackward('max', ctx.attrs, g, ctx.saved[0], ctx.inputShapes[0])],
-});
-
-const avgPoolDef = defineOp<Geometry>({
-  name: 'avgPool',
-  backward: (g, ctx) => [poolBackward('avg', ctx.attrs, g, null, ctx.inputShapes[0])],
-});
-
-const adaptivePoolDef = defineOp<Geometry>({
-  name: 'adaptiveAvgPool',
-  backward: (g, ctx) => [poolBackward('adaptive', ctx.attrs, g, null, ctx.inputShapes[0])],
-});
-
 // ---- argument checks --------------------------------------------------------------------------------------------
 
 function checkInput(op: string, x: Tensor, nd: number): number[] {
@@ -223,19 +209,38 @@ function windowGeometry(
 
 // ---- max pooling ------------------------------------------------------------------------------------------------
 
-function maxPool(op: string, nd: number, x: Tensor, kernelSize: IntOrTuple, opts: MaxPoolOptions = {}): Tensor | [Tensor, Tensor] {
-  const geo = windowGeometry(op, x, nd, kernelSize, opts);
-  const outShape = outShapeOf(geo, nd);
-  const out = emptyTensor(op, outShape, 'f32');
-  const grad = needsRecording([x]);
-  const want = Boolean(opts.returnIndices);
-  const idx = want || grad ? emptyTensor(op, outShape, 'i32') : null;
-  const buffers = idx ? [out.buffer(op), idx.buffer(op), x.buffer(op)] : [out.buffer(op), x.buffer(op)];
-  launch(op, 'max', idx ? 'forward+indices' : 'forward', geo, buffers, out.size);
-  const y = record(maxPoolDef, [x], out, geo, () => [idx!]);
-  if (want) return [y, idx!];
-  idx?.dispose();
-  return y;
+/**
+ * Max pooling as an op with two outputs: `values` (differentiable) and `indices` (the argmax per window, made only when
+ * asked for or when backward needs it: the gradient is scattered through them).
+ */
+function maxPoolOp(op: 'maxPool2d' | 'maxPool3d', nd: number) {
+  return defineMultiOutputOp({
+    name: op,
+    dtypes: FLOAT,
+    differentiableOutput: 'values',
+    inputs: ([x]) => [x],
+    forward: (x: Tensor, kernelSize: IntOrTuple, opts: MaxPoolOptions = {}) => {
+      const geo = windowGeometry(op, x, nd, kernelSize, opts);
+      const outShape = outShapeOf(geo, nd);
+      const values = emptyTensor(op, outShape, 'f32');
+      const indices = opts.returnIndices || needsRecording([x]) ? emptyTensor(op, outShape, 'i32') : null;
+      const buffers = indices ? [values.buffer(op), indices.buffer(op), x.buffer(op)] : [values.buffer(op), x.buffer(op)];
+      launch(op, 'max', indices ? 'forward+indices' : 'forward', geo, buffers, values.size);
+      const out: { values: Tensor; indices: Tensor | null } = { values, indices };
+      return { out, attrs: geo, save: () => [indices!] };
+    },
+    backward: (g, ctx) => [poolBackward('max', ctx.attrs, g, ctx.saved[0], ctx.inputShapes[0])],
+  });
+}
+
+const maxPool2dOp = maxPoolOp('maxPool2d', 2);
+const maxPool3dOp = maxPoolOp('maxPool3d', 3);
+
+/** PyTorch's return convention: the pooled tensor, or [values, indices] with returnIndices. */
+function valuesOrPair(r: { values: Tensor; indices: Tensor | null }, returnIndices: boolean | undefined): Tensor | [Tensor, Tensor] {
+  if (returnIndices) return [r.values, r.indices!];
+  r.indices?.dispose();
+  return r.values;
 }
 
 /** torch.nn.functional.max_pool2d on [N, C, H, W] or [C, H, W]. */
@@ -243,7 +248,7 @@ export function maxPool2d(x: Tensor, kernelSize: IntOrTuple, opts: MaxPoolOption
 export function maxPool2d(x: Tensor, kernelSize: IntOrTuple, opts?: MaxPoolOptions & { returnIndices?: false }): Tensor;
 export function maxPool2d(x: Tensor, kernelSize: IntOrTuple, opts?: MaxPoolOptions): Tensor | [Tensor, Tensor];
 export function maxPool2d(x: Tensor, kernelSize: IntOrTuple, opts?: MaxPoolOptions): Tensor | [Tensor, Tensor] {
-  return maxPool('maxPool2d', 2, x, kernelSize, opts);
+  return valuesOrPair(maxPool2dOp(x, kernelSize, opts), opts?.returnIndices);
 }
 
 /** torch.nn.functional.max_pool3d on [N, C, D, H, W] or [C, D, H, W]. */
@@ -251,36 +256,55 @@ export function maxPool3d(x: Tensor, kernelSize: IntOrTuple, opts: MaxPoolOption
 export function maxPool3d(x: Tensor, kernelSize: IntOrTuple, opts?: MaxPoolOptions & { returnIndices?: false }): Tensor;
 export function maxPool3d(x: Tensor, kernelSize: IntOrTuple, opts?: MaxPoolOptions): Tensor | [Tensor, Tensor];
 export function maxPool3d(x: Tensor, kernelSize: IntOrTuple, opts?: MaxPoolOptions): Tensor | [Tensor, Tensor] {
-  return maxPool('maxPool3d', 3, x, kernelSize, opts);
+  return valuesOrPair(maxPool3dOp(x, kernelSize, opts), opts?.returnIndices);
 }
 
 // ---- average pooling --------------------------------------------------------------------------------------------
 
-function avgPool(op: string, nd: number, x: Tensor, kernelSize: IntOrTuple, opts: AvgPoolOptions = {}): Tensor {
+function avgPoolOp(op: 'avgPool2d' | 'avgPool3d', nd: number) {
+  return defineOp({
+    name: op,
+    dtypes: FLOAT,
+    inputs: ([x]) => [x],
+    forward: (x: Tensor, kernelSize: IntOrTuple, opts: AvgPoolOptions = {}) => {
+      const geo = avgGeometry(op, nd, x, kernelSize, opts);
+      const out = emptyTensor(op, outShapeOf(geo, nd), 'f32');
+      launch(op, 'avg', 'forward', geo, [out.buffer(op), x.buffer(op)], out.size);
+      return { out, attrs: geo };
+    },
+    backward: (g, ctx) => [poolBackward('avg', ctx.attrs, g, null, ctx.inputShapes[0])],
+  });
+}
+
+function avgGeometry(op: string, nd: number, x: Tensor, kernelSize: IntOrTuple, opts: AvgPoolOptions): Geometry {
   const geo = windowGeometry(op, x, nd, kernelSize, { ...opts, dilation: 1 });
   const div = opts.divisorOverride;
   if (div !== undefined && div !== null && (!Number.isInteger(div) || div === 0))
     fail(op, `divisorOverride must be a non-zero integer (or null), got ${describe(div)}`);
   geo.divisor = div ?? 0;
   geo.countPad = opts.countIncludePad ?? true;
-  const out = emptyTensor(op, outShapeOf(geo, nd), 'f32');
-  launch(op, 'avg', 'forward', geo, [out.buffer(op), x.buffer(op)], out.size);
-  return record(avgPoolDef, [x], out, geo);
+  return geo;
 }
 
 /** torch.nn.functional.avg_pool2d on [N, C, H, W] or [C, H, W]. */
-export function avgPool2d(x: Tensor, kernelSize: IntOrTuple, opts?: AvgPoolOptions): Tensor {
-  return avgPool('avgPool2d', 2, x, kernelSize, opts);
-}
+export const avgPool2d = avgPoolOp('avgPool2d', 2);
 
 /** torch.nn.functional.avg_pool3d on [N, C, D, H, W] or [C, D, H, W]. */
-export function avgPool3d(x: Tensor, kernelSize: IntOrTuple, opts?: AvgPoolOptions): Tensor {
-  return avgPool('avgPool3d', 3, x, kernelSize, opts);
-}
+export const avgPool3d = avgPoolOp('avgPool3d', 3);
 
 // ---- adaptive average pooling -----------------------------------------------------------------------------------
 
-function adaptiveAvgPool(op: string, nd: number, x: Tensor, outputSize: AdaptiveOutputSize): Tensor {
+function adaptiveAvgPoolOp(op: 'adaptiveAvgPool2d' | 'adaptiveAvgPool3d', nd: number) {
+  return defineOp({
+    name: op,
+    dtypes: FLOAT,
+    inputs: ([x]) => [x],
+    forward: (x: Tensor, outputSize: AdaptiveOutputSize) => adaptiveForward(op, nd, x, outputSize),
+    backward: (g, ctx) => [poolBackward('adaptive', ctx.attrs, g, null, ctx.inputShapes[0])],
+  });
+}
+
+function adaptiveForward(op: string, nd: number, x: Tensor, outputSize: AdaptiveOutputSize): Forward<Tensor, Geometry> | Composed<Tensor> {
   const spatial = checkInput(op, x, nd);
   const list = outputSize === null || typeof outputSize === 'number' ? [outputSize] : Array.isArray(outputSize) ? [...outputSize] : null;
   if (!list || (list.length !== 1 && list.length !== nd))
@@ -296,11 +320,13 @@ function adaptiveAvgPool(op: string, nd: number, x: Tensor, outputSize: Adaptive
   if (sizes.every((o, i) => spatial[i] % o === 0)) {
     // Equal windows (global pooling above all): a mean over a reshaped view, whose reduction kernel shares each
     // large window among a workgroup instead of one invocation (and gives the gradient by its own rules).
-    return tidy(() => {
-      const split = sizes.flatMap((o, i) => [o, spatial[i] / o]);
-      const windowDims = sizes.map((_, i) => lead.length + 2 * i + 1);
-      return mean(reshape(x, [...lead, ...split]), { dim: windowDims });
-    });
+    return composed(
+      tidy(() => {
+        const split = sizes.flatMap((o, i) => [o, spatial[i] / o]);
+        const windowDims = sizes.map((_, i) => lead.length + 2 * i + 1);
+        return mean(reshape(x, [...lead, ...split]), { dim: windowDims });
+      }),
+    );
   }
   const geo: Geometry = {
     lead,
@@ -316,15 +342,11 @@ function adaptiveAvgPool(op: string, nd: number, x: Tensor, outputSize: Adaptive
   };
   const out = emptyTensor(op, [...lead, ...sizes], 'f32');
   launch(op, 'adaptive', 'forward', geo, [out.buffer(op), x.buffer(op)], out.size);
-  return record(adaptivePoolDef, [x], out, geo);
+  return { out, attrs: geo };
 }
 
 /** torch.nn.functional.adaptive_avg_pool2d on [N, C, H, W] or [C, H, W]. */
-export function adaptiveAvgPool2d(x: Tensor, outputSize: AdaptiveOutputSize): Tensor {
-  return adaptiveAvgPool('adaptiveAvgPool2d', 2, x, outputSize);
-}
+export const adaptiveAvgPool2d = adaptiveAvgPoolOp('adaptiveAvgPool2d', 2);
 
 /** torch.nn.functional.adaptive_avg_pool3d on [N, C, D, H, W] or [C, D, H, W]. */
-export function adaptiveAvgPool3d(x: Tensor, outputSize: AdaptiveOutputSize): Tensor {
-  return adaptiveAvgPool('adaptiveAvgPool3d', 3, x, outputSize);
-}
+export const adaptiveAvgPool3d = adaptiveAvgPoolOp('adaptiveAvgPool3d', 3);

@@ -8,8 +8,7 @@ import { fail } from '../engine/errors.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { checkShapeArg } from '../engine/shape.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
-import { ceilDiv, emptyTensor } from './common.js';
-import { setRequiresGrad } from './creation.js';
+import { ceilDiv, defineSource, emptyTensor } from './common.js';
 
 let globalSeed = 0x5eed;
 let globalOffset = 0;
@@ -60,29 +59,37 @@ function generate(op: string, shape: readonly number[], normal: boolean, low: nu
       grid1d(ceilDiv(ceilDiv(n, 4), k.workgroupSize)),
     );
   }
-  if (opts.requiresGrad) setRequiresGrad(out, true);
+  if (opts.requiresGrad) out.requiresGrad = true;
   return out;
 }
 
 /** Uniform on [0, 1). */
-export function rand(shape: readonly number[], opts: RandomOptions = {}): Tensor {
+export const rand = defineSource('rand', randForward);
+
+function randForward(shape: readonly number[], opts: RandomOptions = {}): Tensor {
   return generate('rand', shape, false, 0, 1, opts);
 }
 
 /** Standard normal. */
-export function randn(shape: readonly number[], opts: RandomOptions = {}): Tensor {
+export const randn = defineSource('randn', randnForward);
+
+function randnForward(shape: readonly number[], opts: RandomOptions = {}): Tensor {
   return generate('randn', shape, true, 0, 1, opts);
 }
 
 /** Uniform on [low, high). */
-export function uniform(shape: readonly number[], low: number, high: number, opts: RandomOptions = {}): Tensor {
+export const uniform = defineSource('uniform', uniformForward);
+
+function uniformForward(shape: readonly number[], low: number, high: number, opts: RandomOptions = {}): Tensor {
   if (!Number.isFinite(low) || !Number.isFinite(high) || !(low <= high))
     fail('uniform', `expects finite low <= high, got low=${low}, high=${high}`);
   return generate('uniform', shape, false, low, high, opts);
 }
 
 /** Normal with the given mean and std. */
-export function normal(shape: readonly number[], mean: number, std: number, opts: RandomOptions = {}): Tensor {
+export const normal = defineSource('normal', normalForward);
+
+function normalForward(shape: readonly number[], mean: number, std: number, opts: RandomOptions = {}): Tensor {
   if (!Number.isFinite(mean)) fail('normal', `mean must be a finite number, got ${mean}`);
   if (!Number.isFinite(std) || !(std >= 0)) fail('normal', `std must be a finite number >= 0, got ${std}`);
   return generate('normal', shape, true, mean, std, opts);

@@ -2,87 +2,18 @@
  * Reductions over any set of dims: sum, max, min, argmax, argmin run one kernel (shaders/reduce.wgsl);
  * mean, var, std, logsumexp are compositions, so their gradients come from the rules of their parts.
  */
-import reduceWgsl from '../../shaders/reduce.wgsl';
-import { NOT_DIFFERENTIABLE, defineOp, record } from '../engine/autograd.js';
-import { fail, fmtShape } from '../engine/errors.js';
-import { dispatch, grid1d, kernel } from '../engine/runtime.js';
-import { coalesce, normDims, pad8, sameShape, stridesOf } from '../engine/shape.js';
-import { Tensor, shapeSize, tidy, type DType } from '../engine/tensor.js';
-import { ceilDiv, emptyTensor, expectFloat, expectTensor } from './common.js';
+import { fail } from '../engine/errors.js';
+import { ALL_DTYPES, FLOAT, NOT_DIFFERENTIABLE, composed, defineOp, type BackwardContext, type Composed, type Forward } from '../engine/op.js';
+import { normDims } from '../engine/shape.js';
+import { Tensor, tidy } from '../engine/tensor.js';
+import { reduceRaw, type ReduceKind } from './base.js';
+import { expectFloat, expectTensor } from './common.js';
 import { elementwise, mapExpr } from './elementwise.js';
 import { reshape } from './shape.js';
 
 export interface ReduceOptions {
   dim?: number | number[] | null;
   keepdim?: boolean;
-}
-
-type ReduceKind = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
-
-function kernelFor(kind: ReduceKind, t: DType, row: boolean) {
-  const arg = kind === 'argmax' || kind === 'argmin';
-  const key = `reduce.${kind}.${t}.${row ? 'row' : 'thread'}`;
-  return kernel(
-    key,
-    () =>
-      reduceWgsl
-        .replaceAll('{{T}}', t)
-        .replaceAll('{{OUT_T}}', arg ? 'i32' : t)
-        .replaceAll('{{OP}}', kind)
-        .replace('{{IS_NAN}}', t === 'f32' ? 'is_nan_f32(v)' : 'false')
-        .replace('{{BETTER}}', kind === 'max' || kind === 'argmax' ? 'b.v > a.v' : 'b.v < a.v')
-        .replaceAll('{{RESULT}}', arg ? 'index_of' : 'value_of'),
-    { defines: { ROW: row, SUM: kind === 'sum' } },
-  );
-}
-
-/** Launches one reduction; returns a tensor of `outShape` (the kept dims, or with 1s where keepdim). */
-function reduceRaw(op: string, kind: ReduceKind, x: Tensor, dims: number[], outShape: readonly number[]): Tensor {
-  const keepDims = x.shape.map((_, i) => i).filter((i) => !dims.includes(i));
-  const st = stridesOf(x.shape);
-  const keepShape = keepDims.map((i) => x.shape[i]);
-  const redShape = dims.map((i) => x.shape[i]);
-  const nOut = shapeSize(keepShape);
-  const redSize = shapeSize(redShape);
-  const arg = kind === 'argmax' || kind === 'argmin';
-  if (redSize === 0 && kind !== 'sum') fail(op, `cannot reduce over an empty dimension (shape ${fmtShape(x.shape)})`);
-  // merged dims keep the row-major order of outputs and of reduction indices (argmax's r), with fewer divisions
-  const keep = coalesce(keepShape, [keepDims.map((i) => st[i])]);
-  const red = coalesce(redShape, [dims.map((i) => st[i])]);
-  const uniforms = {
-    nOut,
-    redSize,
-    keepRank: keep.shape.length,
-    redRank: red.shape.length,
-    keepShape: pad8(keep.shape),
-    keepStrides: pad8(keep.strides[0]),
-    redShape: pad8(red.shape),
-    redStrides: pad8(red.strides[0]),
-  };
-  const outDtype: DType = arg ? 'i32' : x.dtype;
-  const out = emptyTensor(op, outShape, outDtype);
-  if (nOut === 0) return out;
-  // Short reductions: one invocation each. Long ones: a workgroup each, split into chunks when there are too few
-  // outputs to fill the device (a full reduction of a large tensor then takes two passes).
-  const row = redSize > 32 && !(nOut >= 4096 && redSize <= 1024);
-  if (!row) {
-    const k = kernelFor(kind, x.dtype, false);
-    dispatch(k, [out.buffer(op), x.buffer(op)], { ...uniforms, nSplit: 1, chunk: redSize }, grid1d(ceilDiv(nOut, k.workgroupSize)));
-    return out;
-  }
-  const k = kernelFor(kind, x.dtype, true);
-  const nSplit = arg || nOut >= 64 ? 1 : Math.min(256, Math.max(1, Math.floor(redSize / (16 * k.workgroupSize))));
-  if (nSplit === 1) {
-    dispatch(k, [out.buffer(op), x.buffer(op)], { ...uniforms, nSplit: 1, chunk: redSize }, grid1d(nOut));
-    return out;
-  }
-  const chunk = ceilDiv(redSize, nSplit);
-  const partial = emptyTensor(op, [nOut, nSplit], outDtype);
-  dispatch(k, [partial.buffer(op), x.buffer(op)], { ...uniforms, nSplit, chunk }, grid1d(nOut * nSplit));
-  const final = reduceRaw(op, kind, partial, [1], outShape);
-  partial.dispose();
-  out.dispose();
-  return final;
 }
 
 function outShapeOf(shape: readonly number[], dims: number[], keepdim: boolean): number[] {
@@ -93,19 +24,16 @@ interface ReduceAttrs {
   dims: number[];
 }
 
-const sumDef = defineOp<ReduceAttrs>({
-  name: 'sum',
-  backward: (g, ctx) => {
-    const keepShape = outShapeOf(ctx.inputShapes[0], ctx.attrs.dims, true);
-    const gk = g.shareStorage(keepShape);
-    const out = mapExpr('sum.backward', 'g', [{ name: 'g', value: gk }], 'f32', 'f32', ctx.inputShapes[0]);
-    gk.dispose();
-    return [out];
-  },
-});
+function sumBackward(g: Tensor, ctx: BackwardContext<ReduceAttrs>): Tensor[] {
+  const keepShape = outShapeOf(ctx.inputShapes[0], ctx.attrs.dims, true);
+  const gk = g.shareStorage(keepShape);
+  const out = mapExpr('sum.backward', 'g', [{ name: 'g', value: gk }], 'f32', 'f32', ctx.inputShapes[0]);
+  gk.dispose();
+  return [out];
+}
 
 /** amax semantics: the gradient is shared evenly among the maximal elements. */
-const extremumBackward = (g: Tensor, ctx: { saved: readonly Tensor[]; attrs: ReduceAttrs; inputShapes: readonly (readonly number[])[] }) => {
+function extremumBackward(g: Tensor, ctx: BackwardContext<ReduceAttrs>): Tensor[] {
   const [x, y] = ctx.saved;
   const keepShape = outShapeOf(ctx.inputShapes[0], ctx.attrs.dims, true);
   const yk = y.shareStorage(keepShape);
@@ -126,13 +54,10 @@ const extremumBackward = (g: Tensor, ctx: { saved: readonly Tensor[]; attrs: Red
   );
   for (const t of [yk, gk, hits, count]) t.dispose();
   return [out];
-};
+}
 
-const maxDef = defineOp<ReduceAttrs>({ name: 'max', backward: extremumBackward });
-const minDef = defineOp<ReduceAttrs>({ name: 'min', backward: extremumBackward });
-const argDef = defineOp<ReduceAttrs>({ name: 'argmax', backward: NOT_DIFFERENTIABLE });
-
-function reduceOp(op: string, kind: ReduceKind, x: Tensor, opts: ReduceOptions = {}): Tensor {
+/** The forward every reduction shares: checks, the output shape, one launch (0-d inputs: the identity). */
+function reduceForward(op: string, kind: ReduceKind, x: Tensor, opts: ReduceOptions = {}): Forward<Tensor, ReduceAttrs> | Composed<Tensor> {
   expectTensor(op, 'input', x);
   if (opts === null || typeof opts !== 'object')
     fail(op, `options must be an object like { dim: 1, keepdim: true }, got ${String(opts)}`);
@@ -140,35 +65,65 @@ function reduceOp(op: string, kind: ReduceKind, x: Tensor, opts: ReduceOptions =
   const outShape = outShapeOf(x.shape, dims, Boolean(opts.keepdim));
   if (dims.length === 0) {
     // a 0-d input: the reduction is the identity (argmax/argmin: index 0)
-    return kind === 'argmax' || kind === 'argmin' ? mapExpr(op, '0', [{ name: 'a', value: x }], 'i32', 'i32') : elementwise('mul', [x, 1]);
+    return composed(
+      kind === 'argmax' || kind === 'argmin' ? mapExpr(op, '0', [{ name: 'a', value: x }], 'i32', 'i32') : elementwise('mul', [x, 1]),
+    );
   }
   const out = reduceRaw(op, kind, x, dims, outShape);
-  const attrs = { dims };
-  if (kind === 'sum') return record(sumDef, [x], out, attrs);
-  if (kind === 'max') return record(maxDef, [x], out, attrs, () => [x, out]);
-  if (kind === 'min') return record(minDef, [x], out, attrs, () => [x, out]);
-  return record(argDef, [x], out, attrs);
+  return { out, attrs: { dims }, save: () => [x, out] };
 }
 
-export function sum(x: Tensor, opts?: ReduceOptions): Tensor {
-  return reduceOp('sum', 'sum', x, opts);
-}
+export const sum = defineOp({
+  name: 'sum',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts?: ReduceOptions): Forward<Tensor, ReduceAttrs> | Composed<Tensor> => {
+    const r = reduceForward('sum', 'sum', x, opts);
+    return 'out' in r ? { out: r.out, attrs: r.attrs } : r;
+  },
+  backward: sumBackward,
+});
 
-export function max(x: Tensor, opts?: ReduceOptions): Tensor {
-  return reduceOp('max', 'max', x, opts);
-}
+export const max = defineOp({
+  name: 'max',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts?: ReduceOptions) => reduceForward('max', 'max', x, opts),
+  backward: extremumBackward,
+});
 
-export function min(x: Tensor, opts?: ReduceOptions): Tensor {
-  return reduceOp('min', 'min', x, opts);
-}
+export const min = defineOp({
+  name: 'min',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts?: ReduceOptions) => reduceForward('min', 'min', x, opts),
+  backward: extremumBackward,
+});
+
+const argmaxOp = defineOp({
+  name: 'argmax',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts: ReduceOptions) => reduceForward('argmax', 'argmax', x, opts),
+  backward: NOT_DIFFERENTIABLE,
+});
+
+const argminOp = defineOp({
+  name: 'argmin',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, opts: ReduceOptions) => reduceForward('argmin', 'argmin', x, opts),
+  backward: NOT_DIFFERENTIABLE,
+});
 
 /** argmax/argmin along `dim`, or over the flattened input when dim is omitted (keepdim then gives all-1 dims, as in PyTorch). */
 function argReduce(op: 'argmax' | 'argmin', x: Tensor, opts: { dim?: number; keepdim?: boolean }): Tensor {
   expectTensor(op, 'input', x);
   if (Array.isArray(opts?.dim)) fail(op, `dim must be a single dimension (or omitted to flatten), got ${JSON.stringify(opts.dim)}`);
-  if (opts?.dim !== undefined && opts.dim !== null) return reduceOp(op, op, x, opts);
+  const launch = op === 'argmax' ? argmaxOp : argminOp;
+  if (opts?.dim !== undefined && opts.dim !== null) return launch(x, opts);
   const flat = x.shareStorage([x.size]);
-  const r = reduceOp(op, op, flat, { dim: 0 });
+  const r = launch(flat, { dim: 0 });
   flat.dispose();
   if (!opts?.keepdim) return r;
   const kept = r.shareStorage(x.shape.map(() => 1));
@@ -190,12 +145,15 @@ function countOf(x: Tensor, opts: ReduceOptions, op: string): number {
   return dims.reduce((n, d) => n * x.shape[d], 1);
 }
 
-export function mean(x: Tensor, opts: ReduceOptions = {}): Tensor {
-  expectTensor('mean', 'input', x);
-  if (x.dtype !== 'f32') fail('mean', `input must be f32 (mean of ${x.dtype} is not defined, as in PyTorch); use x.to('f32')`);
-  const n = countOf(x, opts, 'mean');
-  return tidy(() => elementwise('mul', [sum(x, opts), 1 / n]));
-}
+export const mean = defineOp({
+  name: 'mean',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (x: Tensor, opts: ReduceOptions = {}): Tensor => {
+    const n = countOf(x, opts, 'mean');
+    return tidy(() => elementwise('mul', [sum(x, opts), 1 / n]));
+  },
+});
 
 export interface VarOptions extends ReduceOptions {
   /** Bessel's correction: 1 (default, unbiased) or 0. */
@@ -213,37 +171,36 @@ function varianceOf(op: 'var' | 'std', x: Tensor, opts: VarOptions): Tensor {
   });
 }
 
-export function variance(x: Tensor, opts: VarOptions = {}): Tensor {
-  return varianceOf('var', x, opts);
-}
+/** PyTorch's var (a reserved word in JS, so `variance`; vg.var and x.var() name it as PyTorch does). */
+export const variance = defineOp({
+  name: 'var',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (x: Tensor, opts: VarOptions = {}): Tensor => varianceOf('var', x, opts),
+});
 
-export function std(x: Tensor, opts: VarOptions = {}): Tensor {
-  return tidy(() => elementwise('sqrt', [varianceOf('std', x, opts)]));
-}
+export const std = defineOp({
+  name: 'std',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (x: Tensor, opts: VarOptions = {}): Tensor => tidy(() => elementwise('sqrt', [varianceOf('std', x, opts)])),
+});
 
-export function logsumexp(x: Tensor, opts: ReduceOptions = {}): Tensor {
-  expectTensor('logsumexp', 'input', x);
-  const dims = normDims('logsumexp', opts.dim, x.ndim);
-  return tidy(() => {
-    // shift by the max for stability (a constant for autodiff: its gradient contributions cancel); infinite maxima
-    // (all -inf rows) shift by 0 so they give -inf rather than NaN
-    const mRaw = reduceRaw('logsumexp', 'max', x, dims, outShapeOf(x.shape, dims, true));
-    const m = mapExpr('logsumexp', 'select(a, 0.0, abs(a) > 3.0e38)', [{ name: 'a', value: mRaw }], 'f32', 'f32');
-    const s = sum(elementwise('exp', [elementwise('sub', [x, m])]), { dim: dims, keepdim: true });
-    const r = elementwise('add', [elementwise('log', [s]), m]);
-    return opts.keepdim ? r : reshape(r, outShapeOf(x.shape, dims, false));
-  });
-}
-
-/** Reduces a broadcast gradient back to `shape` (sum over the broadcast dims). */
-export function sumToShape(t: Tensor, shape: readonly number[]): Tensor {
-  if (sameShape(t.shape, shape)) return t;
-  const lead = t.ndim - shape.length;
-  const dims: number[] = [];
-  for (let i = 0; i < t.ndim; i++) if (i < lead || (shape[i - lead] === 1 && t.shape[i] !== 1)) dims.push(i);
-  const r = dims.length ? reduceRaw('sumToShape', 'sum', t, dims, shape) : t.shareStorage(shape);
-  t.dispose();
-  return r;
-}
-
-export { reduceRaw };
+export const logsumexp = defineOp({
+  name: 'logsumexp',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (x: Tensor, opts: ReduceOptions = {}): Tensor => {
+    expectTensor('logsumexp', 'input', x);
+    const dims = normDims('logsumexp', opts.dim, x.ndim);
+    return tidy(() => {
+      // shift by the max for stability (a constant for autodiff: its gradient contributions cancel); infinite maxima
+      // (all -inf rows) shift by 0 so they give -inf rather than NaN
+      const mRaw = reduceRaw('logsumexp', 'max', x, dims, outShapeOf(x.shape, dims, true));
+      const m = mapExpr('logsumexp', 'select(a, 0.0, abs(a) > 3.0e38)', [{ name: 'a', value: mRaw }], 'f32', 'f32');
+      const s = sum(elementwise('exp', [elementwise('sub', [x, m])]), { dim: dims, keepdim: true });
+      const r = elementwise('add', [elementwise('log', [s]), m]);
+      return opts.keepdim ? r : reshape(r, outShapeOf(x.shape, dims, false));
+    });
+  },
+});

@@ -1,92 +1,15 @@
 /**
- * Shape ops. reshape/view/squeeze/unsqueeze share storage; permute, expand, slice, flip, cat and pad materialise
- * through one strided-copy kernel (shaders/copy.wgsl), and their backward rules are shape ops again.
+ * Shape ops. reshape/view/squeeze/unsqueeze share storage; permute, expand, slice, flip and cat materialise
+ * through one strided-copy kernel (shaders/copy.wgsl, kernels/base.ts), and their backward rules are shape ops again.
  */
-import copyWgsl from '../../shaders/copy.wgsl';
-import { defineOp, record } from '../engine/autograd.js';
 import { fail, fmtShape } from '../engine/errors.js';
-import { dispatch, grid1d, kernel } from '../engine/runtime.js';
-import { broadcastShapes, checkShapeArg, normDim, normDims, pad8, sameShape, stridesOf } from '../engine/shape.js';
-import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
-import { ceilDiv, emptyTensor, expectTensor } from './common.js';
-import { fillInto, tensor } from './creation.js';
-import { indexSelect } from './indexing.js';
-import { sumToShape } from './reduce.js';
-
-/** Copies the block `shape` from x (at inOffset, inStrides) into out (at outOffset, outStrides). */
-export function stridedCopy(
-  op: string,
-  out: Tensor,
-  x: Tensor,
-  shape: readonly number[],
-  src: { offset: number; strides: readonly number[] },
-  dst: { offset: number; strides: readonly number[] },
-): void {
-  const n = shapeSize(shape);
-  if (n === 0) return;
-  const m = mergeCopyDims(shape, src.strides, dst.strides);
-  // whole vec4 runs on both sides: move 16 bytes per invocation
-  const r = m.shape.length - 1;
-  const vec4 =
-    m.inStrides[r] === 1 && m.outStrides[r] === 1 && m.shape[r] % 4 === 0 && src.offset % 4 === 0 && dst.offset % 4 === 0 &&
-    m.inStrides.every((st, d) => d === r || st % 4 === 0) && m.outStrides.every((st, d) => d === r || st % 4 === 0);
-  const w = vec4 ? 4 : 1;
-  if (vec4) m.shape[r] /= 4;
-  const scale = (st: number[]) => st.map((v, d) => (d === r ? v : v / w));
-  const rank = m.shape.length;
-  const k = kernel(`copy.r${rank}${vec4 ? '.v4' : ''}`, () => copySource(rank, vec4));
-  dispatch(
-    k,
-    [out.buffer(op), x.buffer(op)],
-    {
-      n: n / w,
-      rank,
-      inOffset: src.offset / w,
-      outOffset: dst.offset / w,
-      shape: pad8(m.shape),
-      inStrides: pad8(scale(m.inStrides)),
-      outStrides: pad8(scale(m.outStrides)),
-    },
-    grid1d(ceilDiv(n / w, k.workgroupSize)),
-  );
-}
-
-/** Drops size-1 dims and merges neighbours that are one contiguous run on both sides (at least one dim remains). */
-function mergeCopyDims(shape: readonly number[], inSt: readonly number[], outSt: readonly number[]) {
-  const m = { shape: [] as number[], inStrides: [] as number[], outStrides: [] as number[] };
-  shape.forEach((size, d) => {
-    if (size === 1) return;
-    const last = m.shape.length - 1;
-    if (last >= 0 && m.inStrides[last] === inSt[d] * size && m.outStrides[last] === outSt[d] * size) {
-      m.shape[last] *= size;
-      m.inStrides[last] = inSt[d];
-      m.outStrides[last] = outSt[d];
-    } else {
-      m.shape.push(size);
-      m.inStrides.push(inSt[d]);
-      m.outStrides.push(outSt[d]);
-    }
-  });
-  if (!m.shape.length) return { shape: [1], inStrides: [0], outStrides: [0] };
-  return m;
-}
-
-function copySource(rank: number, vec4: boolean): string {
-  const lines: string[] = [];
-  for (let d = rank - 1; d >= 0; d--) {
-    const at = `[${d >> 2}u][${d & 3}u]`;
-    lines.push(d > 0 ? `  { let c = i32(rem % p.shape${at}); rem = rem / p.shape${at};` : '  { let c = i32(rem);');
-    lines.push(`    src += c * p.inStrides${at};`, `    dst += c * p.outStrides${at};`, '  }');
-  }
-  return copyWgsl.replaceAll('{{ELEM}}', vec4 ? 'vec4<u32>' : 'u32').replace('{{RANK}}', String(rank)).replace('{{OFFSETS}}', lines.join('\n'));
-}
+import { ALL_DTYPES, composed, defineOp } from '../engine/op.js';
+import { broadcastShapes, checkShapeArg, normDim, normDims, sameShape, stridesOf } from '../engine/shape.js';
+import { Tensor, shapeSize } from '../engine/tensor.js';
+import { fillInto, stridedCopy, sumToShape } from './base.js';
+import { emptyTensor, expectTensor } from './common.js';
 
 // ---- reshape ------------------------------------------------------------------------------------------------------
-
-const reshapeDef = defineOp({
-  name: 'reshape',
-  backward: (g, ctx) => [g.shareStorage(ctx.inputShapes[0])],
-});
 
 function resolveShape(op: string, x: Tensor, shape: readonly number[]): number[] {
   if (!Array.isArray(shape)) fail(op, `shape must be an array of integers, got ${String(shape)}`);
@@ -105,30 +28,46 @@ function resolveShape(op: string, x: Tensor, shape: readonly number[]): number[]
   return out;
 }
 
-export function reshape(x: Tensor, shape: readonly number[]): Tensor {
-  expectTensor('reshape', 'input', x);
-  const s = resolveShape('reshape', x, shape);
-  return record(reshapeDef, [x], x.shareStorage(s), undefined);
-}
+/** A new shape for the same elements (shares storage; one dim may be -1). */
+export const reshape = defineOp({
+  name: 'reshape',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, shape: readonly number[]) => {
+    expectTensor('reshape', 'input', x);
+    return { out: x.shareStorage(resolveShape('reshape', x, shape)), attrs: undefined };
+  },
+  backward: (g, ctx) => [g.shareStorage(ctx.inputShapes[0])],
+});
 
 /** PyTorch's view; tensors here are always contiguous, so it is reshape. */
 export const view = reshape;
 
-export function flatten(x: Tensor, startDim = 0, endDim = -1): Tensor {
-  expectTensor('flatten', 'input', x);
-  if (x.ndim === 0) return reshape(x, [1]);
-  const s = normDim('flatten', startDim, x.ndim, 'startDim');
-  const e = normDim('flatten', endDim, x.ndim, 'endDim');
-  if (s > e) fail('flatten', `startDim (${startDim}) must not come after endDim (${endDim})`);
-  const shape = [...x.shape.slice(0, s), shapeSize(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)];
-  return reshape(x, shape);
-}
+export const flatten = defineOp({
+  name: 'flatten',
+  composite: true,
+  dtypes: ALL_DTYPES,
+  forward: (x: Tensor, startDim: number = 0, endDim: number = -1): Tensor => {
+    expectTensor('flatten', 'input', x);
+    if (x.ndim === 0) return reshape(x, [1]);
+    const s = normDim('flatten', startDim, x.ndim, 'startDim');
+    const e = normDim('flatten', endDim, x.ndim, 'endDim');
+    if (s > e) fail('flatten', `startDim (${startDim}) must not come after endDim (${endDim})`);
+    const shape = [...x.shape.slice(0, s), shapeSize(x.shape.slice(s, e + 1)), ...x.shape.slice(e + 1)];
+    return reshape(x, shape);
+  },
+});
 
-export function squeeze(x: Tensor, dim?: number | number[]): Tensor {
-  expectTensor('squeeze', 'input', x);
-  const dims = dim === undefined ? x.shape.map((_, i) => i) : normDims('squeeze', dim, x.ndim);
-  return reshape(x, x.shape.filter((d, i) => !(dims.includes(i) && d === 1)));
-}
+export const squeeze = defineOp({
+  name: 'squeeze',
+  composite: true,
+  dtypes: ALL_DTYPES,
+  forward: (x: Tensor, dim?: number | number[]): Tensor => {
+    expectTensor('squeeze', 'input', x);
+    const dims = dim === undefined ? x.shape.map((_, i) => i) : normDims('squeeze', dim, x.ndim);
+    return reshape(x, x.shape.filter((d, i) => !(dims.includes(i) && d === 1)));
+  },
+});
 
 /** Position of a dim inserted into `shape` (0..rank; negative counts from the end), checked against the input shape. */
 function newDim(op: string, dim: number, shape: readonly number[]): number {
@@ -138,77 +77,88 @@ function newDim(op: string, dim: number, shape: readonly number[]): number {
   return dim < 0 ? dim + r + 1 : dim;
 }
 
-export function unsqueeze(x: Tensor, dim: number): Tensor {
-  expectTensor('unsqueeze', 'input', x);
-  const d = newDim('unsqueeze', dim, x.shape);
-  const s = [...x.shape];
-  s.splice(d, 0, 1);
-  return reshape(x, s);
-}
+export const unsqueeze = defineOp({
+  name: 'unsqueeze',
+  composite: true,
+  dtypes: ALL_DTYPES,
+  forward: (x: Tensor, dim: number): Tensor => {
+    expectTensor('unsqueeze', 'input', x);
+    const d = newDim('unsqueeze', dim, x.shape);
+    const s = [...x.shape];
+    s.splice(d, 0, 1);
+    return reshape(x, s);
+  },
+});
 
 // ---- permute ------------------------------------------------------------------------------------------------------
 
-const permuteDef = defineOp<{ dims: number[] }>({
+export const permute = defineOp({
   name: 'permute',
-  backward: (g, ctx) => {
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, dims: readonly number[]) => {
+    expectTensor('permute', 'input', x);
+    if (!Array.isArray(dims) || dims.length !== x.ndim)
+      fail('permute', `dims must list all ${x.ndim} dimensions of a tensor of shape ${fmtShape(x.shape)}, got ${JSON.stringify(dims)}`);
+    const nd = dims.map((d) => normDim('permute', d, x.ndim));
+    if (new Set(nd).size !== nd.length) fail('permute', `dims ${JSON.stringify(dims)} repeat a dimension`);
+    const outShape = nd.map((d) => x.shape[d]);
+    if (nd.every((d, i) => d === i)) return composed(reshape(x, x.shape));
+    const st = stridesOf(x.shape);
+    const out = emptyTensor('permute', outShape, x.dtype);
+    stridedCopy('permute', out, x, outShape, { offset: 0, strides: nd.map((d) => st[d]) }, { offset: 0, strides: stridesOf(outShape) });
+    return { out, attrs: { dims: nd } };
+  },
+  backward: (g, ctx): Tensor[] => {
     const inv = new Array<number>(ctx.attrs.dims.length);
     ctx.attrs.dims.forEach((d, i) => (inv[d] = i));
     return [permute(g, inv)];
   },
 });
 
-export function permute(x: Tensor, dims: readonly number[]): Tensor {
-  expectTensor('permute', 'input', x);
-  if (!Array.isArray(dims) || dims.length !== x.ndim)
-    fail('permute', `dims must list all ${x.ndim} dimensions of a tensor of shape ${fmtShape(x.shape)}, got ${JSON.stringify(dims)}`);
-  const nd = dims.map((d) => normDim('permute', d, x.ndim));
-  if (new Set(nd).size !== nd.length) fail('permute', `dims ${JSON.stringify(dims)} repeat a dimension`);
-  const outShape = nd.map((d) => x.shape[d]);
-  if (nd.every((d, i) => d === i)) return record(reshapeDef, [x], x.shareStorage(), undefined);
-  const st = stridesOf(x.shape);
-  const out = emptyTensor('permute', outShape, x.dtype);
-  stridedCopy('permute', out, x, outShape, { offset: 0, strides: nd.map((d) => st[d]) }, { offset: 0, strides: stridesOf(outShape) });
-  return record(permuteDef, [x], out, { dims: nd });
-}
-
-export function transpose(x: Tensor, dim0: number, dim1: number): Tensor {
-  expectTensor('transpose', 'input', x);
-  const a = normDim('transpose', dim0, x.ndim, 'dim0');
-  const b = normDim('transpose', dim1, x.ndim, 'dim1');
-  const dims = x.shape.map((_, i) => i);
-  [dims[a], dims[b]] = [dims[b], dims[a]];
-  return permute(x, dims);
-}
+export const transpose = defineOp({
+  name: 'transpose',
+  composite: true,
+  dtypes: ALL_DTYPES,
+  forward: (x: Tensor, dim0: number, dim1: number): Tensor => {
+    expectTensor('transpose', 'input', x);
+    const a = normDim('transpose', dim0, x.ndim, 'dim0');
+    const b = normDim('transpose', dim1, x.ndim, 'dim1');
+    const dims = x.shape.map((_, i) => i);
+    [dims[a], dims[b]] = [dims[b], dims[a]];
+    return permute(x, dims);
+  },
+});
 
 // ---- expand -------------------------------------------------------------------------------------------------------
 
-const expandDef = defineOp({
+/** Broadcasts to `shape` (-1 keeps a size), materialised. */
+export const expand = defineOp({
   name: 'expand',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, shape: readonly number[]) => {
+    expectTensor('expand', 'input', x);
+    if (!Array.isArray(shape) || shape.length < x.ndim)
+      fail('expand', `shape ${JSON.stringify(shape)} must have at least as many dims as the input ${fmtShape(x.shape)}`);
+    const lead = shape.length - x.ndim;
+    const target = shape.map((d, i) => (d === -1 && i >= lead ? x.shape[i - lead] : d));
+    checkShapeArg('expand', target);
+    const outShape = broadcastShapes('expand', [x.shape, target]);
+    if (!sameShape(outShape, target))
+      fail('expand', `cannot expand a tensor of shape ${fmtShape(x.shape)} to ${fmtShape(shape)} (only size-1 dims can grow)`);
+    if (sameShape(x.shape, target)) return composed(reshape(x, x.shape));
+    const st = stridesOf(x.shape);
+    const inStrides = target.map((_, i) => (i < lead || x.shape[i - lead] === 1 ? 0 : st[i - lead]));
+    const out = emptyTensor('expand', target, x.dtype);
+    stridedCopy('expand', out, x, target, { offset: 0, strides: inStrides }, { offset: 0, strides: stridesOf(target) });
+    return { out, attrs: undefined };
+  },
   backward: (g, ctx) => [sumToShape(g.shareStorage(), ctx.inputShapes[0])],
 });
 
-/** Broadcasts to `shape` (-1 keeps a size), materialised. */
-export function expand(x: Tensor, shape: readonly number[]): Tensor {
-  expectTensor('expand', 'input', x);
-  if (!Array.isArray(shape) || shape.length < x.ndim)
-    fail('expand', `shape ${JSON.stringify(shape)} must have at least as many dims as the input ${fmtShape(x.shape)}`);
-  const lead = shape.length - x.ndim;
-  const target = shape.map((d, i) => (d === -1 && i >= lead ? x.shape[i - lead] : d));
-  checkShapeArg('expand', target);
-  const outShape = broadcastShapes('expand', [x.shape, target]);
-  if (!sameShape(outShape, target))
-    fail('expand', `cannot expand a tensor of shape ${fmtShape(x.shape)} to ${fmtShape(shape)} (only size-1 dims can grow)`);
-  if (sameShape(x.shape, target)) return record(reshapeDef, [x], x.shareStorage(), undefined);
-  const st = stridesOf(x.shape);
-  const inStrides = target.map((_, i) => (i < lead || x.shape[i - lead] === 1 ? 0 : st[i - lead]));
-  const out = emptyTensor('expand', target, x.dtype);
-  stridedCopy('expand', out, x, target, { offset: 0, strides: inStrides }, { offset: 0, strides: stridesOf(target) });
-  return record(expandDef, [x], out, undefined);
-}
-
-export function broadcastTo(x: Tensor, shape: readonly number[]): Tensor {
-  return expand(x, shape);
-}
+/** PyTorch's broadcast_to: expand under its other name. */
+export const broadcastTo = expand;
 
 // ---- slice / narrow -----------------------------------------------------------------------------------------------
 
@@ -218,11 +168,6 @@ interface SliceAttrs {
   step: number;
   count: number;
 }
-
-const sliceDef = defineOp<SliceAttrs>({
-  name: 'slice',
-  backward: (g, ctx) => [embedSlice(g, ctx.inputShapes[0], ctx.attrs)],
-});
 
 /** The inverse of slice: zeros of `shape` with `g` written at the sliced positions. */
 function embedSlice(g: Tensor, shape: readonly number[], a: SliceAttrs): Tensor {
@@ -241,21 +186,28 @@ function expectDims(op: string, x: Tensor): void {
 }
 
 /** x[..., start:end:step, ...] along `dim`, with Python's clamping of start and end. */
-export function slice(x: Tensor, dim: number, start = 0, end?: number, step = 1): Tensor {
-  expectDims('slice', x);
-  const d = normDim('slice', dim, x.ndim);
-  if (!Number.isInteger(step) || step <= 0) fail('slice', `step must be a positive integer, got ${step}`);
-  if (!Number.isInteger(start) || !(end === undefined || end === null || Number.isInteger(end)))
-    fail('slice', `start and end must be integers, got ${start} and ${end}`);
-  const n = x.shape[d];
-  const clampIdx = (v: number) => Math.min(n, Math.max(0, v < 0 ? v + n : v));
-  const s = clampIdx(start);
-  const e = end === undefined || end === null ? n : clampIdx(end);
-  const count = Math.max(0, Math.ceil((e - s) / step));
-  return sliceRaw(x, { dim: d, start: s, step, count });
-}
+export const slice = defineOp({
+  name: 'slice',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, dim: number, start: number = 0, end?: number | null, step: number = 1) => {
+    expectDims('slice', x);
+    const d = normDim('slice', dim, x.ndim);
+    if (!Number.isInteger(step) || step <= 0) fail('slice', `step must be a positive integer, got ${step}`);
+    if (!Number.isInteger(start) || !(end === undefined || end === null || Number.isInteger(end)))
+      fail('slice', `start and end must be integers, got ${start} and ${end}`);
+    const n = x.shape[d];
+    const clampIdx = (v: number) => Math.min(n, Math.max(0, v < 0 ? v + n : v));
+    const s = clampIdx(start);
+    const e = end === undefined || end === null ? n : clampIdx(end);
+    const attrs: SliceAttrs = { dim: d, start: s, step, count: Math.max(0, Math.ceil((e - s) / step)) };
+    return { out: sliceCopy(x, attrs), attrs };
+  },
+  backward: (g, ctx) => [embedSlice(g, ctx.inputShapes[0], ctx.attrs)],
+});
 
-function sliceRaw(x: Tensor, a: SliceAttrs): Tensor {
+/** The copy behind slice (not recorded: cat's backward uses it too). */
+function sliceCopy(x: Tensor, a: SliceAttrs): Tensor {
   const outShape = x.shape.map((v, i) => (i === a.dim ? a.count : v));
   const st = stridesOf(x.shape);
   const out = emptyTensor('slice', outShape, x.dtype);
@@ -267,20 +219,33 @@ function sliceRaw(x: Tensor, a: SliceAttrs): Tensor {
     { offset: a.start * st[a.dim], strides: st.map((s, i) => (i === a.dim ? s * a.step : s)) },
     { offset: 0, strides: stridesOf(outShape) },
   );
-  return record(sliceDef, [x], out, a);
+  return out;
 }
 
-export function narrow(x: Tensor, dim: number, start: number, length: number): Tensor {
-  expectDims('narrow', x);
-  const d = normDim('narrow', dim, x.ndim);
-  const s = start < 0 ? start + x.shape[d] : start;
-  if (!Number.isInteger(start) || !Number.isInteger(length) || length < 0 || s < 0 || s + length > x.shape[d])
-    fail('narrow', `start ${start} and length ${length} do not fit dimension ${dim} of size ${x.shape[d]}`);
-  return sliceRaw(x, { dim: d, start: s, step: 1, count: length });
-}
+/** PyTorch's narrow: `length` elements from `start` along `dim` (a slice with step 1, checked to fit). */
+export const narrow = defineOp({
+  name: 'narrow',
+  composite: true,
+  dtypes: ALL_DTYPES,
+  forward: (x: Tensor, dim: number, start: number, length: number): Tensor => {
+    expectDims('narrow', x);
+    const d = normDim('narrow', dim, x.ndim);
+    const s = start < 0 ? start + x.shape[d] : start;
+    if (!Number.isInteger(start) || !Number.isInteger(length) || length < 0 || s < 0 || s + length > x.shape[d])
+      fail('narrow', `start ${start} and length ${length} do not fit dimension ${dim} of size ${x.shape[d]}`);
+    return slice(x, d, s, s + length);
+  },
+});
 
-/** Splits into chunks of `splitSize` (or the listed sizes) along `dim`. */
-export function split(x: Tensor, splitSizeOrSections: number | readonly number[], dim = 0): Tensor[] {
+/** Splits into chunks of `splitSize` (or the listed sizes) along `dim`: one slice each. */
+export const split = defineOp({
+  name: 'split',
+  composite: true,
+  dtypes: ALL_DTYPES,
+  forward: splitForward,
+});
+
+function splitForward(x: Tensor, splitSizeOrSections: number | readonly number[], dim = 0): Tensor[] {
   expectDims('split', x);
   const d = normDim('split', dim, x.ndim);
   const n = x.shape[d];
@@ -299,7 +264,7 @@ export function split(x: Tensor, splitSizeOrSections: number | readonly number[]
   }
   let at = 0;
   return sizes.map((len) => {
-    const t = sliceRaw(x, { dim: d, start: at, step: 1, count: len });
+    const t = slice(x, d, at, at + len);
     at += len;
     return t;
   });
@@ -307,42 +272,46 @@ export function split(x: Tensor, splitSizeOrSections: number | readonly number[]
 
 // ---- flip ---------------------------------------------------------------------------------------------------------
 
-const flipDef = defineOp<{ dims: number[] }>({
+export const flip = defineOp({
   name: 'flip',
-  backward: (g, ctx) => [flip(g, ctx.attrs.dims)],
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, dims: number | readonly number[]) => {
+    expectTensor('flip', 'input', x);
+    const nd = normDims('flip', dims as number[], x.ndim);
+    const st = stridesOf(x.shape);
+    let offset = 0;
+    const inStrides = st.map((s, i) => {
+      if (!nd.includes(i)) return s;
+      offset += (x.shape[i] - 1) * s;
+      return -s;
+    });
+    const out = emptyTensor('flip', x.shape, x.dtype);
+    stridedCopy('flip', out, x, x.shape, { offset, strides: inStrides }, { offset: 0, strides: st });
+    return { out, attrs: { dims: nd } };
+  },
+  backward: (g, ctx): Tensor[] => [flip(g, ctx.attrs.dims)],
 });
-
-export function flip(x: Tensor, dims: number | readonly number[]): Tensor {
-  expectTensor('flip', 'input', x);
-  const nd = normDims('flip', dims as number[], x.ndim);
-  const st = stridesOf(x.shape);
-  let offset = 0;
-  const inStrides = st.map((s, i) => {
-    if (!nd.includes(i)) return s;
-    offset += (x.shape[i] - 1) * s;
-    return -s;
-  });
-  const out = emptyTensor('flip', x.shape, x.dtype);
-  stridedCopy('flip', out, x, x.shape, { offset, strides: inStrides }, { offset: 0, strides: st });
-  return record(flipDef, [x], out, { dims: nd });
-}
 
 // ---- cat / stack --------------------------------------------------------------------------------------------------
 
-const catDef = defineOp<{ dim: number; sizes: number[] }>({
+export const cat = defineOp({
   name: 'cat',
+  dtypes: ALL_DTYPES,
+  inputs: ([tensors]) => (Array.isArray(tensors) ? tensors : []),
+  forward: catForward,
   backward: (g, ctx) => {
     let at = 0;
     return ctx.attrs.sizes.map((len, i) => {
       const start = at;
       at += len;
       if (!ctx.needsGrad[i]) return null;
-      return sliceRaw(g, { dim: ctx.attrs.dim, start, step: 1, count: len });
+      return sliceCopy(g, { dim: ctx.attrs.dim, start, step: 1, count: len });
     });
   },
 });
 
-export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
+function catForward(tensors: readonly Tensor[], dim = 0) {
   if (!Array.isArray(tensors as unknown) || tensors.length === 0) fail('cat', 'expects a non-empty array of tensors');
   tensors.forEach((t, i) => expectTensor('cat', `tensors[${i}]`, t));
   const first = tensors[0];
@@ -362,10 +331,17 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
     stridedCopy('cat', out, t, t.shape, { offset: 0, strides: stridesOf(t.shape) }, { offset: at * ost[d], strides: ost });
     at += t.shape[d];
   }
-  return record(catDef, tensors, out, { dim: d, sizes });
+  return { out, attrs: { dim: d, sizes } };
 }
 
-export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
+export const stack = defineOp({
+  name: 'stack',
+  composite: true,
+  dtypes: ALL_DTYPES,
+  forward: stackForward,
+});
+
+function stackForward(tensors: readonly Tensor[], dim = 0): Tensor {
   if (!Array.isArray(tensors as unknown) || tensors.length === 0) fail('stack', 'expects a non-empty array of tensors');
   tensors.forEach((t, i) => expectTensor('stack', `tensors[${i}]`, t));
   for (const [i, t] of tensors.entries()) {
@@ -380,107 +356,17 @@ export function stack(tensors: readonly Tensor[], dim = 0): Tensor {
   return out;
 }
 
-// ---- pad ----------------------------------------------------------------------------------------------------------
-
-interface PadAttrs {
-  /** (before, after) per dim of the input, possibly negative (cropping). */
-  widths: [number, number][];
-}
-
-const padDef = defineOp<PadAttrs>({
-  name: 'pad',
-  backward: (g, ctx) => {
-    const inShape = ctx.inputShapes[0];
-    const out = emptyTensor('pad.backward', inShape, g.dtype);
-    fillInto(out, 0);
-    copyOverlap('pad.backward', out, g, ctx.attrs.widths.map(([lo, hi]) => [-lo, -hi] as [number, number]));
-    return [out];
-  },
-});
-
-/** Copies the overlap of x into out, where out = x grown by `widths` (before, after) per dim. */
-function copyOverlap(op: string, out: Tensor, x: Tensor, widths: [number, number][]): void {
-  const ist = stridesOf(x.shape);
-  const ost = stridesOf(out.shape);
-  let srcOff = 0;
-  let dstOff = 0;
-  const block = x.shape.map((n, i) => {
-    const [lo] = widths[i];
-    const srcStart = Math.max(0, -lo);
-    const dstStart = Math.max(0, lo);
-    srcOff += srcStart * ist[i];
-    dstOff += dstStart * ost[i];
-    return Math.max(0, Math.min(n - srcStart, out.shape[i] - dstStart));
-  });
-  stridedCopy(op, out, x, block, { offset: srcOff, strides: ist }, { offset: dstOff, strides: ost });
-}
-
-export type PadMode = 'constant' | 'reflect' | 'replicate' | 'circular';
-
-export interface PadOptions {
-  /** torch.nn.functional.pad's modes: 'constant' (value), 'reflect' (mirror, border not repeated), 'replicate', 'circular'. */
-  mode?: PadMode;
-  value?: number;
-}
-
-/** Source index along one dim of n for each of the n + before + after padded positions (non-constant modes). */
-function padSourceIndices(n: number, before: number, after: number, mode: Exclude<PadMode, 'constant'>): Int32Array {
-  const idx = new Int32Array(n + before + after);
-  for (let j = 0; j < idx.length; j++) {
-    const i = j - before;
-    if (mode === 'replicate') idx[j] = Math.min(n - 1, Math.max(0, i));
-    else if (mode === 'circular') idx[j] = ((i % n) + n) % n;
-    else idx[j] = i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i;
-  }
-  return idx;
-}
-
-/**
- * torch.nn.functional.pad: `pad` lists (before, after) pairs starting from the last dim; negative values crop
- * (constant mode). The other modes gather along each padded dim with host-computed indices (indexSelect), so their
- * gradient is indexSelect's scatter-add; like PyTorch, reflect needs padding < size and circular padding <= size.
- */
-export function pad(x: Tensor, padding: readonly number[], opts: PadOptions = {}): Tensor {
-  expectTensor('pad', 'input', x);
-  const mode = opts.mode ?? 'constant';
-  if (!['constant', 'reflect', 'replicate', 'circular'].includes(mode))
-    fail('pad', `mode must be 'constant', 'reflect', 'replicate' or 'circular', got '${String(mode)}'`);
-  if (!Array.isArray(padding) || padding.length % 2 !== 0 || padding.length / 2 > x.ndim || !padding.every(Number.isInteger))
-    fail('pad', `padding must be an even-length list of integers (before, after) for up to ${x.ndim} trailing dims, got ${JSON.stringify(padding)}`);
-  const widths: [number, number][] = x.shape.map(() => [0, 0]);
-  for (let i = 0; i < padding.length / 2; i++) widths[x.ndim - 1 - i] = [padding[2 * i], padding[2 * i + 1]];
-  const outShape = x.shape.map((n, i) => n + widths[i][0] + widths[i][1]);
-  if (outShape.some((n) => n < 0)) fail('pad', `padding ${JSON.stringify(padding)} crops shape ${fmtShape(x.shape)} below zero`);
-  if (mode !== 'constant') {
-    widths.forEach(([before, after], d) => {
-      const n = x.shape[d];
-      if (before < 0 || after < 0) fail('pad', `${mode} padding must be non-negative, got (${before}, ${after}) for dim ${d}`);
-      if (mode === 'reflect' && (before >= n || after >= n) && before + after > 0)
-        fail('pad', `reflect padding (${before}, ${after}) of dim ${d} must be smaller than its size ${n}; use 'replicate' or 'constant'`);
-      if (mode === 'circular' && (before > n || after > n))
-        fail('pad', `circular padding (${before}, ${after}) of dim ${d} must not exceed its size ${n}`);
-    });
-    return tidy(() => {
-      let y = x;
-      widths.forEach(([before, after], d) => {
-        if (before + after === 0) return;
-        const idx = padSourceIndices(x.shape[d], before, after, mode);
-        y = indexSelect(y, d, tensor(idx, [idx.length], { dtype: 'i32' }));
-      });
-      return y === x ? clone(x) : y;
-    });
-  }
-  const out = emptyTensor('pad', outShape, x.dtype);
-  fillInto(out, opts.value ?? 0);
-  copyOverlap('pad', out, x, widths);
-  return record(padDef, [x], out, { widths });
-}
-
 /** A contiguous copy with its own storage. */
-export function clone(x: Tensor): Tensor {
-  expectTensor('clone', 'input', x);
-  const out = emptyTensor('clone', x.shape, x.dtype);
-  const st = stridesOf(x.shape);
-  stridedCopy('clone', out, x, x.shape, { offset: 0, strides: st }, { offset: 0, strides: st });
-  return record(reshapeDef, [x], out, undefined);
-}
+export const clone = defineOp({
+  name: 'clone',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor) => {
+    expectTensor('clone', 'input', x);
+    const out = emptyTensor('clone', x.shape, x.dtype);
+    const st = stridesOf(x.shape);
+    stridedCopy('clone', out, x, x.shape, { offset: 0, strides: st }, { offset: 0, strides: st });
+    return { out, attrs: undefined };
+  },
+  backward: (g) => [g.shareStorage()],
+});

@@ -11,12 +11,13 @@
  */
 import gridSampleWgsl from '../../shaders/grid_sample.wgsl';
 import spatialGradientWgsl from '../../shaders/spatial_gradient.wgsl';
-import { defineOp, record, type BackwardContext } from '../engine/autograd.js';
 import { fail, fmtShape } from '../engine/errors.js';
+import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectRank, expectTensor } from './common.js';
-import { fillInto, tensor } from './creation.js';
+import { fillInto } from './base.js';
+import { tensor } from './creation.js';
 import { add, mul, sub } from './math.js';
 import { reshape, slice, split } from './shape.js';
 
@@ -142,13 +143,12 @@ function sampleBackward(op: string, g: Tensor, input: Tensor, coords: Tensor, a:
   return [gIn, gCoords];
 }
 
-const sampleBackwardRule = (op: string) => (g: Tensor, ctx: BackwardContext<SampleAttrs>) => {
-  const [input, coords] = ctx.saved;
-  return sampleBackward(`${op}.backward`, g, input, coords, ctx.attrs, ctx.needsGrad[0], ctx.needsGrad[1]);
-};
-
-const gridSampleDef = defineOp<SampleAttrs>({ name: 'gridSample', backward: sampleBackwardRule('gridSample') });
-const spatialTransformDef = defineOp<SampleAttrs>({ name: 'spatialTransform', backward: sampleBackwardRule('spatialTransform') });
+const sampleBackwardRule =
+  (op: string): BackwardRule<SampleAttrs> =>
+  (g, ctx) => {
+    const [input, coords] = ctx.saved;
+    return sampleBackward(`${op}.backward`, g, input, coords, ctx.attrs, ctx.needsGrad[0], ctx.needsGrad[1]);
+  };
 
 function checkMode(op: string, mode: unknown): boolean {
   if (mode === 'bicubic') fail(op, "mode 'bicubic' is not implemented; use 'bilinear' or 'nearest'");
@@ -176,7 +176,15 @@ function checkSpatialInput(op: string, arg: string, x: Tensor): 2 | 3 {
  * [N, Do, Ho, Wo, 3]) → [N, C, Ho, Wo] (or [N, C, Do, Ho, Wo]). grid[..., 0] is x (along W), grid[..., 1] is y (along H),
  * grid[..., 2] is z (along D), each normalised to [-1, 1]. Differentiable in input and grid.
  */
-export function gridSample(input: Tensor, grid: Tensor, opts: GridSampleOptions = {}): Tensor {
+export const gridSample = defineOp({
+  name: 'gridSample',
+  dtypes: FLOAT,
+  inputs: ([input, grid]) => [input, grid],
+  forward: gridSampleForward,
+  backward: sampleBackwardRule('gridSample'),
+});
+
+function gridSampleForward(input: Tensor, grid: Tensor, opts: GridSampleOptions = {}) {
   const op = 'gridSample';
   const nd = checkSpatialInput(op, 'input', input);
   expectTensor(op, 'grid', grid);
@@ -193,7 +201,7 @@ export function gridSample(input: Tensor, grid: Tensor, opts: GridSampleOptions 
   const alignCorners = opts.alignCorners ?? false;
   if (typeof alignCorners !== 'boolean') fail(op, `alignCorners must be a boolean, got ${describe(alignCorners)}`);
   const attrs: SampleAttrs = { nd, nearest, padding, alignCorners, flow: false };
-  return record(gridSampleDef, [input, grid], sampleRaw(op, input, grid, attrs), attrs, () => [input, grid]);
+  return { out: sampleRaw(op, input, grid, attrs), attrs, save: () => [input, grid] };
 }
 
 export interface SpatialTransformOptions {
@@ -209,7 +217,15 @@ export interface SpatialTransformOptions {
  * Equal to grid_sample(src, normalised identity + flow with channels reversed, align_corners=True) as VoxelMorph
  * computes it, without the normalisation round trip. Differentiable in src and flow.
  */
-export function spatialTransform(src: Tensor, flow: Tensor, opts: SpatialTransformOptions = {}): Tensor {
+export const spatialTransform = defineOp({
+  name: 'spatialTransform',
+  dtypes: FLOAT,
+  inputs: ([src, flow]) => [src, flow],
+  forward: spatialTransformForward,
+  backward: sampleBackwardRule('spatialTransform'),
+});
+
+function spatialTransformForward(src: Tensor, flow: Tensor, opts: SpatialTransformOptions = {}) {
   const op = 'spatialTransform';
   const nd = checkSpatialInput(op, 'src', src);
   checkFlow(op, flow, nd);
@@ -218,7 +234,7 @@ export function spatialTransform(src: Tensor, flow: Tensor, opts: SpatialTransfo
   const nearest = checkMode(op, opts.mode ?? 'bilinear');
   const padding = checkPadding(op, opts.paddingMode ?? 'zeros');
   const attrs: SampleAttrs = { nd, nearest, padding, alignCorners: true, flow: true };
-  return record(spatialTransformDef, [src, flow], sampleRaw(op, src, flow, attrs), attrs, () => [src, flow]);
+  return { out: sampleRaw(op, src, flow, attrs), attrs, save: () => [src, flow] };
 }
 
 /** A displacement (or velocity) field: [N, nd, *spatial] f32, nd = number of spatial dims (2 or 3, or `nd` given). */
@@ -238,7 +254,9 @@ function checkFlow(op: string, flow: Tensor, nd?: number, arg = 'flow'): 2 | 3 {
  * VoxelMorph's VecInt: integrates a stationary velocity field [N, ndim, *spatial] (voxels) by scaling and squaring:
  * v = vel / 2^steps, then `steps` times v = v + spatialTransform(v, v). Returns the displacement field.
  */
-export function integrateVelocity(vel: Tensor, steps = 7): Tensor {
+export const integrateVelocity = defineOp({ name: 'integrateVelocity', composite: true, dtypes: FLOAT, forward: integrateVelocityForward });
+
+function integrateVelocityForward(vel: Tensor, steps = 7): Tensor {
   const op = 'integrateVelocity';
   checkFlow(op, vel, undefined, 'vel');
   if (!Number.isInteger(steps) || steps < 0) fail(op, `steps must be a non-negative integer, got ${describe(steps)}`);
@@ -259,7 +277,9 @@ function baseLine(n: number, alignCorners: boolean): number[] {
  * torch.nn.functional.affine_grid: theta [N, 2, 3] with size [N, C, H, W] → grid [N, H, W, 2], or theta [N, 3, 4]
  * with size [N, C, D, H, W] → [N, D, H, W, 3]; grid = (x, y[, z], 1) @ theta^T. Differentiable in theta.
  */
-export function affineGrid(theta: Tensor, size: readonly number[], opts: { alignCorners?: boolean } = {}): Tensor {
+export const affineGrid = defineOp({ name: 'affineGrid', composite: true, dtypes: FLOAT, forward: affineGridForward });
+
+function affineGridForward(theta: Tensor, size: readonly number[], opts: { alignCorners?: boolean } = {}): Tensor {
   const op = 'affineGrid';
   expectTensor(op, 'theta', theta);
   expectFloat(op, 'theta', theta);
@@ -309,8 +329,22 @@ function diffUniforms(a: DiffAttrs, n: number) {
   return { n, L: a.L, Lout: a.central ? a.L : a.L - 1, inner: a.inner };
 }
 
-const diffDef = defineOp<DiffAttrs>({
-  name: 'spatialGradient',
+/** The finite differences along one axis of x viewed as [outer, L, inner]; spatialGradient runs it per spatial axis. */
+const axisDifference = defineOp({
+  name: 'axisDifference',
+  dtypes: FLOAT,
+  via: 'spatialGradient',
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, dim: number, central: boolean) => {
+    const op = 'spatialGradient';
+    const a: DiffAttrs = { L: x.shape[dim], outer: shapeSize(x.shape.slice(0, dim)), inner: shapeSize(x.shape.slice(dim + 1)), central };
+    const y = emptyTensor(op, x.shape.map((v, i) => (i === dim && !central ? v - 1 : v)), 'f32');
+    if (y.size > 0) {
+      const k = diffKernel(central, false);
+      dispatch(k, [y.buffer(op), x.buffer(op)], diffUniforms(a, y.size), grid1d(ceilDiv(y.size, k.workgroupSize)));
+    }
+    return { out: y, attrs: a };
+  },
   backward: (g, ctx) => {
     const a = ctx.attrs;
     const out = emptyTensor('spatialGradient.backward', ctx.inputShapes[0], 'f32');
@@ -332,7 +366,9 @@ const diffDef = defineOp<DiffAttrs>({
  * Grad-l2 = mean over axes of vg.mean(vg.square(d))). 'central': np.gradient / torch.gradient with unit spacing,
  * (x[k + 1] - x[k - 1]) / 2 inside and one-sided x[1] - x[0], x[n - 1] - x[n - 2] at the two ends, same shape as x.
  */
-export function spatialGradient(x: Tensor, opts: { mode?: SpatialGradientMode } = {}): Tensor[] {
+export const spatialGradient = defineOp({ name: 'spatialGradient', composite: true, dtypes: FLOAT, forward: spatialGradientForward });
+
+function spatialGradientForward(x: Tensor, opts: { mode?: SpatialGradientMode } = {}): Tensor[] {
   const op = 'spatialGradient';
   expectTensor(op, 'input', x);
   expectFloat(op, 'input', x);
@@ -344,15 +380,7 @@ export function spatialGradient(x: Tensor, opts: { mode?: SpatialGradientMode } 
   if (x.shape.slice(2).some((d) => d < minLen))
     fail(op, `every spatial dim must have at least ${minLen} samples for ${mode} differences, got shape ${fmtShape(x.shape)}`);
   const out: Tensor[] = [];
-  for (let d = 2; d < x.ndim; d++) {
-    const a: DiffAttrs = { L: x.shape[d], outer: shapeSize(x.shape.slice(0, d)), inner: shapeSize(x.shape.slice(d + 1)), central };
-    const y = emptyTensor(op, x.shape.map((v, i) => (i === d && !central ? v - 1 : v)), 'f32');
-    if (y.size > 0) {
-      const k = diffKernel(central, false);
-      dispatch(k, [y.buffer(op), x.buffer(op)], diffUniforms(a, y.size), grid1d(ceilDiv(y.size, k.workgroupSize)));
-    }
-    out.push(record(diffDef, [x], y, a));
-  }
+  for (let d = 2; d < x.ndim; d++) out.push(axisDifference(x, d, central));
   return out;
 }
 
@@ -361,7 +389,9 @@ export function spatialGradient(x: Tensor, opts: { mode?: SpatialGradientMode } 
  * [N, *spatial], as VoxelMorph's jacobian_determinant (np.gradient of identity + u): central differences inside,
  * one-sided first differences on the first and last voxel of each axis. Differentiable in flow.
  */
-export function jacobianDeterminant(flow: Tensor): Tensor {
+export const jacobianDeterminant = defineOp({ name: 'jacobianDeterminant', composite: true, dtypes: FLOAT, forward: jacobianDeterminantForward });
+
+function jacobianDeterminantForward(flow: Tensor): Tensor {
   const op = 'jacobianDeterminant';
   const nd = checkFlow(op, flow);
   if (flow.shape.slice(2).some((d) => d < 2))

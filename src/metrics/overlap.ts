@@ -8,7 +8,8 @@ import { gpu } from '../engine/device.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { Tensor } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor } from '../kernels/common.js';
-import { fillInto, tensor } from '../kernels/creation.js';
+import { fillInto } from '../kernels/base.js';
+import { tensor } from '../kernels/creation.js';
 import { expectChoice, expectPair, isFloat, labelsOf, perLabelResult, type Binary, type LabelOptions, type Multi, type PerLabelResult } from './common.js';
 
 export interface OverlapOptions extends LabelOptions {

@@ -11,7 +11,7 @@ import { fail, fmtShape } from '../engine/errors.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { Tensor } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor } from '../kernels/common.js';
-import { fillInto } from '../kernels/creation.js';
+import { fillInto } from '../kernels/base.js';
 import { slice } from '../kernels/shape.js';
 import { edt } from './edt.js';
 import { expectChoice, expectPair, isFloat, labelsOf, perLabelResult, spacingOf, type Binary, type LabelOptions, type Multi, type PerLabelResult } from './common.js';

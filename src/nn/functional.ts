@@ -1,2 +1,2 @@
 /** vg.nn.functional: functional forms that live with the modules (the other functional ops are on vg itself). */
-export { scaledDotProductAttention, type ScaledDotProductAttentionOptions } from './functional-attention.js';
+export { scaledDotProductAttention, type ScaledDotProductAttentionOptions } from '../kernels/attention.js';

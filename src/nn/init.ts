@@ -7,7 +7,7 @@ import { fail, fmtShape } from '../engine/errors.js';
 import { noGrad } from '../engine/autograd.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
 import { expectFloat, expectTensor } from '../kernels/common.js';
-import { fillInto } from '../kernels/creation.js';
+import { fillInto } from '../kernels/base.js';
 import { normal, uniform } from '../kernels/random.js';
 import { copyInto } from './module.js';
 

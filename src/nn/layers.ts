@@ -5,7 +5,8 @@ import { Tensor } from '../engine/tensor.js';
 import { add, full, gelu, leakyRelu, ones, relu, sigmoid, tanh, zeros } from '../ops.js';
 import { linear } from '../kernels/matmul.js';
 import { conv1d, conv2d, conv3d, convTranspose2d, convTranspose3d, type ConvOptions, type ConvTransposeOptions } from '../kernels/conv.js';
-import { batchNorm, dropout, groupNorm, instanceNorm, layerNorm } from '../kernels/norm.js';
+import { dropout } from '../kernels/dropout.js';
+import { batchNorm, groupNorm, instanceNorm, layerNorm } from '../kernels/norm.js';
 import { kaimingUniform_, uniform_ } from './init.js';
 import { Module, copyInto } from './module.js';
 

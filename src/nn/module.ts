@@ -9,7 +9,7 @@ import { noGrad } from '../engine/autograd.js';
 import { fail, fmtShape } from '../engine/errors.js';
 import { Tensor } from '../engine/tensor.js';
 import { stridesOf } from '../engine/shape.js';
-import { stridedCopy } from '../kernels/shape.js';
+import { stridedCopy } from '../kernels/base.js';
 
 /** Copies src's values into dst's storage (same shape and dtype), outside autodiff. */
 export function copyInto(op: string, dst: Tensor, src: Tensor): void {

@@ -19,7 +19,8 @@ import { cast } from '../../kernels/elementwise.js';
 import { abs, add, div, eq, exp, mul, neg, pow, sigmoid, sqrt, square, sub } from '../../kernels/math.js';
 import { matmul } from '../../kernels/matmul.js';
 import { max, mean, min, sum } from '../../kernels/reduce.js';
-import { cat, pad, reshape, slice, split } from '../../kernels/shape.js';
+import { pad } from '../../kernels/pad.js';
+import { cat, reshape, slice, split } from '../../kernels/shape.js';
 import { spatialGradient } from '../../kernels/spatial.js';
 
 // ---- argument checks ------------------------------------------------------------------------------------------------

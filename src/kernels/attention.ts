@@ -4,15 +4,16 @@
  * tokens per window); a fused flash-style kernel would be the next step for long sequences.
  */
 import { fail, fmtShape } from '../engine/errors.js';
-import { Tensor, tidy } from '../engine/tensor.js';
+import { FLOAT, defineOp } from '../engine/op.js';
 import { broadcastShapes } from '../engine/shape.js';
-import { describe, expectFloat, expectTensor } from '../kernels/common.js';
-import { tensor } from '../kernels/creation.js';
-import { add, mul, where } from '../kernels/math.js';
-import { matmul } from '../kernels/matmul.js';
-import { softmax } from '../kernels/nn.js';
-import { dropout } from '../kernels/norm.js';
-import { transpose } from '../kernels/shape.js';
+import { Tensor, tidy } from '../engine/tensor.js';
+import { describe, expectFloat, expectTensor } from './common.js';
+import { tensor } from './creation.js';
+import { dropout } from './dropout.js';
+import { add, mul, where } from './math.js';
+import { matmul } from './matmul.js';
+import { softmax } from './nn.js';
+import { transpose } from './shape.js';
 
 export interface ScaledDotProductAttentionOptions {
   /**
@@ -65,7 +66,14 @@ export function attentionWithWeights(
  * (PyTorch's F.scaled_dot_product_attention): batch dims broadcast; a row whose every position is masked gives NaN,
  * as in PyTorch's math implementation.
  */
-export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: ScaledDotProductAttentionOptions = {}): Tensor {
+export const scaledDotProductAttention = defineOp({
+  name: 'scaledDotProductAttention',
+  composite: true,
+  dtypes: FLOAT,
+  forward: scaledDotProductAttentionForward,
+});
+
+function scaledDotProductAttentionForward(q: Tensor, k: Tensor, v: Tensor, opts: ScaledDotProductAttentionOptions = {}): Tensor {
   const op = 'scaledDotProductAttention';
   for (const [name, t] of [['query', q], ['key', k], ['value', v]] as const) {
     expectTensor(op, name, t);

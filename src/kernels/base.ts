@@ -1,0 +1,185 @@
+/**
+ * The base every kernel file builds on, below the op files so that they do not import each other in a circle:
+ * the reduction launcher (and sumToShape, which reduces a broadcast gradient back to an input's shape), the strided
+ * copy every shape op materialises through, and the fill kernel. Nothing here is an op: nothing is recorded.
+ */
+import copyWgsl from '../../shaders/copy.wgsl';
+import fillWgsl from '../../shaders/fill.wgsl';
+import reduceWgsl from '../../shaders/reduce.wgsl';
+import { fail, fmtShape } from '../engine/errors.js';
+import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { coalesce, pad8, sameShape, stridesOf } from '../engine/shape.js';
+import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
+import { ceilDiv, emptyTensor } from './common.js';
+
+// ---- reductions ---------------------------------------------------------------------------------------------------
+
+export type ReduceKind = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
+
+function kernelFor(kind: ReduceKind, t: DType, row: boolean) {
+  const arg = kind === 'argmax' || kind === 'argmin';
+  const key = `reduce.${kind}.${t}.${row ? 'row' : 'thread'}`;
+  return kernel(
+    key,
+    () =>
+      reduceWgsl
+        .replaceAll('{{T}}', t)
+        .replaceAll('{{OUT_T}}', arg ? 'i32' : t)
+        .replaceAll('{{OP}}', kind)
+        .replace('{{IS_NAN}}', t === 'f32' ? 'is_nan_f32(v)' : 'false')
+        .replace('{{BETTER}}', kind === 'max' || kind === 'argmax' ? 'b.v > a.v' : 'b.v < a.v')
+        .replaceAll('{{RESULT}}', arg ? 'index_of' : 'value_of'),
+    { defines: { ROW: row, SUM: kind === 'sum' } },
+  );
+}
+
+/** Launches one reduction; returns a tensor of `outShape` (the kept dims, or with 1s where keepdim). */
+export function reduceRaw(op: string, kind: ReduceKind, x: Tensor, dims: number[], outShape: readonly number[]): Tensor {
+  const keepDims = x.shape.map((_, i) => i).filter((i) => !dims.includes(i));
+  const st = stridesOf(x.shape);
+  const keepShape = keepDims.map((i) => x.shape[i]);
+  const redShape = dims.map((i) => x.shape[i]);
+  const nOut = shapeSize(keepShape);
+  const redSize = shapeSize(redShape);
+  const arg = kind === 'argmax' || kind === 'argmin';
+  if (redSize === 0 && kind !== 'sum') fail(op, `cannot reduce over an empty dimension (shape ${fmtShape(x.shape)})`);
+  // merged dims keep the row-major order of outputs and of reduction indices (argmax's r), with fewer divisions
+  const keep = coalesce(keepShape, [keepDims.map((i) => st[i])]);
+  const red = coalesce(redShape, [dims.map((i) => st[i])]);
+  const uniforms = {
+    nOut,
+    redSize,
+    keepRank: keep.shape.length,
+    redRank: red.shape.length,
+    keepShape: pad8(keep.shape),
+    keepStrides: pad8(keep.strides[0]),
+    redShape: pad8(red.shape),
+    redStrides: pad8(red.strides[0]),
+  };
+  const outDtype: DType = arg ? 'i32' : x.dtype;
+  const out = emptyTensor(op, outShape, outDtype);
+  if (nOut === 0) return out;
+  // Short reductions: one invocation each. Long ones: a workgroup each, split into chunks when there are too few
+  // outputs to fill the device (a full reduction of a large tensor then takes two passes).
+  const row = redSize > 32 && !(nOut >= 4096 && redSize <= 1024);
+  if (!row) {
+    const k = kernelFor(kind, x.dtype, false);
+    dispatch(k, [out.buffer(op), x.buffer(op)], { ...uniforms, nSplit: 1, chunk: redSize }, grid1d(ceilDiv(nOut, k.workgroupSize)));
+    return out;
+  }
+  const k = kernelFor(kind, x.dtype, true);
+  const nSplit = arg || nOut >= 64 ? 1 : Math.min(256, Math.max(1, Math.floor(redSize / (16 * k.workgroupSize))));
+  if (nSplit === 1) {
+    dispatch(k, [out.buffer(op), x.buffer(op)], { ...uniforms, nSplit: 1, chunk: redSize }, grid1d(nOut));
+    return out;
+  }
+  const chunk = ceilDiv(redSize, nSplit);
+  const partial = emptyTensor(op, [nOut, nSplit], outDtype);
+  dispatch(k, [partial.buffer(op), x.buffer(op)], { ...uniforms, nSplit, chunk }, grid1d(nOut * nSplit));
+  const final = reduceRaw(op, kind, partial, [1], outShape);
+  partial.dispose();
+  out.dispose();
+  return final;
+}
+
+/** Reduces a broadcast gradient back to `shape` (sum over the broadcast dims). */
+export function sumToShape(t: Tensor, shape: readonly number[]): Tensor {
+  if (sameShape(t.shape, shape)) return t;
+  const lead = t.ndim - shape.length;
+  const dims: number[] = [];
+  for (let i = 0; i < t.ndim; i++) if (i < lead || (shape[i - lead] === 1 && t.shape[i] !== 1)) dims.push(i);
+  const r = dims.length ? reduceRaw('sumToShape', 'sum', t, dims, shape) : t.shareStorage(shape);
+  t.dispose();
+  return r;
+}
+
+// ---- strided copy -------------------------------------------------------------------------------------------------
+
+/** Copies the block `shape` from x (at inOffset, inStrides) into out (at outOffset, outStrides). */
+export function stridedCopy(
+  op: string,
+  out: Tensor,
+  x: Tensor,
+  shape: readonly number[],
+  src: { offset: number; strides: readonly number[] },
+  dst: { offset: number; strides: readonly number[] },
+): void {
+  const n = shapeSize(shape);
+  if (n === 0) return;
+  const m = mergeCopyDims(shape, src.strides, dst.strides);
+  // whole vec4 runs on both sides: move 16 bytes per invocation
+  const r = m.shape.length - 1;
+  const vec4 =
+    m.inStrides[r] === 1 && m.outStrides[r] === 1 && m.shape[r] % 4 === 0 && src.offset % 4 === 0 && dst.offset % 4 === 0 &&
+    m.inStrides.every((st, d) => d === r || st % 4 === 0) && m.outStrides.every((st, d) => d === r || st % 4 === 0);
+  const w = vec4 ? 4 : 1;
+  if (vec4) m.shape[r] /= 4;
+  const scale = (st: number[]) => st.map((v, d) => (d === r ? v : v / w));
+  const rank = m.shape.length;
+  const k = kernel(`copy.r${rank}${vec4 ? '.v4' : ''}`, () => copySource(rank, vec4));
+  dispatch(
+    k,
+    [out.buffer(op), x.buffer(op)],
+    {
+      n: n / w,
+      rank,
+      inOffset: src.offset / w,
+      outOffset: dst.offset / w,
+      shape: pad8(m.shape),
+      inStrides: pad8(scale(m.inStrides)),
+      outStrides: pad8(scale(m.outStrides)),
+    },
+    grid1d(ceilDiv(n / w, k.workgroupSize)),
+  );
+}
+
+/** Drops size-1 dims and merges neighbours that are one contiguous run on both sides (at least one dim remains). */
+function mergeCopyDims(shape: readonly number[], inSt: readonly number[], outSt: readonly number[]) {
+  const m = { shape: [] as number[], inStrides: [] as number[], outStrides: [] as number[] };
+  shape.forEach((size, d) => {
+    if (size === 1) return;
+    const last = m.shape.length - 1;
+    if (last >= 0 && m.inStrides[last] === inSt[d] * size && m.outStrides[last] === outSt[d] * size) {
+      m.shape[last] *= size;
+      m.inStrides[last] = inSt[d];
+      m.outStrides[last] = outSt[d];
+    } else {
+      m.shape.push(size);
+      m.inStrides.push(inSt[d]);
+      m.outStrides.push(outSt[d]);
+    }
+  });
+  if (!m.shape.length) return { shape: [1], inStrides: [0], outStrides: [0] };
+  return m;
+}
+
+function copySource(rank: number, vec4: boolean): string {
+  const lines: string[] = [];
+  for (let d = rank - 1; d >= 0; d--) {
+    const at = `[${d >> 2}u][${d & 3}u]`;
+    lines.push(d > 0 ? `  { let c = i32(rem % p.shape${at}); rem = rem / p.shape${at};` : '  { let c = i32(rem);');
+    lines.push(`    src += c * p.inStrides${at};`, `    dst += c * p.outStrides${at};`, '  }');
+  }
+  return copyWgsl.replaceAll('{{ELEM}}', vec4 ? 'vec4<u32>' : 'u32').replace('{{RANK}}', String(rank)).replace('{{OFFSETS}}', lines.join('\n'));
+}
+
+// ---- fill ---------------------------------------------------------------------------------------------------------
+
+const bits = new DataView(new ArrayBuffer(4));
+
+export function fillKernel(dtype: DType, mode: 'value' | 'arange') {
+  return kernel(`fill.${mode}.${dtype}`, () => fillWgsl.replaceAll('{{T}}', dtype), {
+    defines: { ARANGE_FLOAT: mode === 'arange' && dtype === 'f32', ARANGE_INT: mode === 'arange' && dtype !== 'f32' },
+  });
+}
+
+/** Overwrites every element of `t` with `value` (recorded on the GPU queue, no upload). */
+export function fillInto(t: Tensor, value: number): void {
+  if (t.size === 0) return;
+  if (t.dtype === 'f32') bits.setFloat32(0, value, true);
+  else if (t.dtype === 'i32') bits.setInt32(0, value, true);
+  else bits.setUint32(0, value, true);
+  const k = fillKernel(t.dtype, 'value');
+  dispatch(k, [t.buffer('fill')], { n: t.size, bits: bits.getUint32(0, true) }, grid1d(ceilDiv(t.size, k.workgroupSize)));
+}
+
