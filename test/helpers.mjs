@@ -226,6 +226,26 @@ export async function assertClose(t, ref, { rtol = 1e-5, atol = 1e-6, msg = '' }
 }
 
 /**
+ * The backward of the scalar probe L = sum(fn(...tensors) * R), R random of the output's shape: the gradients of the
+ * inputs listed in `which`, and R (as a Ref and as a tensor, which the caller disposes).
+ */
+async function probeGradients(fn, tensors, which, r, msg) {
+  const out = fn(...tensors);
+  const R = Ref.random(out.shape, r).f32();
+  const Rt = R.toTensor();
+  const L = out.mul(Rt).sum();
+  L.backward();
+  const grads = [];
+  for (const i of which) {
+    assert.ok(tensors[i].grad, `${msg} no gradient reached input ${i}`);
+    grads.push(Float64Array.from(await tensors[i].grad.data()));
+  }
+  out.dispose();
+  L.dispose();
+  return { grads, R, Rt };
+}
+
+/**
  * Finite-difference gradient check of fn(...inputs) → tensor. The scalar probe is L = sum(fn(x) * R) with a fixed
  * random R. For `directions` random unit directions v (and each input), the central difference
  * (L(x + eps v) - L(x - eps v)) / 2 eps is compared with <dL/dx, v> from backward. Perturbations run in float32 on the
@@ -248,17 +268,8 @@ async function gradcheckF32(fn, inputs, { eps = 1e-2, rtol = 2e-2, atol = 2e-3, 
     });
   // analytic
   const ts = toTensors(inputs, true);
-  const out = fn(...ts);
-  const R = Ref.random(out.shape, r);
-  const Rt = R.toTensor();
-  const L = out.mul(Rt).sum();
-  L.backward();
-  const grads = [];
-  for (const i of which) {
-    assert.ok(ts[i].grad, `${msg} no gradient reached input ${i}`);
-    grads.push(Float64Array.from(await ts[i].grad.data()));
-  }
-  for (const t of [out, L, ...ts.filter((t) => created.has(t))]) t.dispose();
+  const { grads, Rt } = await probeGradients(fn, ts, which, r, msg);
+  for (const t of ts.filter((t) => created.has(t))) t.dispose();
   const probe = async (refs) => {
     const xs = toTensors(refs, false);
     const y = vg.noGrad(() => fn(...xs));
@@ -310,17 +321,8 @@ async function gradcheckFloat64(fn, reference, inputs, { rtol = 1e-3, atol = 1e-
   const xs = inputs.map((x) => (isFloatRef(x) ? x.f32() : x));
   const which = wrt ?? xs.map((_, i) => i).filter((i) => isFloatRef(xs[i]));
   const tensors = xs.map((x, i) => (x instanceof Ref ? x.toTensor({ dtype: x.dtype ?? 'f32', requiresGrad: which.includes(i) }) : x));
-  const out = fn(...tensors);
-  const R = Ref.random(out.shape, r).f32();
-  const Rt = R.toTensor();
-  const L = out.mul(Rt).sum();
-  L.backward();
-  const grads = [];
-  for (const i of which) {
-    assert.ok(tensors[i].grad, `${msg} no gradient reached input ${i}`);
-    grads.push(Float64Array.from(await tensors[i].grad.data()));
-  }
-  for (const t of [out, Rt, L, ...tensors]) if (t instanceof vg.Tensor) t.dispose();
+  const { grads, R, Rt } = await probeGradients(fn, tensors, which, r, msg);
+  for (const t of [Rt, ...tensors]) if (t instanceof vg.Tensor) t.dispose();
   const probe = (args) => {
     const y = reference(...args);
     assert.equal([...y.shape], [...R.shape], `${msg} reference output shape`);
