@@ -72,14 +72,14 @@ function markedFile(work) {
   return found[0];
 }
 
-/** Wraps `const grads = <expr>;` under the marker as `const grads = mutationProbe(node.op.name, <expr>);`. */
+/** Wraps `[const] grads = <expr>;` under the marker as `[const] grads = mutationProbe(node.op.name, <expr>);`. */
 function patchBackwardLoop(path) {
   const src = readFileSync(path, 'utf8');
   const at = src.indexOf(MARKER);
   const start = src.indexOf('\n', at) + 1;
   const end = statementEnd(src, start);
-  const m = /^(\s*(?:const|let)\s+[A-Za-z_$][\w$]*\s*=\s*)([\s\S]*);$/.exec(src.slice(start, end));
-  if (!m) throw new Error(`mutation-check: the statement under the marker is not \`const name = expression;\`:\n${src.slice(start, end)}`);
+  const m = /^(\s*(?:(?:const|let)\s+)?[A-Za-z_$][\w$]*\s*=\s*)([\s\S]*);$/.exec(src.slice(start, end));
+  if (!m) throw new Error(`mutation-check: the statement under the marker is not \`[const|let] name = expression;\`:\n${src.slice(start, end)}`);
   const patched = `${m[1]}mutationProbe(node.op.name, ${m[2]});`;
   const probe = `
 function mutationProbe(opName: string, grads: any): any {
