@@ -318,6 +318,14 @@ test('every differentiable elementwise op of the public API has an analytic deri
   const missing = found.filter((n) => !covered.has(n) && !copies.has(n));
   assert.equal(missing, [], `elementwise ops without an analytic derivative in this file: ${missing.join(', ')}`);
   assert.ok(found.includes('where') && found.length >= 30, `the probe found only ${found.length} elementwise ops (${found.join(', ')}): it is not finding the table`);
+  // the registry's list: every differentiable variant reached through one of these functions (gelu's tanh form,
+  // clamp's one-sided forms) needs its own entry, and every entry names a registered differentiable op
+  const listed = vg.listOps();
+  const variants = listed.filter((o) => o.differentiable && o.via && found.includes(o.via) && !DERIVATIVES[o.name]).map((o) => `${o.name} (vg.${o.via})`);
+  assert.equal(variants, [], `variants of elementwise ops without an analytic derivative here: ${variants.join(', ')}`);
+  const differentiable = new Set(listed.filter((o) => o.differentiable).map((o) => o.name));
+  const stale = Object.keys(DERIVATIVES).filter((n) => !differentiable.has(n));
+  assert.equal(stale, [], `entries here that vg.listOps() does not list as differentiable ops: ${stale.join(', ')}`);
 });
 
 test("cast to 'f32' (vg.cast, Tensor.to) passes the gradient through unchanged; from an integer tensor none flows", async () => {
