@@ -181,7 +181,7 @@ function defineRecorded<Args extends unknown[], A, R>(
 
 /** Every registered op, sorted by name. */
 export function listOps(): OpInfo[] {
-  return [...registry.values()].map((e) => ({ ...e.info })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [...registry.values()].map((e) => ({ ...e.info, dtypes: [...e.info.dtypes] })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 export interface OpStat {

@@ -739,50 +739,39 @@ function convTransposeNd(nd: number, op: string, input: Tensor, weight: Tensor, 
 
 // ---- public ops ---------------------------------------------------------------------------------------------------
 
+/** conv1d/2d/3d: the same checks and primitive, `nd` spatial dims. */
+function convOp(name: 'conv1d' | 'conv2d' | 'conv3d', nd: number) {
+  return defineOp({
+    name,
+    composite: true,
+    dtypes: FLOAT,
+    forward: (input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor => convNd(nd, name, input, weight, opts),
+  });
+}
+
+function convTransposeOp(name: 'convTranspose1d' | 'convTranspose2d' | 'convTranspose3d', nd: number) {
+  return defineOp({
+    name,
+    composite: true,
+    dtypes: FLOAT,
+    forward: (input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor => convTransposeNd(nd, name, input, weight, opts),
+  });
+}
+
 /** torch.nn.functional.conv1d: input [N, Cin, L], weight [Cout, Cin/groups, k]. */
-export const conv1d = defineOp({
-  name: 'conv1d',
-  composite: true,
-  dtypes: FLOAT,
-  forward: (input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor => convNd(1, 'conv1d', input, weight, opts),
-});
+export const conv1d = convOp('conv1d', 1);
 
 /** torch.nn.functional.conv2d: input [N, Cin, H, W], weight [Cout, Cin/groups, kH, kW]. */
-export const conv2d = defineOp({
-  name: 'conv2d',
-  composite: true,
-  dtypes: FLOAT,
-  forward: (input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor => convNd(2, 'conv2d', input, weight, opts),
-});
+export const conv2d = convOp('conv2d', 2);
 
 /** torch.nn.functional.conv3d: input [N, Cin, D, H, W], weight [Cout, Cin/groups, kD, kH, kW]. */
-export const conv3d = defineOp({
-  name: 'conv3d',
-  composite: true,
-  dtypes: FLOAT,
-  forward: (input: Tensor, weight: Tensor, opts?: ConvOptions): Tensor => convNd(3, 'conv3d', input, weight, opts),
-});
+export const conv3d = convOp('conv3d', 3);
 
 /** torch.nn.functional.conv_transpose1d: input [N, Cin, L], weight [Cin, Cout/groups, k]. */
-export const convTranspose1d = defineOp({
-  name: 'convTranspose1d',
-  composite: true,
-  dtypes: FLOAT,
-  forward: (input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor => convTransposeNd(1, 'convTranspose1d', input, weight, opts),
-});
+export const convTranspose1d = convTransposeOp('convTranspose1d', 1);
 
 /** torch.nn.functional.conv_transpose2d: input [N, Cin, H, W], weight [Cin, Cout/groups, kH, kW]. */
-export const convTranspose2d = defineOp({
-  name: 'convTranspose2d',
-  composite: true,
-  dtypes: FLOAT,
-  forward: (input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor => convTransposeNd(2, 'convTranspose2d', input, weight, opts),
-});
+export const convTranspose2d = convTransposeOp('convTranspose2d', 2);
 
 /** torch.nn.functional.conv_transpose3d: input [N, Cin, D, H, W], weight [Cin, Cout/groups, kD, kH, kW]. */
-export const convTranspose3d = defineOp({
-  name: 'convTranspose3d',
-  composite: true,
-  dtypes: FLOAT,
-  forward: (input: Tensor, weight: Tensor, opts?: ConvTransposeOptions): Tensor => convTransposeNd(3, 'convTranspose3d', input, weight, opts),
-});
+export const convTranspose3d = convTransposeOp('convTranspose3d', 3);

@@ -86,20 +86,18 @@ function channelDropout(op: string, x: Tensor, spatial: number, opts: DropoutOpt
   return dropoutForward(op, x, shapeSize(x.shape.slice(x.ndim - spatial)), opts);
 }
 
+function channelDropoutOp(name: 'dropout2d' | 'dropout3d', spatial: number) {
+  return defineOp({
+    name,
+    dtypes: FLOAT,
+    inputs: ([x]) => [x],
+    forward: (x: Tensor, opts: DropoutOptions = {}) => channelDropout(name, x, spatial, opts),
+    backward: dropoutBackward,
+  });
+}
+
 /** dropout2d: zeroes whole channels of [N, C, H, W] (or [C, H, W]); channel (n, c) is kept when vg.rand([N, C], { seed }) >= p. */
-export const dropout2d = defineOp({
-  name: 'dropout2d',
-  dtypes: FLOAT,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts: DropoutOptions = {}) => channelDropout('dropout2d', x, 2, opts),
-  backward: dropoutBackward,
-});
+export const dropout2d = channelDropoutOp('dropout2d', 2);
 
 /** dropout3d: zeroes whole channels of [N, C, D, H, W] (or [C, D, H, W]). */
-export const dropout3d = defineOp({
-  name: 'dropout3d',
-  dtypes: FLOAT,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts: DropoutOptions = {}) => channelDropout('dropout3d', x, 3, opts),
-  backward: dropoutBackward,
-});
+export const dropout3d = channelDropoutOp('dropout3d', 3);

@@ -1,7 +1,7 @@
 /** softmax / logSoftmax (one fused kernel each) and the losses, composed from ops so gradients come for free. */
 import softmaxWgsl from '../../shaders/softmax.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
-import { FLOAT, composed, defineOp, type BackwardRule, type Composed, type Forward } from '../engine/op.js';
+import { ALL_DTYPES, FLOAT, composed, defineOp, type BackwardRule, type Composed, type Forward } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDim, sameShape } from '../engine/shape.js';
 import { Tensor, tidy } from '../engine/tensor.js';
@@ -56,21 +56,18 @@ function softmaxForward(op: 'softmax' | 'logSoftmax', x: Tensor, dim: number | u
   return composed(tidy(() => permute(self(permute(x, perm), { dim: -1 }), perm)));
 }
 
-export const softmax = defineOp({
-  name: 'softmax',
-  dtypes: FLOAT,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts: { dim?: number } = {}) => softmaxForward('softmax', x, opts.dim),
-  backward: softmaxBackward,
-});
+function softmaxOp(name: 'softmax' | 'logSoftmax', backward: BackwardRule<undefined>) {
+  return defineOp({
+    name,
+    dtypes: FLOAT,
+    inputs: ([x]) => [x],
+    forward: (x: Tensor, opts: { dim?: number } = {}) => softmaxForward(name, x, opts.dim),
+    backward,
+  });
+}
 
-export const logSoftmax = defineOp({
-  name: 'logSoftmax',
-  dtypes: FLOAT,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts: { dim?: number } = {}) => softmaxForward('logSoftmax', x, opts.dim),
-  backward: logSoftmaxBackward,
-});
+export const softmax = softmaxOp('softmax', softmaxBackward);
+export const logSoftmax = softmaxOp('logSoftmax', logSoftmaxBackward);
 
 export type Reduction = 'mean' | 'sum' | 'none';
 
@@ -200,7 +197,7 @@ function checkPair(op: string, a: Tensor, b: Tensor): void {
     fail(op, `input ${fmtShape(a.shape)} and target ${fmtShape(b.shape)} must have the same shape (PyTorch warns and broadcasts; voxgrad refuses, as it is almost always a bug)`);
 }
 
-export const mseLoss = defineOp({ name: 'mseLoss', composite: true, dtypes: FLOAT, forward: mseLossForward });
+export const mseLoss = defineOp({ name: 'mseLoss', composite: true, dtypes: ALL_DTYPES, forward: mseLossForward });
 
 function mseLossForward(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   checkPair('mseLoss', input, target);
@@ -211,7 +208,7 @@ function mseLossForward(input: Tensor, target: Tensor, opts: { reduction?: Reduc
   });
 }
 
-export const l1Loss = defineOp({ name: 'l1Loss', composite: true, dtypes: FLOAT, forward: l1LossForward });
+export const l1Loss = defineOp({ name: 'l1Loss', composite: true, dtypes: ALL_DTYPES, forward: l1LossForward });
 
 function l1LossForward(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   checkPair('l1Loss', input, target);
@@ -226,7 +223,7 @@ export interface BceOptions {
 }
 
 /** binary_cross_entropy_with_logits: (1 - y) x + (1 + (pw - 1) y) (log(1 + e^-|x|) + max(-x, 0)), stable for any x. */
-export const bceWithLogits = defineOp({ name: 'bceWithLogits', composite: true, dtypes: FLOAT, forward: bceWithLogitsForward });
+export const bceWithLogits = defineOp({ name: 'bceWithLogits', composite: true, dtypes: ALL_DTYPES, forward: bceWithLogitsForward });
 
 function bceWithLogitsForward(logits: Tensor, target: Tensor, opts: BceOptions = {}): Tensor {
   const op = 'bceWithLogits';
@@ -249,7 +246,7 @@ function bceWithLogitsForward(logits: Tensor, target: Tensor, opts: BceOptions =
 }
 
 /** kl_div(input = log q, target = p) = p (log p - input), 0 where p = 0; `logTarget` when target is log p. */
-export const klDiv = defineOp({ name: 'klDiv', composite: true, dtypes: FLOAT, forward: klDivForward });
+export const klDiv = defineOp({ name: 'klDiv', composite: true, dtypes: ALL_DTYPES, forward: klDivForward });
 
 function klDivForward(input: Tensor, target: Tensor, opts: { reduction?: Reduction | 'batchmean'; logTarget?: boolean } = {}): Tensor {
   checkPair('klDiv', input, target);

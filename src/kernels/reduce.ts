@@ -84,37 +84,21 @@ export const sum = defineOp({
   backward: sumBackward,
 });
 
-export const max = defineOp({
-  name: 'max',
-  dtypes: ALL_DTYPES,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts?: ReduceOptions) => reduceForward('max', 'max', x, opts),
-  backward: extremumBackward,
-});
+/** max, min (differentiable: amax's rule) and argmax, argmin (integer indices): one launch each. */
+function extremumOp(kind: 'max' | 'min' | 'argmax' | 'argmin') {
+  return defineOp({
+    name: kind,
+    dtypes: ALL_DTYPES,
+    inputs: ([x]) => [x],
+    forward: (x: Tensor, opts?: ReduceOptions) => reduceForward(kind, kind, x, opts),
+    backward: kind === 'max' || kind === 'min' ? extremumBackward : NOT_DIFFERENTIABLE,
+  });
+}
 
-export const min = defineOp({
-  name: 'min',
-  dtypes: ALL_DTYPES,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts?: ReduceOptions) => reduceForward('min', 'min', x, opts),
-  backward: extremumBackward,
-});
-
-const argmaxOp = defineOp({
-  name: 'argmax',
-  dtypes: ALL_DTYPES,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts: ReduceOptions) => reduceForward('argmax', 'argmax', x, opts),
-  backward: NOT_DIFFERENTIABLE,
-});
-
-const argminOp = defineOp({
-  name: 'argmin',
-  dtypes: ALL_DTYPES,
-  inputs: ([x]) => [x],
-  forward: (x: Tensor, opts: ReduceOptions) => reduceForward('argmin', 'argmin', x, opts),
-  backward: NOT_DIFFERENTIABLE,
-});
+export const max = extremumOp('max');
+export const min = extremumOp('min');
+const argmaxOp = extremumOp('argmax');
+const argminOp = extremumOp('argmin');
 
 /** argmax/argmin along `dim`, or over the flattened input when dim is omitted (keepdim then gives all-1 dims, as in PyTorch). */
 function argReduce(op: 'argmax' | 'argmin', x: Tensor, opts: { dim?: number; keepdim?: boolean }): Tensor {
@@ -189,7 +173,7 @@ export const std = defineOp({
 export const logsumexp = defineOp({
   name: 'logsumexp',
   composite: true,
-  dtypes: FLOAT,
+  dtypes: ALL_DTYPES, // integers compute in f32, as PyTorch promotes them
   forward: (x: Tensor, opts: ReduceOptions = {}): Tensor => {
     expectTensor('logsumexp', 'input', x);
     const dims = normDims('logsumexp', opts.dim, x.ndim);
