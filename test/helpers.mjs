@@ -172,7 +172,9 @@ function opCountsSinceLastMark() {
   return ran;
 }
 
-function markReferenceComparison() {
+/** Marks the ops run since the previous comparison as compared with a reference (assertClose calls it; so may
+ * comparisons written out by hand). */
+export function markReferenceComparison() {
   if (!coverage) return;
   const ran = opCountsSinceLastMark();
   for (const n of ran.forward) coverage.referenced.add(n);
