@@ -181,7 +181,8 @@ test('bad input names the optimizer and the argument', () => {
   const nonLeaf = vg.mul(p, 2);
   assertThrowsWith(() => new vg.optim.SGD([nonLeaf], { lr: 1 }), ['SGD', 'params[0]', 'produced by an op']);
   const ints = vg.zeros([3], { dtype: 'i32' });
-  ints.requiresGrad = true;
+  // an integer tensor cannot be made to require grad (the setter refuses), nor be optimized
+  assertThrowsWith(() => (ints.requiresGrad = true), ['requiresGrad', 'f32', 'i32']);
   assertThrowsWith(() => new vg.optim.AdamW([ints]), ['AdamW', 'params[0]', 'f32', 'i32']);
   assertThrowsWith(() => new vg.optim.SGD([p, p], { lr: 1 }), ['SGD', 'params[1]', 'more than once']);
   assertThrowsWith(() => new vg.optim.SGD([{ params: [p], lr: -2 }], { lr: 1 }), ['SGD', 'paramGroups[0].lr', '-2']);
