@@ -115,10 +115,11 @@ test('gradcheck convTranspose3d: stride 2, outputPadding 1, bias', async () => {
   ]);
 });
 
-test('gradcheck conv1d and convTranspose2d on unbatched input', async () => {
+test('gradcheck conv1d and convTranspose2d on unbatched input, convTranspose1d batched', async () => {
   const r = rng(14);
   await gradcheck((x, w) => vg.conv1d(x, w, { stride: 2, dilation: 2 }), [Ref.random([3, 12], r), Ref.random([2, 3, 3], r)]);
   await gradcheck((x, w) => vg.convTranspose2d(x, w, { stride: [2, 1], padding: [0, 1] }), [Ref.random([2, 3, 4], r), Ref.random([2, 2, 3, 3], r)]);
+  await gradcheck((x, w, b) => vg.convTranspose1d(x, w, { bias: b, stride: 2, padding: 1 }), [Ref.random([2, 3, 5], r), Ref.random([3, 2, 3], r), Ref.random([2], r)]);
 });
 
 // ---- determinism ------------------------------------------------------------------------------------------------------

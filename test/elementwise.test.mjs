@@ -2,23 +2,10 @@
 // over broadcasting shapes with odd sizes.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertClose, assertThrowsWith, gradcheck, refMap, rng, setup, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, erf, gradcheck, refMap, rng, setup, vg } from './helpers.mjs';
 
 test.before(setup);
 
-const erf = (x) => {
-  // float64 erf via a high-order series / continued fraction (|error| < 1e-14 on the ranges used)
-  const t = Math.abs(x);
-  if (t < 3) {
-    let sum = t, term = t;
-    for (let n = 1; n < 80; n++) {
-      term *= (-t * t) / n;
-      sum += term / (2 * n + 1);
-    }
-    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
-  }
-  return Math.sign(x) * (1 - Math.exp(-t * t) / (t * Math.sqrt(Math.PI)) * (1 - 1 / (2 * t * t) + 3 / (4 * t ** 4)));
-};
 const sigmoid = (x) => 1 / (1 + Math.exp(-x));
 const geluTanh = (x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
 

@@ -2,7 +2,7 @@
 // collisions (atomic adds), out-of-range indices, gradients and bad input.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertClose, assertThrowsWith, gradcheck, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, gradcheck, gradcheck64, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -174,6 +174,26 @@ test('gradients match finite differences: gather (repeated indices), scatterAdd 
   await gradcheck((a, i, s) => vg.scatterAdd(a, 0, i, s), [x, si, src], { wrt: [0, 2], msg: 'scatterAdd' });
   await gradcheck((i, s) => vg.scatterAdd(vg.zeros([4, 5, 3]), 0, i, s), [si, src], { wrt: [1], msg: 'scatterAdd src only' });
   await gradcheck((a, i) => vg.indexSelect(a, 1, i), [x, new Ref([4, 0, 4, 2, 4], [5], 'i32')], { wrt: [0], msg: 'indexSelect' });
+});
+
+test('gather, scatterAdd and indexSelect gradients match finite differences of the float64 references (a 1% error fails)', async () => {
+  const r = rng(16);
+  const x = Ref.random([4, 5, 3], r);
+  const gi = randIndex([4, 7, 2], r, 0, 5);
+  await gradcheck64((a, i) => vg.gather(a, 1, i), (a, i) => refGather(a, 1, i), [x, gi], { msg: 'gather dim 1' });
+  const si = randIndex([6, 5, 2], r, 0, 4);
+  const src = Ref.random([7, 5, 3], r);
+  await gradcheck64((a, i, s) => vg.scatterAdd(a, 0, i, s), (a, i, s) => refScatterAdd(a, 0, i, s)[0], [x, si, src], { msg: 'scatterAdd' });
+  // indexSelect along dim 1 with repeats: out[i, j, k] = x[i, idx[j], k]
+  const idx = [4, 0, 4, 2, 4];
+  const selectRef = (a) => {
+    const shape = [4, idx.length, 3];
+    return new Ref(Array.from({ length: size(shape) }, (_, o) => {
+      const [i, j, k] = unravel(o, shape);
+      return a.get([i, idx[j], k]);
+    }), shape);
+  };
+  await gradcheck64((a, i) => vg.indexSelect(a, 1, i), (a) => selectRef(a), [x, new Ref(idx, [5], 'i32')], { msg: 'indexSelect' });
 });
 
 test('scatterAdd with a recorded input frees its autodiff graph when its outputs are disposed', async () => {

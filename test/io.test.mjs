@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { assertThrowsWith, rng, setup, vg } from './helpers.mjs';
+import { assertThrowsWith, markReferenceComparison, rng, setup, vg } from './helpers.mjs';
 import { decodePng } from './png.mjs';
 import { rejectsWith } from './io-helpers.mjs';
 
@@ -524,6 +524,7 @@ test('cropVolume and padVolume: voxels keep their world positions; writeNifti of
 async function checkResampled(out, shape, oldPos, msg) {
   const [X, Y, Z] = out.tensor.shape.slice(-3);
   const d = await out.tensor.data();
+  markReferenceComparison();
   let checked = 0;
   for (let i = 0; i < X; i++)
     for (let j = 0; j < Y; j++)

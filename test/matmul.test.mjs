@@ -2,7 +2,7 @@
 // f32 accumulation, gradients by finite differences, and argument errors.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertThrowsWith, broadcastShape, gradcheck, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
+import { Ref, assertThrowsWith, broadcastShape, gradcheck, gradcheck64, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -187,6 +187,18 @@ test('bmm and linear gradients (input, weight, bias)', async () => {
   await gradcheck((x, y) => vg.bmm(x, y), [rand([3, 4, 5]), rand([3, 5, 2])], { ...GRAD, msg: 'bmm' });
   await gradcheck((x, w, b) => vg.linear(x, w, b), [rand([2, 3, 5]), rand([4, 5]), rand([4])], { ...GRAD, msg: 'linear+bias' });
   await gradcheck((x, w) => vg.linear(x, w), [rand([6, 65]), rand([9, 65])], { ...GRAD, msg: 'linear' });
+});
+
+test('matmul and linear gradients match finite differences of the float64 reference (a 1% error fails)', async () => {
+  for (const [sa, sb] of [[[5, 7], [7, 3]], [[7], [7]], [[2, 1, 3, 4], [5, 4, 6]], [[33, 17], [17, 9]]])
+    await gradcheck64((x, y) => vg.matmul(x, y), (x, y) => refMatmul(x, y), [rand(sa), rand(sb)], { msg: `[${sa}] @ [${sb}]` });
+  // linear(x, w, b) = x w^T + b
+  const transposed = (w) => new Ref(Array.from({ length: w.data.length }, (_, o) => w.get([o % w.shape[0], Math.floor(o / w.shape[0])])), [w.shape[1], w.shape[0]]);
+  const refLinear = (x, w, b) => {
+    const y = refMatmul(x, transposed(w));
+    return new Ref(y.data.map((v, o) => v + b.data[o % b.data.length]), y.shape);
+  };
+  await gradcheck64((x, w, b) => vg.linear(x, w, b), refLinear, [rand([2, 3, 5]), rand([4, 5]), rand([4])], { msg: 'linear' });
 });
 
 test('bad input: contracted-dim mismatch, 0-d, integer dtype, bias shape, bmm batch', async () => {

@@ -2,7 +2,7 @@
 // definitions, gradients by finite differences, and the argument checks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertClose, assertThrowsWith, gradcheck, refMap, rng, setup, size, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, gradcheck, gradcheck64, refMap, rng, setup, size, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -139,6 +139,8 @@ for (const log of [false, true]) {
     await gradcheck((a) => vg[name](a, { dim: -1 }), [Ref.random([3, 6], r, -2, 2).f32()], { msg: `${name} short` });
     await gradcheck((a) => vg[name](a, { dim: 1 }), [Ref.random([2, 130], r, -2, 2).f32()], { msg: `${name} long` });
     await gradcheck((a) => vg[name](a, { dim: 0 }), [Ref.random([4, 3, 2], r, -2, 2).f32()], { msg: `${name} dim 0` });
+    for (const [shape, dim] of [[[3, 6], -1], [[2, 130], 1], [[4, 3, 2], 0]])
+      await gradcheck64((a) => vg[name](a, { dim }), (a) => refSoftmax(a, dim, log), [Ref.random(shape, r, -2, 2)], { msg: `${name} ${shape} float64` });
   });
 }
 
@@ -412,6 +414,43 @@ test('klDiv: gradients w.r.t. input (zeros in target) and target', async () => {
     const logTarget = Ref.random([3, 4], r, -3, 0).f32();
     await gradcheck((a, b) => vg.klDiv(a, b, { reduction, logTarget: true }), [x, logTarget], { msg: `${reduction} logTarget` });
   }
+});
+
+// ---- losses against float64 finite differences ---------------------------------------------------------------------
+
+test('loss gradients match finite differences of the float64 references (a 1% error fails)', async () => {
+  const r = rng(61);
+  const weight = Ref.random([4], r, 0.3, 2).f32();
+  const wt = weight.toTensor();
+  const targets = classTargets([3, 2], 4, r, { ignoredFrac: 0.2 });
+  for (const reduction of ['mean', 'sum', 'none']) {
+    for (const opts of [{ reduction }, { reduction, weight: wt, labelSmoothing: 0.1 }]) {
+      const refOpts = { ...opts, weight: opts.weight ? weight : null };
+      const msg = `crossEntropy ${JSON.stringify({ ...opts, weight: !!opts.weight })}`;
+      await gradcheck64((a, t) => vg.crossEntropy(a, t, opts), (a, t) => refCrossEntropy(refSoftmax(a, 1, true), t, refOpts), [Ref.random([3, 4, 2], r, -2, 2), targets], { msg });
+    }
+    await gradcheck64((a, t) => vg.nllLoss(a, t, { weight: wt, reduction }), (a, t) => refCrossEntropy(a, t, { weight, reduction }), [Ref.random([3, 4, 2], r, -3, 0), targets], { msg: `nllLoss ${reduction}` });
+    await gradcheck64((a, q) => vg.crossEntropy(a, q, { reduction }), (a, q) => refCrossEntropy(refSoftmax(a, 1, true), q, { reduction }), [Ref.random([3, 4], r, -2, 2), probTargets([3, 4], r)], { msg: `crossEntropy probabilities ${reduction}` });
+    const a = Ref.random([3, 4], r, -2, 2).f32();
+    // |a - b| >= 0.1: l1's kink stays out of reach of the step
+    const b = refMap((v, s) => v + (s < 0 ? -1 : 1) * (0.1 + Math.abs(s)), a, Ref.random([3, 4], r)).f32();
+    await gradcheck64((x, y) => vg.mseLoss(x, y, { reduction }), (x, y) => reduceRef(refMap((u, v) => (u - v) ** 2, x, y), reduction), [a, b], { msg: `mseLoss ${reduction}` });
+    await gradcheck64((x, y) => vg.l1Loss(x, y, { reduction }), (x, y) => reduceRef(refMap((u, v) => Math.abs(u - v), x, y), reduction), [a, b], { msg: `l1Loss ${reduction}` });
+    const bw = Ref.random([3, 1], r, 0.2, 2).f32();
+    const pw = Ref.random([4], r, 0.5, 3).f32();
+    const [bwt, pwt] = [bw.toTensor(), pw.toTensor()];
+    await gradcheck64(
+      (x, y) => vg.bceWithLogits(x, y, { weight: bwt, posWeight: pwt, reduction }),
+      (x, y) => reduceRef(refMap(refBce, x, y, bw, pw), reduction),
+      [Ref.random([3, 4], r, -4, 4), Ref.random([3, 4], r, 0, 1)],
+      { msg: `bceWithLogits ${reduction}` },
+    );
+    bwt.dispose();
+    pwt.dispose();
+    await gradcheck64((x, p) => vg.klDiv(x, p, { reduction }), (x, p) => reduceRef(refMap((u, v) => refKl(u, v, false), x, p), reduction), [Ref.random([3, 4], r, -3, 0), Ref.random([3, 4], r, 0.2, 1)], { msg: `klDiv ${reduction}` });
+    await gradcheck64((x, t) => vg.klDiv(x, t, { reduction, logTarget: true }), (x, t) => reduceRef(refMap((u, v) => refKl(u, v, true), x, t), reduction), [Ref.random([3, 4], r, -3, 0), Ref.random([3, 4], r, -3, 0)], { msg: `klDiv logTarget ${reduction}` });
+  }
+  wt.dispose();
 });
 
 // ---- shared argument checks ------------------------------------------------------------------------------------------

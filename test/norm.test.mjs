@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fixtureRef, loadFixtures } from './fixtures.mjs';
-import { Ref, assertClose, assertThrowsWith, gradcheck, rng, setup, size, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, gradcheck, gradcheck64, markReferenceComparison, rng, setup, size, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -352,11 +352,15 @@ test('dropout2d / dropout3d zero whole channels: channel (n, c) kept when vg.ran
     const xr = Ref.random(shape, rng(6), 0.5, 2).f32();
     const y = await vg[fn](xr.toTensor(), { p: 0.4, seed: 9 }).data();
     const u = await vg.rand([lead], { seed: 9 }).data();
+    markReferenceComparison();
     const per = xr.data.length / lead;
     for (let i = 0; i < y.length; i++) {
       const keep = u[Math.floor(i / per)] >= Math.fround(0.4);
       assert.is(y[i], keep ? Math.fround(xr.data[i] * Math.fround(1 / 0.6)) : 0, `${fn} ${shape} element ${i}`);
     }
+    // the same seed gives the same channel mask, so the op is a fixed linear map whose gradient is checkable
+    const masked = (x) => new Ref(x.data.map((v, i) => (u[Math.floor(i / per)] >= Math.fround(0.4) ? v / 0.6 : 0)), x.shape);
+    await gradcheck64((x) => vg[fn](x, { p: 0.4, seed: 9 }), masked, [xr], { msg: `${fn} ${shape}` });
   }
 });
 

@@ -2,7 +2,7 @@
 // (THREAD, ROW, ROW split in two passes), integer dtypes, NaN / inf semantics, gradients and bad input.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertClose, assertThrowsWith, distinct, gradcheck, refReduce, rng, setup, size, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, distinct, gradcheck, gradcheck64, refReduce, rng, setup, size, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -326,6 +326,28 @@ test('gradients match finite differences: sum, mean, max, min, var, std, logsume
     ['logsumexp', { dim: [0, 2], keepdim: true }, x],
   ])
     await gradcheck((a) => vg[op](a, opts), [input], { msg: `${op} ${JSON.stringify(opts)}` });
+});
+
+test('gradients match finite differences of the float64 references (a 1% error fails): sum, mean, max, min, var, std, logsumexp', async () => {
+  const r = rng(43);
+  const x = Ref.random([3, 4, 5], r, -2, 2);
+  const xd = distinct([3, 4, 5], r);
+  for (const [op, dims, keepdim, input, extra] of [
+    ['sum', [0, 1, 2], false, x],
+    ['sum', [0, 2], false, x],
+    ['mean', [2], true, x],
+    ['max', [1], false, xd],
+    ['max', [0, 2], true, xd],
+    ['max', [0, 1, 2], false, xd],
+    ['min', [2], false, xd],
+    ['var', [1], false, x],
+    ['var', [0, 2], true, x, { correction: 0 }],
+    ['std', [2], false, x],
+    ['logsumexp', [1], false, x],
+  ]) {
+    const opts = { dim: dims, keepdim, ...extra };
+    await gradcheck64((a) => vg[op](a, opts), (a) => REF[op](a, dims, keepdim, extra), [input], { msg: `${op} ${JSON.stringify(opts)}` });
+  }
 });
 
 test('max/min share the gradient evenly among tied extrema (amax semantics), in THREAD and ROW layouts', async () => {

@@ -2,7 +2,7 @@
 // match exactly), for f32 and the integer dtypes; gradients by finite differences; bad input.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Ref, assertClose, assertThrowsWith, gradcheck, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
+import { Ref, assertClose, assertThrowsWith, gradcheck, gradcheck64, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
 
 test.before(setup);
 
@@ -314,34 +314,47 @@ test('clone: an independent copy with the same values and dtype', async () => {
   }
 });
 
-test('gradients match finite differences for every differentiable shape op', async () => {
+test('gradients match finite differences for every differentiable shape op, and those of the float64 references (a 1% error fails)', async () => {
   const r = rng(8);
   const x = Ref.random([3, 4, 5], r);
   const y = Ref.random([3, 2, 5], r);
   const z = Ref.random([3, 1, 5], r);
+  // [name, op, its float64 reference, input (default x)]
   const cases = [
-    ['reshape', (a) => vg.reshape(a, [5, -1])],
-    ['flatten', (a) => vg.flatten(a, 1)],
-    ['squeeze/unsqueeze', (a) => vg.squeeze(vg.unsqueeze(a, 1), 1)],
-    ['permute', (a) => vg.permute(a, [2, 0, 1])],
-    ['transpose', (a) => vg.transpose(a, 0, -1)],
-    ['expand', (a) => vg.expand(a.narrow(1, 0, 1), [2, 3, 4, 5])],
-    ['slice step 2', (a) => vg.slice(a, 1, 0, undefined, 2)],
-    ['slice step 3, negative start', (a) => vg.slice(a, -1, -4, 5, 3)],
-    ['narrow', (a) => vg.narrow(a, 2, 1, 3)],
+    ['reshape', (a) => vg.reshape(a, [5, -1]), (a) => withShape(a, [5, 12])],
+    ['flatten', (a) => vg.flatten(a, 1), (a) => withShape(a, [3, 20])],
+    ['squeeze/unsqueeze', (a) => vg.squeeze(vg.unsqueeze(a, 1), 1), (a) => a],
+    ['permute', (a) => vg.permute(a, [2, 0, 1]), (a) => refPermute(a, [2, 0, 1])],
+    ['transpose', (a) => vg.transpose(a, 0, -1), (a) => refPermute(a, [2, 1, 0])],
+    ['expand', (a) => vg.expand(a.narrow(1, 0, 1), [2, 3, 4, 5]), (a) => refExpand(refTake(a, 1, [0]), [2, 3, 4, 5])],
+    ['expand a size-1 dim', (a) => vg.expand(a, [3, 4, 5]), (a) => refExpand(a, [3, 4, 5]), z],
+    ['slice step 2', (a) => vg.slice(a, 1, 0, undefined, 2), (a) => refTake(a, 1, sliceIdx(4, 0, undefined, 2))],
+    ['slice step 3, negative start', (a) => vg.slice(a, -1, -4, 5, 3), (a) => refTake(a, 2, sliceIdx(5, -4, 5, 3))],
+    ['narrow', (a) => vg.narrow(a, 2, 1, 3), (a) => refTake(a, 2, [1, 2, 3])],
     ['split', (a) => {
       const [p, q, s] = vg.split(a, [1, 2, 1], 1);
       return vg.cat([s.mul(3), p, q.mul(-2)], 1);
+    }, (a) => {
+      const scaled = (t, c) => new Ref(t.data.map((v) => c * v), t.shape);
+      return refCat([scaled(refTake(a, 1, [3]), 3), refTake(a, 1, [0]), scaled(refTake(a, 1, [1, 2]), -2)], 1);
     }],
-    ['flip', (a) => vg.flip(a, [0, 2])],
-    ['pad', (a) => vg.pad(a, [1, 2, 0, 1], { value: 5 })],
-    ['pad crop', (a) => vg.pad(a, [-1, -2, 1, -1])],
-    ['clone', (a) => vg.clone(a)],
+    ['flip', (a) => vg.flip(a, [0, 2]), (a) => refTake(refTake(a, 0, [2, 1, 0]), 2, [4, 3, 2, 1, 0])],
+    ['pad', (a) => vg.pad(a, [1, 2, 0, 1], { value: 5 }), (a) => refPad(a, [1, 2, 0, 1], 5)],
+    ['pad crop', (a) => vg.pad(a, [-1, -2, 1, -1]), (a) => refPad(a, [-1, -2, 1, -1], 0)],
+    ['clone', (a) => vg.clone(a), (a) => a],
   ];
-  for (const [name, fn] of cases) await gradcheck(fn, [x], { msg: name });
+  for (const [name, fn, ref, input = x] of cases) {
+    await gradcheck(fn, [input], { msg: name });
+    await gradcheck64(fn, ref, [input], { msg: `${name} (float64 reference)` });
+  }
   await gradcheck((a, b, c) => vg.cat([a, b, c], 1), [x, y, z], { msg: 'cat' });
   await gradcheck((a, b, c) => vg.cat([b, a, b], -2), [x, y, z], { wrt: [0, 1], msg: 'cat with a repeated input' });
   await gradcheck((a, b) => vg.stack([a, b, a], 2), [y, Ref.random([3, 2, 5], r)], { msg: 'stack' });
+  await gradcheck64((a, b, c) => vg.cat([a, b, c], 1), (a, b, c) => refCat([a, b, c], 1), [x, y, z], { msg: 'cat (float64 reference)' });
+  await gradcheck64((a, b) => vg.cat([b, a, b], -2), (a, b) => refCat([b, a, b], 1), [x, y], { msg: 'cat with a repeated input (float64 reference)' });
+  const w = Ref.random([3, 2, 5], r);
+  const as4 = (t) => withShape(t, [3, 2, 1, 5]);
+  await gradcheck64((a, b) => vg.stack([a, b, a], 2), (a, b) => refCat([as4(a), as4(b), as4(a)], 2), [y, w], { msg: 'stack (float64 reference)' });
 });
 
 test('bad input: messages name the op and the offending shapes / values', async () => {
