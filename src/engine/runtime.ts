@@ -9,6 +9,7 @@
  */
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import commonWgsl from '../../shaders/common.wgsl';
+import { assertBuffer, assertsPending, takeAsserts } from './device-asserts.js';
 import { gpu, onDeviceReset } from './device.js';
 import { VoxgradError, currentUserOp } from './errors.js';
 import { onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
@@ -410,31 +411,49 @@ function bindGroupFor(device: GPUDevice, k: Kernel, buffers: GPUBuffer[], ubuf: 
 // a cached bind group must not outlive a buffer it binds: the pool clears the cache before destroying idle buffers
 onBeforeDestroy(() => bindGroups.clear());
 
-/** Waits until every recorded dispatch has been submitted and finished on the GPU. */
+/**
+ * Waits until every recorded dispatch has been submitted and finished on the GPU; throws the first device-side
+ * assertion (bad index, checkNumerics) recorded since the last read back.
+ */
 export async function sync(): Promise<void> {
   await flush();
-  await gpu().device.queue.onSubmittedWorkDone();
+  if (assertsPending()) await checkAsserts();
+  else await gpu().device.queue.onSubmittedWorkDone();
 }
 
-/** Copies `bytes` bytes of `buf` (from `offset`) back to the CPU. Flushes first. */
+/**
+ * Copies `bytes` bytes of `buf` (from `offset`) back to the CPU. Flushes first. When kernels checked something since
+ * the last read back, the assertion buffer is copied in the same transfer and its first violation thrown.
+ */
 export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
   await flush();
   const { device } = gpu();
   const size = Math.ceil(Math.max(bytes, 4) / 4) * 4;
-  const staging = device.createBuffer({ size, usage: 0x01 | 0x08 /* MAP_READ | COPY_DST */ });
+  const asserts = assertsPending() ? takeAsserts() : null;
+  const staging = device.createBuffer({ size: size + (asserts?.bytes ?? 0), usage: 0x01 | 0x08 /* MAP_READ | COPY_DST */ });
   const enc = device.createCommandEncoder();
   enc.copyBufferToBuffer(buf, offset, staging, 0, size);
+  if (asserts) enc.copyBufferToBuffer(assertBuffer(), 0, staging, size, asserts.bytes);
   device.queue.submit([enc.finish()]);
+  asserts?.resetDevice();
   try {
     await staging.mapAsync(1 /* GPUMapMode.READ */);
   } catch (e) {
     gpu(); // throws the device-lost error if that is the cause
     throw e;
   }
-  const out = staging.getMappedRange().slice(0, bytes);
+  const mapped = staging.getMappedRange();
+  const out = mapped.slice(0, bytes);
+  const assertWords = asserts ? new Uint32Array(mapped.slice(size, size + asserts.bytes)) : null;
   staging.unmap();
   staging.destroy();
+  if (asserts) asserts.check(assertWords!);
   return out;
+}
+
+/** Throws any device-side assertion pending (host-resident reads call it: they need no transfer of their own). */
+export async function checkAsserts(): Promise<void> {
+  if (assertsPending()) await readBuffer(assertBuffer(), 4);
 }
 
 /** Uploads bytes into a buffer through the queue (ordered after all submitted work). */
