@@ -1,10 +1,11 @@
 /**
- * Device-side assertions, in CUDA's model. Kernels that read indices check them and, on a violation, record it in
+ * Errors the GPU reports asynchronously, and device-side assertions in CUDA's model. Kernels that read indices check them and, on a violation, record it in
  * one small GPU buffer (an atomic count plus the first bad value and its position, per op call site); checkNumerics
  * records the first op whose output holds NaN/Inf there too. Nothing waits for the GPU: the next read back
  * (data/item/array/sync) copies this buffer along with its result and throws a VoxgradError naming the op, the
  * argument, the valid range and a bad value. The errors are therefore asynchronous: they surface at the first read
- * after the faulty call. Tensors that live on the host are checked at once, before any dispatch.
+ * after the faulty call. Tensors that live on the host are checked at once, before any dispatch. Out-of-memory
+ * errors, which WebGPU reports through a promise, wait here for the same read back.
  */
 import { gpu, onDeviceReset } from './device.js';
 import { VoxgradError, fail } from './errors.js';
@@ -15,7 +16,7 @@ const WORDS_PER_SLOT = 4; // [violations, position of the first recorded one, it
 const INDEX_WORDS = SLOTS * WORDS_PER_SLOT;
 /** checkNumerics: the lowest call number whose output was non-finite, then one bit per call whose inputs were. */
 export const NUMERICS_BASE = INDEX_WORDS;
-const NUMERICS_CALLS = 1 << 16;
+export const NUMERICS_CALLS = 1 << 16;
 const TOTAL_WORDS = NUMERICS_BASE + 1 + NUMERICS_CALLS / 32;
 const NONE = 0xffffffff;
 
@@ -44,6 +45,13 @@ let numericsCalls: NumericsCall[] = [];
 let numericsOnDevice = false;
 let hostFirstBad = NONE;
 const hostBadInputs = new Set<number>();
+/** The first error WebGPU reported asynchronously (out of memory) since the last read back. */
+let asyncError: VoxgradError | null = null;
+
+/** Keeps an asynchronously reported error (the first one) for the next read back to throw. */
+export function recordAsyncError(e: VoxgradError): void {
+  asyncError ??= e;
+}
 
 function resetPattern(words: number): Uint32Array {
   const init = new Uint32Array(words);
@@ -105,7 +113,7 @@ export function recordHostNonFinite(seq: number, isInput: boolean): void {
 
 /** Whether a read back must fetch the assertion buffer (something was checked since the last one). */
 export function assertsPending(): boolean {
-  return usedSlots.length > 0 || numericsCalls.length > 0;
+  return usedSlots.length > 0 || numericsCalls.length > 0 || asyncError !== null;
 }
 
 /**
@@ -118,6 +126,8 @@ export function takeAsserts(): { bytes: number; resetDevice: () => void; check: 
   const calls = numericsCalls;
   const firstHostBad = hostFirstBad;
   const hostInputs = new Set(hostBadInputs);
+  const reported = asyncError;
+  asyncError = null;
   const words = numericsOnDevice ? TOTAL_WORDS : INDEX_WORDS;
   usedSlots = [];
   usedThisEpoch.clear();
@@ -129,6 +139,7 @@ export function takeAsserts(): { bytes: number; resetDevice: () => void; check: 
     bytes: words * 4,
     resetDevice: () => gpu().device.queue.writeBuffer(assertBuffer(), 0, resetPattern(words)),
     check: (w) => {
+      if (reported) throw reported;
       for (const slot of slots) {
         const count = w[slot * WORDS_PER_SLOT];
         if (count) throw indexError(slot, count, w[slot * WORDS_PER_SLOT + 1], w[slot * WORDS_PER_SLOT + 2]);
@@ -139,10 +150,12 @@ export function takeAsserts(): { bytes: number; resetDevice: () => void; check: 
         const inputsBad = hostInputs.has(seq) || (w.length > NUMERICS_BASE && seq < NUMERICS_CALLS && (w[NUMERICS_BASE + 1 + (seq >>> 5)] >>> (seq & 31)) & 1) === 1;
         const known = seq < NUMERICS_CALLS || hostInputs.has(seq);
         const { op, inputs } = calls[seq];
+        const origin = inputs === 'none' ? 'it has no tensor inputs: the values were given to it'
+          : !known ? `inputs ${inputs}, not tracked past ${NUMERICS_CALLS} calls between read backs`
+          : `inputs ${inputs}; ${inputsBad ? 'its inputs already held NaN/Infinity' : 'its inputs were all finite'}`;
         throw new VoxgradError(
-          `checkNumerics: ${op} is the first op whose output holds NaN or Infinity (inputs: ${inputs}; ` +
-            `${known ? (inputsBad ? 'its inputs already held NaN/Infinity' : 'its inputs were all finite') : 'inputs not tracked past 65536 calls between reads'}). ` +
-            'Reported at the first read back after the op ran (the check runs on the GPU).',
+          `checkNumerics: ${op} is the first op whose output holds NaN or Infinity (${origin}). ` +
+            'Checks are recorded with each op and reported at the first read back (data/item/array/sync) after it.',
         );
       }
     },
@@ -172,4 +185,5 @@ onDeviceReset(() => {
   numericsOnDevice = false;
   hostFirstBad = NONE;
   hostBadInputs.clear();
+  asyncError = null;
 });

@@ -12,7 +12,7 @@ import commonWgsl from '../../shaders/common.wgsl';
 import { assertBuffer, assertsPending, takeAsserts } from './device-asserts.js';
 import { gpu, onDeviceReset } from './device.js';
 import { VoxgradError, currentUserOp } from './errors.js';
-import { onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
+import { allocationsSettled, onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
 import { profilerHooks } from './profiler-hooks.js';
 
 type ScalarKind = 'u32' | 'i32' | 'f32';
@@ -417,6 +417,7 @@ onBeforeDestroy(() => bindGroups.clear());
  */
 export async function sync(): Promise<void> {
   await flush();
+  await allocationsSettled();
   if (assertsPending()) await checkAsserts();
   else await gpu().device.queue.onSubmittedWorkDone();
 }
@@ -427,6 +428,7 @@ export async function sync(): Promise<void> {
  */
 export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
   await flush();
+  await allocationsSettled();
   const { device } = gpu();
   const size = Math.ceil(Math.max(bytes, 4) / 4) * 4;
   const asserts = assertsPending() ? takeAsserts() : null;
@@ -453,6 +455,7 @@ export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Pro
 
 /** Throws any device-side assertion pending (host-resident reads call it: they need no transfer of their own). */
 export async function checkAsserts(): Promise<void> {
+  await allocationsSettled();
   if (assertsPending()) await readBuffer(assertBuffer(), 4);
 }
 
