@@ -1,6 +1,7 @@
 /**
- * Errors the GPU reports asynchronously, and device-side assertions in CUDA's model. Kernels that read indices check them and, on a violation, record it in
- * one small GPU buffer (an atomic count plus the first bad value and its position, per op call site); checkNumerics
+ * Errors the GPU reports asynchronously, and device-side assertions in CUDA's model. Kernels that read indices check
+ * them and, on a violation, record it in one small GPU buffer (an atomic count plus the first bad value and its
+ * position, per op call site); checkNumerics
  * records the first op whose output holds NaN/Inf there too. Nothing waits for the GPU: the next read back
  * (data/item/array/sync) copies this buffer along with its result and throws a VoxgradError naming the op, the
  * argument, the valid range and a bad value. The errors are therefore asynchronous: they surface at the first read
@@ -30,7 +31,7 @@ interface IndexSite {
 }
 
 interface NumericsCall {
-  /** The op whose output is checked, with the op the user called when different ("div inside log.backward"). */
+  /** The op whose output is checked, with the op the user called when different ("div (inside log.backward)"). */
   op: string;
   inputs: string;
 }
@@ -38,19 +39,35 @@ interface NumericsCall {
 let buffer: GPUBuffer | null = null;
 const siteSlots = new Map<string, number>();
 const sites: IndexSite[] = [];
-/** Slots used since the last read back, in first-use order (the earliest violation is the one reported). */
-let usedSlots: number[] = [];
-const usedThisEpoch = new Set<number>();
-let numericsCalls: NumericsCall[] = [];
-let numericsOnDevice = false;
-let hostFirstBad = NONE;
-const hostBadInputs = new Set<number>();
-/** The first error WebGPU reported asynchronously (out of memory) since the last read back. */
-let asyncError: VoxgradError | null = null;
+
+/** What was checked since the last read back; a read back takes it whole and starts a new one. */
+interface Epoch {
+  /** Index slots used, in first-use order (the earliest violation is the one reported). */
+  slots: number[];
+  slotSet: Set<number>;
+  numericsCalls: NumericsCall[];
+  numericsOnDevice: boolean;
+  /** checkNumerics on host tensors: the earliest call with a non-finite output, and the calls with non-finite inputs. */
+  hostFirstBad: number;
+  hostBadInputs: Set<number>;
+  /** The first error WebGPU reported asynchronously (out of memory). */
+  asyncError: VoxgradError | null;
+}
+
+const newEpoch = (): Epoch => ({
+  slots: [],
+  slotSet: new Set(),
+  numericsCalls: [],
+  numericsOnDevice: false,
+  hostFirstBad: NONE,
+  hostBadInputs: new Set(),
+  asyncError: null,
+});
+let epoch = newEpoch();
 
 /** Keeps an asynchronously reported error (the first one) for the next read back to throw. */
 export function recordAsyncError(e: VoxgradError): void {
-  asyncError ??= e;
+  epoch.asyncError ??= e;
 }
 
 function resetPattern(words: number): Uint32Array {
@@ -78,9 +95,9 @@ export function indexSlot(op: string, arg: string, lo: number, hi: number, signe
     if (sites.length < SLOTS) sites.push({ op, arg, lo, hi, ignore, signed });
     siteSlots.set(key, slot);
   }
-  if (!usedThisEpoch.has(slot)) {
-    usedThisEpoch.add(slot);
-    usedSlots.push(slot);
+  if (!epoch.slotSet.has(slot)) {
+    epoch.slotSet.add(slot);
+    epoch.slots.push(slot);
   }
   return slot;
 }
@@ -100,20 +117,20 @@ export function checkHostIndices(op: string, arg: string, values: ArrayLike<numb
 
 /** checkNumerics: numbers an op call whose output (and inputs) the numerics kernels then check. */
 export function numericsCall(op: string, inputs: string): number {
-  numericsOnDevice = true;
-  numericsCalls.push({ op, inputs });
-  return numericsCalls.length - 1;
+  epoch.numericsOnDevice = true;
+  epoch.numericsCalls.push({ op, inputs });
+  return epoch.numericsCalls.length - 1;
 }
 
 /** checkNumerics on host tensors: the same record, kept on the host. */
 export function recordHostNonFinite(seq: number, isInput: boolean): void {
-  if (isInput) hostBadInputs.add(seq);
-  else hostFirstBad = Math.min(hostFirstBad, seq);
+  if (isInput) epoch.hostBadInputs.add(seq);
+  else epoch.hostFirstBad = Math.min(epoch.hostFirstBad, seq);
 }
 
 /** Whether a read back must fetch the assertion buffer (something was checked since the last one). */
 export function assertsPending(): boolean {
-  return usedSlots.length > 0 || numericsCalls.length > 0 || asyncError !== null;
+  return epoch.slots.length > 0 || epoch.numericsCalls.length > 0 || epoch.asyncError !== null;
 }
 
 /**
@@ -122,19 +139,9 @@ export function assertsPending(): boolean {
  * the copy is submitted (`resetDevice`), so that the next epoch starts clean.
  */
 export function takeAsserts(): { bytes: number; resetDevice: () => void; check: (words: Uint32Array) => void } {
-  const slots = usedSlots;
-  const calls = numericsCalls;
-  const firstHostBad = hostFirstBad;
-  const hostInputs = new Set(hostBadInputs);
-  const reported = asyncError;
-  asyncError = null;
+  const { slots, numericsCalls: calls, numericsOnDevice, hostFirstBad, hostBadInputs: hostInputs, asyncError: reported } = epoch;
+  epoch = newEpoch();
   const words = numericsOnDevice ? TOTAL_WORDS : INDEX_WORDS;
-  usedSlots = [];
-  usedThisEpoch.clear();
-  numericsCalls = [];
-  numericsOnDevice = false;
-  hostFirstBad = NONE;
-  hostBadInputs.clear();
   return {
     bytes: words * 4,
     resetDevice: () => gpu().device.queue.writeBuffer(assertBuffer(), 0, resetPattern(words)),
@@ -145,7 +152,7 @@ export function takeAsserts(): { bytes: number; resetDevice: () => void; check: 
         if (count) throw indexError(slot, count, w[slot * WORDS_PER_SLOT + 1], w[slot * WORDS_PER_SLOT + 2]);
       }
       const deviceBad = w.length > NUMERICS_BASE ? w[NUMERICS_BASE] : NONE;
-      const seq = Math.min(deviceBad, firstHostBad);
+      const seq = Math.min(deviceBad, hostFirstBad);
       if (seq !== NONE && seq < calls.length) {
         const inputsBad = hostInputs.has(seq) || (w.length > NUMERICS_BASE && seq < NUMERICS_CALLS && (w[NUMERICS_BASE + 1 + (seq >>> 5)] >>> (seq & 31)) & 1) === 1;
         const known = seq < NUMERICS_CALLS || hostInputs.has(seq);
@@ -179,11 +186,5 @@ function indexError(slot: number, count: number, position: number, bits: number)
 
 onDeviceReset(() => {
   buffer = null;
-  usedSlots = [];
-  usedThisEpoch.clear();
-  numericsCalls = [];
-  numericsOnDevice = false;
-  hostFirstBad = NONE;
-  hostBadInputs.clear();
-  asyncError = null;
+  epoch = newEpoch();
 });
