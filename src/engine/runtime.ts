@@ -416,8 +416,7 @@ onBeforeDestroy(() => bindGroups.clear());
  * assertion (bad index, checkNumerics) recorded since the last read back.
  */
 export async function sync(): Promise<void> {
-  await flush();
-  await allocationsSettled();
+  await settle();
   if (assertsPending()) await checkAsserts();
   else await gpu().device.queue.onSubmittedWorkDone();
 }
@@ -427,8 +426,7 @@ export async function sync(): Promise<void> {
  * the last read back, the assertion buffer is copied in the same transfer and its first violation thrown.
  */
 export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
-  await flush();
-  await allocationsSettled();
+  await settle();
   const { device } = gpu();
   const size = Math.ceil(Math.max(bytes, 4) / 4) * 4;
   const asserts = assertsPending() ? takeAsserts() : null;
@@ -453,9 +451,23 @@ export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Pro
   return out;
 }
 
+/**
+ * Submits everything recorded and waits for the out-of-memory scopes of new buffers. It goes round again when code
+ * running during its awaits recorded more, so that the checks recorded so far are in submitted work when the
+ * assertion buffer is copied (a check submitted after that copy would be lost with its epoch); a few rounds bound it
+ * against concurrent loops that never stop recording.
+ */
+async function settle(): Promise<void> {
+  for (let round = 0; round < 4; round++) {
+    await flush();
+    await allocationsSettled();
+    if (records.length === 0 && pending.length === 0) return;
+  }
+}
+
 /** Throws any device-side assertion pending (host-resident reads call it: they need no transfer of their own). */
 export async function checkAsserts(): Promise<void> {
-  await allocationsSettled();
+  await settle();
   if (assertsPending()) await readBuffer(assertBuffer(), 4);
 }
 
