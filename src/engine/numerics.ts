@@ -29,7 +29,7 @@ export function checkOpNumerics(op: string, inputs: readonly (Tensor | null | un
   const floatOutputs = outputs.filter((t): t is Tensor => t !== null && t.dtype === 'f32' && t.size > 0 && !t.isDisposed);
   if (floatOutputs.length === 0) return;
   const outer = currentUserOp();
-  const present = inputs.filter((t): t is Tensor => t instanceof Object && !t.isDisposed);
+  const present = inputs.filter((t): t is Tensor => t != null && !t.isDisposed);
   const seq = numericsCall(outer && outer !== op ? `${op} (inside ${outer})` : op, present.map((t) => `${fmtShape(t.shape)} ${t.dtype}`).join(', ') || 'none');
   for (const t of present) if (t.dtype === 'f32' && t.size > 0) checkTensor(t, seq, true);
   for (const t of floatOutputs) checkTensor(t, seq, false);
