@@ -187,7 +187,6 @@ export function fillInto(t: Tensor, value: number): void {
   dispatch(k, [t.buffer('fill')], { n: t.size, bits: bits.getUint32(0, true) }, grid1d(ceilDiv(t.size, k.workgroupSize)));
 }
 
-
 // ---- index range checks -------------------------------------------------------------------------------------------
 
 /** Checks a host-resident `index` against [lo, hi) (or `ignore`) now; false when it lives on the GPU (not checked). */
