@@ -1,6 +1,6 @@
 // torch.gather along one dim: out[c] = x[c with c[dim] replaced by index[c]] for every coordinate c of index.
-// Layout: index and out share p.shape (contiguous); x is contiguous with strides p.xStrides. Out-of-range indices
-// give 0. Mapping: one invocation per output element, 2-D workgroup grid.
+// Layout: index and out share p.shape (contiguous); x is contiguous with strides p.xStrides. An out-of-range index
+// gives 0 and is reported as a device-side assertion (index_assert.wgsl, binding 4). Mapping: one invocation per output element, 2-D workgroup grid.
 struct Params {
   n: u32,
   rank: u32,
@@ -8,6 +8,7 @@ struct Params {
   dimSize: u32,
   shape: array<vec4<u32>, 2>,
   xStrides: array<vec4<u32>, 2>,
+  assertSlot: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -24,6 +25,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   let j = i32(index[i]);
   if (j < 0 || u32(j) >= p.dimSize) {
+    report_bad_index(p.assertSlot, i, bitcast<u32>(index[i]));
     out[i] = {{T}}(0);
     return;
   }

@@ -1,7 +1,8 @@
 // torch.scatter_add (out already holds a copy of the base tensor): for every coordinate c of index,
 //   out[c with c[dim] replaced by index[c]] += src[c]  (src read at c through p.srcStrides).
 // Float adds use a compare-exchange loop on the bit pattern (WGSL has no float atomics), so the order of
-// colliding adds, and the last bits of their sum, can vary run to run. Out-of-range indices are skipped.
+// colliding adds, and the last bits of their sum, can vary run to run. Out-of-range indices are skipped and reported as a device-side
+// assertion (index_assert.wgsl, binding 4).
 // Mapping: one invocation per index element, 2-D workgroup grid.
 struct Params {
   n: u32,
@@ -11,6 +12,7 @@ struct Params {
   shape: array<vec4<u32>, 2>,
   outStrides: array<vec4<u32>, 2>,
   srcStrides: array<vec4<u32>, 2>,
+  assertSlot: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -27,6 +29,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   let j = i32(index[i]);
   if (j < 0 || u32(j) >= p.dimSize) {
+    report_bad_index(p.assertSlot, i, bitcast<u32>(index[i]));
     return;
   }
   var rem = i;

@@ -2,7 +2,10 @@
  * voxgrad: tensors, reverse-mode autodiff and WGSL kernels on WebGPU, in Node (Dawn) and in browsers.
  * This is the platform-neutral entry; src/node.ts adds the Dawn adapter provider for Node.
  */
+import { loseDevice } from './engine/device.js';
+import { checkNumerics } from './engine/numerics.js';
 import { opStats, resetOpStats } from './engine/op.js';
+import { simulateOutOfMemory } from './engine/pool.js';
 import './tensor-methods.js';
 
 export * from './ops.js';
@@ -11,8 +14,13 @@ export { VoxgradError } from './engine/errors.js';
 export { init, backendInfo, destroyDevice as destroy, type BackendInfo, type InitOptions } from './engine/device.js';
 export { noGrad, isGradEnabled } from './engine/autograd.js';
 export { listOps, type OpInfo, type OpStat } from './engine/op.js';
-/** Diagnostics: per-op forward and backward call counts (cheap counters, always on). */
-export const debug = { opStats, resetOpStats };
+/**
+ * Diagnostics: per-op forward and backward call counts (cheap counters, always on); checkNumerics(true), which names
+ * the first op (or backward rule) whose output holds NaN/Infinity, at the next read back (a debug mode); and fault
+ * injection for testing recovery code: simulateOutOfMemory(n) (the next n allocations report out-of-memory) and
+ * loseDevice() (destroys the GPUDevice as a driver reset would).
+ */
+export const debug = { opStats, resetOpStats, checkNumerics, simulateOutOfMemory, loseDevice };
 export { sync, setBatchSize, pipelinesReady, dispatches } from './engine/runtime.js';
 export { profile, type ProfileReport, type KernelTiming } from './engine/profiler.js';
 export { memory, setPoolLimit, emptyCache, type MemoryInfo } from './engine/memory.js';

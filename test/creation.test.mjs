@@ -166,6 +166,26 @@ test('bad input: ragged data, shape/data mismatch, unknown dtypes, integer grads
   assertThrowsWith(() => vg.arange(4, null, 1, { requiresGrad: true }), ['arange', 'i32', 'gradients']);
 });
 
+test('integer dtypes refuse values they cannot represent (issue 12 defect 10), as torch.tensor does; fractions truncate', async () => {
+  // torch 1.13: torch.tensor([3e10], dtype=torch.int32) and [nan] raise "cannot be converted to type int32 without overflow"
+  assertThrowsWith(() => vg.tensor([3e10, NaN], [2], { dtype: 'i32' }), ['tensor', '30000000000', 'flat index 0', 'i32', '2147483647']);
+  assertThrowsWith(() => vg.tensor([1, NaN], [2], { dtype: 'i32' }), ['tensor', 'NaN', 'flat index 1', 'i32']);
+  assertThrowsWith(() => vg.tensor([Infinity], null, { dtype: 'u32' }), ['tensor', 'Infinity', 'u32']);
+  assertThrowsWith(() => vg.tensor([2 ** 31], null, { dtype: 'i32' }), ['tensor', '2147483648', 'i32']);
+  assertThrowsWith(() => vg.tensor([-1], null, { dtype: 'u32' }), ['tensor', '-1', 'u32', '4294967295']);
+  assertThrowsWith(() => vg.tensor(Int32Array.of(5, -3), null, { dtype: 'u32' }), ['tensor', '-3', 'flat index 1', 'u32']);
+  // a large (GPU-uploaded) typed array is checked too
+  const big = new Float32Array(1000).fill(1);
+  big[777] = 5e9;
+  assertThrowsWith(() => vg.tensor(big, null, { dtype: 'i32' }), ['tensor', '5000000000', 'flat index 777']);
+  assertThrowsWith(() => vg.full([3], NaN, { dtype: 'i32' }), ['full', 'NaN', 'i32']);
+  assertThrowsWith(() => vg.full([300], -1, { dtype: 'u32' }), ['full', '-1', 'u32']);
+  assertThrowsWith(() => vg.fullLike(vg.zeros([2], { dtype: 'i32' }), 1e10), ['fullLike', '10000000000', 'i32']);
+  // the limits themselves and truncated fractions are accepted (torch truncates toward zero)
+  assert.equal(Array.from(await vg.tensor([-(2 ** 31), 2 ** 31 - 1, -2.7, 2.7], null, { dtype: 'i32' }).data()), [-(2 ** 31), 2 ** 31 - 1, -2, 2]);
+  assert.equal(Array.from(await vg.tensor([0, 2 ** 32 - 1, -0.5], null, { dtype: 'u32' }).data()), [0, 2 ** 32 - 1, 0]);
+});
+
 test('a creation that throws allocates nothing', async () => {
   const before = vg.memory().liveTensors;
   for (const fn of [
@@ -173,6 +193,8 @@ test('a creation that throws allocates nothing', async () => {
     () => vg.full([3], 1, { dtype: 'i32', requiresGrad: true }),
     () => vg.arange(0, 3, 1, { dtype: 'i32', requiresGrad: true }),
     () => vg.arange(-1, 3, 1, { dtype: 'u32' }),
+    () => vg.tensor(new Float32Array(1000).fill(NaN), null, { dtype: 'i32' }),
+    () => vg.full([1000], 1e12, { dtype: 'u32' }),
   ])
     assert.throws(fn);
   assert.is(vg.memory().liveTensors, before);

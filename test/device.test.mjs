@@ -25,6 +25,20 @@ test('after destroy: ops say to call vg.init; re-init gives a working device; st
   fresh.dispose();
 });
 
+// issue 12: a loss whose reason is 'destroyed' (device.destroy() by someone else) was ignored, and later calls failed
+// obscurely; vg.debug.loseDevice() destroys the GPUDevice without telling the library, as a driver reset would
+test('a device lost behind the library\'s back: reads and calls say it was lost; re-init gives a working device', async () => {
+  const t = vg.ones([300]);
+  vg.debug.loseDevice();
+  const err = await t.data().then(() => null, (e) => e);
+  assert.ok(err instanceof vg.VoxgradError && err.message.includes('device was lost'), String(err));
+  assertThrowsWith(() => vg.backendInfo(), ['device was lost', 'vg.init()']);
+  assertThrowsWith(() => vg.zeros([2]), ['device was lost', 'must be recreated']);
+  await vg.init();
+  assertThrowsWith(() => t.add(1), ['add', 'destroyed or lost']);
+  assert.is(await vg.sum(vg.ones([300])).item(), 300);
+});
+
 test('kernels respect the adapter limits they read', async () => {
   const lim = vg.backendInfo().limits;
   // a 1-D launch wider than maxComputeWorkgroupsPerDimension * workgroup size must still cover every element

@@ -1,5 +1,5 @@
 // gather, scatterAdd, indexSelect, oneHot: forward against float64 references for every value and index dtype,
-// collisions (atomic adds), out-of-range indices, gradients and bad input.
+// collisions (atomic adds), out-of-range indices (raised, as PyTorch does), gradients and bad input.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Ref, assertClose, assertThrowsWith, gradcheck, gradcheck64, rng, setup, size, stridesOf, unravel, vg } from './helpers.mjs';
@@ -16,7 +16,7 @@ function offsetWith(shape, c, dim, j) {
   return c.reduce((o, v, k) => o + (k === dim ? j : v) * st[k], 0);
 }
 
-/** torch.gather: out[c] = x[c with c[dim] = index[c]]; voxgrad reads out-of-range indices as 0. */
+/** torch.gather: out[c] = x[c with c[dim] = index[c]]. */
 function refGather(x, dim, index) {
   const out = index.data.map((j, i) => {
     const o = offsetWith(x.shape, unravel(i, index.shape), dim, j);
@@ -26,7 +26,7 @@ function refGather(x, dim, index) {
 }
 
 /**
- * torch.scatter_add: a copy of x with src[c] added at c with c[dim] = index[c]; out-of-range indices skipped.
+ * torch.scatter_add: a copy of x with src[c] added at c with c[dim] = index[c].
  * Also returns the f32 error bound of the adds: a slot receiving k terms in any order is within k u (|x| + sum |terms|).
  */
 function refScatterAdd(x, dim, index, src) {
@@ -79,17 +79,60 @@ test('gather: every value dtype and index dtype, dims (negative too), smaller in
       }
 });
 
-test('gather: out-of-range indices read 0 (no device assert on WebGPU); 0-d input; empty index', async () => {
-  const x = vg.tensor([[1, 2, 3], [4, 5, 6]]);
-  const idx = vg.tensor([[0, -1, 3], [2, 2, 1]], null, { dtype: 'i32' });
-  await assertClose(vg.gather(x, 1, idx), new Ref([1, 0, 0, 6, 6, 5], [2, 3]));
-  await assertClose(vg.gather(x, 0, vg.tensor([[1, 2, 0]], null, { dtype: 'u32' })), new Ref([4, 0, 3], [1, 3]));
-  await assertClose(vg.gather(x, 0, vg.tensor([[4294967295]], null, { dtype: 'u32' })), new Ref([0], [1, 1]), { msg: 'u32 index >= 2^31' });
+test('gather: 0-d input; empty index', async () => {
   await assertClose(vg.gather(vg.tensor(7), 0, vg.tensor(0, null, { dtype: 'i32' })), new Ref([7], []), { msg: '0-d' });
-  await assertClose(vg.gather(x, 1, vg.zeros([2, 0], { dtype: 'i32' })), new Ref([], [2, 0]));
+  await assertClose(vg.gather(vg.tensor([[1, 2, 3], [4, 5, 6]]), 1, vg.zeros([2, 0], { dtype: 'i32' })), new Ref([], [2, 0]));
 });
 
-test('scatterAdd: every dtype, collisions, src larger than index, out-of-range skipped, vs float64', async () => {
+/** An index tensor that lives on the GPU (above the host-tensor threshold), so that only a kernel can check it. */
+function onGpu(values, dtype = 'i32') {
+  vg.setCpuForwardThreshold(0);
+  try {
+    return vg.tensor(values, null, { dtype });
+  } finally {
+    vg.setCpuForwardThreshold(128);
+  }
+}
+
+const DEVICE_ASSERT = 'first read back';
+
+// issue 12 defect 6: out-of-range indices gave zeros (gather, indexSelect, oneHot) or vanished (scatterAdd).
+// PyTorch raises ("index out of range in self"), negative indices included for gather and index_select.
+test('out-of-range indices raise: at once for host-resident indices, at the next read back for GPU-resident ones', async () => {
+  const x = vg.tensor([[1, 2, 3], [4, 5, 6]]);
+  const bad = [
+    ['gather', (i) => vg.gather(x, 1, vg.reshape(i, [1, 2])), [0, 3], '3', '[0, 3)'],
+    ['gather', (i) => vg.gather(x, 0, vg.reshape(i, [1, 2])), [-1, 1], '-1', '[0, 2)'],
+    ['indexSelect', (i) => vg.indexSelect(x, 1, i), [0, 9], '9', '[0, 3)'],
+    ['indexSelect', (i) => vg.indexSelect(x, 1, i), [-2, 0], '-2', '[0, 3)'],
+    ['oneHot', (i) => vg.oneHot(i, 3), [1, 5], '5', '[0, 3)'],
+    ['oneHot', (i) => vg.oneHot(i, 3), [-1, 0], '-1', '[0, 3)'],
+    ['scatterAdd', (i) => vg.scatterAdd(vg.zeros([3]), 0, i, vg.ones([2])), [0, 9], '9', '[0, 3)'],
+    ['scatterAdd', (i) => vg.scatterAdd(vg.zeros([3]), 0, i, vg.ones([2])), [-2, 1], '-2', '[0, 3)'],
+  ];
+  for (const [op, run, values, value, range] of bad) {
+    const pos = String(values.indexOf(Number(value)));
+    assertThrowsWith(() => run(vg.tensor(values, null, { dtype: 'i32' })), [op, value, range, `position ${pos}`], `${op} host`);
+    const out = run(onGpu(values));
+    const err = await out.data().then(() => null, (e) => e);
+    assert.ok(err instanceof Error, `${op} ${values}: a GPU-resident bad index must raise at the read back`);
+    for (const f of [op, value, range, `position ${pos}`, DEVICE_ASSERT]) assert.ok(err.message.includes(f), `${op}: "${f}" missing in: ${err.message}`);
+  }
+  // u32 indices past 2^31 are reported as the unsigned value
+  const err = await vg.gather(x, 0, vg.reshape(onGpu([4294967295, 0], 'u32'), [1, 2])).data().then(() => null, (e) => e);
+  assert.ok(err?.message.includes('4294967295'), String(err));
+  // the error is reported once; the engine stays usable and in-range indices still work on both paths
+  await assertClose(vg.gather(x, 1, vg.reshape(onGpu([2, 0]), [1, 2])), new Ref([3, 1], [1, 2]));
+  await assertClose(vg.oneHot(onGpu([2, 0]), 3), new Ref([0, 0, 1, 1, 0, 0], [2, 3]));
+  // sync() reports too, and a bad call followed by good ones still names the bad one
+  vg.scatterAdd(vg.zeros([3]), 0, onGpu([7, 0]), vg.ones([2]));
+  const later = vg.gather(x, 1, vg.reshape(onGpu([0, 1]), [1, 2]));
+  const syncErr = await vg.sync().then(() => null, (e) => e);
+  assert.ok(syncErr?.message.includes('scatterAdd') && syncErr.message.includes('7'), String(syncErr));
+  assert.equal(Array.from(await later.data()), [1, 2]);
+});
+
+test('scatterAdd: every dtype, collisions, src larger than index, vs float64', async () => {
   const r = rng(2);
   for (const vdt of ['f32', 'i32', 'u32'])
     for (const idt of ['i32', 'u32'])
@@ -104,8 +147,7 @@ test('scatterAdd: every dtype, collisions, src larger than index, out-of-range s
         // small integers for i32/u32 so that the integer sums cannot wrap
         const x = vdt === 'f32' ? randomOf(shape, r, vdt) : randIndex(shape, r, 0, 1000, vdt);
         const src = vdt === 'f32' ? randomOf(sshape, r, vdt) : randIndex(sshape, r, vdt === 'i32' ? -1000 : 0, 1000, vdt);
-        // a few out-of-range entries (signed index only) must be skipped
-        const index = randIndex(ishape, r, idt === 'i32' ? -1 : 0, shape[d] + 1, idt);
+        const index = randIndex(ishape, r, 0, shape[d], idt);
         const [ref, bound] = refScatterAdd(x, d, index, src);
         const out = vg.scatterAdd(x.toTensor(), dim, index.toTensor(), src.toTensor());
         assert.is(out.dtype, vdt);
@@ -148,7 +190,7 @@ test('indexSelect: every dim (negative too), repeated and reordered indices, bot
   assert.equal(await sel.array(), [[5, 6], [5, 6], [1, 2]]);
 });
 
-test('oneHot: shapes [..., C], both index dtypes, out-of-range rows are all zero', async () => {
+test('oneHot: shapes [..., C], both index dtypes', async () => {
   const r = rng(5);
   for (const [shape, c] of [[[7], 3], [[3, 5], 10], [[2, 1, 4], 1], [[257], 300], [[], 4]]) {
     for (const idt of ['i32', 'u32']) {
@@ -159,7 +201,6 @@ test('oneHot: shapes [..., C], both index dtypes, out-of-range rows are all zero
       await assertClose(out, ref, { ...EXACT, msg: `oneHot [${shape}] ${c} ${idt}` });
     }
   }
-  await assertClose(vg.oneHot(vg.tensor([1, -1, 3, 0], null, { dtype: 'i32' }), 3), new Ref([0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0], [4, 3]));
 });
 
 test('gradients match finite differences: gather (repeated indices), scatterAdd (input and src), indexSelect', async () => {

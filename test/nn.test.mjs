@@ -280,6 +280,36 @@ test('crossEntropy/nllLoss accept u32 class targets', async () => {
   await assertClose(vg.nllLoss(x.toTensor(), y.toTensor(), { reduction: 'sum' }), refCrossEntropy(x, y, { reduction: 'sum' }), CE_TOL);
 });
 
+// issue 12 defect 5: a class target outside [0, C) added a zero row (a finite loss; all rows out of range gave -0).
+// PyTorch raises "Target 7 is out of bounds"; ignoreIndex stays allowed.
+test('crossEntropy/nllLoss: out-of-range class targets raise (host targets at once, GPU targets at the next read back)', async () => {
+  const logits = vg.tensor([[1, 2, 3], [0, 0, 1]]);
+  const cases = [
+    ['crossEntropy', (t, o) => vg.crossEntropy(logits, t, o)],
+    ['nllLoss', (t, o) => vg.nllLoss(vg.logSoftmax(logits, { dim: 1 }), t, o)],
+  ];
+  for (const [op, run] of cases) {
+    for (const [targets, value, opts] of [[[7, 0], '7', {}], [[0, -1], '-1', {}], [[3, 1], '3', { ignoreIndex: 1 }], [[-100, 5], '5', { reduction: 'none' }]]) {
+      const pos = `position ${targets.indexOf(Number(value))}`;
+      assertThrowsWith(() => run(vg.tensor(targets, null, { dtype: 'i32' }), opts), [op, 'target', value, '[0, 3)', pos], `${op} host ${targets}`);
+      vg.setCpuForwardThreshold(0);
+      const t = vg.tensor(targets, null, { dtype: 'i32' });
+      vg.setCpuForwardThreshold(128);
+      const err = await run(t, opts).data().then(() => null, (e) => e);
+      assert.ok(err instanceof Error, `${op} ${targets}: a GPU-resident bad target must raise at the read back`);
+      for (const f of [op, 'target', value, '[0, 3)', pos, 'first read back']) assert.ok(err.message.includes(f), `"${f}" missing: ${err.message}`);
+    }
+    // ignoreIndex values are allowed on both paths; the loss afterwards is right (the engine stays usable)
+    // both ops see log-softmax of the logits here: the mean over the one counted row is -log p[0][2]
+    const want = -refSoftmax(new Ref([1, 2, 3, 0, 0, 1], [2, 3]), 1, true).data[2];
+    assert.ok(Math.abs((await run(vg.tensor([2, -100], null, { dtype: 'i32' })).item()) - want) < 1e-5);
+    vg.setCpuForwardThreshold(0);
+    const t = vg.tensor([2, 7], null, { dtype: 'i32' });
+    vg.setCpuForwardThreshold(128);
+    assert.ok(Math.abs((await run(t, { ignoreIndex: 7 }).item()) - want) < 1e-5);
+  }
+});
+
 test('crossEntropy/nllLoss: bad targets, weights, reductions and smoothing are rejected with the op named', () => {
   const x = vg.zeros([4, 3]);
   const y = vg.tensor([0, 1, 2, 0], null, { dtype: 'i32' });

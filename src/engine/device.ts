@@ -112,8 +112,10 @@ async function createDevice(opts: InitOptions): Promise<BackendInfo> {
     maxWorkgroupSize: Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX),
     lost: null,
   };
+  // vg.destroy() detaches the state before destroying, so a loss seen here came from elsewhere (a driver reset, or
+  // device.destroy() called on the device directly): every later call then fails with a message saying so
   device.lost.then((l) => {
-    if (state === s && l.reason !== 'destroyed') s.lost = `${l.reason}: ${l.message}`;
+    if (state === s) s.lost = `${l.reason}: ${l.message || 'no message'}`;
   });
   device.addEventListener?.('uncapturederror', (e: Event) => {
     console.error('voxgrad: uncaptured WebGPU error:', (e as GPUUncapturedErrorEvent).error?.message);
@@ -161,6 +163,14 @@ export function backendInfo(): BackendInfo {
 
 export function isCurrentGeneration(g: number): boolean {
   return state !== null && state.generation === g;
+}
+
+/**
+ * Fault injection for tests: destroys the GPUDevice behind the library's back, as a driver reset would; later calls
+ * fail with the device-lost error until `vg.init()` acquires a new device.
+ */
+export function loseDevice(): void {
+  state?.device.destroy();
 }
 
 /** Destroys the device (Dawn keeps a Node process alive while a device exists). */

@@ -8,6 +8,7 @@
  */
 import { NOT_DIFFERENTIABLE, needsRecording, recordNode, type BackwardRule, type OpDef } from './autograd.js';
 import { enterUserOp, fail, leaveUserOp } from './errors.js';
+import { checkOpNumerics, numericsChecked } from './numerics.js';
 import { Tensor, type DType } from './tensor.js';
 
 export { NOT_DIFFERENTIABLE, type BackwardContext, type BackwardRule } from './autograd.js';
@@ -169,6 +170,7 @@ function defineRecorded<Args extends unknown[], A, R>(
     const result = forward(...args);
     if (COMPOSED in result) return result[COMPOSED];
     const { out, attrs, save, release } = result;
+    if (numericsChecked()) checkOpNumerics(name, ins, out instanceof Tensor ? [out] : Object.values(out as NamedOutputs));
     if (def.backward !== NOT_DIFFERENTIABLE && needsRecording(ins)) {
       const y = tracked(out);
       // only floating-point tensors carry gradients: an integer result (argmax, a cast to i32) is a constant

@@ -4,6 +4,7 @@
  * A released buffer waits until the commands recorded before its release have been submitted, so that a reuse
  * (and any queue.writeBuffer into it) is ordered after every earlier use.
  */
+import { recordAsyncError } from './device-asserts.js';
 import { gpu, onDeviceReset } from './device.js';
 import { VoxgradError, currentUserOp } from './errors.js';
 
@@ -24,6 +25,11 @@ let pooledBytes = 0;
 let inUseBytes = 0;
 let peakBytes = 0;
 let poolCap = 1 << 30;
+/** Allocations whose out-of-memory error scope has not resolved yet: a read back waits for them before reporting. */
+const unsettled = new Set<Promise<void>>();
+/** Buffers the device refused (invalid): destroyed when released, never pooled. */
+const refused = new WeakSet<GPUBuffer>();
+let simulatedFailures = 0;
 
 export interface PoolStats {
   bytesInUse: number;
@@ -68,16 +74,52 @@ export function acquire(bytes: number, op: string): GPUBuffer {
   const list = free.get(size);
   let buf = list?.pop();
   if (buf) pooledBytes -= size;
-  else {
-    device.pushErrorScope('out-of-memory');
-    buf = device.createBuffer({ size, usage: USAGE_STORAGE });
-    device.popErrorScope().then((e) => {
-      if (e) console.error(`voxgrad: ${op}: GPU out of memory allocating ${size} bytes (${e.message})`);
-    });
-  }
+  else buf = createWatched(device, size, currentUserOp() ?? op);
   inUseBytes += size;
   if (inUseBytes > peakBytes) peakBytes = inUseBytes;
   return buf;
+}
+
+/**
+ * Creates a buffer inside an out-of-memory error scope. WebGPU answers through a promise, so the allocation cannot be
+ * retried in place: when the device refuses, the pool's idle buffers are destroyed at once (later allocations fit
+ * where they can), the refused buffer is never pooled, and the error, naming the op and the size, is thrown by the
+ * next read back (data/item/array/sync), which waits for every pending scope.
+ */
+function createWatched(device: GPUDevice, size: number, op: string): GPUBuffer {
+  const simulated = simulatedFailures > 0;
+  if (simulated) simulatedFailures--;
+  device.pushErrorScope('out-of-memory');
+  const buf = device.createBuffer({ size, usage: USAGE_STORAGE });
+  const settled: Promise<void> = device
+    .popErrorScope()
+    .then((e) => {
+      const reason = e?.message ?? (simulated ? 'simulated by vg.debug.simulateOutOfMemory' : null);
+      if (reason === null) return;
+      refused.add(buf);
+      emptyPool();
+      recordAsyncError(
+        new VoxgradError(
+          `${op}: the GPU ran out of memory allocating ${size} bytes (${reason}). WebGPU reports this asynchronously, so ` +
+            'results computed since the previous read back may be invalid. Idle pooled buffers were released, so the engine ' +
+            'stays usable: dispose tensors you no longer need (vg.tidy), or use a smaller batch, patch or volume, and retry.',
+        ),
+      );
+    })
+    .catch(() => undefined) // a lost device rejects its scopes; the read back reports the loss itself
+    .finally(() => unsettled.delete(settled));
+  unsettled.add(settled);
+  return buf;
+}
+
+/** Resolves once every allocation made so far is known to have succeeded or been reported (read backs wait on it). */
+export async function allocationsSettled(): Promise<void> {
+  if (unsettled.size) await Promise.all([...unsettled]);
+}
+
+/** Fault injection for tests: the next `count` new buffer allocations are reported as out of memory (they still work). */
+export function simulateOutOfMemory(count = 1): void {
+  simulatedFailures = Math.max(0, Math.floor(count));
 }
 
 /** Returns a buffer; it becomes reusable once the commands recorded so far are submitted. */
@@ -95,6 +137,11 @@ export function takeReleased(): GPUBuffer[] {
 
 export function returnToPool(bufs: GPUBuffer[]): void {
   for (const b of bufs) {
+    if (refused.has(b)) {
+      forgetCachedBuffers();
+      b.destroy();
+      continue;
+    }
     if (pooledBytes + b.size > poolCap) trimTo(poolCap - b.size);
     if (pooledBytes + b.size > poolCap) {
       forgetCachedBuffers();
@@ -130,6 +177,8 @@ export function emptyPool(): void {
 
 onDeviceReset(() => {
   free.clear();
+  unsettled.clear();
+  simulatedFailures = 0;
   awaitingSubmit = [];
   pooledBytes = 0;
   inUseBytes = 0;

@@ -9,9 +9,10 @@
  */
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import commonWgsl from '../../shaders/common.wgsl';
+import { assertBuffer, assertsPending, takeAsserts } from './device-asserts.js';
 import { gpu, onDeviceReset } from './device.js';
 import { VoxgradError, currentUserOp } from './errors.js';
-import { onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
+import { allocationsSettled, onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
 import { profilerHooks } from './profiler-hooks.js';
 
 type ScalarKind = 'u32' | 'i32' | 'f32';
@@ -410,31 +411,64 @@ function bindGroupFor(device: GPUDevice, k: Kernel, buffers: GPUBuffer[], ubuf: 
 // a cached bind group must not outlive a buffer it binds: the pool clears the cache before destroying idle buffers
 onBeforeDestroy(() => bindGroups.clear());
 
-/** Waits until every recorded dispatch has been submitted and finished on the GPU. */
+/**
+ * Waits until every recorded dispatch has been submitted and finished on the GPU; throws the first device-side
+ * assertion (bad index, checkNumerics) recorded since the last read back.
+ */
 export async function sync(): Promise<void> {
-  await flush();
-  await gpu().device.queue.onSubmittedWorkDone();
+  await settle();
+  if (assertsPending()) await checkAsserts();
+  else await gpu().device.queue.onSubmittedWorkDone();
 }
 
-/** Copies `bytes` bytes of `buf` (from `offset`) back to the CPU. Flushes first. */
+/**
+ * Copies `bytes` bytes of `buf` (from `offset`) back to the CPU. Flushes first. When kernels checked something since
+ * the last read back, the assertion buffer is copied in the same transfer and its first violation thrown.
+ */
 export async function readBuffer(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
-  await flush();
+  await settle();
   const { device } = gpu();
   const size = Math.ceil(Math.max(bytes, 4) / 4) * 4;
-  const staging = device.createBuffer({ size, usage: 0x01 | 0x08 /* MAP_READ | COPY_DST */ });
+  const asserts = assertsPending() ? takeAsserts() : null;
+  const staging = device.createBuffer({ size: size + (asserts?.bytes ?? 0), usage: 0x01 | 0x08 /* MAP_READ | COPY_DST */ });
   const enc = device.createCommandEncoder();
   enc.copyBufferToBuffer(buf, offset, staging, 0, size);
+  if (asserts) enc.copyBufferToBuffer(assertBuffer(), 0, staging, size, asserts.bytes);
   device.queue.submit([enc.finish()]);
+  asserts?.resetDevice();
   try {
     await staging.mapAsync(1 /* GPUMapMode.READ */);
   } catch (e) {
     gpu(); // throws the device-lost error if that is the cause
     throw e;
   }
-  const out = staging.getMappedRange().slice(0, bytes);
+  const mapped = staging.getMappedRange();
+  const out = mapped.slice(0, bytes);
+  const assertWords = asserts ? new Uint32Array(mapped.slice(size, size + asserts.bytes)) : null;
   staging.unmap();
   staging.destroy();
+  if (asserts) asserts.check(assertWords!);
   return out;
+}
+
+/**
+ * Submits everything recorded and waits for the out-of-memory scopes of new buffers. It goes round again when code
+ * running during its awaits recorded more, so that the checks recorded so far are in submitted work when the
+ * assertion buffer is copied (a check submitted after that copy would be lost with its epoch); a few rounds bound it
+ * against concurrent loops that never stop recording.
+ */
+async function settle(): Promise<void> {
+  for (let round = 0; round < 4; round++) {
+    await flush();
+    await allocationsSettled();
+    if (records.length === 0 && pending.length === 0) return;
+  }
+}
+
+/** Throws any device-side assertion pending (host-resident reads call it: they need no transfer of their own). */
+export async function checkAsserts(): Promise<void> {
+  await settle();
+  if (assertsPending()) await readBuffer(assertBuffer(), 4);
 }
 
 /** Uploads bytes into a buffer through the queue (ordered after all submitted work). */

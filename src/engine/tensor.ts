@@ -7,7 +7,7 @@
 import { gpu, isCurrentGeneration } from './device.js';
 import { VoxgradError, fail, fmtShape } from './errors.js';
 import { acquire, release } from './pool.js';
-import { readBuffer, writeBuffer } from './runtime.js';
+import { checkAsserts, readBuffer, writeBuffer } from './runtime.js';
 import type { Node } from './autograd.js';
 
 export type DType = 'f32' | 'i32' | 'u32';
@@ -190,11 +190,18 @@ export class Tensor {
     }
   }
 
-  /** Typed array with the tensor's elements (row-major). Waits for the GPU. */
+  /**
+   * Typed array with the tensor's elements (row-major). Waits for the GPU, and throws the first device-side
+   * assertion (an out-of-range index, checkNumerics) recorded since the last read back.
+   */
   async data(): Promise<TypedArray> {
     const s = this.storageFor('data');
     const Ctor = arrayTypeOf(this.dtype);
-    if (s.host) return Ctor.from(s.host.subarray(0, this.size));
+    if (s.host) {
+      const values = Ctor.from(s.host.subarray(0, this.size));
+      await checkAsserts();
+      return values;
+    }
     const raw = await readBuffer(s.gpuBuffer('data'), this.size * 4);
     return new Ctor(raw);
   }

@@ -5,6 +5,7 @@
  */
 import { Node, enableGrad, noGrad, type BackwardRule } from '../engine/autograd.js';
 import { VoxgradError, enterUserOp, fmtShape, leaveUserOp } from '../engine/errors.js';
+import { checkOpNumerics, numericsChecked } from '../engine/numerics.js';
 import { Tensor, keep, tidy } from '../engine/tensor.js';
 import { onesLike, zerosLike } from './creation.js';
 import { add } from './math.js';
@@ -66,6 +67,8 @@ function runBackward(out: Tensor, seed?: Tensor): void {
           output: node.output,
         }),
       );
+      // the rule's own kernels (not only the ops it calls) are covered: its gradients are checked under its name
+      if (numericsChecked()) checkOpNumerics(`${node.op.name}.backward`, [g], inputGrads);
     } finally {
       if (outermost) leaveUserOp();
     }

@@ -1,12 +1,16 @@
 /**
  * The base every kernel file builds on, below the op files so that they do not import each other in a circle:
  * the reduction launcher (and sumToShape, which reduces a broadcast gradient back to an input's shape), the strided
- * copy every shape op materialises through, and the fill kernel. Nothing here is an op: nothing is recorded.
+ * copy every shape op materialises through, the fill kernel and the index range checks. Nothing here is an op:
+ * nothing is recorded.
  */
+import checkIndexWgsl from '../../shaders/check_index.wgsl';
 import copyWgsl from '../../shaders/copy.wgsl';
 import fillWgsl from '../../shaders/fill.wgsl';
+import indexAssertWgsl from '../../shaders/index_assert.wgsl';
 import reduceWgsl from '../../shaders/reduce.wgsl';
-import { fail, fmtShape } from '../engine/errors.js';
+import { assertBuffer, checkHostIndices, indexSlot } from '../engine/device-asserts.js';
+import { currentUserOp, fail, fmtShape } from '../engine/errors.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { coalesce, pad8, sameShape, stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
@@ -183,3 +187,40 @@ export function fillInto(t: Tensor, value: number): void {
   dispatch(k, [t.buffer('fill')], { n: t.size, bits: bits.getUint32(0, true) }, grid1d(ceilDiv(t.size, k.workgroupSize)));
 }
 
+// ---- index range checks -------------------------------------------------------------------------------------------
+
+/** Checks a host-resident `index` against [lo, hi) (or `ignore`) now; false when it lives on the GPU (not checked). */
+export function checkIndexOnHost(op: string, arg: string, index: Tensor, lo: number, hi: number, ignore: number | null = null): boolean {
+  const host = index.storageFor(op).host;
+  if (host) checkHostIndices(currentUserOp() ?? op, arg, host.subarray(0, index.size), lo, hi, ignore);
+  return host !== null;
+}
+
+/**
+ * The range check for a kernel that reads `index` (values must lie in [lo, hi), or equal `ignore`). Host-resident
+ * indices are checked now, with a synchronous error; for GPU-resident ones the kernel records violations in the
+ * returned device-side assertion slot, reported at the next read back. A host-checked index cannot violate, so the
+ * slot it gets (0) is never written. The error names the op the user called.
+ */
+export function indexAssertSlot(op: string, arg: string, index: Tensor, lo: number, hi: number, ignore: number | null = null): number {
+  if (checkIndexOnHost(op, arg, index, lo, hi, ignore)) return 0;
+  return indexSlot(currentUserOp() ?? op, arg, lo, hi, index.dtype === 'i32', ignore);
+}
+
+/** A kernel's WGSL with the device-side assertion binding appended at `binding` (after the kernel's own). */
+export function withIndexAssert(wgsl: string, binding: number): string {
+  return wgsl + '\n' + indexAssertWgsl.replaceAll('{{ASSERT_BINDING}}', String(binding));
+}
+
+/** Checks `index` against [lo, hi) (or `ignore`) for ops whose kernels do not read it themselves (nllLoss targets). */
+export function assertIndexRange(op: string, arg: string, index: Tensor, lo: number, hi: number, ignore: number | null = null): void {
+  const slot = indexAssertSlot(op, arg, index, lo, hi, ignore);
+  if (index.storageFor(op).host || index.size === 0) return;
+  const k = kernel(`checkIndex.${index.dtype}`, () => withIndexAssert(checkIndexWgsl.replaceAll('{{I}}', index.dtype), 2));
+  dispatch(
+    k,
+    [index.buffer(op), assertBuffer()],
+    { n: index.size, lo, hi, ignore: ignore ?? lo - 1, assertSlot: slot },
+    grid1d(ceilDiv(index.size, k.workgroupSize)),
+  );
+}

@@ -21,6 +21,22 @@ function checkDtype(op: string, dtype: unknown, requiresGrad?: boolean): DType {
   return dtype;
 }
 
+const INT_RANGE: Record<'i32' | 'u32', readonly [number, number]> = { i32: [-(2 ** 31), 2 ** 31 - 1], u32: [0, 2 ** 32 - 1] };
+
+/**
+ * Integer dtypes take values as PyTorch does: fractions truncate toward zero, but NaN, ±Infinity and values outside
+ * the dtype's range raise (a typed-array conversion would wrap 3e10 to -64771072 and NaN to 0 silently).
+ */
+function checkRepresentable(op: string, values: ArrayLike<number>, dtype: DType): void {
+  if (dtype === 'f32') return;
+  const [lo, hi] = INT_RANGE[dtype];
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.trunc(values[i]);
+    if (!(v >= lo && v <= hi))
+      fail(op, `value ${values[i]} at flat index ${i} cannot be represented as ${dtype} (integers from ${lo} to ${hi}; NaN and Infinity are not integers)`);
+  }
+}
+
 function inferShape(data: NestedArray): number[] {
   const shape: number[] = [];
   let v: NestedArray = data;
@@ -67,6 +83,7 @@ function tensorForward(data: NestedArray | TypedArray | readonly number[], shape
   if (shapeSize(finalShape) !== flat.length)
     fail(op, `shape ${fmtShape(finalShape)} holds ${shapeSize(finalShape)} elements but data has ${flat.length}`);
   const Ctor = arrayTypeOf(dtype);
+  if (!(flat instanceof Ctor)) checkRepresentable(op, flat, dtype);
   let t: Tensor;
   if (flat.length <= cpuForwardThreshold()) t = new Tensor(Storage.onHost(Ctor.from(flat)), [...finalShape], dtype);
   else {
@@ -89,6 +106,7 @@ function filled(op: string, shape: readonly number[], value: number, opts: Creat
   checkShapeArg(op, shape);
   if (typeof value !== 'number') fail(op, `fill value must be a number, got ${typeof value}`);
   const dtype = checkDtype(op, opts.dtype ?? 'f32', opts.requiresGrad);
+  checkRepresentable(op, [value], dtype);
   const n = shapeSize(shape);
   let t: Tensor;
   if (n <= cpuForwardThreshold()) t = new Tensor(Storage.onHost(new (arrayTypeOf(dtype))(n).fill(value)), shape, dtype);
@@ -150,7 +168,7 @@ function arangeForward(start: number, end?: number | null, step = 1, opts: Creat
   if (dtype !== 'f32' && n > 0) {
     if (!Number.isInteger(start) || !Number.isInteger(step))
       fail('arange', `start and step must be integers for dtype ${dtype}, got start ${start} and step ${step}`);
-    const [lo, hi] = dtype === 'i32' ? [-(2 ** 31), 2 ** 31 - 1] : [0, 2 ** 32 - 1];
+    const [lo, hi] = INT_RANGE[dtype];
     const last = start + (n - 1) * step;
     if (Math.min(start, last) < lo || Math.max(start, last) > hi)
       fail('arange', `values from ${start} to ${last} do not fit dtype ${dtype} (range ${lo} to ${hi})`);

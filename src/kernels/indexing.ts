@@ -7,7 +7,8 @@ import { ALL_DTYPES, NOT_DIFFERENTIABLE, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDim, pad8, stridesOf } from '../engine/shape.js';
 import { Tensor, tidy } from '../engine/tensor.js';
-import { fillInto, stridedCopy } from './base.js';
+import { assertBuffer } from '../engine/device-asserts.js';
+import { checkIndexOnHost, fillInto, indexAssertSlot, stridedCopy, withIndexAssert } from './base.js';
 import { ceilDiv, emptyTensor, expectInt, expectTensor } from './common.js';
 import { expand, reshape } from './shape.js';
 
@@ -29,13 +30,15 @@ function checkIndexShape(op: string, x: Tensor, dim: number, index: Tensor, extr
 const dimSizeOf = (t: Tensor, dim: number) => (t.ndim === 0 ? 1 : t.shape[dim]);
 
 function gatherRaw(x: Tensor, dim: number, index: Tensor): Tensor {
+  const dimSize = dimSizeOf(x, dim);
+  const assertSlot = indexAssertSlot('gather', 'index', index, 0, dimSize);
   const out = emptyTensor('gather', index.shape, x.dtype);
   if (out.size === 0) return out;
-  const k = kernel(`gather.${x.dtype}.${index.dtype}`, () => gatherWgsl.replaceAll('{{T}}', x.dtype).replaceAll('{{I}}', index.dtype));
+  const k = kernel(`gather.${x.dtype}.${index.dtype}`, () => withIndexAssert(gatherWgsl.replaceAll('{{T}}', x.dtype).replaceAll('{{I}}', index.dtype), 4));
   dispatch(
     k,
-    [out.buffer('gather'), x.buffer('gather'), index.buffer('gather')],
-    { n: out.size, rank: x.ndim, dim, dimSize: dimSizeOf(x, dim), shape: pad8(index.shape), xStrides: pad8(stridesOf(x.shape)) },
+    [out.buffer('gather'), x.buffer('gather'), index.buffer('gather'), assertBuffer()],
+    { n: out.size, rank: x.ndim, dim, dimSize, shape: pad8(index.shape), xStrides: pad8(stridesOf(x.shape)), assertSlot },
     grid1d(ceilDiv(out.size, k.workgroupSize)),
   );
   return out;
@@ -43,6 +46,8 @@ function gatherRaw(x: Tensor, dim: number, index: Tensor): Tensor {
 
 /** out = copy of base; out[index along dim] += src. */
 function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
+  const dimSize = dimSizeOf(base, dim);
+  const assertSlot = indexAssertSlot('scatterAdd', 'index', index, 0, dimSize);
   // a plain copy: clone() would record an autodiff node that scatterAdd's own node then replaces (and leaks)
   const out = emptyTensor('scatterAdd', base.shape, base.dtype);
   const st = stridesOf(base.shape);
@@ -51,17 +56,18 @@ function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor): T
   const atomicT = base.dtype === 'i32' ? 'i32' : 'u32';
   const k = kernel(
     `scatterAdd.${base.dtype}.${index.dtype}`,
-    () => scatterAddWgsl.replaceAll('{{T}}', base.dtype).replaceAll('{{A}}', atomicT).replaceAll('{{I}}', index.dtype),
+    () => withIndexAssert(scatterAddWgsl.replaceAll('{{T}}', base.dtype).replaceAll('{{A}}', atomicT).replaceAll('{{I}}', index.dtype), 4),
     { defines: { FLOAT: base.dtype === 'f32' } },
   );
   dispatch(
     k,
-    [out.buffer('scatterAdd'), src.buffer('scatterAdd'), index.buffer('scatterAdd')],
+    [out.buffer('scatterAdd'), src.buffer('scatterAdd'), index.buffer('scatterAdd'), assertBuffer()],
     {
       n: index.size,
       rank: base.ndim,
       dim,
-      dimSize: dimSizeOf(base, dim),
+      dimSize,
+      assertSlot,
       shape: pad8(index.shape),
       outStrides: pad8(stridesOf(base.shape)),
       srcStrides: pad8(stridesOf(src.shape)),
@@ -71,7 +77,10 @@ function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor): T
   return out;
 }
 
-/** torch.gather(input, dim, index). Indices outside [0, size) read as 0 (no device-side assert on WebGPU). */
+/**
+ * torch.gather(input, dim, index). An index outside [0, size) raises: at once for a host-resident index, else at the
+ * next read back (a device-side assertion; the kernel writes 0 there meanwhile).
+ */
 export const gather = defineOp({
   name: 'gather',
   dtypes: ALL_DTYPES,
@@ -138,6 +147,8 @@ export const indexSelect = defineOp({
     expectInt('indexSelect', 'index', index);
     if (index.ndim !== 1) fail('indexSelect', `index must be 1-D, got shape ${fmtShape(index.shape)}`);
     const d = normDim('indexSelect', dim, x.ndim);
+    // the broadcast index below lives on the GPU: a host-resident index is checked here, synchronously
+    checkIndexOnHost('indexSelect', 'index', index, 0, dimSizeOf(x, d));
     return tidy(() => {
       const outShape = x.shape.map((v, i) => (i === d ? index.size : v));
       const view = x.shape.map((_, i) => (i === d ? index.size : 1));
@@ -146,7 +157,7 @@ export const indexSelect = defineOp({
   },
 });
 
-/** one_hot(index, numClasses) → i32 tensor of shape [...index.shape, numClasses]. */
+/** one_hot(index, numClasses) → i32 tensor of shape [...index.shape, numClasses]; indices must lie in [0, numClasses). */
 export const oneHot = defineOp({
   name: 'oneHot',
   dtypes: ['i32', 'u32'],
@@ -156,10 +167,16 @@ export const oneHot = defineOp({
     expectInt('oneHot', 'input', index);
     if (!Number.isInteger(numClasses) || numClasses <= 0)
       fail('oneHot', `numClasses must be a positive integer (it cannot be inferred without reading the GPU), got ${numClasses}`);
+    const assertSlot = indexAssertSlot('oneHot', 'input', index, 0, numClasses);
     const out = emptyTensor('oneHot', [...index.shape, numClasses], 'i32');
     if (out.size === 0) return { out, attrs: undefined };
-    const k = kernel(`oneHot.${index.dtype}`, () => oneHotWgsl.replaceAll('{{I}}', index.dtype));
-    dispatch(k, [out.buffer('oneHot'), index.buffer('oneHot')], { n: out.size, classes: numClasses }, grid1d(ceilDiv(out.size, k.workgroupSize)));
+    const k = kernel(`oneHot.${index.dtype}`, () => withIndexAssert(oneHotWgsl.replaceAll('{{I}}', index.dtype), 3));
+    dispatch(
+      k,
+      [out.buffer('oneHot'), index.buffer('oneHot'), assertBuffer()],
+      { n: out.size, classes: numClasses, assertSlot },
+      grid1d(ceilDiv(out.size, k.workgroupSize)),
+    );
     return { out, attrs: undefined };
   },
   backward: NOT_DIFFERENTIABLE,

@@ -5,6 +5,7 @@ import { ALL_DTYPES, FLOAT, composed, defineOp, type BackwardRule, type Composed
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDim, sameShape } from '../engine/shape.js';
 import { Tensor, tidy } from '../engine/tensor.js';
+import { assertIndexRange } from './base.js';
 import { ceilDiv, emptyTensor, expectFloat, expectInt, expectTensor } from './common.js';
 import { cast, elementwise, mapExpr } from './elementwise.js';
 import { gather, indexSelect } from './indexing.js';
@@ -129,6 +130,9 @@ function nllLossForward(logProbs: Tensor, target: Tensor, opts: NllOptions = {})
 }
 
 function nllUnchecked(logProbs: Tensor, target: Tensor, weight: Tensor | null | undefined, ignoreIndex: number, reduction: Reduction): Tensor {
+  // PyTorch raises for a target outside [0, C) other than ignoreIndex; a gather would read it as 0 (a finite loss)
+  const C = logProbs.ndim === 1 ? logProbs.shape[0] : logProbs.shape[1];
+  assertIndexRange('nllLoss', 'target', target, 0, C, ignoreIndex);
   return tidy(() => {
     const lp = classesLast(logProbs);
     const t = reshape(target, [-1]);
