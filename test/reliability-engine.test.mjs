@@ -172,7 +172,7 @@ test('device lost mid-run: the step fails clearly, vg.init() re-acquires, and tr
   let s = 1;
   for (; s <= 4; s++) {
     await trainStep(b, s);
-    if (s % 2 === 0) await vg.io.saveCheckpoint(file, { ...b, step: s });
+    if (s % 2 === 0) await vg.train.saveCheckpoint(file, { ...b, step: s });
   }
   // the device goes away in the middle of step 5 (after the forward, before backward and the read)
   const err = await rejection(trainStep(b, s, { loseDeviceMidStep: true }), 'step on a lost device');
@@ -183,7 +183,7 @@ test('device lost mid-run: the step fails clearly, vg.init() re-acquires, and tr
   assertThrowsWith(() => vg.add(b.model.parameters()[0], 1), ['add', 'device that has since been destroyed or lost']);
   disposeRun(b);
   b = makeRun(50); // different weights: everything must come from the file
-  const { step } = await vg.io.loadCheckpoint(file, b);
+  const { step } = await vg.train.loadCheckpoint(file, b);
   assert.is(step, 4);
   for (s = step + 1; s <= N; s++) {
     const got = await trainStep(b, s);
