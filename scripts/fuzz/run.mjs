@@ -352,6 +352,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const all = await fuzz(opts);
   console.log(table(all));
   const defects = all.flatMap((s) => s.defects.map((d) => ({ format: s.format, ...d })));
+  // defects grouped by kind (the message up to its first parenthesis or quote, numbers masked), then the first 50
+  const kinds = new Map();
+  for (const d of defects) {
+    const kind = `${d.format}: ${d.defect.split(/[('"]/)[0].replace(/\d+/g, 'N').trim()}`;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+  for (const [kind, n] of [...kinds].sort((a, b) => b[1] - a[1])) console.log(`${String(n).padStart(6)} × ${kind}`);
   for (const d of defects.slice(0, 50)) console.log(`DEFECT ${d.format} case ${d.case}: ${d.what}: ${d.defect}`);
   console.log(`\nseed ${opts.seed}, ${opts.cases} cases per format, ${((Date.now() - t0) / 1000).toFixed(0)} s in all; ${defects.length} defects`);
   process.exit(defects.length ? 1 : 0);
