@@ -39,9 +39,14 @@ def f32_sha(data):
 
 def load(path):
     """nib.load, or, where its format sniffing fails (bytes after a .nii.gz's gzip stream defeat it), the NIfTI class
-    that sizeof_hdr names, as Nifti1Image.from_filename reads such a file."""
+    that sizeof_hdr names, as Nifti1Image.from_filename reads such a file. A NIfTI-2 file whose intent code is a
+    CIFTI-2 one makes nib.load want a CIFTI-2 extension; it is read as the NIfTI-2 image it is."""
     try:
         return nib.load(path)
+    except ValueError as e:
+        if 'CIFTI-2 extension' not in str(e):
+            raise
+        return nib.Nifti2Image.from_filename(path)
     except nib.filebasedimages.ImageFileError as e:
         if not path.endswith('.gz'):
             raise

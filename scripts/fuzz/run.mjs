@@ -4,8 +4,9 @@
 // class of disagreement), a typed error (VoxgradError / the CLI's usage error), or a DEFECT: a crash, a hang, an
 // exception of another type, a silent difference from the oracle, a leak, a polluted prototype, memory over the limit.
 //   npm run fuzz -- --cases N [--format nifti,safetensors,nrrd,checkpoint,config] [--seed S] [--batch B]
-//                   [--timeout seconds per case] [--memory MiB per child] [--keep dir] [--case i]
-// --keep copies each defect's file into dir; --case i runs case i alone (with the same seed, the same bytes).
+//                   [--timeout seconds per case] [--memory MiB per child] [--keep dir] [--case i] [--dist dir]
+// --keep copies each defect's file into dir; --case i runs case i alone (with the same seed, the same bytes);
+// --dist dir fuzzes another build of voxgrad (default this checkout's dist/).
 // Cases run in batches per child for speed; a case during which the child dies, hangs or exceeds the memory limit is
 // re-run alone in a fresh child, so the outcome is attributed to exactly that case. Exit status 1 when any defect.
 import { spawn, spawnSync } from 'node:child_process';
@@ -44,7 +45,7 @@ export const NIBABEL_DISAGREEMENTS = [
 ];
 
 function parseArgs(argv) {
-  const opts = { cases: 100, formats: FORMATS, seed: 1, batch: 50, timeout: 30, memory: 1024, keep: null, quiet: false, only: null };
+  const opts = { cases: 100, formats: FORMATS, seed: 1, batch: 50, timeout: 30, memory: 1024, keep: null, quiet: false, only: null, dist: path.join(root, 'dist') };
   for (let i = 0; i < argv.length; i++) {
     const [k, v] = [argv[i], argv[i + 1]];
     if (k === '--cases') opts.cases = Number(v);
@@ -55,6 +56,7 @@ function parseArgs(argv) {
     else if (k === '--memory') opts.memory = Number(v);
     else if (k === '--keep') opts.keep = v;
     else if (k === '--case') opts.only = Number(v);
+    else if (k === '--dist') opts.dist = path.resolve(v);
     else if (k === '--quiet') {
       opts.quiet = true;
       continue;
@@ -332,7 +334,7 @@ export function table(all) {
 /** Runs the harness; resolves to one statistics object per format. */
 export async function fuzz(options = {}) {
   const opts = { ...parseArgs([]), ...options };
-  const dist = path.join(root, 'dist');
+  const dist = opts.dist;
   if (!fs.existsSync(path.join(dist, 'node.js'))) throw new Error('dist/ is missing: run npm run build first');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'vg-fuzz-'));
   try {
@@ -350,6 +352,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const all = await fuzz(opts);
   console.log(table(all));
   const defects = all.flatMap((s) => s.defects.map((d) => ({ format: s.format, ...d })));
+  // defects grouped by kind (the message up to its first parenthesis or quote, numbers masked), then the first 50
+  const kinds = new Map();
+  for (const d of defects) {
+    const kind = `${d.format}: ${d.defect.split(/[('"]/)[0].replace(/\d+/g, 'N').trim()}`;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+  }
+  for (const [kind, n] of [...kinds].sort((a, b) => b[1] - a[1])) console.log(`${String(n).padStart(6)} × ${kind}`);
   for (const d of defects.slice(0, 50)) console.log(`DEFECT ${d.format} case ${d.case}: ${d.what}: ${d.defect}`);
   console.log(`\nseed ${opts.seed}, ${opts.cases} cases per format, ${((Date.now() - t0) / 1000).toFixed(0)} s in all; ${defects.length} defects`);
   process.exit(defects.length ? 1 : 0);
