@@ -75,8 +75,8 @@ test("encodeSafetensors reproduces the reference writer's layout byte for byte; 
 test('readSafetensors: truncated, corrupt and inconsistent files give errors that say what is wrong', async () => {
   const good = bytesOf(fx.layout.b64);
   const headerLen = Number(new DataView(good.buffer).getBigUint64(0, true));
-  await rejectsWith(() => vg.io.readSafetensors(good.subarray(0, 5)), ['file is truncated', '8-byte header length']);
-  await rejectsWith(() => vg.io.readSafetensors(good.subarray(0, 40)), ['file is truncated', `header claims ${headerLen} bytes`]);
+  await rejectsWith(() => vg.io.readSafetensors(good.subarray(0, 5)), ['the given buffer is truncated', '8-byte header length']);
+  await rejectsWith(() => vg.io.readSafetensors(good.subarray(0, 40)), ['the given buffer is truncated', `header claims ${headerLen} bytes`]);
   await rejectsWith(() => vg.io.readSafetensors(good.subarray(0, good.length - 4)), ['outside the', 'truncated or corrupt']);
   const huge = good.slice();
   new DataView(huge.buffer).setBigUint64(0, 1n << 40n, true);

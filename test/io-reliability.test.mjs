@@ -79,7 +79,7 @@ test('a .nii.gz gzip bomb (header: 2×3×4 float32; inflates to 1 GiB) is reject
   fs.writeFileSync(file, await gzipBomb(await nifti1(), 1 << 30));
   const { growth, message } = readInChild('readNifti', file);
   assert.ok(growth < 100 * MB, `peak RSS grew by ${(growth / MB).toFixed(0)} MB`);
-  assert.ok(message?.startsWith('VoxgradError: readNifti: the given bytes decompresses to more than'), message);
+  assert.ok(message?.startsWith('VoxgradError: readNifti: the given buffer decompresses to more than'), message);
   assert.ok(message.includes('the header implies 448 bytes (vox_offset 352 + 96 voxel bytes)'), message);
   // the same file through a path names it
   await rejectsWith(vg.io.readNifti(file), ['readNifti', 'bomb.nii.gz', 'decompresses to more than', 'gzip bomb']);
@@ -93,7 +93,7 @@ test('an NRRD gzip bomb (sizes 2×3, inflates to 1 GiB) is rejected, RSS growth 
   fs.writeFileSync(file, Buffer.concat([Buffer.from(header, 'latin1'), await gzipBomb(head.subarray(cut), 1 << 30)]));
   const { growth, message } = readInChild('readNrrd', file);
   assert.ok(growth < 100 * MB, `peak RSS grew by ${(growth / MB).toFixed(0)} MB`);
-  assert.ok(message?.startsWith('VoxgradError: readNrrd: the given bytes decompresses to more than'), message);
+  assert.ok(message?.startsWith('VoxgradError: readNrrd: the given buffer decompresses to more than'), message);
   assert.ok(message.includes('imply 24 bytes'), message);
 });
 
@@ -256,7 +256,7 @@ test('a safetensors file with a rank-9 tensor after good ones leaves no tensors 
   await rejectsWith(vg.io.readSafetensors(file), ['readSafetensors', 'rank9.safetensors', "tensor 'deep'", 'rank 9', 'at most 8']);
   assert.is(vg.memory().liveTensors, before);
   const huge = safetensorsBytes({ big: { dtype: 'F32', shape: Array(1001).fill(1), data_offsets: [0, 4] } }, new Uint8Array(4));
-  await rejectsWith(() => vg.io.decodeSafetensors(huge), ['decodeSafetensors', 'the given bytes', "tensor 'big'", 'rank 1001']);
+  await rejectsWith(() => vg.io.decodeSafetensors(huge), ['decodeSafetensors', 'the given buffer', "tensor 'big'", 'rank 1001']);
   assert.is(vg.memory().liveTensors, before);
 });
 

@@ -62,7 +62,8 @@ function parseValue(raw: string): Config[string] {
 }
 
 async function buildConfig(recipe: Recipe, flags: Map<string, string[]>): Promise<Config> {
-  const config: Config = { ...recipe.defaults };
+  // no prototype: a setting named __proto__ or constructor stays an own key, refused below as unknown
+  const config: Config = Object.assign(Object.create(null) as Config, recipe.defaults);
   const file = one(flags, 'config');
   if (file) {
     const { readFile } = await import('node:fs/promises');
@@ -86,7 +87,7 @@ async function buildConfig(recipe: Recipe, flags: Map<string, string[]>): Promis
   // a recipe's settings are also options of their own: --method hetero is --set method=hetero
   for (const [name, values] of flags) {
     if (COMMAND_OPTIONS.includes(name)) continue;
-    if (!(name in recipe.defaults)) throw new UsageError(`unknown option --${name}; recipe ${recipe.name}'s settings: ${Object.keys(recipe.defaults).join(', ')}`);
+    if (!Object.hasOwn(recipe.defaults, name)) throw new UsageError(`unknown option --${name}; recipe ${recipe.name}'s settings: ${Object.keys(recipe.defaults).join(', ')}`);
     config[name] = parseValue(values[values.length - 1]);
   }
   const steps = one(flags, 'steps');

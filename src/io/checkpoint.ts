@@ -57,7 +57,7 @@ function prototypeKey(key: string): string | undefined {
  */
 export async function readCheckpointData(source: SafetensorsSource, op: string): Promise<CheckpointData> {
   const label = typeof source === 'string' ? source : source instanceof URL ? source.href : 'the checkpoint bytes';
-  const { tensors, metadata } = decodeSafetensors(await readBytes(op, source), op);
+  const { tensors, metadata } = decodeSafetensors(await readBytes(op, source), op, label);
   const all = new Map(Object.entries(tensors));
   try {
     for (const name of all.keys()) {

@@ -201,7 +201,7 @@ export async function readDisplacementNifti(source: string | URL | Uint8Array | 
     fail(op, `convention must be 'itk', 'ras' or 'voxel', got ${describe(opts.convention)}`);
   const img = await readNifti(source);
   const { header } = img;
-  const name = typeof source === 'string' ? source : 'the given bytes';
+  const name = typeof source === 'string' ? source : 'the given buffer';
   let convention = opts.convention;
   if (convention === undefined) {
     const intentName = header.intentName;

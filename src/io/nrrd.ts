@@ -104,7 +104,7 @@ export async function readNrrd(source: string | URL | Uint8Array | ArrayBuffer, 
   if (opts === null || typeof opts !== 'object') fail(op, `options must be an object like { dtype: 'i32' }, got ${describe(opts)}`);
   const dtype = opts.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'i32') fail(op, `dtype must be 'f32' or 'i32', got ${describe(dtype)}`);
-  const name = typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given bytes';
+  const name = typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given buffer';
   const bytes = await readBytes(op, source);
   const { header, dataStart, byteSkip } = parseHeader(name, bytes);
   const [, elemBytes, Ctor] = TYPES[header.type];

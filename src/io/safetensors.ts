@@ -181,7 +181,7 @@ function convert(op: string, file: string, e: Entry, raw: Uint8Array): { data: T
  * Decodes safetensors bytes into tensors and metadata; `file` names the source in errors. Everything is validated
  * and converted before the first tensor is created, so a bad file leaves nothing behind.
  */
-export function decodeSafetensors(bytes: Uint8Array, op = 'decodeSafetensors', file = 'the given bytes'): SafetensorsContents {
+export function decodeSafetensors(bytes: Uint8Array, op = 'decodeSafetensors', file = 'the given buffer'): SafetensorsContents {
   const { entries, metadata, dataStart } = parseHeader(op, file, bytes);
   const converted = entries.map((e) => convert(op, file, e, bytes.subarray(dataStart + e.begin, dataStart + e.end)));
   const tensors: Record<string, Tensor> = {};
@@ -194,7 +194,7 @@ export function decodeSafetensors(bytes: Uint8Array, op = 'decodeSafetensors', f
   return { tensors, metadata };
 }
 
-const sourceName = (source: SafetensorsSource) => (typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given bytes');
+const sourceName = (source: SafetensorsSource) => (typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given buffer');
 
 /** Reads a .safetensors file (path, URL or bytes) → { name: Tensor }, each in its own storage (dispose when done). */
 export async function readSafetensors(source: SafetensorsSource): Promise<Record<string, Tensor>> {
