@@ -5,7 +5,9 @@
 // into every test process through NODE_OPTIONS, sees each backward rule's gradients. One build serves every run:
 //   - a coverage run (no mutation) records which op backward rules each test file executes, and how long it takes;
 //   - then, per rule, VG_MUTATE=<op name> multiplies that rule's gradients by 1.01 and the files covering the rule
-//     run fastest first until one fails (caught) or none does (not caught).
+//     run fastest first until one fails (caught) or none does (not caught);
+//   - a rule whose gradients are all zero (sign, floor: scaling changes nothing) is perturbed additively instead: its
+//     derivative is made 0.01 where it is 0 (gradient + 0.01 x the upstream gradient, where their shapes agree).
 // Usage: node scripts/mutation-check.mjs [--ops a,b] [--files substr,...] [--jobs 1|2] [--keep]
 // (--files limits the test files to those whose name contains a substring: a quicker, partial check)
 import { spawn, spawnSync } from 'node:child_process';
@@ -16,6 +18,8 @@ import { fileURLToPath } from 'node:url';
 
 const MARKER = "// @mutation-point: a backward rule's gradients are produced here";
 const FACTOR = 1.01;
+/** The additive form for all-zero rules: derivative 0 becomes this (1% of a unit slope). */
+const OFFSET = 0.01;
 
 function parseArgs(argv) {
   const opts = { ops: null, files: null, jobs: 1, keep: false };
@@ -72,7 +76,10 @@ function markedFile(work) {
   return found[0];
 }
 
-/** Wraps `[const] grads = <expr>;` under the marker as `[const] grads = mutationProbe(node.op.name, <expr>);`. */
+/**
+ * Wraps `[const] grads = <expr>;` under the marker as `[const] grads = mutationProbe(node.op.name, <expr>, g);`, where
+ * g is the upstream gradient: the first argument of the rule call in <expr>.
+ */
 function patchBackwardLoop(path) {
   const src = readFileSync(path, 'utf8');
   const at = src.indexOf(MARKER);
@@ -80,11 +87,13 @@ function patchBackwardLoop(path) {
   const end = statementEnd(src, start);
   const m = /^(\s*(?:(?:const|let)\s+)?[A-Za-z_$][\w$]*\s*=\s*)([\s\S]*);$/.exec(src.slice(start, end));
   if (!m) throw new Error(`mutation-check: the statement under the marker is not \`[const|let] name = expression;\`:\n${src.slice(start, end)}`);
-  const patched = `${m[1]}mutationProbe(node.op.name, ${m[2]});`;
+  const upstream = /\brule\(\s*([A-Za-z_$][\w$]*)\s*,/.exec(m[2]);
+  if (!upstream) throw new Error(`mutation-check: no \`rule(<gradient>, ...)\` call in the statement under the marker:\n${m[2]}`);
+  const patched = `${m[1]}mutationProbe(node.op.name, ${m[2]}, ${upstream[1]});`;
   const probe = `
-function mutationProbe(opName: string, grads: any): any {
+function mutationProbe(opName: string, grads: any, upstream: any): any {
   const hook = (globalThis as any).__vgBackwardProbe;
-  return hook ? hook(opName, grads) : grads;
+  return hook ? hook(opName, grads, upstream) : grads;
 }
 `;
   writeFileSync(path, src.slice(0, start) + patched + src.slice(end) + probe);
@@ -97,14 +106,23 @@ const log = process.env.VG_BACKWARD_LOG;
 const target = process.env.VG_MUTATE;
 const seen = new Set();
 const zeroCheck = process.env.VG_ZERO_CHECK === '1';
+const additive = process.env.VG_MUTATE_ADD === '1';
 let mutated = 0;
 let nonzero = 0;
 let failedEarly = false;
 const pending = [];
-const scale = (t) => {
+const sameShape = (a, b) => a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
+const scale = (t, upstream) => {
   if (!t || typeof t.mul !== 'function') return t;
+  if (additive) {
+    if (!upstream || !sameShape(t, upstream)) return t;
+    const m = t.add(upstream.mul(${OFFSET}));
+    t.dispose();
+    mutated++;
+    return m;
+  }
   if (zeroCheck) {
-    // a rule whose gradients are all zero is unchanged by scaling: no test can tell (an equivalent mutant)
+    // a rule whose gradients are all zero is unchanged by scaling: the run then perturbs it additively
     const peak = t.abs().max();
     pending.push(peak.data().then((d) => { if (d[0] !== 0) nonzero++; peak.dispose(); }, () => nonzero++));
   }
@@ -113,10 +131,10 @@ const scale = (t) => {
   mutated++;
   return m;
 };
-globalThis.__vgBackwardProbe = (opName, grads) => {
+globalThis.__vgBackwardProbe = (opName, grads, upstream) => {
   seen.add(opName);
   if (opName !== target) return grads;
-  return Array.isArray(grads) ? grads.map(scale) : scale(grads);
+  return Array.isArray(grads) ? grads.map((t) => scale(t, upstream)) : scale(grads, upstream);
 };
 // with a mutation active, the first failing test decides: uvu writes its ✘ mark as the test fails, so exit there
 // instead of running the rest of the file
@@ -229,34 +247,38 @@ async function main() {
     await pool(targets, opts.jobs, async (op) => {
       const covering = files.filter((f) => baseline.get(f).ok && baseline.get(f).ops.has(op)).sort((a, b) => baseline.get(a).seconds - baseline.get(b).seconds);
       const tried = [];
-      let caughtBy = null;
-      for (const f of covering) {
-        const log = join(logs, `mutate-${op}-${f}.txt`);
-        const limit = Math.max(60_000, baseline.get(f).seconds * 4000);
-        const r = await run(process.execPath, [`test/${f}`], { cwd: work, env: { ...env, VG_MUTATE: op, VG_BACKWARD_LOG: log }, timeoutMs: limit });
-        const fired = existsSync(log) && /mutated [1-9]/.test(readFileSync(log, 'utf8'));
-        tried.push(f);
-        if (r.timedOut) console.log(`  (${op}: ${f} ran past ${limit / 1000} s; not counted as a catch)`);
-        else if (r.code !== 0 && !fired) console.log(`  (${op}: ${f} failed but the mutation never fired; not counted)`);
-        else if (r.code !== 0) {
-          // the test that failed is the one after the last passing mark (•) uvu printed
-          const marks = r.out.match(/[\u2022\u2718]/g) ?? [];
-          caughtBy = { file: f, test: `its test number ${marks.length}` };
-          break;
+      /** Runs the covering files (fastest first) with the mutation until one fails: the catching file, or null. */
+      const firstCatch = async (form, extraEnv) => {
+        for (const f of covering) {
+          const log = join(logs, `mutate-${form}-${op}-${f}.txt`);
+          const limit = Math.max(60_000, baseline.get(f).seconds * 4000);
+          const r = await run(process.execPath, [`test/${f}`], { cwd: work, env: { ...env, ...extraEnv, VG_MUTATE: op, VG_BACKWARD_LOG: log }, timeoutMs: limit });
+          const fired = existsSync(log) && /mutated [1-9]/.test(readFileSync(log, 'utf8'));
+          tried.push(f);
+          if (r.timedOut) console.log(`  (${op}: ${f} ran past ${limit / 1000} s; not counted as a catch)`);
+          else if (r.code !== 0 && !fired) console.log(`  (${op}: ${f} failed but the mutation never fired; not counted)`);
+          else if (r.code !== 0) {
+            // the test that failed is the one after the last passing mark (•) uvu printed
+            const marks = r.out.match(/[\u2022\u2718]/g) ?? [];
+            return { file: f, test: `its test number ${marks.length}`, form };
+          }
         }
-      }
-      // an uncaught rule whose gradients are all zero wherever it ran is an equivalent mutant (x 1.01 changes nothing)
+        return null;
+      };
+      let caughtBy = await firstCatch('scaled', {});
+      // a rule whose gradients are all zero wherever it ran is unchanged by x 1.01: perturb its derivative additively
       let allZero = false;
       if (!caughtBy && covering.length) {
         const log = join(logs, `zero-${op}.txt`);
         await run(process.execPath, [`test/${covering[0]}`], { cwd: work, env: { ...env, VG_MUTATE: op, VG_ZERO_CHECK: '1', VG_BACKWARD_LOG: log }, timeoutMs: 900_000 });
         allZero = existsSync(log) && /nonzero 0\n/.test(readFileSync(log, 'utf8')) && /mutated [1-9]/.test(readFileSync(log, 'utf8'));
+        if (allZero) caughtBy = await firstCatch('additive', { VG_MUTATE_ADD: '1' });
       }
       results.set(op, { covering, tried, caughtBy, allZero });
       const line = caughtBy
-        ? `caught by ${caughtBy.file}${caughtBy.test ? `: ${caughtBy.test}` : ''}`
+        ? `caught by ${caughtBy.file}${caughtBy.test ? `: ${caughtBy.test}` : ''}${caughtBy.form === 'additive' ? ` (all-zero rule: derivative 0 made ${OFFSET})` : ''}`
         : allZero
-          ? `not caught: its gradients are all zero in ${covering[0]}, so scaling them changes nothing (equivalent mutant)`
+          ? `NOT caught: its gradients are all zero in ${covering[0]}, and making its derivative ${OFFSET} is not caught either`
           : covering.length
           ? `NOT caught (${covering.length} covering files passed: ${covering.join(', ')})`
           : 'NOT caught (no test file executes this rule)';
@@ -264,15 +286,15 @@ async function main() {
     });
 
     const caught = targets.filter((op) => results.get(op).caughtBy);
-    const equivalent = targets.filter((op) => results.get(op).allZero);
-    const missed = targets.filter((op) => !results.get(op).caughtBy && !results.get(op).allZero);
+    const additiveOnly = caught.filter((op) => results.get(op).caughtBy.form === 'additive');
+    const missed = targets.filter((op) => !results.get(op).caughtBy);
     const secs = (Date.now() - t0) / 1000;
     const share = (n, d) => `${((100 * n) / Math.max(1, d)).toFixed(1)} %`;
     console.log(`\nrules perturbed: ${targets.length}`);
     console.log(`caught: ${caught.length}`);
     console.log(`not caught: ${missed.length}${missed.length ? ` (${missed.join(', ')})` : ''}`);
-    console.log(`equivalent (all-zero gradients, no test can catch): ${equivalent.length}${equivalent.length ? ` (${equivalent.join(', ')})` : ''}`);
-    console.log(`share caught: ${share(caught.length, targets.length - equivalent.length)} of the ${targets.length - equivalent.length} non-equivalent rules (${share(caught.length, targets.length)} of all)`);
+    console.log(`of these, all-zero rules caught through the additive form: ${additiveOnly.length}${additiveOnly.length ? ` (${additiveOnly.join(', ')})` : ''}`);
+    console.log(`share caught: ${share(caught.length, targets.length)}`);
     console.log(`wall time: ${(secs / 60).toFixed(1)} min`);
     if (opts.keep) console.log(`temporary copy kept at ${work}`);
     process.exitCode = missed.length ? 1 : 0;
