@@ -2,6 +2,7 @@
  * voxgrad: tensors, reverse-mode autodiff and WGSL kernels on WebGPU, in Node (Dawn) and in browsers.
  * This is the platform-neutral entry; src/node.ts adds the Dawn adapter provider for Node.
  */
+import { setBindingLimit } from './engine/binding.js';
 import { opStats, resetOpStats } from './engine/op.js';
 import './tensor-methods.js';
 
@@ -11,8 +12,11 @@ export { VoxgradError } from './engine/errors.js';
 export { init, backendInfo, destroyDevice as destroy, type BackendInfo, type InitOptions } from './engine/device.js';
 export { noGrad, isGradEnabled } from './engine/autograd.js';
 export { listOps, type OpInfo, type OpStat } from './engine/op.js';
-/** Diagnostics: per-op forward and backward call counts (cheap counters, always on). */
-export const debug = { opStats, resetOpStats };
+/**
+ * Diagnostics: per-op forward and backward call counts (cheap counters, always on); setBindingLimit(bytes | null)
+ * lowers the storage-binding size ops plan with, for testing their split paths on small tensors.
+ */
+export const debug = { opStats, resetOpStats, setBindingLimit };
 export { sync, setBatchSize, pipelinesReady, dispatches } from './engine/runtime.js';
 export { profile, type ProfileReport, type KernelTiming } from './engine/profiler.js';
 export { memory, setPoolLimit, emptyCache, type MemoryInfo } from './engine/memory.js';

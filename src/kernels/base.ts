@@ -7,7 +7,8 @@ import copyWgsl from '../../shaders/copy.wgsl';
 import fillWgsl from '../../shaders/fill.wgsl';
 import reduceWgsl from '../../shaders/reduce.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
-import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { fitsBinding, window, windowElements } from '../engine/binding.js';
+import { dispatch, grid1d, kernel, type BindTarget } from '../engine/runtime.js';
 import { coalesce, pad8, sameShape, stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
 import { ceilDiv, emptyTensor } from './common.js';
@@ -95,7 +96,11 @@ export function sumToShape(t: Tensor, shape: readonly number[]): Tensor {
 
 // ---- strided copy -------------------------------------------------------------------------------------------------
 
-/** Copies the block `shape` from x (at inOffset, inStrides) into out (at outOffset, outStrides). */
+/**
+ * Copies the block `shape` from x (at inOffset, inStrides) into out (at outOffset, outStrides). When either tensor is
+ * larger than one binding, the block is copied in pieces (index ranges of its outermost dims) whose source and
+ * destination spans each fit a window.
+ */
 export function stridedCopy(
   op: string,
   out: Tensor,
@@ -113,24 +118,69 @@ export function stridedCopy(
     m.inStrides[r] === 1 && m.outStrides[r] === 1 && m.shape[r] % 4 === 0 && src.offset % 4 === 0 && dst.offset % 4 === 0 &&
     m.inStrides.every((st, d) => d === r || st % 4 === 0) && m.outStrides.every((st, d) => d === r || st % 4 === 0);
   const w = vec4 ? 4 : 1;
-  if (vec4) m.shape[r] /= 4;
   const scale = (st: number[]) => st.map((v, d) => (d === r ? v : v / w));
   const rank = m.shape.length;
   const k = kernel(`copy.r${rank}${vec4 ? '.v4' : ''}`, () => copySource(rank, vec4));
-  dispatch(
-    k,
-    [out.buffer(op), x.buffer(op)],
-    {
-      n: n / w,
-      rank,
-      inOffset: src.offset / w,
-      outOffset: dst.offset / w,
-      shape: pad8(m.shape),
-      inStrides: pad8(scale(m.inStrides)),
-      outStrides: pad8(scale(m.outStrides)),
-    },
-    grid1d(ceilDiv(n / w, k.workgroupSize)),
-  );
+  const launch = (targets: [BindTarget, BindTarget], blockShape: number[], inOffset: number, outOffset: number) => {
+    const count = shapeSize(blockShape) / w;
+    dispatch(
+      k,
+      targets,
+      {
+        n: count,
+        rank,
+        inOffset: inOffset / w,
+        outOffset: outOffset / w,
+        shape: pad8(blockShape.map((v, d) => (d === r ? v / w : v))),
+        inStrides: pad8(scale(m.inStrides)),
+        outStrides: pad8(scale(m.outStrides)),
+      },
+      grid1d(ceilDiv(count, k.workgroupSize)),
+    );
+  };
+  if (fitsBinding(out, x)) {
+    launch([out.buffer(op), x.buffer(op)], m.shape, src.offset, dst.offset);
+    return;
+  }
+  // windows: whole vec4s, and each piece's pieces along the innermost dim stay whole vec4s
+  const maxSpan = Math.floor(windowElements() / 4) * 4;
+  /** [lowest, highest + 1) element a block of dims from..r reaches from `offset`. */
+  const span = (block: readonly number[], strides: readonly number[], offset: number, from: number): [number, number] => {
+    let lo = offset;
+    let hi = offset;
+    for (let d = from; d <= r; d++) {
+      const reach = (block[d] - 1) * strides[d];
+      if (reach < 0) lo += reach;
+      else hi += reach;
+    }
+    return [lo, hi + 1];
+  };
+  const piece = (block: number[], d: number, inOffset: number, outOffset: number) => {
+    const [inLo, inHi] = span(block, m.inStrides, inOffset, d);
+    const [outLo, outHi] = span(block, m.outStrides, outOffset, d);
+    const wx = window(op, x, inLo, inHi);
+    const wo = window(op, out, outLo, outHi);
+    launch([wo.range, wx.range], block, inOffset - inLo + wx.shift, outOffset - outLo + wo.shift);
+  };
+  const visit = (d: number, inOffset: number, outOffset: number) => {
+    const block = m.shape.map((v, e) => (e < d ? 1 : e === d ? 1 : v));
+    const oneIn = span(block, m.inStrides, inOffset, d);
+    const oneOut = span(block, m.outStrides, outOffset, d);
+    const [inner, innerOut] = [oneIn[1] - oneIn[0], oneOut[1] - oneOut[0]];
+    const n = m.shape[d];
+    if (inner > maxSpan || innerOut > maxSpan) {
+      for (let i = 0; i < n; i++) visit(d + 1, inOffset + i * m.inStrides[d], outOffset + i * m.outStrides[d]);
+      return;
+    }
+    const fit = (one: number, stride: number) => (stride === 0 ? n : Math.floor((maxSpan - one) / Math.abs(stride)) + 1);
+    let c = Math.min(n, fit(inner, m.inStrides[d]), fit(innerOut, m.outStrides[d]));
+    if (d === r && vec4) c = Math.max(4, Math.floor(c / 4) * 4);
+    for (let i0 = 0; i0 < n; i0 += c) {
+      block[d] = Math.min(c, n - i0);
+      piece(block, d, inOffset + i0 * m.inStrides[d], outOffset + i0 * m.outStrides[d]);
+    }
+  };
+  visit(0, src.offset, dst.offset);
 }
 
 /** Drops size-1 dims and merges neighbours that are one contiguous run on both sides (at least one dim remains). */

@@ -1,0 +1,99 @@
+// Tensors past the storage-binding limit: each op's split path (vg.debug.setBindingLimit lowers the limit so small
+// tensors take it) against the same op bound whole. "bitwise" where every output element sums the same terms in the
+// same order; "1e-6" where the split changes a summation order (partial reductions).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { assertThrowsWith, rng, setup, vg } from './helpers.mjs';
+
+test.before(setup);
+test.after.each(() => vg.debug.setBindingLimit(null));
+
+const LIMIT = 8192; // bytes: 2048 f32, so tensors of a few thousand elements split into several pieces
+
+function randn(shape, seed, lo = -1, hi = 1) {
+  const n = shape.reduce((a, b) => a * b, 1);
+  return vg.tensor(Float32Array.from(rng(seed).array(n, lo, hi)), shape);
+}
+
+/** Runs fn bound whole, then under `limit`; returns both results' data and the dispatch counts. */
+async function wholeAndSplit(fn, limit = LIMIT) {
+  const run = async () => {
+    const before = vg.dispatches();
+    const outs = fn();
+    const data = await Promise.all(outs.map((t) => t.data()));
+    outs.forEach((t) => t.dispose());
+    return { data, dispatches: vg.dispatches() - before };
+  };
+  const whole = await run();
+  vg.debug.setBindingLimit(limit);
+  const split = await run();
+  vg.debug.setBindingLimit(null);
+  return { whole, split };
+}
+
+function assertSame({ whole, split }, what, tol = 0) {
+  assert.ok(split.dispatches > whole.dispatches, `${what}: the split path ran (${split.dispatches} vs ${whole.dispatches} dispatches)`);
+  whole.data.forEach((w, o) => {
+    const s = split.data[o];
+    assert.is(s.length, w.length, `${what}: output ${o} length`);
+    for (let i = 0; i < w.length; i++) {
+      const ok = tol === 0 ? Object.is(w[i], s[i]) || w[i] === s[i] : Math.abs(w[i] - s[i]) <= tol * Math.max(1, Math.abs(w[i]));
+      if (!ok) assert.unreachable(`${what}: output ${o} element ${i}: whole ${w[i]}, split ${s[i]}`);
+    }
+  });
+}
+
+/** fn's outputs and the gradients of sum(outputs[0] * r) with respect to `inputs`. */
+function withGrads(fn, inputs, seed = 99) {
+  return () => {
+    inputs.forEach((t) => (t.grad = null));
+    const y = fn();
+    const r = randn(y.shape, seed);
+    vg.backward(vg.sum(vg.mul(y, r)));
+    r.dispose();
+    return [y, ...inputs.map((t) => vg.mul(t.grad, 1))];
+  };
+}
+
+test('setBindingLimit: checked argument, never above the adapter', () => {
+  assertThrowsWith(() => vg.debug.setBindingLimit(100), ['setBindingLimit', 'at least 4096', 'got 100']);
+  assertThrowsWith(() => vg.debug.setBindingLimit(5000.5), ['setBindingLimit', 'got 5000.5']);
+});
+
+test('strided copy (permute, slice, cat, flip) in pieces: bitwise', async () => {
+  const x = randn([3, 5, 7, 41], 1);
+  const y = randn([3, 2, 7, 41], 2);
+  const r = await wholeAndSplit(() => [
+    vg.clone(vg.permute(x, [2, 0, 3, 1])),
+    vg.cat([x, y], 1),
+    vg.flip(x, [1, 3]),
+    vg.slice(x, 3, 1, 10, 2),
+  ]);
+  assertSame(r, 'copy');
+  x.dispose();
+  y.dispose();
+});
+
+test('elementwise in runs: same-shape, broadcast, scalar, vec4 and odd sizes: bitwise', async () => {
+  const a = randn([5, 9, 101], 3);
+  const b = randn([5, 9, 101], 4);
+  const row = randn([1, 1, 101], 5);
+  const c = randn([4, 4096], 6);
+  const d = randn([4, 4096], 7);
+  const r = await wholeAndSplit(() => [vg.add(a, b), vg.mul(a, row), vg.exp(a), vg.sub(c, d), vg.mul(c, 0.5), vg.where(vg.gt(a, b), a, b)]);
+  assertSame(r, 'elementwise');
+  for (const t of [a, b, row, c, d]) t.dispose();
+});
+
+test('elementwise: a broadcast input past the limit fails before any GPU work, naming op, bytes and limit', () => {
+  const a = randn([1, 8192], 8);
+  const col = randn([3, 1], 9);
+  vg.debug.setBindingLimit(16384);
+  const before = vg.dispatches();
+  assertThrowsWith(() => vg.add(col, a), ['add: broadcast input b', '32768 bytes', 'maxStorageBufferBindingSize 16384']);
+  assert.is(vg.dispatches(), before);
+  a.dispose();
+  col.dispose();
+});
+
+test.run();
