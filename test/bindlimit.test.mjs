@@ -96,4 +96,41 @@ test('elementwise: a broadcast input past the limit fails before any GPU work, n
   col.dispose();
 });
 
+// conv: forward and input gradient bitwise; weight and bias gradients sum per-slab partials (relative 1e-5)
+const CONVS = [
+  ['conv3d k3 p1', [1, 3, 9, 8, 10], [4, 3, 3, 3, 3], { padding: 1, bias: true }, LIMIT],
+  ['conv3d stride 2, dilation 2, groups 2', [2, 4, 11, 7, 9], [6, 2, 3, 2, 3], { stride: [2, 1, 2], dilation: [2, 1, 1], padding: [2, 1, 0], groups: 2 }, 16384],
+  ['conv2d k5 p2', [2, 3, 37, 23], [4, 3, 5, 5], { padding: 2, bias: true }, LIMIT],
+  ['conv1d k3 stride 3', [2, 4, 701], [3, 4, 3], { stride: 3, padding: 1 }, LIMIT],
+];
+// the weight gradient sums hundreds to thousands of f32 products per element; adding per-slab partials reorders them
+const WGRAD_TOL = 1e-5;
+for (const [name, xs, ws, opts, limit] of CONVS) {
+  test(`${name} in slabs: forward and input gradient bitwise, weight and bias gradients within 1e-5`, async () => {
+    const nd = xs.length - 2;
+    const x = randn(xs, 11);
+    const w = randn(ws, 12);
+    const b = opts.bias ? randn([ws[0]], 13) : null;
+    for (const t of [x, w, b]) if (t) t.requiresGrad = true;
+    const conv = [vg.conv1d, vg.conv2d, vg.conv3d][nd - 1];
+    const fn = withGrads(() => conv(x, w, { ...opts, bias: b }), [x, w, ...(b ? [b] : [])]);
+    const r = await wholeAndSplit(fn, limit);
+    assertSame({ whole: { ...r.whole, data: r.whole.data.slice(0, 2) }, split: { ...r.split, data: r.split.data.slice(0, 2) } }, `${name} forward, input gradient`);
+    assertSame({ whole: { ...r.whole, data: r.whole.data.slice(2) }, split: { ...r.split, data: r.split.data.slice(2) } }, `${name} weight/bias gradients`, WGRAD_TOL);
+    for (const t of [x, w, b]) t?.dispose();
+  });
+}
+
+test('convTranspose3d stride 2 in slabs: forward and gradients', async () => {
+  const x = randn([1, 4, 6, 7, 8], 21);
+  const w = randn([4, 3, 3, 3, 3], 22);
+  for (const t of [x, w]) t.requiresGrad = true;
+  const fn = withGrads(() => vg.convTranspose3d(x, w, { stride: 2, padding: 1, outputPadding: 1 }), [x, w]);
+  const r = await wholeAndSplit(fn);
+  assertSame({ whole: { ...r.whole, data: r.whole.data.slice(0, 2) }, split: { ...r.split, data: r.split.data.slice(0, 2) } }, 'convTranspose3d forward, input gradient');
+  assertSame({ whole: { ...r.whole, data: r.whole.data.slice(2) }, split: { ...r.split, data: r.split.data.slice(2) } }, 'convTranspose3d weight gradient', WGRAD_TOL);
+  x.dispose();
+  w.dispose();
+});
+
 test.run();

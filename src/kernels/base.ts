@@ -183,6 +183,22 @@ export function stridedCopy(
   visit(0, src.offset, dst.offset);
 }
 
+/** x[..., start:end, ...] along `axis` as a new contiguous tensor (the slab a split op works on). */
+export function sliceAxis(op: string, x: Tensor, axis: number, start: number, end: number): Tensor {
+  const shape = x.shape.slice();
+  shape[axis] = end - start;
+  const out = emptyTensor(op, shape, x.dtype);
+  const st = stridesOf(x.shape);
+  stridedCopy(op, out, x, shape, { offset: start * st[axis], strides: st }, { offset: 0, strides: stridesOf(shape) });
+  return out;
+}
+
+/** Copies `part` into dst[..., start:start + part.shape[axis], ...] along `axis` (a split op's result slab). */
+export function writeAxis(op: string, dst: Tensor, axis: number, start: number, part: Tensor): void {
+  const st = stridesOf(dst.shape);
+  stridedCopy(op, dst, part, part.shape, { offset: 0, strides: stridesOf(part.shape) }, { offset: start * st[axis], strides: st });
+}
+
 /** Drops size-1 dims and merges neighbours that are one contiguous run on both sides (at least one dim remains). */
 function mergeCopyDims(shape: readonly number[], inSt: readonly number[], outSt: readonly number[]) {
   const m = { shape: [] as number[], inStrides: [] as number[], outStrides: [] as number[] };
