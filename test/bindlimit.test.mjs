@@ -133,4 +133,44 @@ test('convTranspose3d stride 2 in slabs: forward and gradients', async () => {
   w.dispose();
 });
 
+test('maxPool3d, avgPool3d, adaptiveAvgPool3d, maxPool2d in row runs: values, indices and gradients bitwise', async () => {
+  const x = randn([2, 3, 9, 10, 11], 31);
+  const x2 = randn([2, 5, 23, 19], 32);
+  x.requiresGrad = true;
+  x2.requiresGrad = true;
+  for (const [name, fn, input] of [
+    ['maxPool3d', () => vg.maxPool3d(x, 2), x],
+    ['maxPool3d overlapping', () => vg.maxPool3d(x, 3, { stride: 2, padding: 1 }), x],
+    ['avgPool3d', () => vg.avgPool3d(x, 2), x],
+    ['adaptiveAvgPool3d', () => vg.adaptiveAvgPool3d(x, [4, 3, 5]), x],
+    ['maxPool2d', () => vg.maxPool2d(x2, 2), x2],
+  ]) {
+    const r = await wholeAndSplit(withGrads(fn, [input]));
+    assertSame(r, name);
+  }
+  const r = await wholeAndSplit(() => vg.maxPool3d(x, 2, { returnIndices: true }));
+  assertSame(r, 'maxPool3d indices');
+  x.dispose();
+  x2.dispose();
+});
+
+test('interpolate (nearest, trilinear, bilinear, linear; up and down) in row runs: forward and gradient bitwise', async () => {
+  const x = randn([2, 3, 6, 7, 5], 41);
+  const x2 = randn([2, 4, 17, 13], 42);
+  const x1 = randn([3, 5, 301], 43);
+  const xb = randn([2, 3, 12, 11, 9], 44);
+  for (const t of [x, x2, x1, xb]) t.requiresGrad = true;
+  for (const [name, fn, input] of [
+    ['nearest x2', () => vg.interpolate(x, { scaleFactor: 2 }), x],
+    ['trilinear x2', () => vg.interpolate(x, { scaleFactor: 2, mode: 'trilinear', alignCorners: true }), x],
+    ['trilinear down', () => vg.interpolate(xb, { size: [5, 4, 7], mode: 'trilinear' }), xb],
+    ['bilinear', () => vg.interpolate(x2, { scaleFactor: 1.7, mode: 'bilinear' }), x2],
+    ['linear', () => vg.interpolate(x1, { scaleFactor: 0.5, mode: 'linear' }), x1],
+  ]) {
+    const r = await wholeAndSplit(withGrads(fn, [input]));
+    assertSame(r, `interpolate ${name}`);
+  }
+  for (const t of [x, x2, x1, xb]) t.dispose();
+});
+
 test.run();

@@ -7,7 +7,7 @@ import copyWgsl from '../../shaders/copy.wgsl';
 import fillWgsl from '../../shaders/fill.wgsl';
 import reduceWgsl from '../../shaders/reduce.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
-import { fitsBinding, window, windowElements } from '../engine/binding.js';
+import { bindingLimit, fitsBinding, window, windowElements } from '../engine/binding.js';
 import { dispatch, grid1d, kernel, type BindTarget } from '../engine/runtime.js';
 import { coalesce, pad8, sameShape, stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
@@ -197,6 +197,43 @@ export function sliceAxis(op: string, x: Tensor, axis: number, start: number, en
 export function writeAxis(op: string, dst: Tensor, axis: number, start: number, part: Tensor): void {
   const st = stridesOf(dst.shape);
   stridedCopy(op, dst, part, part.shape, { offset: 0, strides: stridesOf(part.shape) }, { offset: start * st[axis], strides: st });
+}
+
+/**
+ * Work over B independent rows (a [B, ...] layout: batch x channels for pooling and resampling) when a tensor is
+ * larger than one binding: runs of rows whose slices of every output and input fit, each copied out (inputs), computed
+ * by `run` into fresh run-sized outputs, and copied into place. Returns false, doing nothing, when every tensor fits
+ * (the caller then binds them whole). `outs` are written wholly by `run`.
+ */
+export function inRowRuns(
+  op: string,
+  B: number,
+  outs: readonly Tensor[],
+  ins: readonly Tensor[],
+  run: (outs: Tensor[], ins: Tensor[], rows: number) => void,
+): boolean {
+  if (fitsBinding(...outs, ...ins) || B === 0) return false;
+  const rowBytes = Math.max(...[...outs, ...ins].map((t) => (t.size / B) * 4));
+  const rows = Math.floor(bindingLimit() / rowBytes);
+  if (rows === 0)
+    fail(
+      op,
+      `one of its ${B} rows (batch x channel) takes ${rowBytes} bytes, more than one storage binding on this adapter ` +
+        `(maxStorageBufferBindingSize ${bindingLimit()} bytes); crop or downsample the volume first`,
+    );
+  const rowView = (t: Tensor) => t.shareStorage([B, t.size / B]);
+  const outViews = outs.map(rowView);
+  const inViews = ins.map(rowView);
+  for (let b0 = 0; b0 < B; b0 += rows) {
+    const b1 = Math.min(B, b0 + rows);
+    const runIns = inViews.map((t) => sliceAxis(op, t, 0, b0, b1));
+    const runOuts = outViews.map((t) => emptyTensor(op, [b1 - b0, t.shape[1]], t.dtype));
+    run(runOuts, runIns, b1 - b0);
+    runOuts.forEach((t, i) => writeAxis(op, outViews[i], 0, b0, t));
+    for (const t of [...runIns, ...runOuts]) t.dispose();
+  }
+  for (const t of [...outViews, ...inViews]) t.dispose();
+  return true;
 }
 
 /** Drops size-1 dims and merges neighbours that are one contiguous run on both sides (at least one dim remains). */
