@@ -31,13 +31,15 @@ async function wholeAndSplit(fn, limit = LIMIT) {
   return { whole, split };
 }
 
-function assertSame({ whole, split }, what, tol = 0) {
+/** tol 0: bitwise; otherwise |whole - split| <= tol * max(1, |whole|, scale) (scale: e.g. the sum of |terms|). */
+function assertSame({ whole, split }, what, tol = 0, scales = null) {
   assert.ok(split.dispatches > whole.dispatches, `${what}: the split path ran (${split.dispatches} vs ${whole.dispatches} dispatches)`);
   whole.data.forEach((w, o) => {
     const s = split.data[o];
     assert.is(s.length, w.length, `${what}: output ${o} length`);
     for (let i = 0; i < w.length; i++) {
-      const ok = tol === 0 ? Object.is(w[i], s[i]) || w[i] === s[i] : Math.abs(w[i] - s[i]) <= tol * Math.max(1, Math.abs(w[i]));
+      const scale = Math.max(1, Math.abs(w[i]), scales ? Math.abs(scales[o][i]) : 0);
+      const ok = tol === 0 ? Object.is(w[i], s[i]) : Math.abs(w[i] - s[i]) <= tol * scale;
       if (!ok) assert.unreachable(`${what}: output ${o} element ${i}: whole ${w[i]}, split ${s[i]}`);
     }
   });
@@ -171,6 +173,34 @@ test('interpolate (nearest, trilinear, bilinear, linear; up and down) in row run
     assertSame(r, `interpolate ${name}`);
   }
   for (const t of [x, x2, x1, xb]) t.dispose();
+});
+
+test('reductions in blocks: max/min bitwise, sums within 1e-6; argmax past the limit fails before GPU work', async () => {
+  const x = randn([2, 3, 7, 9, 11], 51);
+  const y = randn([5000], 52);
+  const max = await wholeAndSplit(() => [vg.max(x, { dim: [0, 2, 3, 4] }), vg.min(x, { dim: 1 }), vg.max(x), vg.max(y)]);
+  assertSame(max, 'max/min');
+  // sums change their order: compared relative to the sum of the terms' magnitudes
+  const sumsOf = (t) => [
+    vg.sum(t, { dim: [0, 2, 3, 4] }),
+    vg.sum(t, { dim: 1, keepdim: true }),
+    vg.sum(t, { dim: [2, 4] }),
+    vg.sum(t),
+    vg.sum(vg.reshape(t, [2, 3 * 7 * 9 * 11]), { dim: 0 }),
+  ];
+  const sums = await wholeAndSplit(() => [...sumsOf(x), vg.mean(y)]);
+  const ax = vg.abs(x);
+  const ay = vg.abs(y);
+  const scales = await Promise.all([...sumsOf(ax), vg.mean(ay)].map((t) => t.data()));
+  assertSame(sums, 'sum', 1e-6, scales);
+  ax.dispose();
+  ay.dispose();
+  vg.debug.setBindingLimit(LIMIT);
+  const before = vg.dispatches();
+  assertThrowsWith(() => vg.argmax(x, { dim: 1 }), ['argmax', 'input (shape [2, 3, 7, 9, 11])', '16632 bytes', `maxStorageBufferBindingSize ${LIMIT}`]);
+  assert.is(vg.dispatches(), before);
+  x.dispose();
+  y.dispose();
 });
 
 test.run();

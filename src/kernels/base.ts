@@ -7,7 +7,7 @@ import copyWgsl from '../../shaders/copy.wgsl';
 import fillWgsl from '../../shaders/fill.wgsl';
 import reduceWgsl from '../../shaders/reduce.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
-import { bindingLimit, fitsBinding, window, windowElements } from '../engine/binding.js';
+import { bindingLimit, fitsBinding, requireBindable, window, windowElements } from '../engine/binding.js';
 import { dispatch, grid1d, kernel, type BindTarget } from '../engine/runtime.js';
 import { coalesce, pad8, sameShape, stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
@@ -58,6 +58,7 @@ export function reduceRaw(op: string, kind: ReduceKind, x: Tensor, dims: number[
     redStrides: pad8(red.strides[0]),
   };
   const outDtype: DType = arg ? 'i32' : x.dtype;
+  if (nOut > 0 && !fitsBinding(x)) return reduceInBlocks(op, kind, x, dims, outShape);
   const out = emptyTensor(op, outShape, outDtype);
   if (nOut === 0) return out;
   // Short reductions: one invocation each. Long ones: a workgroup each, split into chunks when there are too few
@@ -81,6 +82,70 @@ export function reduceRaw(op: string, kind: ReduceKind, x: Tensor, dims: number[
   partial.dispose();
   out.dispose();
   return final;
+}
+
+/**
+ * A reduction of a tensor past one binding: blocks of x (an index range along the outermost dim `a` whose one-index
+ * slices fit, at each index of the dims before it) are copied out and reduced; their partial results land in a tensor
+ * P that keeps dim `a` as one entry per block where it is reduced, and P is reduced in turn (when P would not be smaller,
+ * a copy with the reduced dims last goes first). Sums change their order (partial sums); max and min do not.
+ * argmax/argmin would need the blocks' offsets: they fail here.
+ */
+function reduceInBlocks(op: string, kind: ReduceKind, x: Tensor, dims: number[], outShape: readonly number[]): Tensor {
+  const limit = bindingLimit();
+  if (kind === 'argmax' || kind === 'argmin') requireBindable(op, { input: x }, 'Reduce over slabs of the tensor yourself and combine them.');
+  const tail = (a: number) => shapeSize(x.shape.slice(a + 1));
+  let a = 0;
+  while (tail(a) * 4 > limit) a++;
+  const perBlock = Math.max(1, Math.floor(limit / (tail(a) * 4)));
+  const blocks = ceilDiv(x.shape[a], perBlock);
+  const xSt = stridesOf(x.shape);
+  if (dims.every((i) => x.shape[i] === 1)) {
+    // nothing to combine: every output is its one input element
+    const out = emptyTensor(op, outShape, x.dtype);
+    stridedCopy(op, out, x, [x.size], { offset: 0, strides: [1] }, { offset: 0, strides: [1] });
+    return out;
+  }
+  const reduced = (i: number) => dims.includes(i) && x.shape[i] > 1;
+  const pShape = x.shape.map((n, i) => (i < a ? n : i === a ? (reduced(a) ? blocks : n) : reduced(i) ? 1 : n));
+  if (shapeSize(pShape) >= x.size) {
+    // the reduced dims all lie before the slab dim: a copy with the kept dims first brings them into every block
+    const order = [...x.shape.keys()].filter((i) => !dims.includes(i)).concat(dims);
+    const moved = emptyTensor(op, order.map((i) => x.shape[i]), x.dtype);
+    stridedCopy(op, moved, x, moved.shape, { offset: 0, strides: order.map((i) => xSt[i]) }, { offset: 0, strides: stridesOf(moved.shape) });
+    const out = reduceRaw(op, kind, moved, dims.map((_, j) => order.length - dims.length + j), outShape);
+    moved.dispose();
+    return out;
+  }
+  const partials = emptyTensor(op, pShape, x.dtype);
+  const pSt = stridesOf(pShape);
+  const prefixShape = x.shape.slice(0, a);
+  for (let prefix = 0; prefix < shapeSize(prefixShape); prefix++) {
+    let rem = prefix;
+    let xAt = 0;
+    let pAt = 0;
+    for (let i = a - 1; i >= 0; i--) {
+      const c = rem % x.shape[i];
+      rem = Math.floor(rem / x.shape[i]);
+      xAt += c * xSt[i];
+      pAt += c * pSt[i];
+    }
+    for (let j = 0; j < blocks; j++) {
+      const k0 = j * perBlock;
+      const blockShape = x.shape.map((n, i) => (i < a ? 1 : i === a ? Math.min(perBlock, n - k0) : n));
+      const block = emptyTensor(op, blockShape, x.dtype);
+      stridedCopy(op, block, x, blockShape, { offset: xAt + k0 * xSt[a], strides: xSt }, { offset: 0, strides: stridesOf(blockShape) });
+      const partShape = blockShape.map((n, i) => (reduced(i) ? 1 : n));
+      const part = reduceRaw(op, kind, block, dims, partShape);
+      const dst = pAt + (reduced(a) ? j : k0) * pSt[a];
+      stridedCopy(op, partials, part, partShape, { offset: 0, strides: stridesOf(partShape) }, { offset: dst, strides: pSt });
+      block.dispose();
+      part.dispose();
+    }
+  }
+  const out = reduceRaw(op, kind, partials, dims, outShape);
+  partials.dispose();
+  return out;
 }
 
 /** Reduces a broadcast gradient back to `shape` (sum over the broadcast dims). */
