@@ -203,4 +203,43 @@ test('reductions in blocks: max/min bitwise, sums within 1e-6; argmax past the l
   y.dispose();
 });
 
+test('norms in slabs of channels, groups or rows: outputs, running statistics and gradients within 1e-6', async () => {
+  const x = randn([2, 4, 6, 7, 8], 61, -2, 3);
+  const w = randn([4], 62);
+  const b = randn([4], 63);
+  const xl = randn([6, 5, 70], 64);
+  const wl = randn([5, 70], 65);
+  for (const t of [x, w, b, xl, wl]) t.requiresGrad = true;
+  const running = (seed) => [randn([4], seed, 0, 1), randn([4], seed + 1, 0.5, 2)];
+  const cases = [
+    ['instanceNorm', () => vg.instanceNorm(x, { weight: w, bias: b }), [x, w, b]],
+    ['groupNorm', () => vg.groupNorm(x, 2, { weight: w, bias: b }), [x, w, b]],
+    ['batchNorm', () => vg.batchNorm(x, null, null, { weight: w, bias: b, training: true }), [x, w, b]],
+    ['layerNorm', () => vg.layerNorm(xl, [5, 70], { weight: wl }), [xl, wl]],
+  ];
+  for (const [name, fn, inputs] of cases) {
+    const r = await wholeAndSplit(withGrads(fn, inputs));
+    assertSame(r, name, 1e-6);
+  }
+  // running statistics updated per slab, as by the whole
+  for (const [name, fn] of [
+    ['batchNorm running', (m, v) => vg.batchNorm(x, m, v, { training: true, momentum: 0.3 })],
+    ['batchNorm eval', (m, v) => vg.batchNorm(x, m, v, { weight: w })],
+    ['instanceNorm running', (m, v) => vg.instanceNorm(x, { runningMean: m, runningVar: v, momentum: 0.3 })],
+  ]) {
+    const r = await wholeAndSplit(() => {
+      const [m, v] = running(70);
+      return [vg.noGrad(() => fn(m, v)), m, v];
+    });
+    assertSame(r, name, 1e-6);
+  }
+  vg.debug.setBindingLimit(4096);
+  const before = vg.dispatches();
+  const big = randn([1, 2, 1100], 66);
+  assertThrowsWith(() => vg.instanceNorm(big), ['instanceNorm', 'input (shape [1, 2, 1100]) holds 8800 bytes', 'maxStorageBufferBindingSize 4096', 'crop or downsample']);
+  assertThrowsWith(() => vg.layerNorm(big, [2, 1100]), ['layerNorm', '8800 bytes']);
+  assert.is(vg.dispatches(), before);
+  for (const t of [x, w, b, xl, wl, big]) t.dispose();
+});
+
 test.run();
