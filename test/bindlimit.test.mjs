@@ -242,4 +242,51 @@ test('norms in slabs of channels, groups or rows: outputs, running statistics an
   for (const t of [x, w, b, xl, wl, big]) t.dispose();
 });
 
+test('gridSample and spatialTransform in pieces (batch, channel groups, output slabs): outputs and input gradients bitwise', async () => {
+  // 3 channels of 9x10x11 input: at 8192 bytes one group holds 2 channels with their accumulators; outputs in slabs
+  const img3 = randn([2, 3, 9, 10, 11], 71);
+  const grid3 = randn([2, 8, 9, 7, 3], 72, -1.1, 1.1);
+  const img2 = randn([2, 5, 13, 17], 73);
+  const grid2 = randn([2, 21, 19, 2], 74, -1.1, 1.1);
+  const src = randn([1, 1, 10, 11, 12], 75);
+  const flow = randn([1, 3, 10, 11, 12], 76, -3, 3);
+  for (const t of [img3, grid3, img2, grid2, src, flow]) t.requiresGrad = true;
+  const cases = [
+    ['gridSample 3-D bilinear zeros', () => vg.gridSample(img3, grid3), [img3, grid3], true, LIMIT],
+    ['gridSample 3-D nearest border', () => vg.gridSample(img3, grid3, { mode: 'nearest', paddingMode: 'border' }), [img3, grid3], true, LIMIT],
+    ['gridSample 2-D reflection alignCorners', () => vg.gridSample(img2, grid2, { paddingMode: 'reflection', alignCorners: true }), [img2, grid2], true, LIMIT],
+    // the source plane and its accumulator fit 12288 bytes, the flow and the output are split into slabs
+    ['spatialTransform 3-D', () => vg.spatialTransform(src, flow), [src, flow], false, 12288],
+  ];
+  for (const [name, fn, inputs, groups, limit] of cases) {
+    const r = await wholeAndSplit(withGrads(fn, inputs), limit);
+    const pick = (k) => ({ whole: { ...r.whole, data: r.whole.data.filter((_, i) => k(i)) }, split: { ...r.split, data: r.split.data.filter((_, i) => k(i)) } });
+    assertSame(pick((i) => i < 2), `${name}: output, input gradient`);
+    // several channel groups add their shares of the coordinate gradient: a different order of additions
+    assertSame(pick((i) => i === 2), `${name}: coordinate gradient`, groups ? 1e-6 : 0);
+  }
+  for (const t of [img3, grid3, img2, grid2, src, flow]) t.dispose();
+});
+
+test('integrateVelocity (scaling and squaring) in pieces: field bitwise, velocity gradient within 1e-6', async () => {
+  // each warp of the velocity by itself runs one channel group at a time, so the flow-gradient shares are added
+  const vel = randn([1, 3, 10, 11, 12], 81, -4, 4);
+  vel.requiresGrad = true;
+  const r = await wholeAndSplit(withGrads(() => vg.integrateVelocity(vel, 5), [vel]), 12288);
+  assertSame({ whole: { ...r.whole, data: [r.whole.data[0]] }, split: { ...r.split, data: [r.split.data[0]] } }, 'integrateVelocity field');
+  assertSame({ whole: { ...r.whole, data: [r.whole.data[1]] }, split: { ...r.split, data: [r.split.data[1]] } }, 'integrateVelocity gradient', 1e-6);
+  vel.dispose();
+});
+
+test('gridSample: an input channel plane past one binding fails before GPU work', () => {
+  const img = randn([1, 1, 40, 40], 91);
+  const grid = randn([1, 4, 4, 2], 92);
+  vg.debug.setBindingLimit(4096);
+  const before = vg.dispatches();
+  assertThrowsWith(() => vg.gridSample(img, grid), ['gridSample', 'one channel plane of input (shape [1, 1, 40, 40]) takes 6400 bytes', 'maxStorageBufferBindingSize 4096', 'downsample or crop']);
+  assert.is(vg.dispatches(), before);
+  img.dispose();
+  grid.dispose();
+});
+
 test.run();

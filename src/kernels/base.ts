@@ -248,20 +248,32 @@ export function stridedCopy(
   visit(0, src.offset, dst.offset);
 }
 
-/** x[..., start:end, ...] along `axis` as a new contiguous tensor (the slab a split op works on). */
-export function sliceAxis(op: string, x: Tensor, axis: number, start: number, end: number): Tensor {
-  const shape = x.shape.slice();
-  shape[axis] = end - start;
-  const out = emptyTensor(op, shape, x.dtype);
+/** The block x[starts[d] : starts[d] + sizes[d]] (every dim d) as a new contiguous tensor: a slab a split op works on. */
+export function sliceBlock(op: string, x: Tensor, starts: readonly number[], sizes: readonly number[]): Tensor {
+  const out = emptyTensor(op, sizes, x.dtype);
   const st = stridesOf(x.shape);
-  stridedCopy(op, out, x, shape, { offset: start * st[axis], strides: st }, { offset: 0, strides: stridesOf(shape) });
+  const offset = starts.reduce((o, s, d) => o + s * st[d], 0);
+  stridedCopy(op, out, x, sizes, { offset, strides: st }, { offset: 0, strides: stridesOf(sizes) });
   return out;
 }
 
-/** Copies `part` into dst[..., start:start + part.shape[axis], ...] along `axis` (a split op's result slab). */
-export function writeAxis(op: string, dst: Tensor, axis: number, start: number, part: Tensor): void {
+/** Copies `part` into dst at `starts` (every dim): a split op's result slab. */
+export function writeBlock(op: string, dst: Tensor, starts: readonly number[], part: Tensor): void {
   const st = stridesOf(dst.shape);
-  stridedCopy(op, dst, part, part.shape, { offset: 0, strides: stridesOf(part.shape) }, { offset: start * st[axis], strides: st });
+  const offset = starts.reduce((o, s, d) => o + s * st[d], 0);
+  stridedCopy(op, dst, part, part.shape, { offset: 0, strides: stridesOf(part.shape) }, { offset, strides: st });
+}
+
+const axisStarts = (rank: number, axis: number, start: number) => Array.from({ length: rank }, (_, d) => (d === axis ? start : 0));
+
+/** x[..., start:end, ...] along `axis` as a new contiguous tensor. */
+export function sliceAxis(op: string, x: Tensor, axis: number, start: number, end: number): Tensor {
+  return sliceBlock(op, x, axisStarts(x.ndim, axis, start), x.shape.map((n, d) => (d === axis ? end - start : n)));
+}
+
+/** Copies `part` into dst[..., start:start + part.shape[axis], ...] along `axis`. */
+export function writeAxis(op: string, dst: Tensor, axis: number, start: number, part: Tensor): void {
+  writeBlock(op, dst, axisStarts(dst.ndim, axis, start), part);
 }
 
 /**
