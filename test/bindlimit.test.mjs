@@ -289,4 +289,38 @@ test('gridSample: an input channel plane past one binding fails before GPU work'
   grid.dispose();
 });
 
+test('VxmDense 3-D training step (forward, MSE + Grad loss, backward) with every big op split: within 1e-5 of the whole', async () => {
+  // 16^3: the full-resolution activations (16 to 48 channels, 256 to 768 KiB) exceed 160 KiB, so conv, leakyRelu,
+  // maxPool3d, interpolate, cat, the bias-gradient sums and the gradient additions all take their split paths
+  const shape = [16, 16, 16];
+  const net = new vg.models.VxmDense(shape, { seed: 3 });
+  const src = vg.rand([1, 1, ...shape], { seed: 4 });
+  const tgt = vg.rand([1, 1, ...shape], { seed: 5 });
+  const params = net.namedParameters().map(([, p]) => p);
+  const reg = vg.methods.registration;
+  const step = () => {
+    for (const p of params) p.grad = null;
+    return vg.tidy(() => {
+      const o = net.call(src, tgt);
+      const loss = vg.add(reg.mse(o.ySource, tgt), vg.mul(reg.gradL2(o.preintFlow, { lossMult: 2 }), 0.01));
+      loss.backward();
+      return [loss, o.ySource, o.flow, ...params.map((p) => vg.mul(p.grad, 1))];
+    });
+  };
+  const r = await wholeAndSplit(step, 160 * 1024);
+  assert.ok(r.split.dispatches > r.whole.dispatches * 2, `split plans ran (${r.split.dispatches} vs ${r.whole.dispatches} dispatches)`);
+  r.whole.data.forEach((w, o) => {
+    const s = r.split.data[o];
+    let d = 0;
+    let m = 0;
+    for (let i = 0; i < w.length; i++) {
+      d = Math.max(d, Math.abs(w[i] - s[i]));
+      m = Math.max(m, Math.abs(w[i]));
+    }
+    assert.ok(d <= 1e-5 * m, `output ${o}: max |whole - split| ${d} > 1e-5 * max |whole| (${m})`);
+  });
+  for (const t of [src, tgt]) t.dispose();
+  net.dispose();
+});
+
 test.run();
