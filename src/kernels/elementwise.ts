@@ -83,7 +83,8 @@ export function mapExpr(
   for (let base = 0; base < n; base += run) {
     const end = Math.min(n, base + run);
     const targets = tensors.map((t, j) => (kinds[j] === 'same' ? window(op, t.value, base, end).range : t.value.buffer(op)));
-    dispatch(k, [window(op, out, base, end).range, ...targets], { ...uniforms, n: end - base, runStart: base }, grid1d(ceilDiv((end - base) / perInvocation, k.workgroupSize)));
+    const runUniforms = { ...uniforms, n: end - base, runStart: base };
+    dispatch(k, [window(op, out, base, end).range, ...targets], runUniforms, grid1d(ceilDiv((end - base) / perInvocation, k.workgroupSize)));
   }
   return out;
 }

@@ -559,7 +559,12 @@ function inSlabs(
   const unitBytes = (x.size / n) * unit * 4;
   const per = Math.floor(bindingLimit() / unitBytes) * unit;
   if (per === 0)
-    requireBindable(op, { input: x }, `One slab of ${unit} index(es) along dim ${dim} takes ${unitBytes} bytes, more than one binding: crop or downsample the input, or use a smaller batch.`);
+    requireBindable(
+      op,
+      { input: x },
+      `One slab of ${unit} index(es) along dim ${dim} takes ${unitBytes} bytes, more than one binding: crop or downsample ` +
+        'the input, or use a smaller batch.',
+    );
   return tidy(() => {
       const parts: Tensor[] = [];
       for (let i0 = 0; i0 < n; i0 += per) {
@@ -625,7 +630,9 @@ export const batchNorm = defineOp({
   backward: normBackward,
 });
 
-function batchNormForward(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): Forward<Tensor, NormAttrs> | Composed<Tensor> {
+type NormResult = Forward<Tensor, NormAttrs> | Composed<Tensor>;
+
+function batchNormForward(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): NormResult {
   const op = 'batchNorm';
   const { N, C, sp, base, weight, bias, running } = channelArgs(op, x, 2, '[N, C, ...]', opts, runningMean, runningVar);
   const useBatch = (opts.training ?? false) || !running;
@@ -668,13 +675,19 @@ export const instanceNorm = defineOp({
   backward: normBackward,
 });
 
-function instanceNormForward(x: Tensor, opts: InstanceNormOptions = {}): Forward<Tensor, NormAttrs> | Composed<Tensor> {
+function instanceNormForward(x: Tensor, opts: InstanceNormOptions = {}): NormResult {
   const op = 'instanceNorm';
   const { N, C, sp, base, weight, bias, running } = channelArgs(op, x, 3, '[N, C, spatial...]', opts, opts.runningMean, opts.runningVar);
   if (!fitsBinding(x) && (sp > 1 || !(opts.useInputStats ?? true)))
     return composed(
       inSlabs(op, x, 1, 1, running, (xs, c0, c1, r): Tensor =>
-        instanceNorm(xs, { ...opts, weight: channelSlice(weight, c0, c1), bias: channelSlice(bias, c0, c1), runningMean: r?.mean, runningVar: r?.var }),
+        instanceNorm(xs, {
+          ...opts,
+          weight: channelSlice(weight, c0, c1),
+          bias: channelSlice(bias, c0, c1),
+          runningMean: r?.mean,
+          runningVar: r?.var,
+        }),
       ),
     );
   if (opts.useInputStats ?? true) {
@@ -694,7 +707,7 @@ export const groupNorm = defineOp({
   backward: normBackward,
 });
 
-function groupNormForward(x: Tensor, numGroups: number, opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): Forward<Tensor, NormAttrs> | Composed<Tensor> {
+function groupNormForward(x: Tensor, numGroups: number, opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): NormResult {
   const op = 'groupNorm';
   checkInput(op, x, 2, '[N, C, ...]');
   const eps = checkNumber(op, 'eps', opts.eps, 1e-5, 0);
@@ -731,7 +744,7 @@ function layerNormForward(
   x: Tensor,
   normalizedShape: number | readonly number[],
   opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {},
-): Forward<Tensor, NormAttrs> | Composed<Tensor> {
+): NormResult {
   const op = 'layerNorm';
   const t = expectTensor(op, 'input', x);
   expectFloat(op, 'input', t);
@@ -749,7 +762,10 @@ function layerNormForward(
   const bias = checkParam(op, 'bias', opts.bias, ns, 'normalizedShape');
   const D = shapeSize(ns);
   const R = x.size / D;
-  if (!fitsBinding(x)) return composed(tidy((): Tensor => reshape(inSlabs(op, reshape(x, [R, ...ns]), 0, 1, null, (xs): Tensor => layerNorm(xs, ns, opts)), x.shape)));
+  if (!fitsBinding(x)) {
+    const rows = (): Tensor => inSlabs(op, reshape(x, [R, ...ns]), 0, 1, null, (xs): Tensor => layerNorm(xs, ns, opts));
+    return composed(tidy(() => reshape(rows(), x.shape)));
+  }
   const L: Layout = { op, kind: 'layer', P: 1, Q: R, S: D, affDiv: 1, affMod: D, chan: { N: R, C: D, sp: 1 }, Cg: 1, eps };
   return normalize(L, x, weight, bias, null, null);
 }

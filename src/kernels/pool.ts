@@ -80,7 +80,16 @@ function poolKernel(variant: Variant, form: Form) {
  * Runs one kernel form over `outs` then `ins` (the shader's binding order); `perRow` = invocations with work per row of
  * B; rows in runs when a tensor is past one binding (`prepare` runs on each run's outputs first, e.g. zeroing).
  */
-function launch(op: string, variant: Variant, form: Form, geo: Geometry, outs: Tensor[], ins: Tensor[], perRow: number, prepare?: (outs: Tensor[]) => void): void {
+function launch(
+  op: string,
+  variant: Variant,
+  form: Form,
+  geo: Geometry,
+  outs: Tensor[],
+  ins: Tensor[],
+  perRow: number,
+  prepare?: (outs: Tensor[]) => void,
+): void {
   if (geo.B * perRow === 0) return;
   const k = poolKernel(variant, form);
   const v4 = (v: Vec3) => [...v, 0];

@@ -157,7 +157,11 @@ function samplePlan(op: string, input: Tensor, coords: Tensor, a: SampleAttrs, i
     );
   const rows = Math.min(outer, Math.floor(limit / (Math.max(perGroup, a.nd) * plane * 4)));
   if (rows === 0)
-    fail(op, `one row of its output (${plane} locations) with ${Math.max(perGroup, a.nd)} channels is larger than one storage binding (maxStorageBufferBindingSize ${limit} bytes); crop the output grid`);
+    fail(
+      op,
+      `one row of its output (${plane} locations) with ${Math.max(perGroup, a.nd)} channels is larger than one storage ` +
+        `binding (maxStorageBufferBindingSize ${limit} bytes); crop the output grid`,
+    );
   const groups: [number, number][] = [];
   for (let c0 = 0; c0 < C; c0 += perGroup) groups.push([c0, Math.min(C, c0 + perGroup)]);
   return { lead: [N, C], groups, rows, outer, plane, inSpatial };
