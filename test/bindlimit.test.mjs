@@ -68,9 +68,15 @@ test('setBindingLimit: checked argument, never above the adapter', () => {
   assertThrowsWith(() => vg.debug.setBindingLimit(5000.5), ['setBindingLimit', 'got 5000.5']);
 });
 
-test('strided copy (permute, slice, cat, flip) in pieces: bitwise', async () => {
+test('strided copy (permute, slice, cat, flip, pad) and zero fills in pieces: bitwise', async () => {
   const x = randn([3, 5, 7, 41], 1);
   const y = randn([3, 2, 7, 41], 2);
+  x.requiresGrad = true;
+  // pad and slice's gradient fill a tensor past the limit with zeros before copying into it
+  const padded = await wholeAndSplit(withGrads(() => vg.pad(x, [2, 3, 1, 0]), [x]));
+  assertSame(padded, 'pad');
+  const sliced = await wholeAndSplit(withGrads(() => vg.slice(x, 1, 1, 4), [x]));
+  assertSame(sliced, 'slice');
   const r = await wholeAndSplit(() => [
     vg.clone(vg.permute(x, [2, 0, 3, 1])),
     vg.cat([x, y], 1),

@@ -7,7 +7,7 @@ import copyWgsl from '../../shaders/copy.wgsl';
 import fillWgsl from '../../shaders/fill.wgsl';
 import reduceWgsl from '../../shaders/reduce.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
-import { bindingLimit, fitsBinding, requireBindable, window, windowElements } from '../engine/binding.js';
+import { alignElements, bindingLimit, fitsBinding, requireBindable, window, windowElements } from '../engine/binding.js';
 import { dispatch, grid1d, kernel, type BindTarget } from '../engine/runtime.js';
 import { coalesce, pad8, sameShape, stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
@@ -360,6 +360,16 @@ export function fillInto(t: Tensor, value: number): void {
   else if (t.dtype === 'i32') bits.setInt32(0, value, true);
   else bits.setUint32(0, value, true);
   const k = fillKernel(t.dtype, 'value');
-  dispatch(k, [t.buffer('fill')], { n: t.size, bits: bits.getUint32(0, true) }, grid1d(ceilDiv(t.size, k.workgroupSize)));
+  const word = bits.getUint32(0, true);
+  if (fitsBinding(t)) {
+    dispatch(k, [t.buffer('fill')], { n: t.size, bits: word }, grid1d(ceilDiv(t.size, k.workgroupSize)));
+    return;
+  }
+  // past one binding: runs of whole alignment units, each bound as a window
+  const run = Math.floor(windowElements() / alignElements()) * alignElements();
+  for (let start = 0; start < t.size; start += run) {
+    const end = Math.min(t.size, start + run);
+    dispatch(k, [window('fill', t, start, end).range], { n: end - start, bits: word }, grid1d(ceilDiv(end - start, k.workgroupSize)));
+  }
 }
 

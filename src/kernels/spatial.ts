@@ -213,19 +213,21 @@ function pieceUniforms(u: ReturnType<typeof sampleUniforms>, plan: SamplePlan, p
 function sampleBackward(op: string, g: Tensor, input: Tensor, coords: Tensor, a: SampleAttrs, needInput: boolean, needCoords: boolean): (Tensor | null)[] {
   // nearest has a zero coordinate gradient (as PyTorch): no kernel work beyond the zero fill
   const gridGrad = needCoords && !a.nearest;
+  const empty = g.size === 0 || input.size === 0;
+  // planned first: a problem that cannot be split fails before any GPU work
+  const plan = (needInput || gridGrad) && !empty ? samplePlan(op, input, coords, a, needInput) : null;
   const gCoords = needCoords ? emptyTensor(op, coords.shape, 'f32') : null;
   if (gCoords && !gridGrad) fillInto(gCoords, 0);
   if (!needInput && !gridGrad) return [null, gCoords];
   const outSpatial = outSpatialOf(coords, a);
   const u = sampleUniforms(input, outSpatial, a);
   const gIn = needInput ? emptyTensor(op, input.shape, 'f32') : null;
-  if (g.size === 0 || input.size === 0) {
+  if (empty) {
     if (gIn) fillInto(gIn, 0);
     if (gCoords && gridGrad) fillInto(gCoords, 0);
     return [gIn, gCoords];
   }
   const k = sampleKernel(a, 'backward', needInput, gridGrad);
-  const plan = samplePlan(op, input, coords, a, needInput);
   if (plan) {
     sampleBackwardPieces(op, k, u, plan, g, input, coords, a, gIn, gridGrad ? gCoords : null);
     return [gIn, gCoords];
