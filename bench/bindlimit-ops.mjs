@@ -3,6 +3,7 @@
 // half of it (another split plan); prints the time of the first run and the largest relative difference between the
 // two runs' outputs and input gradients (max |a - b| / max |a|) under the loss sum(y^2) / 2. Usage: node bench/bindlimit-ops.mjs [D H W].
 import * as vg from 'voxgrad';
+import { maxRelDiff } from './stats.mjs';
 
 const shape = process.argv.length >= 5 ? process.argv.slice(2, 5).map(Number) : [160, 192, 224];
 await vg.init();
@@ -40,15 +41,6 @@ async function run(fn, bytes) {
   return { data, seconds };
 }
 
-const relErr = (a, b) => {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(a[i]));
-  }
-  return m === 0 ? d : d / m;
-};
 
 for (const [name, fn] of Object.entries(OPS)) {
   const a = await run(fn, limit);
@@ -56,7 +48,7 @@ for (const [name, fn] of Object.entries(OPS)) {
   const { peakBytes } = vg.memory();
   console.log(
     `${name}: forward + backward ${a.seconds.toFixed(1)} s (half limit ${b.seconds.toFixed(1)} s), ` +
-      `rel diff output ${relErr(a.data[0], b.data[0]).toExponential(2)}, input gradient ${relErr(a.data[1], b.data[1]).toExponential(2)}, ` +
+      `rel diff output ${maxRelDiff(a.data[0], b.data[0]).toExponential(2)}, input gradient ${maxRelDiff(a.data[1], b.data[1]).toExponential(2)}, ` +
       `peak ${(peakBytes / MiB).toFixed(0)} MiB`,
   );
   vg.emptyCache();

@@ -6,6 +6,7 @@
 // (max |a - b| / max |a| per tensor). Usage: node bench/bindlimit-vxm.mjs [D H W [limit]] (default 160 192 224 and the
 // adapter's limit; a smaller first limit in bytes tries the script on small volumes).
 import * as vg from 'voxgrad';
+import { maxRelDiff } from './stats.mjs';
 
 const shape = process.argv.length >= 5 ? process.argv.slice(2, 5).map(Number) : [160, 192, 224];
 await vg.init();
@@ -39,15 +40,6 @@ async function step(limit) {
   return { seconds, peakBytes, dispatches: vg.dispatches() - before, loss, ySource, flow, grads };
 }
 
-const relErr = (a, b) => {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(a[i]));
-  }
-  return m === 0 ? d : d / m;
-};
 
 console.log(`VxmDense 3-D ${shape.join('x')}, batch 1, ${vg.backendInfo().description}; adapter binding limit ${adapterLimit / MiB} MiB`);
 console.log(`largest activation: ${(48 * shape.reduce((a, b) => a * b) * 4) / MiB} MiB (the decoder's 48-channel concatenation)`);
@@ -60,11 +52,11 @@ for (const limit of [firstLimit, firstLimit / 2]) {
   );
 }
 const [a, b] = runs;
-const gradErr = Math.max(...a.grads.map((g, i) => relErr(g, b.grads[i])));
-const worst = params[a.grads.map((g, i) => relErr(g, b.grads[i])).indexOf(gradErr)][0];
-console.log(`loss rel diff ${relErr(a.loss, b.loss).toExponential(2)}, ySource ${relErr(a.ySource, b.ySource).toExponential(2)}, flow ${relErr(a.flow, b.flow).toExponential(2)}`);
+const gradErr = Math.max(...a.grads.map((g, i) => maxRelDiff(g, b.grads[i])));
+const worst = params[a.grads.map((g, i) => maxRelDiff(g, b.grads[i])).indexOf(gradErr)][0];
+console.log(`loss rel diff ${maxRelDiff(a.loss, b.loss).toExponential(2)}, ySource ${maxRelDiff(a.ySource, b.ySource).toExponential(2)}, flow ${maxRelDiff(a.flow, b.flow).toExponential(2)}`);
 console.log(`parameter gradients: max rel diff ${gradErr.toExponential(2)} (${worst}) over ${params.length} tensors`);
-const ok = gradErr <= 1e-5 && relErr(a.loss, b.loss) <= 1e-5;
+const ok = gradErr <= 1e-5 && maxRelDiff(a.loss, b.loss) <= 1e-5;
 console.log(ok ? 'MATCH within 1e-5' : 'MISMATCH');
 vg.destroy();
 process.exit(ok ? 0 : 1);
