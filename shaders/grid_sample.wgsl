@@ -41,6 +41,9 @@ struct Params {
   padding: u32,
   alignCorners: u32,
   fixedBits: u32,
+  // flat index, in the whole output, of this dispatch's first output location (outputs in slabs; 0 otherwise):
+  // FLOW mode's voxel positions count from it (outSize is the whole output's)
+  outStart: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -247,7 +250,8 @@ fn source(n: u32, o: u32) -> Source {
   s.base = vec3<f32>(0.0);
   s.frac = vec3<f32>(0.0);
   s.mult = vec3<f32>(0.0);
-  let vox = vec3<u32>(o % p.outSize.x, (o / p.outSize.x) % p.outSize.y, o / (p.outSize.x * p.outSize.y));
+  let ow = o + p.outStart;
+  let vox = vec3<u32>(ow % p.outSize.x, (ow / p.outSize.x) % p.outSize.y, ow / (p.outSize.x * p.outSize.y));
   for (var a = 0u; a < ND; a++) {
 #if FLOW
     let c = coords[(n * ND + (ND - 1u - a)) * p.outSpatial + o];

@@ -10,6 +10,7 @@
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import commonWgsl from '../../shaders/common.wgsl';
 import { assertBuffer, assertsPending, takeAsserts } from './device-asserts.js';
+import type { BufferRange } from './binding.js';
 import { gpu, onDeviceReset } from './device.js';
 import { VoxgradError, currentUserOp } from './errors.js';
 import { allocationsSettled, onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
@@ -46,9 +47,12 @@ export interface Kernel {
 
 export type UniformValues = Record<string, number | readonly number[]>;
 
+/** What a storage binding binds: a whole buffer, or a byte range of one (see binding.ts). */
+export type BindTarget = GPUBuffer | BufferRange;
+
 interface DispatchRecord {
   kernel: Kernel;
-  buffers: GPUBuffer[];
+  buffers: BindTarget[];
   uniformOffset: number;
   grid: readonly number[];
   label: string;
@@ -237,17 +241,26 @@ export function dispatches(): number {
 
 /**
  * Records one dispatch. `buffers` are bound in the kernel's storage-binding order (binding number order,
- * uniform excluded); `uniforms` are packed by the reflected member layout.
+ * uniform excluded), each a whole buffer or a byte range; `uniforms` are packed by the reflected member layout.
  */
-export function dispatch(k: Kernel, buffers: GPUBuffer[], uniforms: UniformValues | null, grid: readonly number[]): void {
+export function dispatch(k: Kernel, buffers: BindTarget[], uniforms: UniformValues | null, grid: readonly number[]): void {
   const maxBinding = gpu().limits.maxStorageBufferBindingSize;
-  for (const b of buffers)
-    if (b.size > maxBinding)
+  const align = gpu().limits.minStorageBufferOffsetAlignment;
+  for (const b of buffers) {
+    const range = 'buffer' in b ? b : null;
+    if (range && (range.offset % align !== 0 || range.offset + range.size > range.buffer.size))
       throw new VoxgradError(
-        `${currentUserOp() ?? k.name.split(/[.[]/)[0]}: a tensor of ${b.size} bytes is larger than this adapter's maxStorageBufferBindingSize ` +
+        `voxgrad internal: ${k.name} binds bytes [${range.offset}, ${range.offset + range.size}) of a ${range.buffer.size}-byte buffer ` +
+          `(offsets must be multiples of ${align})`,
+      );
+    const bytes = range ? range.size : (b as GPUBuffer).size;
+    if (bytes > maxBinding)
+      throw new VoxgradError(
+        `${currentUserOp() ?? k.name.split(/[.[]/)[0]}: a tensor of ${bytes} bytes is larger than this adapter's maxStorageBufferBindingSize ` +
           `(${maxBinding} bytes), so no kernel can bind it whole. Process the data in chunks (e.g. slabs along the depth ` +
           'axis or a sliding window), or use an adapter with a larger limit (vg.backendInfo().limits).',
       );
+  }
   let uniformOffset = -1;
   if (k.uniform) {
     const align = gpu().limits.minUniformBufferOffsetAlignment;
@@ -384,16 +397,19 @@ function bufferId(b: GPUBuffer): number {
   return id;
 }
 
-function bindGroupFor(device: GPUDevice, k: Kernel, buffers: GPUBuffer[], ubuf: GPUBuffer | null): GPUBindGroup {
+function bindGroupFor(device: GPUDevice, k: Kernel, buffers: BindTarget[], ubuf: GPUBuffer | null): GPUBindGroup {
   let key = String(k.id);
-  for (const b of buffers) key += ',' + bufferId(b);
+  for (const b of buffers) key += 'buffer' in b ? `,${bufferId(b.buffer)}@${b.offset}+${b.size}` : ',' + bufferId(b);
   let bg = bindGroups.get(key);
   if (bg) return bg;
   const entries: GPUBindGroupEntry[] = [];
   let bi = 0;
   for (const b of k.bindings) {
     if (b.kind === 'uniform') entries.push({ binding: b.binding, resource: { buffer: ubuf!, offset: 0, size: k.uniform!.size } });
-    else entries.push({ binding: b.binding, resource: { buffer: buffers[bi++] } });
+    else {
+      const t = buffers[bi++];
+      entries.push({ binding: b.binding, resource: 'buffer' in t ? t : { buffer: t } });
+    }
   }
   bg = device.createBindGroup({ layout: k.layout, entries });
   if (bindGroups.size >= BIND_GROUP_CACHE_CAP) {

@@ -22,6 +22,7 @@
  */
 import convWgsl from '../../shaders/conv.wgsl';
 import wgradWgsl from '../../shaders/conv_wgrad.wgsl';
+import { bindingLimit } from '../engine/binding.js';
 import { gpu } from '../engine/device.js';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, defineOp } from '../engine/op.js';
@@ -29,7 +30,8 @@ import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
-import { fillInto, stridedCopy } from './base.js';
+import { fillInto, sliceAxis, stridedCopy, writeAxis } from './base.js';
+import { add } from './math.js';
 import { sum } from './reduce.js';
 import { squeeze, unsqueeze } from './shape.js';
 
@@ -525,6 +527,114 @@ function biasGrad(gy: Tensor): Tensor {
   return sum(gy, { dim: [0, ...gy.shape.slice(2).map((_, i) => i + 2)] });
 }
 
+// ---- volumes past one storage binding -------------------------------------------------------------------------------
+// When a tensor of a conv is larger than one binding, the conv runs in slabs along its outermost spatial dim (depth
+// in 3-D): each slab's source rows (with the halo its taps reach) are copied into a tensor of their own, the unchanged
+// kernels run on them under a geometry shifted to the slab, and the slab's result is copied into place. Every output
+// element sums the same taps in the same order as the whole conv, so the result is identical; only the weight
+// gradient adds per-slab partial sums (a different order).
+
+/** A slab: dst rows [d0, d1) along the split dim, the src rows [s0, s1) they read, and the geometry of the pair. */
+interface Slab {
+  d0: number;
+  d1: number;
+  s0: number;
+  s1: number;
+  geom: Geom;
+}
+
+/** The slab of dst rows [d0, d1) (dst = y-space forward, x-space transposed) along Geom dim `a`. */
+function slabOf(g: Geom, transposed: boolean, a: number, d0: number, d1: number): Slab {
+  const [s, p, reach] = [g.s[a], g.p[a], (g.k[a] - 1) * g.d[a]];
+  const srcRows = transposed ? g.yS[a] : g.xS[a];
+  let s0: number;
+  let s1: number;
+  let pad: number;
+  if (!transposed) {
+    // y row q reads x rows q*s - p + k*d
+    s0 = Math.min(Math.max(0, d0 * s - p), srcRows - 1);
+    s1 = Math.max(s0 + 1, Math.min(srcRows, (d1 - 1) * s - p + reach + 1));
+    pad = p - d0 * s + s0;
+  } else {
+    // x row i receives y rows q with q*s - p + k*d = i; s0*s <= d0 + p keeps the shifted padding non-negative
+    s0 = Math.min(Math.max(0, Math.min(Math.ceil((d0 + p - reach) / s), Math.floor((d0 + p) / s))), srcRows - 1);
+    s1 = Math.max(s0 + 1, Math.min(srcRows, Math.floor((d1 - 1 + p) / s) + 1));
+    pad = p + d0 - s0 * s;
+  }
+  const set = (v: Vec3, at: number): Vec3 => v.map((e, i) => (i === a ? at : e)) as Vec3;
+  const [xRows, yRows] = transposed ? [d1 - d0, s1 - s0] : [s1 - s0, d1 - d0];
+  return { d0, d1, s0, s1, geom: { ...g, xS: set(g.xS, xRows), yS: set(g.yS, yRows), p: set(g.p, pad) } };
+}
+
+/**
+ * The slabs covering all dst rows of g whose src and dst tensors (`srcC` and `dstC` channels; `dstPad` rounds the
+ * dst channels up as the weight gradient's packed copy does) each fit one binding; null when the whole conv fits.
+ */
+function slabPlan(op: string, g: Geom, transposed: boolean, dstPad = 1): Slab[] | null {
+  const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
+  const limit = bindingLimit();
+  const a = 3 - g.nd;
+  const plane = (S: Vec3) => S.reduce((m, v, i) => (i === a ? m : m * v), 1);
+  const dstRowBytes = g.N * ceilDiv(dstC, dstPad) * dstPad * plane(dstS) * 4;
+  const srcRowBytes = g.N * srcC * plane(srcS) * 4;
+  if (dstRowBytes * dstS[a] <= limit && srcRowBytes * srcS[a] <= limit) return null;
+  const fits = (sl: Slab) => (sl.d1 - sl.d0) * dstRowBytes <= limit && (sl.s1 - sl.s0) * srcRowBytes <= limit;
+  const slabs: Slab[] = [];
+  for (let d0 = 0; d0 < dstS[a]; ) {
+    let rows = Math.max(1, Math.min(dstS[a] - d0, Math.floor(limit / dstRowBytes)));
+    while (rows > 0 && !fits(slabOf(g, transposed, a, d0, d0 + rows))) rows--;
+    if (rows === 0)
+      fail(
+        op,
+        `one row along the first spatial dim of its ${transposed ? 'input-gradient' : 'output'} slab needs ` +
+          `${Math.max(dstRowBytes, srcRowBytes * (srcS[a] > 1 ? Math.min(srcS[a], g.k[a] * g.d[a]) : 1))} bytes with its halo, ` +
+          `more than one storage binding on this adapter (maxStorageBufferBindingSize ${limit} bytes); ` +
+          'use fewer channels or a smaller batch, or crop the in-plane dims',
+      );
+    slabs.push(slabOf(g, transposed, a, d0, d0 + rows));
+    d0 += rows;
+  }
+  return slabs;
+}
+
+/** gatherConv, in slabs when a tensor is larger than one binding. */
+function convGather(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom): Tensor {
+  const plan = slabPlan(op, g, transposed);
+  if (!plan) return gatherConv(op, transposed, src, w, bias, g);
+  const [dstC, dstS] = transposed ? [g.xC, g.xS] : [g.yC, g.yS];
+  const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
+  for (const sl of plan) {
+    const part = sliceAxis(op, src, 2, sl.s0, sl.s1);
+    const y = gatherConv(op, transposed, part, w, bias, sl.geom);
+    writeAxis(op, out, 2, sl.d0, y);
+    part.dispose();
+    y.dispose();
+  }
+  return out;
+}
+
+/** weightGrad, summing per-slab weight gradients when a tensor is larger than one binding. */
+function convWeightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
+  const plan = slabPlan(op, g, false, 16);
+  if (!plan) return weightGrad(op, x, gy, g);
+  let total: Tensor | null = null;
+  for (const sl of plan) {
+    const xs = sliceAxis(op, x, 2, sl.s0, sl.s1);
+    const gs = sliceAxis(op, gy, 2, sl.d0, sl.d1);
+    const part = weightGrad(op, xs, gs, sl.geom);
+    xs.dispose();
+    gs.dispose();
+    if (!total) total = part;
+    else {
+      const next = add(total, part);
+      total.dispose();
+      part.dispose();
+      total = next;
+    }
+  }
+  return total!;
+}
+
 // ---- autodiff -----------------------------------------------------------------------------------------------------
 
 interface ConvAttrs {
@@ -541,7 +651,7 @@ const conv = defineOp({
   via: 'conv1d/conv2d/conv3d',
   inputs: ([x, w, bias]) => [x, w, bias],
   forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string) => ({
-    out: gatherConv(op, false, x, w, bias, geom),
+    out: convGather(op, false, x, w, bias, geom),
     attrs: { geom },
     save: () => [x, w],
   }),
@@ -550,8 +660,8 @@ const conv = defineOp({
     const g = ctx.attrs.geom;
     const op = 'conv.backward';
     return [
-      ctx.needsGrad[0] ? gatherConv(op, true, gy, w, null, g) : null,
-      ctx.needsGrad[1] ? weightGrad(op, x, gy, g) : null,
+      ctx.needsGrad[0] ? convGather(op, true, gy, w, null, g) : null,
+      ctx.needsGrad[1] ? convWeightGrad(op, x, gy, g) : null,
       ctx.needsGrad[2] ? biasGrad(gy) : null,
     ];
   },
@@ -564,7 +674,7 @@ const convTranspose = defineOp({
   via: 'convTranspose1d/convTranspose2d/convTranspose3d',
   inputs: ([x, w, bias]) => [x, w, bias],
   forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string) => ({
-    out: gatherConv(op, true, x, w, bias, geom),
+    out: convGather(op, true, x, w, bias, geom),
     attrs: { geom },
     save: () => [x, w],
   }),
@@ -574,8 +684,8 @@ const convTranspose = defineOp({
     const g = ctx.attrs.geom;
     const op = 'convTranspose.backward';
     return [
-      ctx.needsGrad[0] ? gatherConv(op, false, gout, w, null, g) : null,
-      ctx.needsGrad[1] ? weightGrad(op, gout, x, g) : null,
+      ctx.needsGrad[0] ? convGather(op, false, gout, w, null, g) : null,
+      ctx.needsGrad[1] ? convWeightGrad(op, gout, x, g) : null,
       ctx.needsGrad[2] ? biasGrad(gout) : null,
     ];
   },

@@ -7,6 +7,7 @@ import elementwiseWgsl from '../../shaders/elementwise.wgsl';
 import fnsWgsl from '../../shaders/elementwise_fns.wgsl';
 import { fail } from '../engine/errors.js';
 import { ALL_DTYPES, NOT_DIFFERENTIABLE, defineOp, type BackwardRule } from '../engine/op.js';
+import { alignElements, fitsBinding, requireBindable, window, windowElements } from '../engine/binding.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { broadcastShapes, broadcastStrides, coalesce, pad8, sameShape } from '../engine/shape.js';
 import { Storage, Tensor, arrayTypeOf, cpuForwardThreshold, shapeSize, type DType } from '../engine/tensor.js';
@@ -66,8 +67,25 @@ export function mapExpr(
   for (const i of inputs) if (typeof i.value === 'number') scalars.push(bitsOf(i.value, ct));
   if (scalars.length) uniforms.scalars = scalars;
   bcast.forEach((j, b) => (uniforms[`s${j}`] = pad8(merged.strides[b])));
-  const invocations = vec4 ? n / 4 : n;
-  dispatch(k, [out.buffer(op), ...tensors.map((t) => t.value.buffer(op))], uniforms, grid1d(ceilDiv(invocations, k.workgroupSize)));
+  const perInvocation = vec4 ? 4 : 1;
+  if (fitsBinding(out, ...tensors.map((t) => t.value))) {
+    dispatch(k, [out.buffer(op), ...tensors.map((t) => t.value.buffer(op))], uniforms, grid1d(ceilDiv(n / perInvocation, k.workgroupSize)));
+    return out;
+  }
+  // past one binding: runs of whole alignment units of the output, each input of the same shape bound over the same
+  // run; broadcast inputs are bound whole and indexed from the run's first element (p.runStart)
+  requireBindable(
+    op,
+    Object.fromEntries(tensors.filter((_, j) => kinds[j] === 'bcast').map((t) => [`broadcast input ${t.name}`, t.value])),
+    'Expand the smaller input to the full shape first, or split the data.',
+  );
+  const run = Math.floor(windowElements() / alignElements()) * alignElements();
+  for (let base = 0; base < n; base += run) {
+    const end = Math.min(n, base + run);
+    const targets = tensors.map((t, j) => (kinds[j] === 'same' ? window(op, t.value, base, end).range : t.value.buffer(op)));
+    const runUniforms = { ...uniforms, n: end - base, runStart: base };
+    dispatch(k, [window(op, out, base, end).range, ...targets], runUniforms, grid1d(ceilDiv((end - base) / perInvocation, k.workgroupSize)));
+  }
   return out;
 }
 
@@ -105,7 +123,7 @@ function buildMapSource(expr: string, inputs: readonly MapInput[], kinds: string
     .join('\n');
   if (strided.length) {
     // innermost dim first; uniform arrays indexed by constants (a dynamic loop over p.rank was ~10x slower on lavapipe)
-    offsets.push(`  var rem = i;`);
+    offsets.push(`  var rem = p.runStart + i;`);
     for (const j of strided) offsets.push(`  var o${j} = 0u;`);
     for (let d = rank - 1; d >= 0; d--) {
       const at = `[${d >> 2}u][${d & 3}u]`;

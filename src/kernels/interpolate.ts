@@ -21,6 +21,7 @@ import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
+import { inRowRuns } from './base.js';
 import { tensor } from './creation.js';
 
 export type InterpolateMode = 'nearest' | 'linear' | 'bilinear' | 'trilinear';
@@ -129,19 +130,23 @@ function axisBackward(op: string, g: Tensor, shape: readonly number[], a: number
   const gin = emptyTensor(op, dstShape, 'f32');
   if (gin.size === 0) return gin;
   const inner = shapeSize(shape.slice(a + 2));
-  const outer = shapeSize(shape.slice(0, a + 1));
   const innerRun = inner > 1;
-  const total = innerRun ? outer * ax.nIn * ceilDiv(inner, RUN) : ceilDiv(outer, RUN) * ax.nIn;
   const k = kernel(`interpolate.backward.${innerRun ? 'inner' : 'outer'}`, () => backwardWgsl.replaceAll('{{RUN}}', String(RUN)), {
     defines: { INNER_RUN: innerRun },
   });
   const table = tensor(transposedTaps(ax));
-  dispatch(
-    k,
-    [gin.buffer(op), g.buffer(op), table.buffer(op)],
-    { total, outer, inner, nSrc: ax.nOut, nDst: ax.nIn },
-    grid1d(ceilDiv(total, k.workgroupSize)),
-  );
+  // rows of B (batch x channel) in runs when g or its gradient is past one binding
+  const whole = ([dst]: Tensor[], [src]: Tensor[], B: number) => {
+    const outer = B * shapeSize(shape.slice(1, a + 1));
+    const total = innerRun ? outer * ax.nIn * ceilDiv(inner, RUN) : ceilDiv(outer, RUN) * ax.nIn;
+    dispatch(
+      k,
+      [dst.buffer(op), src.buffer(op), table.buffer(op)],
+      { total, outer, inner, nSrc: ax.nOut, nDst: ax.nIn },
+      grid1d(ceilDiv(total, k.workgroupSize)),
+    );
+  };
+  if (!inRowRuns(op, shape[0], [gin], [g], whole)) whole([gin], [g], shape[0]);
   table.dispose();
   return gin;
 }
@@ -261,13 +266,18 @@ export function sampleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], ne
     const k = kernel(`interpolate.${nearest ? 'nearest' : 'linear'}`, () => interpolateWgsl.replaceAll('{{RUN}}', String(RUN)), {
       defines: { NEAREST: nearest },
     });
-    const total = (out.size / axes[2].nOut) * ceilDiv(axes[2].nOut, RUN);
-    dispatch(
-      k,
-      [out.buffer(op), x.buffer(op), tapTensor.buffer(op)],
-      { total, inSize: [...axes.map((a) => a.nIn), 1], outSize: [...axes.map((a) => a.nOut), 1], tapOffset: [...tapOffset, 0] },
-      grid1d(ceilDiv(total, k.workgroupSize)),
-    );
+    // rows of B (batch x channel) in runs when x or out is past one binding
+    const whole = ([dst]: Tensor[], [src]: Tensor[]) => {
+      const total = (dst.size / axes[2].nOut) * ceilDiv(axes[2].nOut, RUN);
+      dispatch(
+        k,
+        [dst.buffer(op), src.buffer(op), tapTensor.buffer(op)],
+        { total, inSize: [...axes.map((a) => a.nIn), 1], outSize: [...axes.map((a) => a.nOut), 1], tapOffset: [...tapOffset, 0] },
+        grid1d(ceilDiv(total, k.workgroupSize)),
+      );
+    };
+    const B = out.size / (axes[0].nOut * axes[1].nOut * axes[2].nOut);
+    if (!inRowRuns(op, B, [out], [x], whole)) whole([out], [x]);
     tapTensor.dispose();
   }
   return out;

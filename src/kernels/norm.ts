@@ -19,11 +19,13 @@ import { needsRecording, noGrad } from '../engine/autograd.js';
 import { gpu } from '../engine/device.js';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, composed, defineOp, type BackwardContext, type Composed, type Forward } from '../engine/op.js';
+import { bindingLimit, fitsBinding, requireBindable } from '../engine/binding.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { sameShape } from '../engine/shape.js';
-import { Tensor, shapeSize } from '../engine/tensor.js';
+import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, defineKey, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
-import { clone } from './shape.js';
+import { sliceAxis, writeAxis } from './base.js';
+import { cat, clone, reshape, slice } from './shape.js';
 
 // ---- layouts ------------------------------------------------------------------------------------------------------
 
@@ -536,6 +538,53 @@ function channelLayout(op: string, x: Tensor, eps: number) {
   return { N, C, sp, base: { op, affDiv: sp, affMod: C, chan: { N, C, sp }, eps } };
 }
 
+// ---- inputs past one storage binding -------------------------------------------------------------------------------
+
+/**
+ * A norm whose input is larger than one binding, as the same norm over slabs of whole independent units along `dim`
+ * (`unit` indices each: channels for batch and instance norm, groups of channels for group norm, rows for layer
+ * norm), concatenated. Slicing, the norms and cat are recorded ops, so gradients flow through them; running
+ * statistics are sliced per slab and written back. Statistics of a slab may be reduced in a different order than
+ * the whole input's (results within float rounding, not bit-identical).
+ */
+function inSlabs(
+  op: string,
+  x: Tensor,
+  dim: number,
+  unit: number,
+  running: Running | null,
+  run: (xs: Tensor, i0: number, i1: number, running: { mean: Tensor; var: Tensor } | null) => Tensor,
+): Tensor {
+  const n = x.shape[dim];
+  const unitBytes = (x.size / n) * unit * 4;
+  const per = Math.floor(bindingLimit() / unitBytes) * unit;
+  if (per === 0)
+    requireBindable(
+      op,
+      { input: x },
+      `One slab of ${unit} index(es) along dim ${dim} takes ${unitBytes} bytes, more than one binding: crop or downsample ` +
+        'the input, or use a smaller batch.',
+    );
+  return tidy(() => {
+      const parts: Tensor[] = [];
+      for (let i0 = 0; i0 < n; i0 += per) {
+        const i1 = Math.min(n, i0 + per);
+        const slabStats = running && { mean: sliceAxis(op, running.mean, 0, i0, i1), var: sliceAxis(op, running.var, 0, i0, i1) };
+        parts.push(run(slice(x, dim, i0, i1), i0, i1, slabStats));
+        if (running && slabStats) {
+          writeAxis(op, running.mean, 0, i0, slabStats.mean);
+          writeAxis(op, running.var, 0, i0, slabStats.var);
+          slabStats.mean.dispose();
+          slabStats.var.dispose();
+        }
+      }
+      return cat(parts, dim);
+  });
+}
+
+/** weight/bias [C] restricted to channels [c0, c1), or null. */
+const channelSlice = (t: Tensor | null, c0: number, c1: number) => (t ? slice(t, 0, c0, c1) : null);
+
 // ---- public ops ---------------------------------------------------------------------------------------------------
 
 export interface BatchNormOptions {
@@ -581,7 +630,9 @@ export const batchNorm = defineOp({
   backward: normBackward,
 });
 
-function batchNormForward(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}) {
+type NormResult = Forward<Tensor, NormAttrs> | Composed<Tensor>;
+
+function batchNormForward(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, opts: BatchNormOptions = {}): NormResult {
   const op = 'batchNorm';
   const { N, C, sp, base, weight, bias, running } = channelArgs(op, x, 2, '[N, C, ...]', opts, runningMean, runningVar);
   const useBatch = (opts.training ?? false) || !running;
@@ -590,6 +641,12 @@ function batchNormForward(x: Tensor, runningMean: Tensor | null, runningVar: Ten
       op,
       `expected more than 1 value per channel when using batch statistics, got input ${fmtShape(x.shape)}. ` +
         'Use a larger batch, or eval mode with running statistics.',
+    );
+  if (!fitsBinding(x))
+    return composed(
+      inSlabs(op, x, 1, 1, running, (xs, c0, c1, r): Tensor =>
+        batchNorm(xs, r?.mean ?? null, r?.var ?? null, { ...opts, weight: channelSlice(weight, c0, c1), bias: channelSlice(bias, c0, c1) }),
+      ),
     );
   const L: Layout = { ...base, kind: 'batch', P: N, Q: C, S: sp, Cg: 1 };
   return useBatch ? normalize(L, x, weight, bias, null, running) : normalize(L, x, weight, bias, running, null);
@@ -618,9 +675,21 @@ export const instanceNorm = defineOp({
   backward: normBackward,
 });
 
-function instanceNormForward(x: Tensor, opts: InstanceNormOptions = {}) {
+function instanceNormForward(x: Tensor, opts: InstanceNormOptions = {}): NormResult {
   const op = 'instanceNorm';
   const { N, C, sp, base, weight, bias, running } = channelArgs(op, x, 3, '[N, C, spatial...]', opts, opts.runningMean, opts.runningVar);
+  if (!fitsBinding(x) && (sp > 1 || !(opts.useInputStats ?? true)))
+    return composed(
+      inSlabs(op, x, 1, 1, running, (xs, c0, c1, r): Tensor =>
+        instanceNorm(xs, {
+          ...opts,
+          weight: channelSlice(weight, c0, c1),
+          bias: channelSlice(bias, c0, c1),
+          runningMean: r?.mean,
+          runningVar: r?.var,
+        }),
+      ),
+    );
   if (opts.useInputStats ?? true) {
     if (sp === 1) fail(op, `expected more than 1 spatial element per channel when using input statistics, got input ${fmtShape(x.shape)}`);
     return normalize({ ...base, kind: 'cells', P: 1, Q: N * C, S: sp, Cg: 1 }, x, weight, bias, null, running);
@@ -638,7 +707,7 @@ export const groupNorm = defineOp({
   backward: normBackward,
 });
 
-function groupNormForward(x: Tensor, numGroups: number, opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}) {
+function groupNormForward(x: Tensor, numGroups: number, opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {}): NormResult {
   const op = 'groupNorm';
   checkInput(op, x, 2, '[N, C, ...]');
   const eps = checkNumber(op, 'eps', opts.eps, 1e-5, 0);
@@ -653,6 +722,12 @@ function groupNormForward(x: Tensor, numGroups: number, opts: { weight?: Tensor 
   const weight = checkParam(op, 'weight', opts.weight, [C], what);
   const bias = checkParam(op, 'bias', opts.bias, [C], what);
   const Cg = C / numGroups;
+  if (!fitsBinding(x))
+    return composed(
+      inSlabs(op, x, 1, Cg, null, (xs, c0, c1): Tensor =>
+        groupNorm(xs, (c1 - c0) / Cg, { ...opts, weight: channelSlice(weight, c0, c1), bias: channelSlice(bias, c0, c1) }),
+      ),
+    );
   return normalize({ ...base, kind: 'cells', P: 1, Q: N * numGroups, S: Cg * sp, Cg }, x, weight, bias, null, null);
 }
 
@@ -669,7 +744,7 @@ function layerNormForward(
   x: Tensor,
   normalizedShape: number | readonly number[],
   opts: { weight?: Tensor | null; bias?: Tensor | null; eps?: number } = {},
-) {
+): NormResult {
   const op = 'layerNorm';
   const t = expectTensor(op, 'input', x);
   expectFloat(op, 'input', t);
@@ -687,6 +762,10 @@ function layerNormForward(
   const bias = checkParam(op, 'bias', opts.bias, ns, 'normalizedShape');
   const D = shapeSize(ns);
   const R = x.size / D;
+  if (!fitsBinding(x)) {
+    const rows = (): Tensor => inSlabs(op, reshape(x, [R, ...ns]), 0, 1, null, (xs): Tensor => layerNorm(xs, ns, opts));
+    return composed(tidy(() => reshape(rows(), x.shape)));
+  }
   const L: Layout = { op, kind: 'layer', P: 1, Q: R, S: D, affDiv: 1, affMod: D, chan: { N: R, C: D, sp: 1 }, Cg: 1, eps };
   return normalize(L, x, weight, bias, null, null);
 }

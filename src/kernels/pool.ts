@@ -12,7 +12,7 @@ import { FLOAT, composed, defineMultiOutputOp, defineOp, type Composed, type For
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
-import { fillInto } from './base.js';
+import { fillInto, inRowRuns } from './base.js';
 import { mean } from './reduce.js';
 import { reshape } from './shape.js';
 
@@ -76,27 +76,43 @@ function poolKernel(variant: Variant, form: Form) {
   });
 }
 
-/** Runs one kernel form; `buffers` in the shader's binding order; `total` = invocations with work. */
-function launch(op: string, variant: Variant, form: Form, geo: Geometry, buffers: GPUBuffer[], total: number): void {
-  if (total === 0) return;
+/**
+ * Runs one kernel form over `outs` then `ins` (the shader's binding order); `perRow` = invocations with work per row of
+ * B; rows in runs when a tensor is past one binding (`prepare` runs on each run's outputs first, e.g. zeroing).
+ */
+function launch(
+  op: string,
+  variant: Variant,
+  form: Form,
+  geo: Geometry,
+  outs: Tensor[],
+  ins: Tensor[],
+  perRow: number,
+  prepare?: (outs: Tensor[]) => void,
+): void {
+  if (geo.B * perRow === 0) return;
   const k = poolKernel(variant, form);
   const v4 = (v: Vec3) => [...v, 0];
-  dispatch(
-    k,
-    buffers,
-    {
-      total,
-      divisor: geo.divisor,
-      countPad: geo.countPad ? 1 : 0,
-      inSize: v4(geo.inSize),
-      outSize: v4(geo.outSize),
-      ksize: v4(geo.ksize),
-      stride: v4(geo.stride),
-      pad: v4(geo.pad),
-      dil: v4(geo.dil),
-    },
-    grid1d(ceilDiv(total, k.workgroupSize)),
-  );
+  const whole = (o: Tensor[], i: Tensor[], B: number) => {
+    prepare?.(o);
+    dispatch(
+      k,
+      [...o, ...i].map((t) => t.buffer(op)),
+      {
+        total: B * perRow,
+        divisor: geo.divisor,
+        countPad: geo.countPad ? 1 : 0,
+        inSize: v4(geo.inSize),
+        outSize: v4(geo.outSize),
+        ksize: v4(geo.ksize),
+        stride: v4(geo.stride),
+        pad: v4(geo.pad),
+        dil: v4(geo.dil),
+      },
+      grid1d(ceilDiv(B * perRow, k.workgroupSize)),
+    );
+  };
+  if (!inRowRuns(op, geo.B, outs, ins, whole)) whole(outs, ins, geo.B);
 }
 
 const spatialVolume = (v: Vec3) => v[0] * v[1] * v[2];
@@ -110,20 +126,18 @@ const outShapeOf = (geo: Geometry, nd: number) => [...geo.lead, ...geo.outSize.s
 function poolBackward(variant: Variant, geo: Geometry, g: Tensor, idx: Tensor | null, inputShape: readonly number[]): Tensor {
   const op = `${variant}Pool.backward`;
   const gin = emptyTensor(op, inputShape, 'f32');
-  const buffers = [gin.buffer(op), g.buffer(op)];
-  if (idx) buffers.push(idx.buffer(op));
+  const ins = idx ? [g, idx] : [g];
   const span = geo.ksize.map((k, a) => (k - 1) * geo.dil[a] + 1);
   const disjoint = variant !== 'adaptive' && geo.stride.every((s, a) => s >= span[a]);
   if (!disjoint) {
-    launch(op, variant, 'gather', geo, buffers, geo.B * spatialVolume(geo.inSize));
+    launch(op, variant, 'gather', geo, [gin], ins, spatialVolume(geo.inSize));
     return gin;
   }
   // windows tile an axis when they are contiguous, adjacent and reach its end (the first starts at -pad <= 0)
   const tiles = geo.stride.every(
     (s, a) => s === span[a] && (geo.ksize[a] === 1 || geo.dil[a] === 1) && (geo.outSize[a] - 1) * s - geo.pad[a] + span[a] >= geo.inSize[a],
   );
-  if (!tiles) fillInto(gin, 0);
-  launch(op, variant, 'scatter', geo, buffers, geo.B * spatialVolume(geo.outSize));
+  launch(op, variant, 'scatter', geo, [gin], ins, spatialVolume(geo.outSize), tiles ? undefined : ([t]) => fillInto(t, 0));
   return gin;
 }
 
@@ -224,8 +238,7 @@ function maxPoolOp(op: 'maxPool2d' | 'maxPool3d', nd: number) {
       const outShape = outShapeOf(geo, nd);
       const values = emptyTensor(op, outShape, 'f32');
       const indices = opts.returnIndices || needsRecording([x]) ? emptyTensor(op, outShape, 'i32') : null;
-      const buffers = indices ? [values.buffer(op), indices.buffer(op), x.buffer(op)] : [values.buffer(op), x.buffer(op)];
-      launch(op, 'max', indices ? 'forward+indices' : 'forward', geo, buffers, values.size);
+      launch(op, 'max', indices ? 'forward+indices' : 'forward', geo, indices ? [values, indices] : [values], [x], spatialVolume(geo.outSize));
       const out: { values: Tensor; indices: Tensor | null } = { values, indices };
       return { out, attrs: geo, save: () => [indices!] };
     },
@@ -269,7 +282,7 @@ function avgPoolOp(op: 'avgPool2d' | 'avgPool3d', nd: number) {
     forward: (x: Tensor, kernelSize: IntOrTuple, opts: AvgPoolOptions = {}) => {
       const geo = avgGeometry(op, nd, x, kernelSize, opts);
       const out = emptyTensor(op, outShapeOf(geo, nd), 'f32');
-      launch(op, 'avg', 'forward', geo, [out.buffer(op), x.buffer(op)], out.size);
+      launch(op, 'avg', 'forward', geo, [out], [x], spatialVolume(geo.outSize));
       return { out, attrs: geo };
     },
     backward: (g, ctx) => [poolBackward('avg', ctx.attrs, g, null, ctx.inputShapes[0])],
@@ -341,7 +354,7 @@ function adaptiveForward(op: string, nd: number, x: Tensor, outputSize: Adaptive
     countPad: false,
   };
   const out = emptyTensor(op, [...lead, ...sizes], 'f32');
-  launch(op, 'adaptive', 'forward', geo, [out.buffer(op), x.buffer(op)], out.size);
+  launch(op, 'adaptive', 'forward', geo, [out], [x], spatialVolume(geo.outSize));
   return { out, attrs: geo };
 }
 

@@ -13,10 +13,12 @@ import gridSampleWgsl from '../../shaders/grid_sample.wgsl';
 import spatialGradientWgsl from '../../shaders/spatial_gradient.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
-import { dispatch, grid1d, kernel } from '../engine/runtime.js';
+import { bindingLimit, fitsBinding } from '../engine/binding.js';
+import { dispatch, grid1d, kernel, type Kernel } from '../engine/runtime.js';
 import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectRank, expectTensor } from './common.js';
-import { fillInto } from './base.js';
+import { fillInto, sliceBlock, writeBlock } from './base.js';
+import { mapExpr } from './elementwise.js';
 import { tensor } from './creation.js';
 import { add, mul, sub } from './math.js';
 import { reshape, slice, split } from './shape.js';
@@ -100,47 +102,242 @@ function sampleRaw(op: string, input: Tensor, coords: Tensor, a: SampleAttrs): T
   if (out.size === 0) return out;
   const k = sampleKernel(a, 'forward');
   const u = sampleUniforms(input, outSpatial, a);
-  dispatch(k, [out.buffer(op), input.buffer(op), coords.buffer(op)], u, grid1d(ceilDiv(u.total, k.workgroupSize)));
+  const plan = samplePlan(op, input, coords, a, false);
+  if (!plan) {
+    dispatch(k, [out.buffer(op), input.buffer(op), coords.buffer(op)], u, grid1d(ceilDiv(u.total, k.workgroupSize)));
+    return out;
+  }
+  const outView = out.shareStorage([...plan.lead, plan.outer, plan.plane]);
+  for (const pc of pieces(op, input, coords, a, plan)) {
+    const part = emptyTensor(op, [1, pc.c1 - pc.c0, pc.r1 - pc.r0, plan.plane], 'f32');
+    const pu = pieceUniforms(u, plan, pc);
+    dispatch(k, [part.buffer(op), pc.input.buffer(op), pc.coords.buffer(op)], pu, grid1d(ceilDiv(pu.total, k.workgroupSize)));
+    writeBlock(op, outView, [pc.n, pc.c0, pc.r0, 0], part);
+    part.dispose();
+  }
+  outView.dispose();
   return out;
+}
+
+// ---- sampling past one storage binding -----------------------------------------------------------------------------
+// Samples may land anywhere in the input, so its planes are never split; the work is split per batch element, into
+// groups of channels whose input planes (and, for the input gradient, their 64-bit accumulators) fit one binding,
+// and into slabs of the outermost output dim whose outputs and coordinates fit. Each piece runs the unchanged
+// kernels: the output and both gradients come out identical to the whole problem's (the accumulators are integers,
+// and the fixed-point scale uses the whole output), except that the coordinate gradient of several channel groups is
+// their sum (a different order of additions).
+
+interface SamplePlan {
+  /** [N, C]: the output's leading dims. */
+  lead: [number, number];
+  groups: [number, number][];
+  /** Output slabs: `rows` indices of the `outer` (outermost output) dim, each `plane` locations. */
+  rows: number;
+  outer: number;
+  plane: number;
+  inSpatial: number;
+}
+
+function samplePlan(op: string, input: Tensor, coords: Tensor, a: SampleAttrs, inputGrad: boolean): SamplePlan | null {
+  const outSpatial = outSpatialOf(coords, a);
+  const [N, C] = input.shape;
+  const inSpatial = shapeSize(input.shape.slice(2));
+  const outer = outSpatial[0];
+  const plane = shapeSize(outSpatial.slice(1));
+  const limit = bindingLimit();
+  const planeBytes = inSpatial * 4 * (inputGrad ? 2 : 1);
+  if (fitsBinding(input, coords) && N * C * outer * plane * 4 <= limit && input.size * planeBytes / inSpatial <= limit) return null;
+  const perGroup = Math.min(C, Math.floor(limit / planeBytes));
+  if (perGroup === 0)
+    fail(
+      op,
+      `one channel plane of input (shape ${fmtShape(input.shape)}) takes ${planeBytes} bytes${inputGrad ? ' with its gradient accumulator' : ''}, ` +
+        `more than one storage binding on this adapter (maxStorageBufferBindingSize ${limit} bytes); samples may land anywhere in ` +
+        'it, so it cannot be split: downsample or crop the input first',
+    );
+  const rows = Math.min(outer, Math.floor(limit / (Math.max(perGroup, a.nd) * plane * 4)));
+  if (rows === 0)
+    fail(
+      op,
+      `one row of its output (${plane} locations) with ${Math.max(perGroup, a.nd)} channels is larger than one storage ` +
+        `binding (maxStorageBufferBindingSize ${limit} bytes); crop the output grid`,
+    );
+  const groups: [number, number][] = [];
+  for (let c0 = 0; c0 < C; c0 += perGroup) groups.push([c0, Math.min(C, c0 + perGroup)]);
+  return { lead: [N, C], groups, rows, outer, plane, inSpatial };
+}
+
+interface SamplePiece {
+  n: number;
+  /** Index of the channel group. */
+  group: number;
+  c0: number;
+  c1: number;
+  r0: number;
+  r1: number;
+  /** The group's input planes [1, c1 - c0, inSpatial] and the slab's coordinates (freed when the next piece comes). */
+  input: Tensor;
+  coords: Tensor;
+}
+
+/** Each piece of `plan` in order (batch element, channel group, output slab), with its copied input and coordinates. */
+function* pieces(op: string, input: Tensor, coords: Tensor, a: SampleAttrs, plan: SamplePlan): Generator<SamplePiece> {
+  const [N, C] = plan.lead;
+  const inView = input.shareStorage([N, C, plan.inSpatial]);
+  const cView = coords.shareStorage(a.flow ? [N, a.nd, plan.outer, plan.plane] : [N, plan.outer, plan.plane, a.nd]);
+  for (let n = 0; n < N; n++)
+    for (let group = 0; group < plan.groups.length; group++) {
+      const [c0, c1] = plan.groups[group];
+      const inPart = sliceBlock(op, inView, [n, c0, 0], [1, c1 - c0, plan.inSpatial]);
+      for (let r0 = 0; r0 < plan.outer; r0 += plan.rows) {
+        const r1 = Math.min(plan.outer, r0 + plan.rows);
+        const cPart = a.flow
+          ? sliceBlock(op, cView, [n, 0, r0, 0], [1, a.nd, r1 - r0, plan.plane])
+          : sliceBlock(op, cView, [n, r0, 0, 0], [1, r1 - r0, plan.plane, a.nd]);
+        yield { n, group, c0, c1, r0, r1, input: inPart, coords: cPart };
+        cPart.dispose();
+      }
+      inPart.dispose();
+    }
+  inView.dispose();
+  cView.dispose();
+}
+
+/** The whole problem's uniforms narrowed to one piece (one batch element, its channels and output slab). */
+function pieceUniforms(u: ReturnType<typeof sampleUniforms>, plan: SamplePlan, pc: SamplePiece) {
+  const locations = (pc.r1 - pc.r0) * plan.plane;
+  return { ...u, total: locations, outSpatial: locations, channels: pc.c1 - pc.c0, outStart: pc.r0 * plan.plane };
 }
 
 /** Gradients to input (fixed-point accumulation, then one finalize pass) and to coords, in one scatter pass. */
 function sampleBackward(op: string, g: Tensor, input: Tensor, coords: Tensor, a: SampleAttrs, needInput: boolean, needCoords: boolean): (Tensor | null)[] {
   // nearest has a zero coordinate gradient (as PyTorch): no kernel work beyond the zero fill
   const gridGrad = needCoords && !a.nearest;
+  const empty = g.size === 0 || input.size === 0;
+  // planned first: a problem that cannot be split fails before any GPU work
+  const plan = (needInput || gridGrad) && !empty ? samplePlan(op, input, coords, a, needInput) : null;
   const gCoords = needCoords ? emptyTensor(op, coords.shape, 'f32') : null;
   if (gCoords && !gridGrad) fillInto(gCoords, 0);
   if (!needInput && !gridGrad) return [null, gCoords];
   const outSpatial = outSpatialOf(coords, a);
   const u = sampleUniforms(input, outSpatial, a);
   const gIn = needInput ? emptyTensor(op, input.shape, 'f32') : null;
-  if (g.size === 0 || input.size === 0) {
+  if (empty) {
     if (gIn) fillInto(gIn, 0);
     if (gCoords && gridGrad) fillInto(gCoords, 0);
     return [gIn, gCoords];
   }
   const k = sampleKernel(a, 'backward', needInput, gridGrad);
+  if (plan) {
+    sampleBackwardPieces(op, k, u, plan, g, input, coords, a, gIn, gridGrad ? gCoords : null);
+    return [gIn, gCoords];
+  }
   const buffers = [g.buffer(op), coords.buffer(op)];
   if (gridGrad) buffers.push(input.buffer(op), gCoords!.buffer(op));
   let acc: Tensor | null = null;
   let gmax: Tensor | null = null;
   if (needInput) {
-    gmax = emptyTensor(op, [1], 'u32');
-    fillInto(gmax, 0);
-    const mk = kernel('gridSample.gmax', sampleSource, { defines: { GMAX: true } });
-    dispatch(mk, [gmax.buffer(op), g.buffer(op)], { total: g.size }, grid1d(ceilDiv(g.size, mk.workgroupSize * GMAX_PER)));
+    gmax = maxAbs(op, [g]);
     acc = emptyTensor(op, [2 * input.size], 'u32');
     fillInto(acc, 0);
     buffers.push(acc.buffer(op), gmax.buffer(op));
   }
   dispatch(k, buffers, u, grid1d(ceilDiv(u.total, k.workgroupSize)));
   if (gIn) {
-    const fk = kernel('gridSample.finalize', sampleSource, { defines: { FINALIZE: true } });
-    dispatch(fk, [gIn.buffer(op), acc!.buffer(op), gmax!.buffer(op)], { total: input.size, fixedBits: u.fixedBits }, grid1d(ceilDiv(input.size, fk.workgroupSize)));
+    finalize(op, gIn, acc!, gmax!, u.fixedBits);
     acc!.dispose();
     gmax!.dispose();
   }
   return [gIn, gCoords];
+}
+
+/** The bits of max |g| over all the given tensors (one u32; the pass combines with atomicMax). */
+function maxAbs(op: string, parts: Iterable<Tensor>): Tensor {
+  const gmax = emptyTensor(op, [1], 'u32');
+  fillInto(gmax, 0);
+  const mk = kernel('gridSample.gmax', sampleSource, { defines: { GMAX: true } });
+  for (const t of parts) dispatch(mk, [gmax.buffer(op), t.buffer(op)], { total: t.size }, grid1d(ceilDiv(t.size, mk.workgroupSize * GMAX_PER)));
+  return gmax;
+}
+
+/** The input gradient from its fixed-point accumulator. */
+function finalize(op: string, gIn: Tensor, acc: Tensor, gmax: Tensor, fixedBits: number): void {
+  const fk = kernel('gridSample.finalize', sampleSource, { defines: { FINALIZE: true } });
+  dispatch(fk, [gIn.buffer(op), acc.buffer(op), gmax.buffer(op)], { total: gIn.size, fixedBits }, grid1d(ceilDiv(gIn.size, fk.workgroupSize)));
+}
+
+function sampleBackwardPieces(
+  op: string,
+  k: Kernel,
+  u: ReturnType<typeof sampleUniforms>,
+  plan: SamplePlan,
+  g: Tensor,
+  input: Tensor,
+  coords: Tensor,
+  a: SampleAttrs,
+  gIn: Tensor | null,
+  gCoords: Tensor | null,
+): void {
+  const [N, C] = plan.lead;
+  const gView = g.shareStorage([N, C, plan.outer, plan.plane]);
+  const gSlab = (pc: SamplePiece) => sliceBlock(op, gView, [pc.n, pc.c0, pc.r0, 0], [1, pc.c1 - pc.c0, pc.r1 - pc.r0, plan.plane]);
+  // the fixed-point scale comes from max |g| over all of g, as for the whole problem
+  let gmax: Tensor | null = null;
+  if (gIn) {
+    const slabs = function* () {
+      for (const pc of pieces(op, input, coords, a, plan)) {
+        const t = gSlab(pc);
+        yield t;
+        t.dispose();
+      }
+    };
+    gmax = maxAbs(op, slabs());
+  }
+  const gInView = gIn?.shareStorage([N, C, plan.inSpatial]);
+  const gcView = gCoords?.shareStorage(a.flow ? [N, a.nd, plan.outer, plan.plane] : [N, plan.outer, plan.plane, a.nd]);
+  let acc: Tensor | null = null;
+  const finishGroup = (pc: SamplePiece) => {
+    if (!gIn || !acc) return;
+    const part = emptyTensor(op, [1, pc.c1 - pc.c0, plan.inSpatial], 'f32');
+    finalize(op, part, acc, gmax!, u.fixedBits);
+    writeBlock(op, gInView!, [pc.n, pc.c0, 0], part);
+    part.dispose();
+    acc.dispose();
+    acc = null;
+  };
+  let last: SamplePiece | null = null;
+  for (const pc of pieces(op, input, coords, a, plan)) {
+    if (last && (last.n !== pc.n || last.group !== pc.group)) finishGroup(last);
+    if (gIn && !acc) {
+      acc = emptyTensor(op, [2 * (pc.c1 - pc.c0) * plan.inSpatial], 'u32');
+      fillInto(acc, 0);
+    }
+    const gPart = gSlab(pc);
+    const gcPart = gCoords ? emptyTensor(op, pc.coords.shape, 'f32') : null;
+    const buffers = [gPart.buffer(op), pc.coords.buffer(op)];
+    if (gcPart) buffers.push(pc.input.buffer(op), gcPart.buffer(op));
+    if (acc) buffers.push(acc.buffer(op), gmax!.buffer(op));
+    const pu = pieceUniforms(u, plan, pc);
+    dispatch(k, buffers, pu, grid1d(ceilDiv(pu.total, k.workgroupSize)));
+    gPart.dispose();
+    if (gcPart) {
+      const at = a.flow ? [pc.n, 0, pc.r0, 0] : [pc.n, pc.r0, 0, 0];
+      if (pc.group === 0) writeBlock(op, gcView!, at, gcPart);
+      else {
+        // later channel groups add their share of the coordinate gradient
+        const prev = sliceBlock(op, gcView!, at, gcPart.shape);
+        const total = mapExpr(op, 'a + b', [{ name: 'a', value: prev }, { name: 'b', value: gcPart }], 'f32', 'f32');
+        writeBlock(op, gcView!, at, total);
+        prev.dispose();
+        total.dispose();
+      }
+      gcPart.dispose();
+    }
+    last = pc;
+  }
+  if (last) finishGroup(last);
+  gmax?.dispose();
+  for (const t of [gView, gInView, gcView]) t?.dispose();
 }
 
 const sampleBackwardRule =
