@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-// npm run soak [-- --steps N] [-- --every N] [-- --json samples.json]
+// npm run soak [-- --steps N] [-- --every N] [-- --warmup N] [-- --json samples.json]   (default runs/soak.json)
 // The long-run memory check (issue 12): the demo's UNet recipe (unet-phantom) at reduced width and size, with its
 // real data pipeline (DataLoader, GPU augmentations) and a checkpoint every 1,000 steps through vg.train, sampled
 // every 500 steps: live tensors, bytes in use, pooled bytes (vg.memory()), RSS and step time. After warm-up, live
 // tensors and bytes in use must be exactly constant, pooled bytes bounded and RSS growth under a stated bound (the
 // slope of a least-squares fit, MB per 1,000 steps). Prints a table, writes the samples as JSON, exits 1 on growth.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as vg from 'voxgrad';
 
 /**
@@ -16,6 +16,7 @@ import * as vg from 'voxgrad';
  * tensors are comparable sample to sample.
  */
 export const SOAK_CONFIG = { features: [4, 8, 16, 32, 64], size: 32, batchSize: 4, trainSubjects: 20, testSubjects: 2 };
+const BATCHES_PER_EPOCH = (SOAK_CONFIG.trainSubjects * 2) / SOAK_CONFIG.batchSize;
 
 /** RSS may grow at most this much per 1,000 steps after warm-up (the run folder's loss history alone adds ~0.1 MB). */
 export const RSS_SLOPE_LIMIT_MB = 2;
@@ -26,6 +27,7 @@ export const RSS_SLOPE_LIMIT_MB = 2;
  * msPerStep }) and the wall time.
  */
 export async function soak({ steps, every, checkpointEvery, log = () => {} }) {
+  if (every % BATCHES_PER_EPOCH !== 0) throw new Error(`soak: the sample interval must be a multiple of the ${BATCHES_PER_EPOCH} batches per epoch, got ${every}`);
   const outDir = mkdtempSync(join(tmpdir(), 'voxgrad-soak-'));
   const samples = [];
   let last = performance.now();
@@ -118,7 +120,7 @@ async function main() {
   const steps = Number(arg('--steps', 10_000));
   const every = Number(arg('--every', 500));
   const warmup = Number(arg('--warmup', 1000));
-  const jsonPath = arg('--json', 'soak.json');
+  const jsonPath = arg('--json', 'runs/soak.json');
   for (const [name, v] of [['--steps', steps], ['--every', every], ['--warmup', warmup]])
     if (!(Number.isInteger(v) && v > 0)) throw new Error(`${name} must be a positive integer, got ${v}`);
   await vg.init();
@@ -131,6 +133,7 @@ async function main() {
   console.log(`wall time ${seconds.toFixed(0)} s; after step ${warmup}: live tensors ${verdict.liveTensors}, bytes in use ${verdict.bytesInUse}, ` +
     `pooled ${verdict.pooledBytes.min}..${verdict.pooledBytes.max} (limit ${verdict.pooledBytes.limit}), ` +
     `RSS ${verdict.rssMB.min.toFixed(1)}..${verdict.rssMB.max.toFixed(1)} MB, slope ${verdict.rssSlopeMBPer1000.toFixed(3)} MB per 1,000 steps (limit ${verdict.rssSlopeLimitMB})`);
+  mkdirSync(dirname(jsonPath), { recursive: true });
   writeFileSync(jsonPath, `${JSON.stringify({ config: SOAK_CONFIG, steps, every, adapter: info, seconds, verdict, samples }, null, 2)}\n`);
   console.log(`samples written to ${jsonPath}`);
   if (verdict.failures.length) {
