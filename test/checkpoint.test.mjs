@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadFixtures } from './fixtures.mjs';
 import { setup, vg } from './helpers.mjs';
+import { trainStep } from './train-step.mjs';
 
 test.before(setup);
 
@@ -131,21 +132,6 @@ function makeRun(seed) {
   const optimizer = new vg.optim.Adam(model.parameters(), { lr: 0.02, weightDecay: 0.01 });
   const scheduler = new vg.optim.LinearWarmup(new vg.optim.CosineAnnealingLR(optimizer, { tMax: 8 }), { warmupIters: 2 });
   return { model, optimizer, scheduler };
-}
-
-/** One training step on seeded data (the data depend only on the step; dropout draws from the global generator). */
-async function trainStep({ model, optimizer, scheduler }, step) {
-  optimizer.zeroGrad();
-  const x = vg.randn([8, 6], { seed: 1000 + step });
-  const y = vg.randn([8, 2], { seed: 2000 + step });
-  const loss = vg.mseLoss(model.call(x), y);
-  loss.backward();
-  optimizer.step();
-  scheduler.step();
-  const value = await loss.item();
-  for (const t of [x, y, loss]) t.dispose();
-  const params = await Promise.all(model.parameters().map(async (p) => Buffer.from((await p.data()).buffer)));
-  return { value, params: Buffer.concat(params) };
 }
 
 test('resume is bit-exact: a run restored from the step-k checkpoint matches the uninterrupted run at every later step', async () => {

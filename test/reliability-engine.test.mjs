@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assertThrowsWith, setup, vg } from './helpers.mjs';
+import { trainStep } from './train-step.mjs';
 
 test.before(setup);
 
@@ -137,22 +138,6 @@ function makeRun(seed) {
   return { model, optimizer, scheduler };
 }
 
-/** One step on data that depend only on the step (dropout draws from the global generator, saved in checkpoints). */
-async function trainStep({ model, optimizer, scheduler }, step, { loseDeviceMidStep = false } = {}) {
-  optimizer.zeroGrad();
-  const x = vg.randn([8, 6], { seed: 1000 + step });
-  const y = vg.randn([8, 2], { seed: 2000 + step });
-  const loss = vg.mseLoss(model.call(x), y);
-  if (loseDeviceMidStep) vg.debug.loseDevice();
-  loss.backward();
-  optimizer.step();
-  scheduler.step();
-  const value = await loss.item();
-  for (const t of [x, y, loss]) t.dispose();
-  const params = await Promise.all(model.parameters().map(async (p) => Buffer.from((await p.data()).buffer)));
-  return { value, params: Buffer.concat(params) };
-}
-
 const disposeRun = (r) => {
   r.optimizer.dispose();
   r.model.dispose();
@@ -175,7 +160,7 @@ test('device lost mid-run: the step fails clearly, vg.init() re-acquires, and tr
     if (s % 2 === 0) await vg.train.saveCheckpoint(file, { ...b, step: s });
   }
   // the device goes away in the middle of step 5 (after the forward, before backward and the read)
-  const err = await rejection(trainStep(b, s, { loseDeviceMidStep: true }), 'step on a lost device');
+  const err = await rejection(trainStep(b, s, { beforeBackward: () => vg.debug.loseDevice() }), 'step on a lost device');
   includesAll(err, ['device was lost', 'vg.init()']);
   assertThrowsWith(() => vg.ones([3]), ['device was lost', 'vg.init()']);
   await vg.init();
