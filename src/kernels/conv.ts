@@ -31,12 +31,21 @@ import { stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
 import { fillInto, sliceAxis, stridedCopy, writeAxis } from './base.js';
+import { mapExpr } from './elementwise.js';
 import { add } from './math.js';
 import { sum } from './reduce.js';
 import { squeeze, unsqueeze } from './shape.js';
 
+/**
+ * An activation applied in the conv's output write (voxgrad's extension of PyTorch's conv): the same result as
+ * vg.relu / vg.leakyRelu on the conv's output, without a second pass over it. LeakyReLU's slope must be >= 0
+ * (PyTorch's default 0.01), so that the output's sign tells the backward which side each input was on.
+ */
+export type ConvActivation = { kind: 'relu' } | { kind: 'leakyRelu'; negativeSlope?: number };
+
 export interface ConvOptions {
   bias?: Tensor | null;
+  activation?: ConvActivation | null;
   stride?: number | number[];
   padding?: number | number[] | 'same' | 'valid';
   dilation?: number | number[];
@@ -266,12 +275,13 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
     for (let i = len - fresh; i < len; i++) shiftWin.push(`        x${i} = ld(rowOff, at + ${i}, rowOk);`);
   }
   const next = rev ? `(i32(nkw) - 2 - i32(jw)) * ${xt}` : `i32(jw + 1u) * ${xt}`;
-  // the first slice adds the bias, later ones what dst holds
+  // the first slice adds the bias, later ones what dst holds; the last applies the activation
   const store = Array.from({ length: tn }, (_, t) =>
     [
       `      if (left > ${t}u) {`,
       `        let o${t} = orow + ${t}u * p.dstStep.z;`,
-      `        dst[o${t}] = select(b, dst[o${t}], acc) + a0_${t >> 2}[${t & 3}];`,
+      `        let v${t} = select(b, dst[o${t}], acc) + a0_${t >> 2}[${t & 3}];`,
+      `        dst[o${t}] = select(v${t}, v${t} * p.slope, act && v${t} < 0.0);`,
       '      }',
     ].join('\n'),
   );
@@ -304,7 +314,7 @@ const SMALL_WORK = 2e7;
  * y-space src, one phase per stride phase, each through its own packed copy of the taps it uses. Each phase's
  * reduction runs in slices that fit workgroup memory, one dispatch each, added up in order.
  */
-function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom): Tensor {
+function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom, slope: number | null): Tensor {
   const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
   const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
   if (out.size === 0) return out;
@@ -356,6 +366,8 @@ function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bia
           jh0,
           accumulate: u0 > 0 ? 1 : 0,
           hasBias: bias ? 1 : 0,
+          act: slope !== null && u0 + slice >= units ? 1 : 0,
+          slope: slope ?? 0,
           src: srcS,
           dst: dstS,
           nq: ph.nq,
@@ -597,15 +609,15 @@ function slabPlan(op: string, g: Geom, transposed: boolean, dstPad = 1): Slab[] 
   return slabs;
 }
 
-/** gatherConv, in slabs when a tensor is larger than one binding. */
-function convGather(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom): Tensor {
+/** gatherConv, in slabs when a tensor is larger than one binding; `slope` (non-null) fuses a (Leaky)ReLU. */
+function convGather(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom, slope: number | null = null): Tensor {
   const plan = slabPlan(op, g, transposed);
-  if (!plan) return gatherConv(op, transposed, src, w, bias, g);
+  if (!plan) return gatherConv(op, transposed, src, w, bias, g, slope);
   const [dstC, dstS] = transposed ? [g.xC, g.xS] : [g.yC, g.yS];
   const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
   for (const sl of plan) {
     const part = sliceAxis(op, src, 2, sl.s0, sl.s1);
-    const y = gatherConv(op, transposed, part, w, bias, sl.geom);
+    const y = gatherConv(op, transposed, part, w, bias, sl.geom, slope);
     writeAxis(op, out, 2, sl.d0, y);
     part.dispose();
     y.dispose();
@@ -637,33 +649,37 @@ function convWeightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
 
 // ---- autodiff -----------------------------------------------------------------------------------------------------
 
-interface ConvAttrs {
-  geom: Geom;
-}
-
 /**
  * The batched convolution every convNd reaches after its checks (`op` names the public op in errors): one gather
  * kernel for the output; backward is the transposed gather for the input, the weight-gradient kernel and a bias sum.
+ * With a fused activation (`slope` non-null: LeakyReLU of that slope, ReLU at 0) the output is saved too, and the
+ * backward first takes the output gradient through the activation (where the output is > 0, as vg.leakyRelu's
+ * backward does with its input: the same sign for slopes >= 0).
  */
 const conv = defineOp({
   name: 'conv',
   dtypes: FLOAT,
   via: 'conv1d/conv2d/conv3d',
   inputs: ([x, w, bias]) => [x, w, bias],
-  forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string) => ({
-    out: convGather(op, false, x, w, bias, geom),
-    attrs: { geom },
-    save: () => [x, w],
-  }),
-  backward: (gy, ctx) => {
-    const [x, w] = ctx.saved;
-    const g = ctx.attrs.geom;
+  forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string, slope: number | null = null) => {
+    const out = convGather(op, false, x, w, bias, geom, slope);
+    return { out, attrs: { geom, slope }, save: () => (slope === null ? [x, w] : [x, w, out]) };
+  },
+  backward: (gout, ctx) => {
+    const [x, w, y] = ctx.saved;
+    const { geom: g, slope } = ctx.attrs;
     const op = 'conv.backward';
-    return [
+    const gy =
+      slope === null
+        ? gout
+        : mapExpr(op, 'select(g * b, g, y > 0.0)', [{ name: 'g', value: gout }, { name: 'b', value: slope }, { name: 'y', value: y }], 'f32', 'f32');
+    const grads = [
       ctx.needsGrad[0] ? convGather(op, true, gy, w, null, g) : null,
       ctx.needsGrad[1] ? convWeightGrad(op, x, gy, g) : null,
       ctx.needsGrad[2] ? biasGrad(gy) : null,
     ];
+    if (gy !== gout) gy.dispose();
+    return grads;
   },
 });
 
@@ -736,6 +752,19 @@ function checkTensors(op: string, nd: number, x: unknown, w: unknown, bias: unkn
   return { x: xt, w: wt, bias: b, unbatched: xt.ndim === nd + 1 };
 }
 
+/** The LeakyReLU slope a conv's `activation` option fuses (ReLU: 0), or null for none. */
+function activationSlope(op: string, a: unknown): number | null {
+  if (a === undefined || a === null) return null;
+  const kind = typeof a === 'object' ? (a as { kind?: unknown }).kind : undefined;
+  if (kind === 'relu') return 0;
+  if (kind !== 'leakyRelu')
+    fail(op, `activation must be null, { kind: 'relu' } or { kind: 'leakyRelu', negativeSlope }, got ${typeof a === 'object' ? JSON.stringify(a) : describe(a)}`);
+  const slope = (a as { negativeSlope?: unknown }).negativeSlope ?? 0.01;
+  if (typeof slope !== 'number' || !Number.isFinite(slope) || slope < 0)
+    fail(op, `activation.negativeSlope must be a finite number >= 0 (the output's sign then tells the backward each input's side), got ${describe(slope)}`);
+  return slope;
+}
+
 function checkBias(op: string, bias: Tensor | null, channels: number): void {
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== channels))
     fail(op, `bias must have shape [${channels}] (one value per output channel), got ${fmtShape(bias.shape)}`);
@@ -753,6 +782,7 @@ function convNd(nd: number, op: string, input: Tensor, weight: Tensor, opts: Con
   const groups = checkGroups(op, opts.groups);
   const stride = perDim(op, 'stride', opts.stride, nd, 1, 1);
   const dilation = perDim(op, 'dilation', opts.dilation, nd, 1, 1);
+  const slope = activationSlope(op, opts.activation);
   const { w } = pr;
   const ks = w.shape.slice(2);
   let padding: number[];
@@ -799,7 +829,7 @@ function convNd(nd: number, op: string, input: Tensor, weight: Tensor, opts: Con
       p: to3(padding, 0),
       d: to3(dilation, 1),
     };
-    return conv(x, w, pr.bias, g, op);
+    return conv(x, w, pr.bias, g, op, slope);
   });
 }
 
