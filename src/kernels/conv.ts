@@ -24,6 +24,7 @@ import convWgsl from '../../shaders/conv.wgsl';
 import wgradWgsl from '../../shaders/conv_wgrad.wgsl';
 import { bindingLimit } from '../engine/binding.js';
 import { gpu } from '../engine/device.js';
+import { tuned } from '../engine/tuner.js';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
@@ -309,21 +310,73 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
  */
 const SMALL_WORK = 2e7;
 
+/** Register tiles (rows x voxels per invocation) shaders/conv.wgsl may take on large problems; vg.tune measures them. */
+const GEMM_TILES = ['16x16', '16x8', '16x4', '8x8', '8x4', '4x8', '4x4'];
+
+interface Tile {
+  tm: number;
+  tn: number;
+}
+
+const parseTile = (v: string): Tile => {
+  const [tm, tn] = v.split('x').map(Number);
+  return { tm, tn };
+};
+
+/**
+ * The register tile of one gather conv. Small problems take 4x4 (cheap to compile); larger ones by default as many
+ * rows as the conv has (up to 16) and 8 voxels, which measured fastest on llvmpipe (docs/benchmarks.md), unless
+ * vg.tune() measured the tiles for this problem on this adapter (src/engine/tuner.ts).
+ */
+function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom): Tile {
+  const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
+  const rows = dstC / g.groups;
+  const taps = (g.k[0] * g.k[1] * g.k[2]) / (transposed ? g.s[0] * g.s[1] * g.s[2] : 1);
+  const work = g.N * dstS[0] * dstS[1] * dstS[2] * dstC * (srcC / g.groups) * taps;
+  if (work < SMALL_WORK) return { tm: 4, tn: 4 };
+  const maxTm = rowsPerInvocation(Math.max(rows, 4));
+  const fallback = `${maxTm}x8`;
+  const variants = GEMM_TILES.filter((t) => parseTile(t).tm <= maxTm);
+  const key =
+    `conv.${transposed ? 'transposed' : 'forward'} N${g.N} G${g.groups} ${g.xC}x${g.xS.join('x')} -> ${g.yC}x${g.yS.join('x')}` +
+    ` k${g.k.join('x')} s${g.s.join('x')} p${g.p.join('x')} d${g.d.join('x')}`;
+  const wShape = [...w.shape];
+  const chosen = tuned(key, variants, fallback, () => {
+    // zeros of the problem's shapes: the tiles' speed does not depend on the values
+    const s = emptyTensor(op, [g.N, srcC, ...spatial(g, srcS)], 'f32');
+    const wt = emptyTensor(op, wShape, 'f32');
+    fillInto(s, 0);
+    fillInto(wt, 0);
+    return {
+      run: (v) => gatherConv(op, transposed, s, wt, null, g, null, parseTile(v)).dispose(),
+      dispose: () => (s.dispose(), wt.dispose()),
+    };
+  });
+  return parseTile(chosen);
+}
+
 /**
  * shaders/conv.wgsl. Forward (transposed = false): y-space dst from x-space src. Transposed: x-space dst from
  * y-space src, one phase per stride phase, each through its own packed copy of the taps it uses. Each phase's
- * reduction runs in slices that fit workgroup memory, one dispatch each, added up in order.
+ * reduction runs in slices that fit workgroup memory, one dispatch each, added up in order. `tile` overrides the
+ * register tile (the tuner's trials).
  */
-function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom, slope: number | null): Tensor {
+function gatherConv(
+  op: string,
+  transposed: boolean,
+  src: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: Geom,
+  slope: number | null,
+  tile: Tile = gemmTile(op, transposed, w, g),
+): Tensor {
   const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
   const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
   if (out.size === 0) return out;
   const rows = dstC / g.groups;
   const C = srcC / g.groups;
-  const taps = (g.k[0] * g.k[1] * g.k[2]) / (transposed ? g.s[0] * g.s[1] * g.s[2] : 1);
-  const work = g.N * dstS[0] * dstS[1] * dstS[2] * dstC * C * taps;
-  const small = work < SMALL_WORK;
-  const TM = small ? 4 : rowsPerInvocation(Math.max(rows, 4));
+  const TM = tile.tm;
   const threads = Math.min(64, gpu().maxWorkgroupSize);
   const rowBlocks = ceilDiv(rows, TM);
   const slots = tileFloats() / TM;
@@ -332,8 +385,8 @@ function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bia
     if (nkw > slots) fail(op, `a kernel of ${g.k[2]} taps along the last dim is wider than this kernel supports (${slots}); use a smaller kernel`);
     const units = nkw === 0 ? 0 : C * ph.nk[0] * ph.nk[1];
     const a = units > 0 ? stageWeights(op, transposed, w, g, ph, TM) : w;
-    // voxels per invocation along w: 8, or 4 for little work (cheaper to compile) and short lines
-    const TN = small || ph.nq[2] <= 4 ? 4 : 8;
+    // short lines take 4 voxels per invocation whatever the tile
+    const TN = ph.nq[2] <= 4 ? 4 : tile.tn;
     const wBlocks = ceilDiv(ph.nq[2], TN);
     const nCols = g.N * ph.nq[0] * ph.nq[1] * wBlocks;
     const colBlocks = ceilDiv(nCols, threads);
