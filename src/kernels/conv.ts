@@ -22,6 +22,7 @@
  */
 import convWgsl from '../../shaders/conv.wgsl';
 import wgradWgsl from '../../shaders/conv_wgrad.wgsl';
+import winogradWgsl from '../../shaders/conv_winograd.wgsl';
 import { bindingLimit } from '../engine/binding.js';
 import { gpu } from '../engine/device.js';
 import { tuned } from '../engine/tuner.js';
@@ -44,9 +45,17 @@ import { squeeze, unsqueeze } from './shape.js';
  */
 export type ConvActivation = { kind: 'relu' } | { kind: 'leakyRelu'; negativeSlope?: number };
 
+/**
+ * How a conv computes (voxgrad's extension): 'direct' the implicit GEMM, 'winograd' F(2x2, 3x3) (2-D 3x3 convs of
+ * stride 1, dilation 1, one group, padding <= 2, fitting one storage binding; their input gradient too), 'auto'
+ * (default) the direct kernel until vg.tune has measured both for a large problem where Winograd applies.
+ */
+export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
+
 export interface ConvOptions {
   bias?: Tensor | null;
   activation?: ConvActivation | null;
+  algorithm?: ConvAlgorithm;
   stride?: number | number[];
   padding?: number | number[] | 'same' | 'valid';
   dilation?: number | number[];
@@ -439,6 +448,141 @@ function gatherConv(
   return out;
 }
 
+// ---- Winograd F(2x2, 3x3) -----------------------------------------------------------------------------------------
+
+/** Whether shaders/conv_winograd.wgsl computes this conv (forward) and its input gradient (padding <= 2). */
+function winogradApplies(g: Geom): boolean {
+  return (
+    g.nd === 2 &&
+    g.groups === 1 &&
+    g.k[1] === 3 &&
+    g.k[2] === 3 &&
+    g.s.every((v) => v === 1) &&
+    g.d.every((v) => v === 1) &&
+    g.p[1] <= 2 &&
+    g.p[2] <= 2
+  );
+}
+
+/** The WGSL of shaders/conv_winograd.wgsl's main entry for tm output channels per invocation (tm = 4, 8 or 16). */
+function winogradSource(tm: number, threads: number): string {
+  const wt = weightType(tm);
+  const nq = tm / 4;
+  const col = (k: number, q: number) => (tm >= 8 ? `u${k}[${q}]` : `u${k}`);
+  const r4 = [0, 1, 2, 3];
+  const acc = r4.flatMap((i) => r4.map((j) => '  ' + Array.from({ length: nq }, (_, q) => `var m${i * 4 + j}_${q} = vec4<f32>(0.0);`).join(' ')));
+  const patch = [
+    ...r4.map((i) => '    ' + r4.map((j) => `let d${i}${j} = ld(plane, y0 + ${i}, x0 + ${j}, colOk);`).join(' ')),
+    // B^T d, then (B^T d) B
+    ...r4.map((j) => `    let t0${j} = d0${j} - d2${j}; let t1${j} = d1${j} + d2${j}; let t2${j} = d2${j} - d1${j}; let t3${j} = d1${j} - d3${j};`),
+    ...r4.map((i) => `    let v${i}0 = t${i}0 - t${i}2; let v${i}1 = t${i}1 + t${i}2; let v${i}2 = t${i}2 - t${i}1; let v${i}3 = t${i}1 - t${i}3;`),
+  ];
+  const points = r4.flatMap((i) =>
+    r4.map((j) => {
+      const k = i * 4 + j;
+      return `    let u${k} = Us[at + ${k}u]; ` + Array.from({ length: nq }, (_, q) => `m${k}_${q} = fma(${col(k, q)}, vec4<f32>(v${i}${j}), m${k}_${q});`).join(' ');
+    }),
+  );
+  const out: string[] = [];
+  for (let q = 0; q < nq; q++) {
+    const m = (i: number, j: number) => `m${i * 4 + j}_${q}`;
+    // A^T M, then (A^T M) A: the 2x2 outputs of 4 channels at once
+    for (const j of r4) out.push(`  let s0${j}_${q} = ${m(0, j)} + ${m(1, j)} + ${m(2, j)}; let s1${j}_${q} = ${m(1, j)} - ${m(2, j)} - ${m(3, j)};`);
+    out.push(`  let y00_${q} = s00_${q} + s01_${q} + s02_${q}; let y01_${q} = s01_${q} - s02_${q} - s03_${q};`);
+    out.push(`  let y10_${q} = s10_${q} + s11_${q} + s12_${q}; let y11_${q} = s11_${q} - s12_${q} - s13_${q};`);
+    for (const e of r4) {
+      const r = `r0 + ${4 * q + e}u`;
+      out.push(
+        `  if (${r} < p.rows) {`,
+        `    let b = select(0.0, bias[select(0u, ${r}, p.hasBias != 0u)], p.hasBias != 0u);`,
+        `    let o = ((n * p.dstC + ${r}) * p.Ho + oy) * p.Wo + ox;`,
+        `    put(o, y00_${q}[${e}], b, acc, act);`,
+        `    if (okX) { put(o + 1u, y01_${q}[${e}], b, acc, act); }`,
+        `    if (okY) { put(o + p.Wo, y10_${q}[${e}], b, acc, act); }`,
+        `    if (okX && okY) { put(o + p.Wo + 1u, y11_${q}[${e}], b, acc, act); }`,
+        '  }',
+      );
+    }
+  }
+  const put = [
+    '// dst[o] = (the first slice: bias, else dst[o]) + v, then the activation on the last slice',
+    'fn put(o: u32, v: f32, b: f32, acc: bool, act: bool) {',
+    '  let s = select(b, dst[o], acc) + v;',
+    '  dst[o] = select(s, s * p.slope, act && s < 0.0);',
+    '}',
+  ].join('\n');
+  return winogradWgsl
+    .replace('{{ACC}}', acc.join('\n'))
+    .replace('{{PATCH}}', patch.join('\n'))
+    .replace('{{POINTS}}', points.join('\n'))
+    .replace('{{OUTPUT}}', out.join('\n'))
+    .replace('#endif', `${put}\n#endif`)
+    .replaceAll('{{WT}}', wt.type)
+    .replace('{{US_LEN}}', String(tileFloats() / tm))
+    .replaceAll('{{TM}}', String(tm))
+    .replaceAll('{{THREADS}}', String(threads));
+}
+
+/**
+ * A 2-D 3x3 stride-1 conv by shaders/conv_winograd.wgsl. Forward (flip = false): y-space dst from x; flip = true:
+ * the input gradient, x-space dst from gy through the transposed, rotated kernel with padding 2 - p.
+ */
+function winogradConv(op: string, flip: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom, slope: number | null, tm: number): Tensor {
+  const [dstC, dstS, srcC, srcS] = flip ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
+  const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
+  if (out.size === 0) return out;
+  const rowBlocks = ceilDiv(dstC, tm);
+  const u = emptyTensor(op, [rowBlocks, srcC, 16, tm], 'f32');
+  if (dstC % tm !== 0) fillInto(u, 0);
+  const [H, W, Ho, Wo] = [srcS[1], srcS[2], dstS[1], dstS[2]];
+  const uniforms = {
+    rows: dstC,
+    rowBlocks,
+    srcC,
+    dstC,
+    H,
+    W,
+    Ho,
+    Wo,
+    padH: flip ? 2 - g.p[1] : g.p[1],
+    padW: flip ? 2 - g.p[2] : g.p[2],
+    flip: flip ? 1 : 0,
+    total: dstC * srcC,
+  };
+  const tk = kernel(`conv.winograd.transform.${tm}`, () => winogradWgsl.replaceAll('{{TM}}', String(tm)), { defines: { TRANSFORM: true } });
+  dispatch(tk, [u.buffer(op), w.buffer(op)], uniforms, grid1d(ceilDiv(dstC * srcC, 64)));
+  const threads = Math.min(64, gpu().maxWorkgroupSize);
+  const [tilesH, tilesW] = [ceilDiv(Ho, 2), ceilDiv(Wo, 2)];
+  const nCols = g.N * tilesH * tilesW;
+  const colBlocks = ceilDiv(nCols, threads);
+  const blocks = colBlocks * rowBlocks;
+  const k = kernel(`conv.winograd.${tm}.${threads}`, () => winogradSource(tm, threads));
+  // channel slices whose transformed weights fit workgroup memory, summed in order into dst
+  const slice = Math.floor(tileFloats() / (16 * tm));
+  for (let c0 = 0; c0 === 0 || c0 < srcC; c0 += slice)
+    dispatch(
+      k,
+      [out.buffer(op), src.buffer(op), u.buffer(op), (bias ?? w).buffer(op)],
+      {
+        ...uniforms,
+        blocks,
+        colBlocks,
+        nCols,
+        tilesH,
+        tilesW,
+        C: Math.min(slice, srcC - c0),
+        c0,
+        accumulate: c0 > 0 ? 1 : 0,
+        hasBias: bias ? 1 : 0,
+        act: slope !== null && c0 + slice >= srcC ? 1 : 0,
+        slope: slope ?? 0,
+      },
+      grid1d(blocks),
+    );
+  u.dispose();
+  return out;
+}
+
 /** Workgroups the weight-gradient split aims for: enough to fill a large GPU, few enough to keep partials small. */
 const WGRAD_TARGET_WORKGROUPS = 128;
 const WGRAD_MIN_UNITS = 8;
@@ -662,10 +806,57 @@ function slabPlan(op: string, g: Geom, transposed: boolean, dstPad = 1): Slab[] 
   return slabs;
 }
 
-/** gatherConv, in slabs when a tensor is larger than one binding; `slope` (non-null) fuses a (Leaky)ReLU. */
-function convGather(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom, slope: number | null = null): Tensor {
+/**
+ * Output channels per invocation when Winograd computes this gather (a conv forward, or with `transposed` its input
+ * gradient), else 0: as `algo` says, and for 'auto' on large problems where it applies when vg.tune measured it
+ * faster than the direct kernel for the problem.
+ */
+function winogradRows(op: string, transposed: boolean, w: Tensor, g: Geom, algo: ConvAlgorithm): number {
+  if (algo === 'direct' || !winogradApplies(g)) return 0;
+  const [dstC, dstS, srcC] = transposed ? [g.xC, g.xS, g.yC] : [g.yC, g.yS, g.xC];
+  const tm = Math.min(16, rowsPerInvocation(Math.max(dstC, 4)));
+  if (algo === 'winograd') return tm;
+  if (g.N * dstS[1] * dstS[2] * dstC * srcC * 9 < SMALL_WORK) return 0;
+  const key =
+    `conv.algorithm.${transposed ? 'transposed' : 'forward'} N${g.N} ${g.xC}x${g.xS.slice(1).join('x')} -> ${g.yC}x${g.yS.slice(1).join('x')}` +
+    ` p${g.p.slice(1).join('x')}`;
+  const wShape = [...w.shape];
+  // direct by default: on llvmpipe this Winograd kernel ran 1.5x slower than the direct one for all its 2.25x fewer
+  // multiplies (8x32x64² -> 32; it loads 16 transformed weights per channel and tile where the direct kernel's 9
+  // taps serve 8 voxels), so only a measurement (vg.tune) picks it
+  const chosen = tuned(key, ['direct', 'winograd'], 'direct', () => {
+    const [srcC2, srcS] = transposed ? [g.yC, g.yS] : [g.xC, g.xS];
+    const s = emptyTensor(op, [g.N, srcC2, ...spatial(g, srcS)], 'f32');
+    const wt = emptyTensor(op, wShape, 'f32');
+    fillInto(s, 0);
+    fillInto(wt, 0);
+    return {
+      run: (v) => (v === 'winograd' ? winogradConv(op, transposed, s, wt, null, g, null, tm) : gatherConv(op, transposed, s, wt, null, g, null)).dispose(),
+      dispose: () => (s.dispose(), wt.dispose()),
+    };
+  });
+  return chosen === 'winograd' ? tm : 0;
+}
+
+/**
+ * A conv forward (or with `transposed` its input gradient) by Winograd or the direct gather, the latter in slabs when
+ * a tensor is larger than one binding; `slope` (non-null) fuses a (Leaky)ReLU.
+ */
+function convGather(
+  op: string,
+  transposed: boolean,
+  src: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: Geom,
+  slope: number | null = null,
+  algo: ConvAlgorithm = 'auto',
+): Tensor {
   const plan = slabPlan(op, g, transposed);
-  if (!plan) return gatherConv(op, transposed, src, w, bias, g, slope);
+  if (!plan) {
+    const tm = winogradRows(op, transposed, w, g, algo);
+    return tm ? winogradConv(op, transposed, src, w, bias, g, slope, tm) : gatherConv(op, transposed, src, w, bias, g, slope);
+  }
   const [dstC, dstS] = transposed ? [g.xC, g.xS] : [g.yC, g.yS];
   const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
   for (const sl of plan) {
@@ -714,20 +905,20 @@ const conv = defineOp({
   dtypes: FLOAT,
   via: 'conv1d/conv2d/conv3d',
   inputs: ([x, w, bias]) => [x, w, bias],
-  forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string, slope: number | null = null) => {
-    const out = convGather(op, false, x, w, bias, geom, slope);
-    return { out, attrs: { geom, slope }, save: () => (slope === null ? [x, w] : [x, w, out]) };
+  forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string, slope: number | null, algo: ConvAlgorithm) => {
+    const out = convGather(op, false, x, w, bias, geom, slope, algo);
+    return { out, attrs: { geom, slope, algo }, save: () => (slope === null ? [x, w] : [x, w, out]) };
   },
   backward: (gout, ctx) => {
     const [x, w, y] = ctx.saved;
-    const { geom: g, slope } = ctx.attrs;
+    const { geom: g, slope, algo } = ctx.attrs;
     const op = 'conv.backward';
     const gy =
       slope === null
         ? gout
         : mapExpr(op, 'select(g * b, g, y > 0.0)', [{ name: 'g', value: gout }, { name: 'b', value: slope }, { name: 'y', value: y }], 'f32', 'f32');
     const grads = [
-      ctx.needsGrad[0] ? convGather(op, true, gy, w, null, g) : null,
+      ctx.needsGrad[0] ? convGather(op, true, gy, w, null, g, null, algo) : null,
       ctx.needsGrad[1] ? convWeightGrad(op, x, gy, g) : null,
       ctx.needsGrad[2] ? biasGrad(gy) : null,
     ];
@@ -836,6 +1027,8 @@ function convNd(nd: number, op: string, input: Tensor, weight: Tensor, opts: Con
   const stride = perDim(op, 'stride', opts.stride, nd, 1, 1);
   const dilation = perDim(op, 'dilation', opts.dilation, nd, 1, 1);
   const slope = activationSlope(op, opts.activation);
+  const algo = opts.algorithm ?? 'auto';
+  if (algo !== 'auto' && algo !== 'direct' && algo !== 'winograd') fail(op, `algorithm must be 'auto', 'direct' or 'winograd', got ${describe(algo)}`);
   const { w } = pr;
   const ks = w.shape.slice(2);
   let padding: number[];
@@ -882,7 +1075,13 @@ function convNd(nd: number, op: string, input: Tensor, weight: Tensor, opts: Con
       p: to3(padding, 0),
       d: to3(dilation, 1),
     };
-    return conv(x, w, pr.bias, g, op, slope);
+    if (algo === 'winograd' && !winogradApplies(g))
+      fail(
+        op,
+        `algorithm 'winograd' needs a 2-D 3x3 kernel, stride 1, dilation 1, groups 1 and padding <= 2, got kernel ${fmtShape(ks)}, ` +
+          `stride ${fmtShape(stride)}, dilation ${fmtShape(dilation)}, groups ${groups}, padding ${fmtShape(padding)}; use 'auto' or 'direct'`,
+      );
+    return conv(x, w, pr.bias, g, op, slope, algo);
   });
 }
 
