@@ -79,6 +79,30 @@ test('a new process (reset) reads the choice back; every tile gives the default 
   }
 });
 
+test('a conv writing 2 channels (a 2-channel input gradient) takes 2x16 tiles, with the bits of 4x8 tiles', async () => {
+  const dx = async () => {
+    const [a, b, gy] = [vg.randn([1, 2, 32, 32, 32], { seed: 3 }), vg.randn([16, 2, 3, 3, 3], { seed: 4 }), vg.randn([1, 16, 32, 32, 32], { seed: 5 })];
+    const g = vg.grad((t) => vg.conv3d(t, b, { padding: 1 }).mul(gy).sum())(a);
+    const data = await g.data();
+    for (const t of [a, b, gy, g]) t.dispose();
+    return data;
+  };
+  vg.resetTuning();
+  const byDefault = await dx();
+  const k = vg.tuningState().pending.find((p) => p.startsWith('conv.transposed N1 G1 2x32x32x32 -> 16x32x32x32'));
+  assert.ok(k, `pending: ${JSON.stringify(vg.tuningState().pending)}`);
+  const saved = JSON.parse(readFileSync(storeFile(), 'utf8'));
+  writeFileSync(storeFile(), JSON.stringify({ format: 1, choices: { ...saved.choices, [k]: '4x8' } }));
+  vg.resetTuning();
+  assert.is(vg.tuningState().choices[k], '4x8');
+  const four = await dx();
+  assert.not.ok(vg.tuningState().pending.includes(k), 'the 4x8 choice was used');
+  assert.ok(
+    byDefault.every((v, i) => Object.is(v, four[i])),
+    '2x16 and 4x8 tiles differ',
+  );
+});
+
 test('an unreadable or foreign file, or a choice no longer offered, falls back to the heuristic', async () => {
   for (const text of ['{ not json', JSON.stringify({ format: 99, choices: { [key]: '4x4' } }), JSON.stringify({ format: 1, choices: { [key]: '32x32' } })]) {
     writeFileSync(storeFile(), text);

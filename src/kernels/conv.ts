@@ -320,7 +320,7 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
 const SMALL_WORK = 2e7;
 
 /** Register tiles (rows x voxels per invocation) shaders/conv.wgsl may take on large problems; vg.tune measures them. */
-const GEMM_TILES = ['16x16', '16x8', '16x4', '8x8', '8x4', '4x8', '4x4'];
+const GEMM_TILES = ['16x16', '16x8', '16x4', '8x8', '8x4', '4x8', '4x4', '2x16', '2x32', '1x32'];
 
 interface Tile {
   tm: number;
@@ -334,7 +334,9 @@ const parseTile = (v: string): Tile => {
 
 /**
  * The register tile of one gather conv. Small problems take 4x4 (cheap to compile); larger ones by default as many
- * rows as the conv has (up to 16) and 8 voxels, which measured fastest on llvmpipe (docs/benchmarks.md), unless
+ * rows as the conv has (at least 4, up to 16) and 8 voxels, which measured fastest on llvmpipe (docs/benchmarks.md),
+ * and convs writing 1 or 2 channels (the input gradient of a 1- or 2-channel input) 2 rows and 16 voxels: with 4
+ * rows, half the fmas would be padding (1.6x faster on llvmpipe for conv3d 1x2x64³ -> 16's input gradient); unless
  * vg.tune() measured the tiles for this problem on this adapter (src/engine/tuner.ts).
  */
 function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom): Tile {
@@ -344,8 +346,9 @@ function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom): Tile {
   const work = g.N * dstS[0] * dstS[1] * dstS[2] * dstC * (srcC / g.groups) * taps;
   if (work < SMALL_WORK) return { tm: 4, tn: 4 };
   const maxTm = rowsPerInvocation(Math.max(rows, 4));
-  const fallback = `${maxTm}x8`;
-  const variants = GEMM_TILES.filter((t) => parseTile(t).tm <= maxTm);
+  const fallback = rows <= 2 ? '2x16' : `${maxTm}x8`;
+  // tiles of fewer than 4 rows only for convs of 1 or 2 rows
+  const variants = GEMM_TILES.filter((t) => parseTile(t).tm <= maxTm && (rows <= 2 || parseTile(t).tm >= 4));
   const key =
     `conv.${transposed ? 'transposed' : 'forward'} N${g.N} G${g.groups} ${g.xC}x${g.xS.join('x')} -> ${g.yC}x${g.yS.join('x')}` +
     ` k${g.k.join('x')} s${g.s.join('x')} p${g.p.join('x')} d${g.d.join('x')}`;
