@@ -680,6 +680,8 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   const khGroups = Kh / KH;
   const lanes = C * Kd * khGroups;
   const threads = Math.min(lanes <= 32 ? 32 : 64, gpu().maxWorkgroupSize);
+  // few kernel rows (small Cin): the workgroup's other invocations take further splits
+  const subs = lanes < threads ? Math.floor(threads / lanes) : 1;
   const wb = Math.min(WGRAD_WB, g.yS[2]);
   const owBlocks = ceilDiv(g.yS[2], wb);
   const units = g.N * g.yS[0] * g.yS[1] * owBlocks;
@@ -688,9 +690,10 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   const blocks = colBlocks * rowBlocks * g.groups;
   const total = g.yC * K;
   const maxSplit = Math.max(1, Math.floor(WGRAD_PARTIAL_BYTES / (total * 4)));
-  let nSplit = Math.max(1, Math.min(ceilDiv(WGRAD_TARGET_WORKGROUPS, blocks), Math.floor(units / WGRAD_MIN_UNITS), maxSplit));
+  let nSplit = Math.max(1, Math.min(ceilDiv(WGRAD_TARGET_WORKGROUPS, blocks) * subs, Math.floor(units / WGRAD_MIN_UNITS), maxSplit));
   const unitsPerSplit = ceilDiv(units, nSplit);
   nSplit = ceilDiv(units, unitsPerSplit);
+  const wgSplits = ceilDiv(nSplit, subs);
   const out = emptyTensor(op, wShape, 'f32');
   if (total === 0) return out;
   const partial = nSplit === 1 ? out : emptyTensor(op, [nSplit, total], 'f32');
@@ -716,6 +719,8 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
     wb,
     total,
     nSplit,
+    subs,
+    wgSplits,
     N: g.N,
     x: g.xS,
     y: g.yS,
@@ -724,7 +729,7 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
     pad: g.p,
     dil: g.d,
   };
-  dispatch(k, [partial.buffer(op), x.buffer(op), gt.buffer(op)], uniforms, grid1d(blocks * nSplit));
+  dispatch(k, [partial.buffer(op), x.buffer(op), gt.buffer(op)], uniforms, grid1d(blocks * wgSplits));
   gt.dispose();
   if (nSplit > 1) {
     const fin = kernel('conv.wgrad.finish', () => wgradWgsl.replaceAll('{{THREADS}}', '64'), { defines: { FINISH: true } });
