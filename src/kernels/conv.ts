@@ -7,14 +7,18 @@
  *
  * Internally a geometry (Geom) describes a conv from x-space (its input) to y-space (its output); a transposed
  * conv is described by the conv whose input gradient it is (x-space = its output, y-space = its input).
- * Two kernels serve every rank (1-D and 2-D run as 3-D with size-1 leading spatial dims):
+ * Two kernels serve every rank (1-D and 2-D run as 3-D with size-1 leading spatial dims); a third serves 2-D 3x3 convs:
  * - shaders/conv.wgsl, an implicit GEMM (output channels x output voxels per workgroup, weights staged in
  *   workgroup memory, register-blocked). Forward it is the conv forward and a transposed conv's input gradient;
  *   transposed it gathers per x-space element, one dispatch per stride phase: the conv input gradient and the
  *   transposed-conv forward. No atomics, so results are deterministic.
  * - shaders/conv_wgrad.wgsl, the weight gradient: a reduction over batch and output voxels split into ranges,
  *   whose partial sums its FINISH entry adds in a fixed order (deterministic too).
- * Bias gradients are sums of the output gradient (vg.sum).
+ * - shaders/conv_winograd.wgsl, F(2x2, 3x3) for 2-D 3x3 stride-1 convs and their input gradients, when asked for
+ *   (`algorithm: 'winograd'`) or when vg.tune measured it faster for the problem (src/engine/tuner.ts, which also
+ *   picks the implicit GEMM's register tiles).
+ * Bias gradients are sums of the output gradient (vg.sum). An `activation` (ReLU, LeakyReLU) is applied in the
+ * output write of the conv forward.
  *
  * The WGSL is generated per configuration (rows and voxels per invocation, the window geometry along W) and
  * compiled on first use; on CPU adapters (llvmpipe) that compile takes seconds for the large register blocks, so
