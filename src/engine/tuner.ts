@@ -51,6 +51,8 @@ interface Pending {
 const MAX_PENDING = 256;
 let store: TuningStore | null = null;
 let adapter: string | null = null;
+/** adapterKey()'s value for the current device (every conv call asks for it). */
+let deviceKey: string | null = null;
 let choices = new Map<string, string>();
 const pending = new Map<string, Pending>();
 
@@ -62,17 +64,20 @@ export function setTuningStore(s: TuningStore | null): void {
 onDeviceReset(() => {
   // the next device may be another adapter: its choices load on first use
   adapter = null;
+  deviceKey = null;
   choices = new Map();
   pending.clear();
 });
 
 /** FNV-1a over the adapter's identity and limits: tiles tuned on one adapter say nothing about another. */
 export function adapterKey(): string {
+  if (deviceKey) return deviceKey;
   const { info } = gpu();
   const text = JSON.stringify([info.vendor, info.architecture, info.description, info.limits]);
   let h = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
-  return h.toString(16).padStart(8, '0');
+  deviceKey = h.toString(16).padStart(8, '0');
+  return deviceKey;
 }
 
 function loaded(): Map<string, string> {
