@@ -17,6 +17,8 @@ import * as vg from 'voxgrad';
 import { exp1, f1, interleaved, kernelsOf, maxRelDiff, permute, randomData, ratio, row } from './harness.mjs';
 import { MODELS_DIR, ORT_SESSION_OPTIONS, modelManifest } from './ort.mjs';
 import { join } from 'node:path';
+import { create, globals } from 'webgpu';
+import { fmaCeiling } from './ceilings.mjs';
 
 const SAMPLES = 3;
 // an engine whose warm-up (or, warmed on a small problem, first timed) run takes longer than this gets one timed
@@ -330,4 +332,116 @@ export async function benchConv3d({ tf, ort, ortStatus }) {
   }
   for (const s of Object.values(sessions)) await s.release();
   return out;
+}
+
+// ---- the papers' shapes against the adapter's FMA ceiling ---------------------------------------------------------
+// voxgrad alone: GPU time (vg.profile) per shape and pass, GFLOP/s and the fraction of the FMA-bound kernel's
+// GFLOP/s (bench/ceilings.mjs), that ceiling re-measured between the samples (interleaved: load hits both alike).
+// FLOPs are the direct convolution's, 2 * N * Cout * output voxels * Cin * taps, for every pass, also where a
+// kernel does fewer multiplies.
+export const CONV_SHAPES = [
+  // [label, x shape, Cout, kernel, stride]: VoxelMorph-2D (8x128²) / UNet (8x64²) layers, then VoxelMorph-3D (64³)
+  ['2d 8x2x128² 3x3 -> 16', [8, 2, 128, 128], 16, 3, 1],
+  ['2d 8x16x128² 3x3 -> 32 s2', [8, 16, 128, 128], 32, 3, 2],
+  ['2d 8x32x64² 3x3 -> 32', [8, 32, 64, 64], 32, 3, 1],
+  ['2d 8x32x128² 3x3 -> 16', [8, 32, 128, 128], 16, 3, 1],
+  ['3d 1x2x64³ 3³ -> 16', [1, 2, 64, 64, 64], 16, 3, 1],
+  ['3d 1x16x64³ 3³ -> 32 s2', [1, 16, 64, 64, 64], 32, 3, 2],
+  ['3d 1x16x64³ 3³ -> 16', [1, 16, 64, 64, 64], 16, 3, 1],
+  ['3d 1x32x32³ 3³ -> 32', [1, 32, 32, 32, 32], 32, 3, 1],
+  ['3d 1x32x64³ 3³ -> 16', [1, 32, 64, 64, 64], 16, 3, 1],
+];
+
+/** One shape's three passes, each a voxgrad engine timed by vg.profile beside a ceiling engine. */
+async function shapeRows(device, [label, xShape, cout, k, stride], { samples, tune }) {
+  const nd = xShape.length - 2;
+  const wShape = [cout, xShape[1], ...Array(nd).fill(k)];
+  const x = vg.tensor(randomData(size(xShape), 5), xShape);
+  const w = vg.tensor(randomData(size(wShape), 6), wShape);
+  const opts = { padding: (k - 1) / 2, stride };
+  const convOf = (a, b) => (nd === 2 ? vg.conv2d(a, b, opts) : vg.conv3d(a, b, opts));
+  const y0 = convOf(x, w);
+  const yShape = y0.shape;
+  y0.dispose();
+  const gy = vg.tensor(randomData(size(yShape), 7), yShape);
+  const flops = 2 * size(yShape) * size(wShape.slice(1));
+  const ceiling = {
+    name: 'ceiling',
+    async run() {
+      const c = await fmaCeiling(device, { runs: 1 });
+      return { wallMs: c.ms, gpuMs: c.ms, gflops: c.gflops };
+    },
+  };
+  const out = [];
+  for (const pass of ['forward', 'dgrad', 'wgrad']) {
+    const leaf = pass === 'dgrad' ? x : pass === 'wgrad' ? w : null;
+    const engine = {
+      name: 'voxgrad',
+      async run() {
+        if (leaf) leaf.requiresGrad = true;
+        const y = leaf ? convOf(x, w) : null;
+        await vg.sync();
+        const t0 = performance.now();
+        const { result, report } = await vg.profile(() => (leaf ? y.backward(gy) : convOf(x, w)));
+        const res = leaf ? leaf.grad : result;
+        await res.data();
+        const wallMs = performance.now() - t0;
+        res.dispose();
+        y?.dispose();
+        if (leaf) {
+          leaf.grad = null;
+          leaf.requiresGrad = false;
+        }
+        return { wallMs, gpuMs: report.totalUs / 1000, kernels: kernelsOf(report) };
+      },
+    };
+    let tiles = 'default';
+    if (tune) {
+      // one untimed run meets the pass's problems; vg.tune measures their tiles (printed beside the row)
+      await engine.run();
+      const tuned = await vg.tune({ runs: 2 });
+      tiles = tuned.map((t) => t.chosen).join(', ') || 'not tunable (small)';
+    }
+    // the ceiling engine reports its GFLOP/s as "gpu ms" of a fixed-size kernel: convert back per sample
+    const ceilFlops = (await fmaCeiling(device, { runs: 1 })).flops;
+    const r = await interleaved([engine, ceiling], { samples });
+    const gpuMs = r.voxgrad.gpuMs;
+    const ceilGflops = ceilFlops / r.ceiling.gpuMs / 1e6;
+    const gflops = flops / gpuMs / 1e6;
+    out.push({ label, pass, flops, gpuMs, gflops, ceilGflops, fraction: gflops / ceilGflops, kernels: r.voxgrad.kernels, n: r.voxgrad.n, tiles });
+  }
+  for (const t of [x, w, gy]) t.dispose();
+  return out;
+}
+
+/** The per-shape table: `only` restricts to labels containing any of the given substrings. */
+export async function benchConvShapes({ samples = 3, only = null, tune = false } = {}) {
+  Object.assign(globalThis, globals);
+  const instance = create([]);
+  const adapter = await instance.requestAdapter();
+  const device = await adapter.requestDevice({ requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [] });
+  const shapes = CONV_SHAPES.filter((s) => !only || only.some((o) => s[0].includes(o)));
+  const widths = [28, 8, 9, 9, 9, 7];
+  console.log(`\nConvolution at the papers' shapes: voxgrad GPU ms (vg.profile, median of ${samples}) beside the FMA ceiling re-measured between samples`);
+  const st = vg.tuningState();
+  console.log(
+    tune
+      ? '  tiles: measured by vg.tune for each problem just before its row'
+      : `  tiles: the heuristics, or what an earlier vg.tune chose (${Object.keys(st.choices).length} choices in ${st.store ?? 'memory'})`,
+  );
+  console.log('  ' + row(['shape', 'pass', 'gpu ms', 'GFLOP/s', 'ceiling', '% FMA'], widths));
+  const rows = [];
+  for (const s of shapes)
+    for (const r of await shapeRows(device, s, { samples, tune })) {
+      rows.push(r);
+      console.log('  ' + row([r.label, r.pass, f1(r.gpuMs), f1(r.gflops), f1(r.ceilGflops), `${(100 * r.fraction).toFixed(0)}%`], widths));
+      const kern = Object.entries(r.kernels ?? {})
+        .sort((a, b) => b[1] - a[1])
+        .map(([n, ms]) => `${n} ${f1(ms)}`)
+        .join(', ');
+      console.log(`      kernels (gpu ms): ${kern}${tune ? `; tiles (vg.tune): ${r.tiles}` : ''}`);
+    }
+  device.destroy();
+  void instance;
+  return rows;
 }

@@ -6,6 +6,8 @@
 //   dispatch    the per-op cost of 10,000 dependent tiny adds, beside tfjs
 //   conv2d      conv2d forward 1x64x128² 3x3 -> 64 beside tfjs and onnxruntime-node's WebGPU EP (bench/conv.mjs)
 //   conv3d      conv3d forward, input and weight gradients at three sizes, beside tfjs and ORT (forward only)
+//   convshapes  conv forward / input / weight gradients at the papers' shapes: GPU ms, GFLOP/s, % of the FMA ceiling
+//               re-measured between samples (bench/conv.mjs; with --tune, vg.tune picks each problem's tiles first)
 //   gridsample  gridSample 3-D trilinear forward and backward: GPU time, GB/s against the copy ceiling, PyTorch CPU
 //               as the labelled reference (no WebGPU peer has a 5-D grid_sample) (bench/spatial.mjs)
 //   poolnorm    maxPool3d, avgPool3d, trilinear x2 upsampling, a bias-gradient sum, batchNorm (train), groupNorm,
@@ -19,7 +21,7 @@ import os from 'node:os';
 import { create, globals } from 'webgpu';
 import * as vg from 'voxgrad';
 import { copyCeiling, fmaCeiling } from './ceilings.mjs';
-import { benchConv2d, benchConv3d } from './conv.mjs';
+import { benchConv2d, benchConv3d, benchConvShapes } from './conv.mjs';
 import { randomData } from './harness.mjs';
 import { loadOrt, probeOrt } from './ort.mjs';
 import { benchOptim } from './optim.mjs';
@@ -30,7 +32,7 @@ import { benchGridSample } from './spatial.mjs';
 import { median } from './stats.mjs';
 import { loadTfjs } from './tfjs.mjs';
 
-const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm', 'sort', 'optim', 'registration'];
+const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'convshapes', 'gridsample', 'poolnorm', 'sort', 'optim', 'registration'];
 
 const SIZES = [256, 512, 1024];
 const SAMPLES = 5;
@@ -261,6 +263,7 @@ async function main() {
   });
   await section('conv2d', results, () => benchConv2d({ tf, ort, ortStatus }));
   await section('conv3d', results, () => benchConv3d({ tf, ort, ortStatus }));
+  await section('convshapes', results, () => benchConvShapes({ tune: process.argv.includes('--tune') }));
   await section('gridsample', results, () => benchGridSample({ copy }));
   await section('poolnorm', results, () => benchPoolNorm({ tf, copy }));
   await section('sort', results, () => benchSort({ tf }));
@@ -282,6 +285,7 @@ async function main() {
       dispatch: results.dispatch,
       conv2d: results.conv2d,
       conv3d: results.conv3d,
+      convShapes: results.convshapes,
       ortWebgpu: ortStatus.probe || ortStatus.errors.length ? ortStatus : undefined,
       gridSample: results.gridsample,
       poolNorm: results.poolnorm,

@@ -8,7 +8,9 @@
 // divides exactly take part, each at a fixed src offset. Each dst element is one invocation's sum: no atomics,
 // so results are deterministic.
 // A phase's reduction over kernel rows (c, jd, jh) is cut into slices that fit workgroup memory, one dispatch each,
-// in order: the first writes acc + bias, the others add acc to dst.
+// in order: the first writes acc + bias, the others add acc to dst. The last applies the fused activation
+// (p.act = 1: v < 0 becomes v * p.slope, ReLU being slope 0), so a conv + bias + (Leaky)ReLU block writes its
+// output once instead of running a second pass over it.
 // Bindings: dst [N, dstC, D, H, W] (p.dst); src [N, srcC, sD, sH, sW] (p.src); a = the phase's weights as
 // [G, rowBlocks, (c, jd, jh, jw), {{TM}} rows] (rows past R zero), one {{WT}} per tap; bias [G*R] (read when
 // p.hasBias). vec4 uniforms hold (d, h, w, -).
@@ -39,6 +41,8 @@ struct Params {
   jh0: u32,
   accumulate: u32,
   hasBias: u32,
+  act: u32,
+  slope: f32,
   src: vec4<u32>,
   dst: vec4<u32>,
   nq: vec4<u32>,
@@ -147,6 +151,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       let b = select(0.0, bias[select(0u, grp * p.rows + r, p.hasBias != 0u)], p.hasBias != 0u);
       let orow = o + i * plane;
       let acc = p.accumulate != 0u;
+      let act = p.act != 0u;
 {{STORE}}
     }
 {{SHIFT}}

@@ -9,7 +9,10 @@
 // FINISH bindings: out [total] = sum_s partial[s * total + i].
 // PACK bindings: gt [G, rowBlocks, N, S] of {{GT}} from gy [N, yC, S] (S = p.y.x*p.y.y*p.y.z voxels; conv.ts packs
 // the forward's weights [1, G*R, C*kv] the same way); one invocation per element of gt (p.total of them).
-// Mapping: workgroup (flat index) = column block + colBlocks * ((group, block of {{TM}} rows) + rowBlocksTotal * split).
+// Mapping: workgroup (flat index) = column block + colBlocks * ((group, block of {{TM}} rows) + rowBlocksTotal * split
+// group). With fewer kernel rows than invocations (small Cin: p.subs > 1, one column block), a workgroup's invocations
+// take p.subs consecutive splits side by side (invocation i: kernel row i % p.lanes of split group * p.subs +
+// i / p.lanes) instead of idling; p.nSplit counts the splits, p.wgSplits the split groups.
 // Invocation lid.x owns {{KH}} kernel rows (c, kd, kh0 .. kh0 + {{KH}} - 1) and all {{TM}} rows: {{TM}}x{{KH}}x{{KW}}
 // scalar accumulators a<row>_<kh>_<kw>. The split's voxels are walked as units (n, oz, oy, block of p.wb voxels
 // along W); per voxel one load brings the gy values of all {{TM}} rows (gt). Along the unit each invocation holds,
@@ -36,6 +39,8 @@ struct Params {
   wb: u32,
   total: u32,
   nSplit: u32,
+  subs: u32,
+  wgSplits: u32,
   N: u32,
   x: vec4<u32>,
   y: vec4<u32>,
@@ -103,20 +108,22 @@ fn ld(rowOff: u32, pos: i32, rowOk: bool) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
   let wg = flat_workgroup(wid, nwg);
-  if (wg >= p.blocks * p.nSplit) {
+  if (wg >= p.blocks * p.wgSplits) {
     return;
   }
   let colBlock = wg % p.colBlocks;
   let rest = wg / p.colBlocks;
   let rowBlocksTotal = p.yC / p.rows * p.rowBlocks;
   let rb = rest % rowBlocksTotal;
-  let split = rest / rowBlocksTotal;
   let grp = rb / p.rowBlocks;
   let r0 = (rb % p.rowBlocks) * TM;
 
-  // this invocation's kernel rows: channel c, tap kd, taps kh0 .. kh0 + {{KH}} - 1
-  let col = colBlock * THREADS + lid.x;
-  let colOk = col < p.lanes;
+  // this invocation's kernel rows: channel c, tap kd, taps kh0 .. kh0 + {{KH}} - 1, of split `split`
+  let lane = colBlock * THREADS + lid.x;
+  let sub = lane / p.lanes;
+  let split = rest / rowBlocksTotal * p.subs + sub;
+  let col = lane % p.lanes;
+  let colOk = sub < p.subs && split < p.nSplit;
   let kh0 = (col % p.khGroups) * {{KH}}u;
   let kd = (col / p.khGroups) % p.kern.x;
   let c = col / (p.khGroups * p.kern.x);

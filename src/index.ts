@@ -25,6 +25,7 @@ export { listOps, type OpInfo, type OpStat } from './engine/op.js';
 export const debug = { opStats, resetOpStats, checkNumerics, simulateOutOfMemory, loseDevice, setBindingLimit };
 export { sync, setBatchSize, pipelinesReady, dispatches } from './engine/runtime.js';
 export { profile, type ProfileReport, type KernelTiming } from './engine/profiler.js';
+export { tune, tuningState, resetTuning, type TuneOptions, type TuneResult } from './engine/tuner.js';
 export { memory, setPoolLimit, emptyCache, type MemoryInfo } from './engine/memory.js';
 export * as optim from './optim/index.js';
 export * as nn from './nn/index.js';

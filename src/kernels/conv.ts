@@ -7,14 +7,18 @@
  *
  * Internally a geometry (Geom) describes a conv from x-space (its input) to y-space (its output); a transposed
  * conv is described by the conv whose input gradient it is (x-space = its output, y-space = its input).
- * Two kernels serve every rank (1-D and 2-D run as 3-D with size-1 leading spatial dims):
+ * Two kernels serve every rank (1-D and 2-D run as 3-D with size-1 leading spatial dims); a third serves 2-D 3x3 convs:
  * - shaders/conv.wgsl, an implicit GEMM (output channels x output voxels per workgroup, weights staged in
  *   workgroup memory, register-blocked). Forward it is the conv forward and a transposed conv's input gradient;
  *   transposed it gathers per x-space element, one dispatch per stride phase: the conv input gradient and the
  *   transposed-conv forward. No atomics, so results are deterministic.
  * - shaders/conv_wgrad.wgsl, the weight gradient: a reduction over batch and output voxels split into ranges,
  *   whose partial sums its FINISH entry adds in a fixed order (deterministic too).
- * Bias gradients are sums of the output gradient (vg.sum).
+ * - shaders/conv_winograd.wgsl, F(2x2, 3x3) for 2-D 3x3 stride-1 convs and their input gradients, when asked for
+ *   (`algorithm: 'winograd'`) or when vg.tune measured it faster for the problem (src/engine/tuner.ts, which also
+ *   picks the implicit GEMM's register tiles).
+ * Bias gradients are sums of the output gradient (vg.sum). An `activation` (ReLU, LeakyReLU) is applied in the
+ * output write of the conv forward.
  *
  * The WGSL is generated per configuration (rows and voxels per invocation, the window geometry along W) and
  * compiled on first use; on CPU adapters (llvmpipe) that compile takes seconds for the large register blocks, so
@@ -22,8 +26,10 @@
  */
 import convWgsl from '../../shaders/conv.wgsl';
 import wgradWgsl from '../../shaders/conv_wgrad.wgsl';
+import winogradWgsl from '../../shaders/conv_winograd.wgsl';
 import { bindingLimit } from '../engine/binding.js';
 import { gpu } from '../engine/device.js';
+import { tuned } from '../engine/tuner.js';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
@@ -31,12 +37,29 @@ import { stridesOf } from '../engine/shape.js';
 import { Tensor, shapeSize, tidy } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
 import { fillInto, sliceAxis, stridedCopy, writeAxis } from './base.js';
+import { mapExpr } from './elementwise.js';
 import { add } from './math.js';
 import { sum } from './reduce.js';
 import { squeeze, unsqueeze } from './shape.js';
 
+/**
+ * An activation applied in the conv's output write (voxgrad's extension of PyTorch's conv): the same result as
+ * vg.relu / vg.leakyRelu on the conv's output, without a second pass over it. LeakyReLU's slope must be >= 0
+ * (PyTorch's default 0.01), so that the output's sign tells the backward which side each input was on.
+ */
+export type ConvActivation = { kind: 'relu' } | { kind: 'leakyRelu'; negativeSlope?: number };
+
+/**
+ * How a conv computes (voxgrad's extension): 'direct' the implicit GEMM, 'winograd' F(2x2, 3x3) (2-D 3x3 convs of
+ * stride 1, dilation 1, one group, padding <= 2, fitting one storage binding; their input gradient too), 'auto'
+ * (default) the direct kernel until vg.tune has measured both for a large problem where Winograd applies.
+ */
+export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
+
 export interface ConvOptions {
   bias?: Tensor | null;
+  activation?: ConvActivation | null;
+  algorithm?: ConvAlgorithm;
   stride?: number | number[];
   padding?: number | number[] | 'same' | 'valid';
   dilation?: number | number[];
@@ -266,12 +289,13 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
     for (let i = len - fresh; i < len; i++) shiftWin.push(`        x${i} = ld(rowOff, at + ${i}, rowOk);`);
   }
   const next = rev ? `(i32(nkw) - 2 - i32(jw)) * ${xt}` : `i32(jw + 1u) * ${xt}`;
-  // the first slice adds the bias, later ones what dst holds
+  // the first slice adds the bias, later ones what dst holds; the last applies the activation
   const store = Array.from({ length: tn }, (_, t) =>
     [
       `      if (left > ${t}u) {`,
       `        let o${t} = orow + ${t}u * p.dstStep.z;`,
-      `        dst[o${t}] = select(b, dst[o${t}], acc) + a0_${t >> 2}[${t & 3}];`,
+      `        let v${t} = select(b, dst[o${t}], acc) + a0_${t >> 2}[${t & 3}];`,
+      `        dst[o${t}] = select(v${t}, v${t} * p.slope, act && v${t} < 0.0);`,
       '      }',
     ].join('\n'),
   );
@@ -299,21 +323,76 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
  */
 const SMALL_WORK = 2e7;
 
+/** Register tiles (rows x voxels per invocation) shaders/conv.wgsl may take on large problems; vg.tune measures them. */
+const GEMM_TILES = ['16x16', '16x8', '16x4', '8x8', '8x4', '4x8', '4x4', '2x16', '2x32', '1x32'];
+
+interface Tile {
+  tm: number;
+  tn: number;
+}
+
+const parseTile = (v: string): Tile => {
+  const [tm, tn] = v.split('x').map(Number);
+  return { tm, tn };
+};
+
+/**
+ * The register tile of one gather conv. Small problems take 4x4 (cheap to compile); larger ones by default as many
+ * rows as the conv has (at least 4, up to 16) and 8 voxels, which measured fastest on llvmpipe (docs/benchmarks.md),
+ * and convs writing 1 or 2 channels (the input gradient of a 1- or 2-channel input) 2 rows and 16 voxels: with 4
+ * rows, half the fmas would be padding (1.6x faster on llvmpipe for conv3d 1x2x64³ -> 16's input gradient); unless
+ * vg.tune() measured the tiles for this problem on this adapter (src/engine/tuner.ts).
+ */
+function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom): Tile {
+  const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
+  const rows = dstC / g.groups;
+  const taps = (g.k[0] * g.k[1] * g.k[2]) / (transposed ? g.s[0] * g.s[1] * g.s[2] : 1);
+  const work = g.N * dstS[0] * dstS[1] * dstS[2] * dstC * (srcC / g.groups) * taps;
+  if (work < SMALL_WORK) return { tm: 4, tn: 4 };
+  const maxTm = rowsPerInvocation(Math.max(rows, 4));
+  const fallback = rows <= 2 ? '2x16' : `${maxTm}x8`;
+  // tiles of fewer than 4 rows only for convs of 1 or 2 rows
+  const variants = GEMM_TILES.filter((t) => parseTile(t).tm <= maxTm && (rows <= 2 || parseTile(t).tm >= 4));
+  const key =
+    `conv.${transposed ? 'transposed' : 'forward'} N${g.N} G${g.groups} ${g.xC}x${g.xS.join('x')} -> ${g.yC}x${g.yS.join('x')}` +
+    ` k${g.k.join('x')} s${g.s.join('x')} p${g.p.join('x')} d${g.d.join('x')}`;
+  const wShape = [...w.shape];
+  const chosen = tuned(key, variants, fallback, () => {
+    // zeros of the problem's shapes: the tiles' speed does not depend on the values
+    const s = emptyTensor(op, [g.N, srcC, ...spatial(g, srcS)], 'f32');
+    const wt = emptyTensor(op, wShape, 'f32');
+    fillInto(s, 0);
+    fillInto(wt, 0);
+    return {
+      run: (v) => gatherConv(op, transposed, s, wt, null, g, null, parseTile(v)).dispose(),
+      dispose: () => (s.dispose(), wt.dispose()),
+    };
+  });
+  return parseTile(chosen);
+}
+
 /**
  * shaders/conv.wgsl. Forward (transposed = false): y-space dst from x-space src. Transposed: x-space dst from
  * y-space src, one phase per stride phase, each through its own packed copy of the taps it uses. Each phase's
- * reduction runs in slices that fit workgroup memory, one dispatch each, added up in order.
+ * reduction runs in slices that fit workgroup memory, one dispatch each, added up in order. `tile` overrides the
+ * register tile (the tuner's trials).
  */
-function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom): Tensor {
+function gatherConv(
+  op: string,
+  transposed: boolean,
+  src: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: Geom,
+  slope: number | null,
+  tile: Tile = gemmTile(op, transposed, w, g),
+): Tensor {
   const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
   const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
   if (out.size === 0) return out;
   const rows = dstC / g.groups;
   const C = srcC / g.groups;
-  const taps = (g.k[0] * g.k[1] * g.k[2]) / (transposed ? g.s[0] * g.s[1] * g.s[2] : 1);
-  const work = g.N * dstS[0] * dstS[1] * dstS[2] * dstC * C * taps;
-  const small = work < SMALL_WORK;
-  const TM = small ? 4 : rowsPerInvocation(Math.max(rows, 4));
+  const TM = tile.tm;
   const threads = Math.min(64, gpu().maxWorkgroupSize);
   const rowBlocks = ceilDiv(rows, TM);
   const slots = tileFloats() / TM;
@@ -322,8 +401,8 @@ function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bia
     if (nkw > slots) fail(op, `a kernel of ${g.k[2]} taps along the last dim is wider than this kernel supports (${slots}); use a smaller kernel`);
     const units = nkw === 0 ? 0 : C * ph.nk[0] * ph.nk[1];
     const a = units > 0 ? stageWeights(op, transposed, w, g, ph, TM) : w;
-    // voxels per invocation along w: 8, or 4 for little work (cheaper to compile) and short lines
-    const TN = small || ph.nq[2] <= 4 ? 4 : 8;
+    // short lines take 4 voxels per invocation whatever the tile
+    const TN = ph.nq[2] <= 4 ? 4 : tile.tn;
     const wBlocks = ceilDiv(ph.nq[2], TN);
     const nCols = g.N * ph.nq[0] * ph.nq[1] * wBlocks;
     const colBlocks = ceilDiv(nCols, threads);
@@ -356,6 +435,8 @@ function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bia
           jh0,
           accumulate: u0 > 0 ? 1 : 0,
           hasBias: bias ? 1 : 0,
+          act: slope !== null && u0 + slice >= units ? 1 : 0,
+          slope: slope ?? 0,
           src: srcS,
           dst: dstS,
           nq: ph.nq,
@@ -371,6 +452,141 @@ function gatherConv(op: string, transposed: boolean, src: Tensor, w: Tensor, bia
     }
     if (a !== w) a.dispose();
   }
+  return out;
+}
+
+// ---- Winograd F(2x2, 3x3) -----------------------------------------------------------------------------------------
+
+/** Whether shaders/conv_winograd.wgsl computes this conv (forward) and its input gradient (padding <= 2). */
+function winogradApplies(g: Geom): boolean {
+  return (
+    g.nd === 2 &&
+    g.groups === 1 &&
+    g.k[1] === 3 &&
+    g.k[2] === 3 &&
+    g.s.every((v) => v === 1) &&
+    g.d.every((v) => v === 1) &&
+    g.p[1] <= 2 &&
+    g.p[2] <= 2
+  );
+}
+
+/** The WGSL of shaders/conv_winograd.wgsl's main entry for tm output channels per invocation (tm = 4, 8 or 16). */
+function winogradSource(tm: number, threads: number): string {
+  const wt = weightType(tm);
+  const nq = tm / 4;
+  const col = (k: number, q: number) => (tm >= 8 ? `u${k}[${q}]` : `u${k}`);
+  const r4 = [0, 1, 2, 3];
+  const acc = r4.flatMap((i) => r4.map((j) => '  ' + Array.from({ length: nq }, (_, q) => `var m${i * 4 + j}_${q} = vec4<f32>(0.0);`).join(' ')));
+  const patch = [
+    ...r4.map((i) => '    ' + r4.map((j) => `let d${i}${j} = ld(plane, y0 + ${i}, x0 + ${j}, colOk);`).join(' ')),
+    // B^T d, then (B^T d) B
+    ...r4.map((j) => `    let t0${j} = d0${j} - d2${j}; let t1${j} = d1${j} + d2${j}; let t2${j} = d2${j} - d1${j}; let t3${j} = d1${j} - d3${j};`),
+    ...r4.map((i) => `    let v${i}0 = t${i}0 - t${i}2; let v${i}1 = t${i}1 + t${i}2; let v${i}2 = t${i}2 - t${i}1; let v${i}3 = t${i}1 - t${i}3;`),
+  ];
+  const points = r4.flatMap((i) =>
+    r4.map((j) => {
+      const k = i * 4 + j;
+      return `    let u${k} = Us[at + ${k}u]; ` + Array.from({ length: nq }, (_, q) => `m${k}_${q} = fma(${col(k, q)}, vec4<f32>(v${i}${j}), m${k}_${q});`).join(' ');
+    }),
+  );
+  const out: string[] = [];
+  for (let q = 0; q < nq; q++) {
+    const m = (i: number, j: number) => `m${i * 4 + j}_${q}`;
+    // A^T M, then (A^T M) A: the 2x2 outputs of 4 channels at once
+    for (const j of r4) out.push(`  let s0${j}_${q} = ${m(0, j)} + ${m(1, j)} + ${m(2, j)}; let s1${j}_${q} = ${m(1, j)} - ${m(2, j)} - ${m(3, j)};`);
+    out.push(`  let y00_${q} = s00_${q} + s01_${q} + s02_${q}; let y01_${q} = s01_${q} - s02_${q} - s03_${q};`);
+    out.push(`  let y10_${q} = s10_${q} + s11_${q} + s12_${q}; let y11_${q} = s11_${q} - s12_${q} - s13_${q};`);
+    for (const e of r4) {
+      const r = `r0 + ${4 * q + e}u`;
+      out.push(
+        `  if (${r} < p.rows) {`,
+        `    let b = select(0.0, bias[select(0u, ${r}, p.hasBias != 0u)], p.hasBias != 0u);`,
+        `    let o = ((n * p.dstC + ${r}) * p.Ho + oy) * p.Wo + ox;`,
+        `    put(o, y00_${q}[${e}], b, acc, act);`,
+        `    if (okX) { put(o + 1u, y01_${q}[${e}], b, acc, act); }`,
+        `    if (okY) { put(o + p.Wo, y10_${q}[${e}], b, acc, act); }`,
+        `    if (okX && okY) { put(o + p.Wo + 1u, y11_${q}[${e}], b, acc, act); }`,
+        '  }',
+      );
+    }
+  }
+  const put = [
+    '// dst[o] = (the first slice: bias, else dst[o]) + v, then the activation on the last slice',
+    'fn put(o: u32, v: f32, b: f32, acc: bool, act: bool) {',
+    '  let s = select(b, dst[o], acc) + v;',
+    '  dst[o] = select(s, s * p.slope, act && s < 0.0);',
+    '}',
+  ].join('\n');
+  return winogradWgsl
+    .replace('{{ACC}}', acc.join('\n'))
+    .replace('{{PATCH}}', patch.join('\n'))
+    .replace('{{POINTS}}', points.join('\n'))
+    .replace('{{OUTPUT}}', out.join('\n'))
+    .replace('#endif', `${put}\n#endif`)
+    .replaceAll('{{WT}}', wt.type)
+    .replace('{{US_LEN}}', String(tileFloats() / tm))
+    .replaceAll('{{TM}}', String(tm))
+    .replaceAll('{{THREADS}}', String(threads));
+}
+
+/**
+ * A 2-D 3x3 stride-1 conv by shaders/conv_winograd.wgsl. Forward (flip = false): y-space dst from x; flip = true:
+ * the input gradient, x-space dst from gy through the transposed, rotated kernel with padding 2 - p.
+ */
+function winogradConv(op: string, flip: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom, slope: number | null, tm: number): Tensor {
+  const [dstC, dstS, srcC, srcS] = flip ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
+  const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
+  if (out.size === 0) return out;
+  const rowBlocks = ceilDiv(dstC, tm);
+  const u = emptyTensor(op, [rowBlocks, srcC, 16, tm], 'f32');
+  if (dstC % tm !== 0) fillInto(u, 0);
+  const [H, W, Ho, Wo] = [srcS[1], srcS[2], dstS[1], dstS[2]];
+  const uniforms = {
+    rows: dstC,
+    rowBlocks,
+    srcC,
+    dstC,
+    H,
+    W,
+    Ho,
+    Wo,
+    padH: flip ? 2 - g.p[1] : g.p[1],
+    padW: flip ? 2 - g.p[2] : g.p[2],
+    flip: flip ? 1 : 0,
+    total: dstC * srcC,
+  };
+  const tk = kernel(`conv.winograd.transform.${tm}`, () => winogradWgsl.replaceAll('{{TM}}', String(tm)), { defines: { TRANSFORM: true } });
+  dispatch(tk, [u.buffer(op), w.buffer(op)], uniforms, grid1d(ceilDiv(dstC * srcC, 64)));
+  const threads = Math.min(64, gpu().maxWorkgroupSize);
+  const [tilesH, tilesW] = [ceilDiv(Ho, 2), ceilDiv(Wo, 2)];
+  const nCols = g.N * tilesH * tilesW;
+  const colBlocks = ceilDiv(nCols, threads);
+  const blocks = colBlocks * rowBlocks;
+  const k = kernel(`conv.winograd.${tm}.${threads}`, () => winogradSource(tm, threads));
+  // channel slices whose transformed weights fit workgroup memory, summed in order into dst
+  const slice = Math.floor(tileFloats() / (16 * tm));
+  for (let c0 = 0; c0 === 0 || c0 < srcC; c0 += slice)
+    dispatch(
+      k,
+      [out.buffer(op), src.buffer(op), u.buffer(op), (bias ?? w).buffer(op)],
+      {
+        ...uniforms,
+        blocks,
+        colBlocks,
+        nCols,
+        tilesH,
+        tilesW,
+        C: Math.min(slice, srcC - c0),
+        c0,
+        accumulate: c0 > 0 ? 1 : 0,
+        hasBias: bias ? 1 : 0,
+        act: slope !== null && c0 + slice >= srcC ? 1 : 0,
+        slope: slope ?? 0,
+      },
+      grid1d(blocks),
+    );
+  u.dispose();
   return out;
 }
 
@@ -468,6 +684,8 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   const khGroups = Kh / KH;
   const lanes = C * Kd * khGroups;
   const threads = Math.min(lanes <= 32 ? 32 : 64, gpu().maxWorkgroupSize);
+  // few kernel rows (small Cin): the workgroup's other invocations take further splits
+  const subs = lanes < threads ? Math.floor(threads / lanes) : 1;
   const wb = Math.min(WGRAD_WB, g.yS[2]);
   const owBlocks = ceilDiv(g.yS[2], wb);
   const units = g.N * g.yS[0] * g.yS[1] * owBlocks;
@@ -476,9 +694,10 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   const blocks = colBlocks * rowBlocks * g.groups;
   const total = g.yC * K;
   const maxSplit = Math.max(1, Math.floor(WGRAD_PARTIAL_BYTES / (total * 4)));
-  let nSplit = Math.max(1, Math.min(ceilDiv(WGRAD_TARGET_WORKGROUPS, blocks), Math.floor(units / WGRAD_MIN_UNITS), maxSplit));
+  let nSplit = Math.max(1, Math.min(ceilDiv(WGRAD_TARGET_WORKGROUPS, blocks) * subs, Math.floor(units / WGRAD_MIN_UNITS), maxSplit));
   const unitsPerSplit = ceilDiv(units, nSplit);
   nSplit = ceilDiv(units, unitsPerSplit);
+  const wgSplits = ceilDiv(nSplit, subs);
   const out = emptyTensor(op, wShape, 'f32');
   if (total === 0) return out;
   const partial = nSplit === 1 ? out : emptyTensor(op, [nSplit, total], 'f32');
@@ -504,6 +723,8 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
     wb,
     total,
     nSplit,
+    subs,
+    wgSplits,
     N: g.N,
     x: g.xS,
     y: g.yS,
@@ -512,7 +733,7 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
     pad: g.p,
     dil: g.d,
   };
-  dispatch(k, [partial.buffer(op), x.buffer(op), gt.buffer(op)], uniforms, grid1d(blocks * nSplit));
+  dispatch(k, [partial.buffer(op), x.buffer(op), gt.buffer(op)], uniforms, grid1d(blocks * wgSplits));
   gt.dispose();
   if (nSplit > 1) {
     const fin = kernel('conv.wgrad.finish', () => wgradWgsl.replaceAll('{{THREADS}}', '64'), { defines: { FINISH: true } });
@@ -597,15 +818,62 @@ function slabPlan(op: string, g: Geom, transposed: boolean, dstPad = 1): Slab[] 
   return slabs;
 }
 
-/** gatherConv, in slabs when a tensor is larger than one binding. */
-function convGather(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom): Tensor {
+/**
+ * Output channels per invocation when Winograd computes this gather (a conv forward, or with `transposed` its input
+ * gradient), else 0: as `algo` says, and for 'auto' on large problems where it applies when vg.tune measured it
+ * faster than the direct kernel for the problem.
+ */
+function winogradRows(op: string, transposed: boolean, w: Tensor, g: Geom, algo: ConvAlgorithm): number {
+  if (algo === 'direct' || !winogradApplies(g)) return 0;
+  const [dstC, dstS, srcC] = transposed ? [g.xC, g.xS, g.yC] : [g.yC, g.yS, g.xC];
+  const tm = Math.min(16, rowsPerInvocation(Math.max(dstC, 4)));
+  if (algo === 'winograd') return tm;
+  if (g.N * dstS[1] * dstS[2] * dstC * srcC * 9 < SMALL_WORK) return 0;
+  const key =
+    `conv.algorithm.${transposed ? 'transposed' : 'forward'} N${g.N} ${g.xC}x${g.xS.slice(1).join('x')} -> ${g.yC}x${g.yS.slice(1).join('x')}` +
+    ` p${g.p.slice(1).join('x')}`;
+  const wShape = [...w.shape];
+  // direct by default: on llvmpipe this Winograd kernel ran 1.5x slower than the direct one for all its 2.25x fewer
+  // multiplies (8x32x64² -> 32; it loads 16 transformed weights per channel and tile where the direct kernel's 9
+  // taps serve 8 voxels), so only a measurement (vg.tune) picks it
+  const chosen = tuned(key, ['direct', 'winograd'], 'direct', () => {
+    const [srcC2, srcS] = transposed ? [g.yC, g.yS] : [g.xC, g.xS];
+    const s = emptyTensor(op, [g.N, srcC2, ...spatial(g, srcS)], 'f32');
+    const wt = emptyTensor(op, wShape, 'f32');
+    fillInto(s, 0);
+    fillInto(wt, 0);
+    return {
+      run: (v) => (v === 'winograd' ? winogradConv(op, transposed, s, wt, null, g, null, tm) : gatherConv(op, transposed, s, wt, null, g, null)).dispose(),
+      dispose: () => (s.dispose(), wt.dispose()),
+    };
+  });
+  return chosen === 'winograd' ? tm : 0;
+}
+
+/**
+ * A conv forward (or with `transposed` its input gradient) by Winograd or the direct gather, the latter in slabs when
+ * a tensor is larger than one binding; `slope` (non-null) fuses a (Leaky)ReLU.
+ */
+function convGather(
+  op: string,
+  transposed: boolean,
+  src: Tensor,
+  w: Tensor,
+  bias: Tensor | null,
+  g: Geom,
+  slope: number | null = null,
+  algo: ConvAlgorithm = 'auto',
+): Tensor {
   const plan = slabPlan(op, g, transposed);
-  if (!plan) return gatherConv(op, transposed, src, w, bias, g);
+  if (!plan) {
+    const tm = winogradRows(op, transposed, w, g, algo);
+    return tm ? winogradConv(op, transposed, src, w, bias, g, slope, tm) : gatherConv(op, transposed, src, w, bias, g, slope);
+  }
   const [dstC, dstS] = transposed ? [g.xC, g.xS] : [g.yC, g.yS];
   const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
   for (const sl of plan) {
     const part = sliceAxis(op, src, 2, sl.s0, sl.s1);
-    const y = gatherConv(op, transposed, part, w, bias, sl.geom);
+    const y = gatherConv(op, transposed, part, w, bias, sl.geom, slope);
     writeAxis(op, out, 2, sl.d0, y);
     part.dispose();
     y.dispose();
@@ -637,33 +905,37 @@ function convWeightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
 
 // ---- autodiff -----------------------------------------------------------------------------------------------------
 
-interface ConvAttrs {
-  geom: Geom;
-}
-
 /**
  * The batched convolution every convNd reaches after its checks (`op` names the public op in errors): one gather
  * kernel for the output; backward is the transposed gather for the input, the weight-gradient kernel and a bias sum.
+ * With a fused activation (`slope` non-null: LeakyReLU of that slope, ReLU at 0) the output is saved too, and the
+ * backward first takes the output gradient through the activation (where the output is > 0, as vg.leakyRelu's
+ * backward does with its input: the same sign for slopes >= 0).
  */
 const conv = defineOp({
   name: 'conv',
   dtypes: FLOAT,
   via: 'conv1d/conv2d/conv3d',
   inputs: ([x, w, bias]) => [x, w, bias],
-  forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string) => ({
-    out: convGather(op, false, x, w, bias, geom),
-    attrs: { geom },
-    save: () => [x, w],
-  }),
-  backward: (gy, ctx) => {
-    const [x, w] = ctx.saved;
-    const g = ctx.attrs.geom;
+  forward: (x: Tensor, w: Tensor, bias: Tensor | null, geom: Geom, op: string, slope: number | null, algo: ConvAlgorithm) => {
+    const out = convGather(op, false, x, w, bias, geom, slope, algo);
+    return { out, attrs: { geom, slope, algo }, save: () => (slope === null ? [x, w] : [x, w, out]) };
+  },
+  backward: (gout, ctx) => {
+    const [x, w, y] = ctx.saved;
+    const { geom: g, slope, algo } = ctx.attrs;
     const op = 'conv.backward';
-    return [
-      ctx.needsGrad[0] ? convGather(op, true, gy, w, null, g) : null,
+    const gy =
+      slope === null
+        ? gout
+        : mapExpr(op, 'select(g * b, g, y > 0.0)', [{ name: 'g', value: gout }, { name: 'b', value: slope }, { name: 'y', value: y }], 'f32', 'f32');
+    const grads = [
+      ctx.needsGrad[0] ? convGather(op, true, gy, w, null, g, null, algo) : null,
       ctx.needsGrad[1] ? convWeightGrad(op, x, gy, g) : null,
       ctx.needsGrad[2] ? biasGrad(gy) : null,
     ];
+    if (gy !== gout) gy.dispose();
+    return grads;
   },
 });
 
@@ -736,6 +1008,19 @@ function checkTensors(op: string, nd: number, x: unknown, w: unknown, bias: unkn
   return { x: xt, w: wt, bias: b, unbatched: xt.ndim === nd + 1 };
 }
 
+/** The LeakyReLU slope a conv's `activation` option fuses (ReLU: 0), or null for none. */
+function activationSlope(op: string, a: unknown): number | null {
+  if (a === undefined || a === null) return null;
+  const kind = typeof a === 'object' ? (a as { kind?: unknown }).kind : undefined;
+  if (kind === 'relu') return 0;
+  if (kind !== 'leakyRelu')
+    fail(op, `activation must be null, { kind: 'relu' } or { kind: 'leakyRelu', negativeSlope }, got ${typeof a === 'object' ? JSON.stringify(a) : describe(a)}`);
+  const slope = (a as { negativeSlope?: unknown }).negativeSlope ?? 0.01;
+  if (typeof slope !== 'number' || !Number.isFinite(slope) || slope < 0)
+    fail(op, `activation.negativeSlope must be a finite number >= 0 (the output's sign then tells the backward each input's side), got ${describe(slope)}`);
+  return slope;
+}
+
 function checkBias(op: string, bias: Tensor | null, channels: number): void {
   if (bias && (bias.ndim !== 1 || bias.shape[0] !== channels))
     fail(op, `bias must have shape [${channels}] (one value per output channel), got ${fmtShape(bias.shape)}`);
@@ -753,6 +1038,9 @@ function convNd(nd: number, op: string, input: Tensor, weight: Tensor, opts: Con
   const groups = checkGroups(op, opts.groups);
   const stride = perDim(op, 'stride', opts.stride, nd, 1, 1);
   const dilation = perDim(op, 'dilation', opts.dilation, nd, 1, 1);
+  const slope = activationSlope(op, opts.activation);
+  const algo = opts.algorithm ?? 'auto';
+  if (algo !== 'auto' && algo !== 'direct' && algo !== 'winograd') fail(op, `algorithm must be 'auto', 'direct' or 'winograd', got ${describe(algo)}`);
   const { w } = pr;
   const ks = w.shape.slice(2);
   let padding: number[];
@@ -799,7 +1087,13 @@ function convNd(nd: number, op: string, input: Tensor, weight: Tensor, opts: Con
       p: to3(padding, 0),
       d: to3(dilation, 1),
     };
-    return conv(x, w, pr.bias, g, op);
+    if (algo === 'winograd' && !winogradApplies(g))
+      fail(
+        op,
+        `algorithm 'winograd' needs a 2-D 3x3 kernel, stride 1, dilation 1, groups 1 and padding <= 2, got kernel ${fmtShape(ks)}, ` +
+          `stride ${fmtShape(stride)}, dilation ${fmtShape(dilation)}, groups ${groups}, padding ${fmtShape(padding)}; use 'auto' or 'direct'`,
+      );
+    return conv(x, w, pr.bias, g, op, slope, algo);
   });
 }
 

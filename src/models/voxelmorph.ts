@@ -13,7 +13,7 @@
 import { fail, fmtShape } from '../engine/errors.js';
 import { Tensor, tidy } from '../engine/tensor.js';
 import { describe } from '../kernels/common.js';
-import { cast, cat, interpolate, leakyRelu, logicalOr, maxPool2d, maxPool3d, mul, neg, sigmoid } from '../ops.js';
+import { cast, cat, conv2d, conv3d, interpolate, logicalOr, maxPool2d, maxPool3d, mul, neg, sigmoid } from '../ops.js';
 import { integrateVelocity, spatialTransform } from '../kernels/spatial.js';
 import { Module } from '../nn/module.js';
 import { Conv2d, Conv3d, ModuleList } from '../nn/layers.js';
@@ -76,15 +76,24 @@ function seeder(base: number | undefined): () => number | undefined {
   return () => (next === undefined ? undefined : next++);
 }
 
-/** The official ConvBlock: conv 3x3 (stride 1, padding 1, bias) → LeakyReLU(0.2); keys main.weight, main.bias. */
+/**
+ * The official ConvBlock: conv 3x3 (stride 1, padding 1, bias) → LeakyReLU(0.2); keys main.weight, main.bias. The
+ * activation is the conv's fused epilogue (the same values as main's output through leakyRelu, in one pass).
+ */
 class ConvBlock extends Module {
   readonly main: Conv;
-  constructor(nd: number, cin: number, cout: number, seed: number | undefined) {
+  constructor(
+    private readonly nd: number,
+    cin: number,
+    cout: number,
+    seed: number | undefined,
+  ) {
     super();
     this.main = makeConv(nd, cin, cout, seed);
   }
   override forward(x: Tensor): Tensor {
-    return leakyRelu(this.main.call(x), { negativeSlope: 0.2 });
+    const conv = this.nd === 2 ? conv2d : conv3d;
+    return conv(x, this.main.weight, { padding: 1, bias: this.main.bias, activation: { kind: 'leakyRelu', negativeSlope: 0.2 } });
   }
 }
 
