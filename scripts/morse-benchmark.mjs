@@ -93,7 +93,7 @@ const md = `# MORSE vs its UNet backbone on the embedded phantom
 LV; ED and ES frames), ${recipe.defaults.size}×${recipe.defaults.size} pixels of 2.5 mm; no ACDC, LiTS or LA image was used.
 ${partial}
 Made by \`node scripts/morse-benchmark.mjs --steps ${steps} --batch ${batchSize} --seeds ${seeds.join(',')} --methods ${methods.join(',')}\`
-on ${info.adapter?.description ?? 'the default adapter'}, under load from other jobs (mean training + evaluation time per run: ${timing}).
+on ${info.description}, under load from other jobs (mean training + evaluation time per run: ${timing}).
 
 Protocol: the \`morse\` recipe (src/methods/morse.ts). UNet2D with features [${recipe.defaults.features}], ${recipe.defaults.trainSubjects} training
 subjects (${2 * recipe.defaults.trainSubjects} frames), ${steps} steps of batch ${batchSize}, Adam lr ${recipe.defaults.lr} with poly decay (power 0.9), the
