@@ -3,7 +3,8 @@
 // baseline) and --method morse, each with several training seeds, the same data, augmentation, optimiser and
 // schedule; writes docs/results/morse-phantom.md with mean ± sd over seeds of Dice, Jaccard, HD95 and ASD (mm) of the
 // coarse output and, for MORSE, of the refined output, and each difference beside the baseline's seed spread.
-//   node scripts/morse-benchmark.mjs [--steps 120] [--batch 4] [--seeds 0,1,2] [--methods unet,morse] [--out runs/morse-bench]
+//   node scripts/morse-benchmark.mjs [--steps 120] [--batch 4] [--size 64] [--train-subjects 32] [--test-subjects 8]
+//     [--seeds 0,1,2] [--methods unet,morse] [--out runs/morse-bench]
 //   --report: no training; tabulate the finished run folders under --out (runs can be trained by separate processes)
 import { existsSync, mkdirSync } from 'node:fs';
 import * as vg from 'voxgrad';
@@ -14,6 +15,9 @@ const arg = (name, dflt) => {
 };
 const steps = Number(arg('steps', 120));
 const batchSize = Number(arg('batch', 4));
+const size = Number(arg('size', 64));
+const trainSubjects = Number(arg('train-subjects', 32));
+const testSubjects = Number(arg('test-subjects', 8));
 const seeds = arg('seeds', '0,1,2').split(',').map(Number);
 const methods = arg('methods', 'unet,morse').split(',');
 const outRoot = arg('out', 'runs/morse-bench');
@@ -23,7 +27,9 @@ mkdirSync(results, { recursive: true });
 
 const info = await vg.init();
 const recipe = vg.methods.recipes.morse;
-const common = { steps, batchSize, checkpointEvery: steps };
+// PointRend's 2048 training and 8192 subdivision points at 256², scaled by the pixel count
+const scale = (size / 256) ** 2;
+const common = { steps, batchSize, size, trainSubjects, testSubjects, trainPoints: Math.round(2048 * scale), subdivisionPoints: Math.round(8192 * scale), checkpointEvery: steps };
 const runs = [];
 for (const method of ['unet', 'morse', 'morse-implicit'])
   for (const seed of seeds) {
@@ -34,7 +40,7 @@ for (const method of ['unet', 'morse', 'morse-implicit'])
       await recipe.train({ config, outDir, log: (m) => console.log(`  ${m}`) });
     }
     const m = await vg.train.readMetrics(outDir);
-    if (m?.finished && m.config.steps === steps && m.config.batchSize === batchSize) runs.push({ method, seed, seconds: m.seconds, evaluation: m.evaluation });
+    if (m?.finished && Object.entries(common).every(([k, v]) => m.config[k] === v)) runs.push({ method, seed, seconds: m.seconds, evaluation: m.evaluation });
   }
 
 const KEYS = [
@@ -90,18 +96,18 @@ const partial = runs.length < expected ? `\n**Partial:** ${runs.length} of the $
 const md = `# MORSE vs its UNet backbone on the embedded phantom
 
 **This is not the paper's data.** Images are the procedural cardiac phantom (vg.data.cardiacPhantom: RV, myocardium,
-LV; ED and ES frames), ${recipe.defaults.size}×${recipe.defaults.size} pixels of 2.5 mm; no ACDC, LiTS or LA image was used.
+LV; ED and ES frames), ${size}×${size} pixels of ${160 / size} mm; no ACDC, LiTS or LA image was used.
 ${partial}
-Made by \`node scripts/morse-benchmark.mjs --steps ${steps} --batch ${batchSize} --seeds ${seeds.join(',')} --methods ${methods.join(',')}\`
+Made by \`node scripts/morse-benchmark.mjs --steps ${steps} --batch ${batchSize} --size ${size} --train-subjects ${trainSubjects} --test-subjects ${testSubjects} --seeds ${seeds.join(',')} --methods ${methods.join(',')}${reportOnly ? ' --report' : ''}\`${reportOnly ? ' over run folders each trained by the same script with one --methods and one --seeds value (six processes side by side)' : ''}
 on ${info.description}, under load from other jobs (mean training + evaluation time per run: ${timing}).
 
-Protocol: the \`morse\` recipe (src/methods/morse.ts). UNet2D with features [${recipe.defaults.features}], ${recipe.defaults.trainSubjects} training
-subjects (${2 * recipe.defaults.trainSubjects} frames), ${steps} steps of batch ${batchSize}, Adam lr ${recipe.defaults.lr} with poly decay (power 0.9), the
+Protocol: the \`morse\` recipe (src/methods/morse.ts). UNet2D with features [${recipe.defaults.features}], ${trainSubjects} training
+subjects (${2 * trainSubjects} frames), ${steps} steps of batch ${batchSize}, Adam lr ${recipe.defaults.lr} with poly decay (power 0.9), the
 phantom augmentation of unet-phantom, loss 0.5 (CE + Dice). MORSE adds the MoE head (width ${recipe.defaults.moeWidth}, output ${recipe.defaults.moeOut}
 channels, stochastic dropping of r ~ U{0..${recipe.defaults.dropExperts}} of the 5 experts) and the point head (3 hidden Conv1d of width
-${recipe.defaults.pointFc}), trained with ${recipe.defaults.trainPoints} points per image (oversample 3, importance 0.75), point-loss weight 0 in the first
-half and (t − T/2)/T after; refinement: ${recipe.defaults.subdivisionSteps} steps of the ${recipe.defaults.subdivisionPoints} most uncertain pixels. The backbone of a
-seed has the same initial weights in both methods. Test: ${recipe.defaults.testSubjects} held-out subjects (${2 * recipe.defaults.testSubjects} frames);
+${recipe.defaults.pointFc}), trained with ${common.trainPoints} points per image (oversample 3, importance 0.75), point-loss weight 0 in the first
+half and (t − T/2)/T after; refinement: ${recipe.defaults.subdivisionSteps} steps of the ${common.subdivisionPoints} most uncertain pixels (PointRend's 2048 and 8192 at 256², scaled by the pixel count). The backbone of a
+seed has the same initial weights in both methods. Test: ${testSubjects} held-out subjects (${2 * testSubjects} frames);
 Dice and Jaccard over the test set per structure, HD95 and ASD per frame (medpy's definitions, in mm; a structure
 predicted empty scores the image diagonal), then averaged over RV, myocardium and LV. Values are mean ± sample sd
 over training seeds; Δ is the difference of means from the UNet row, whose ± is the baseline's own seed spread.
