@@ -5,6 +5,7 @@ import { unetPhantom } from './unet-phantom.js';
 import { morse } from './morse.js';
 
 export { diceLoss, type DiceLossOptions } from './losses.js';
+export { siteDistillationLoss, siteWeight, backwardTransfer, type SiteDistillationOptions } from './itl.js';
 export * as registration from './registration/index.js';
 export { reg, unetPhantom, morse };
 

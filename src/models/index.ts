@@ -4,3 +4,5 @@ export { VxmDense, VxmUnet, VarianceEstimator, ScoringNet, DEFAULT_VXM_FEATURES,
 export { RegNet, type RegNetOptions, type RegNetOutput } from './regnet.js';
 export { TransMorph, type TransMorphConfig, type TransMorphOptions, type TransMorphOutput } from './transmorph.js';
 export { Morse, MoEHead, PointHead, morsePointWeight, type MorseOptions, type MoEHeadOptions, type PointHeadOptions } from './morse.js';
+export { ResNet, type ResNetDepth, type ResNetOptions } from './resnet.js';
+export { ItlDecoder, ResILNet, type ItlDecoderOptions, type ResILNetOptions } from './itl.js';
