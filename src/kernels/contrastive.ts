@@ -15,9 +15,10 @@ import { ceilDiv, defineKey, describe, emptyTensor, expectFloat, expectInt, expe
 import { cumsum } from './cumsum.js';
 import { mapExpr } from './elementwise.js';
 import { linear, matmul } from './matmul.js';
-import { maximum, mul, rsqrt, square } from './math.js';
+import { add, maximum, mul, rsqrt, square, sub, where } from './math.js';
 import { sum } from './reduce.js';
-import { reshape, transpose } from './shape.js';
+import { narrow, reshape, squeeze, stack, transpose } from './shape.js';
+import { sort } from './sort.js';
 
 export interface NormalizeOptions {
   /** The dim whose vectors are scaled to unit length (default 1, as F.normalize). */
@@ -298,3 +299,63 @@ function keyGradIndexed(op: string, a: InfoNCEAttrs, query: Tensor, index: Tenso
   );
   for (const t of [counts, cursor, order, ends]) t.dispose();
 }
+
+export interface QuantileOptions {
+  /** The dim to take quantiles along; omitted: over the flattened input. */
+  dim?: number | null;
+  /** Keep the reduced dim with size 1 (all dims, when dim is omitted). */
+  keepdim?: boolean;
+  /** Only 'linear' (the default of torch.quantile). */
+  interpolation?: 'linear';
+}
+
+/**
+ * torch.quantile(x, q, dim, keepdim) with linear interpolation: along dim, the value at position q·(n − 1) of the
+ * sorted line, interpolated between its two neighbours (lerp as torch writes it); a line holding NaN gives NaN.
+ * q is a number (the dim is reduced) or an array of numbers (a leading dim of that length). Built on sort, so the
+ * gradient goes to the (at most two) elements each quantile interpolates.
+ */
+export const quantile = defineOp({
+  name: 'quantile',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (x: Tensor, q: number | readonly number[], opts: QuantileOptions = {}): Tensor => {
+    const op = 'quantile';
+    expectTensor(op, 'input', x);
+    const o = checkOpts(op, opts, ['dim', 'keepdim', 'interpolation']);
+    if (o.interpolation !== undefined && o.interpolation !== 'linear')
+      fail(op, `interpolation must be 'linear' (the only one implemented), got ${describe(o.interpolation)}`);
+    const qs = typeof q === 'number' ? [q] : Array.isArray(q) ? q : null;
+    if (!qs || (Array.isArray(q) && q.length === 0) || !qs.every((v) => typeof v === 'number' && v >= 0 && v <= 1))
+      fail(op, `q must be a number in [0, 1] or a non-empty array of them, got ${Array.isArray(q) ? `[${q.join(', ')}]` : describe(q)}`);
+    const whole = opts.dim === undefined || opts.dim === null;
+    const keepdim = Boolean(opts.keepdim);
+    if (!whole && x.ndim === 0) fail(op, `dim ${opts.dim} given for a 0-d input`);
+    const dim = whole ? 0 : normDim(op, opts.dim as number, x.ndim);
+    const n = whole ? x.size : x.shape[dim];
+    if (n === 0) fail(op, `cannot take a quantile of an empty line (input shape ${fmtShape(x.shape)}, dim ${whole ? 'all' : dim})`);
+    return tidy(() => {
+      const sorted = sort(whole ? reshape(x, [-1]) : x, { dim }).values;
+      // NaN sorts last: a line holding one ends with it (tested by bit pattern: WGSL may assume NaN away in v != v)
+      const last = narrow(sorted, dim, n - 1, 1);
+      const hasNaN = mapExpr(op, 'select(0.0, 1.0, is_nan_f32(a))', [{ name: 'a', value: last }], 'f32', 'f32');
+      const results = qs.map((qi) => {
+        const pos = qi * (n - 1);
+        const lo = Math.floor(pos);
+        const w = pos - lo;
+        const below = narrow(sorted, dim, lo, 1);
+        let v = below;
+        if (w > 0) {
+          const above = narrow(sorted, dim, Math.min(lo + 1, n - 1), 1);
+          const gap = sub(above, below);
+          // torch's lerp: from the nearer end
+          v = w < 0.5 ? add(below, mul(gap, w)) : sub(above, mul(gap, 1 - w));
+        }
+        v = where(hasNaN, last, v);
+        if (whole) return keepdim ? reshape(v, x.shape.map(() => 1)) : reshape(v, []);
+        return keepdim ? v : squeeze(v, dim);
+      });
+      return typeof q === 'number' ? results[0] : stack(results, 0);
+    });
+  },
+});
