@@ -10,7 +10,7 @@
  * TS2615); annotated entries need nothing from Tensor's members.
  */
 import { Tensor, type DType } from './engine/tensor.js';
-import type { Operand, QuantileOptions, ReduceOptions, SortOptions, SortResult, TopkOptions, VarOptions } from './ops.js';
+import type { MultinomialOptions, Operand, QuantileOptions, ReduceOptions, SortOptions, SortResult, TopkOptions, VarOptions } from './ops.js';
 import * as ops from './ops.js';
 
 const methods = {
@@ -85,6 +85,7 @@ const methods = {
   argsort: (x: Tensor, opts?: SortOptions): Tensor => ops.argsort(x, opts),
   topk: (x: Tensor, k: number, opts?: TopkOptions): SortResult => ops.topk(x, k, opts),
   quantile: (x: Tensor, q: number | readonly number[], opts?: QuantileOptions): Tensor => ops.quantile(x, q, opts),
+  multinomial: (x: Tensor, numSamples: number, opts?: MultinomialOptions): Tensor => ops.multinomial(x, numSamples, opts),
   clone: (x: Tensor): Tensor => ops.clone(x),
   /** dtype conversion (x.to('i32')). */
   to: (x: Tensor, dtype: DType): Tensor => ops.cast(x, dtype),
