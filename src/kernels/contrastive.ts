@@ -14,11 +14,12 @@ import { fillInto, indexAssertSlot, reduceRaw, withIndexAssert } from './base.js
 import { ceilDiv, defineKey, describe, emptyTensor, expectFloat, expectInt, expectTensor } from './common.js';
 import { cumsum } from './cumsum.js';
 import { mapExpr } from './elementwise.js';
+import { gather } from './indexing.js';
 import { linear, matmul } from './matmul.js';
 import { add, maximum, mul, rsqrt, square, sub, where } from './math.js';
 import { sum } from './reduce.js';
-import { narrow, reshape, squeeze, stack, transpose } from './shape.js';
-import { sort } from './sort.js';
+import { cat, narrow, reshape, squeeze, stack, transpose } from './shape.js';
+import { sort, topk, type SortResult } from './sort.js';
 
 export interface NormalizeOptions {
   /** The dim whose vectors are scaled to unit length (default 1, as F.normalize). */
@@ -356,6 +357,65 @@ export const quantile = defineOp({
         return keepdim ? v : squeeze(v, dim);
       });
       return typeof q === 'number' ? results[0] : stack(results, 0);
+    });
+  },
+});
+
+export interface KnnOptions {
+  /** 'cosine' (default): cosine similarity; 'dot': raw dot products. Larger is nearer either way. */
+  metric?: 'cosine' | 'dot';
+  /**
+   * Bank rows compared per step (default: as many as keep the [Q, rows] similarity tile within 2^24 elements).
+   * Each tile's top k is merged into the running top k, so the [Q, K] matrix is never whole when K is large.
+   */
+  tile?: number;
+}
+
+const KNN_TILE_ELEMENTS = 2 ** 24;
+
+/**
+ * The k nearest bank rows of each query: query [Q, D], bank [K, D] → { values [Q, k] (similarities, largest first),
+ * indices [Q, k] (i32 rows of bank) }; among equal similarities the lower bank row comes first. A composite of
+ * linear and topk over tiles of the bank (the running top k merged with each tile's), so the values are
+ * differentiable with respect to query and bank.
+ */
+export const knn = defineOp({
+  name: 'knn',
+  composite: true,
+  dtypes: FLOAT,
+  forward: (query: Tensor, bank: Tensor, k: number, opts: KnnOptions = {}): SortResult => {
+    const op = 'knn';
+    expectTensor(op, 'query', query);
+    expectTensor(op, 'bank', bank);
+    expectFloat(op, 'bank', bank);
+    const o = checkOpts(op, opts, ['metric', 'tile']);
+    const metric = o.metric ?? 'cosine';
+    if (metric !== 'cosine' && metric !== 'dot') fail(op, `metric must be 'cosine' or 'dot', got ${describe(metric)}`);
+    if (query.ndim !== 2 || bank.ndim !== 2 || query.shape[1] !== bank.shape[1])
+      fail(op, `expects query [Q, D] and bank [K, D] with the same D, got ${fmtShape(query.shape)} and ${fmtShape(bank.shape)}`);
+    const [Q, K] = [query.shape[0], bank.shape[0]];
+    if (!Number.isInteger(k) || k < 1 || k > K) fail(op, `k must be an integer in [1, ${K}] (the bank's rows), got ${describe(k)}`);
+    const tile = o.tile ?? Math.max(k, Math.floor(KNN_TILE_ELEMENTS / Math.max(Q, 1)));
+    if (typeof tile !== 'number' || !Number.isInteger(tile) || tile < k) fail(op, `tile must be an integer >= k (${k}), got ${describe(tile)}`);
+    return tidy(() => {
+      const q = metric === 'cosine' ? unitVectors(op, query, 1, 1e-8) : query;
+      const b = metric === 'cosine' ? unitVectors(op, bank, 1, 1e-8) : bank;
+      let best: SortResult | null = null;
+      for (let start = 0; start < K; start += tile) {
+        const rows = Math.min(tile, K - start);
+        const sim = linear(q, rows === K ? b : narrow(b, 0, start, rows));
+        const top = topk(sim, Math.min(k, rows), { dim: 1 });
+        const indices = start ? add(top.indices, start) : top.indices;
+        if (!best) {
+          best = { values: top.values, indices };
+          continue;
+        }
+        // the running best holds lower bank rows than the tile: topk's lower-position-first keeps ties in row order
+        const ids = cat([best.indices, indices], 1);
+        const merged = topk(cat([best.values, top.values], 1), k, { dim: 1 });
+        best = { values: merged.values, indices: gather(ids, 1, merged.indices) };
+      }
+      return best as SortResult;
     });
   },
 });
