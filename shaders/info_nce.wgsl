@@ -19,9 +19,23 @@
 //               group follows the atomics, so the last bits of a bank row's gradient sum can vary run to run.
 //   KEY_INDEXED query, coef, order, ends, counts, dkeys (out). One workgroup per key row, its group {{WG}} at a time.
 // An index outside [0, K) is reported by FORWARD (index_assert.wgsl) and contributes nothing anywhere.
+// VEC4 (D a multiple of 4): feature vectors are read and written as vec4, p.D counting vec4s.
+#if VEC4
+alias V = vec4<f32>;
+fn vdot(a: V, b: V) -> f32 {
+  return dot(a, b);
+}
+#else
+alias V = f32;
+fn vdot(a: V, b: V) -> f32 {
+  return a * b;
+}
+#endif
+
 struct Params {
   Q: u32,
   K: u32,
+  // the row length in V units
   D: u32,
   J: u32,
   // D, or 0 when one positive serves every query
@@ -37,9 +51,9 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 
 #if FORWARD
-@group(0) @binding(1) var<storage, read> query: array<f32>;
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
-@group(0) @binding(3) var<storage, read> positives: array<f32>;
+@group(0) @binding(1) var<storage, read> query: array<V>;
+@group(0) @binding(2) var<storage, read> keys: array<V>;
+@group(0) @binding(3) var<storage, read> positives: array<V>;
 #if INDEXED
 @group(0) @binding(4) var<storage, read> index: array<{{I}}>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
@@ -51,30 +65,30 @@ struct Params {
 #endif
 
 #if QUERY_GRAD
-@group(0) @binding(1) var<storage, read> query: array<f32>;
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
-@group(0) @binding(3) var<storage, read> positives: array<f32>;
+@group(0) @binding(1) var<storage, read> query: array<V>;
+@group(0) @binding(2) var<storage, read> keys: array<V>;
+@group(0) @binding(3) var<storage, read> positives: array<V>;
 #if INDEXED
 @group(0) @binding(4) var<storage, read> index: array<{{I}}>;
 @group(0) @binding(5) var<storage, read> lse: array<f32>;
 @group(0) @binding(6) var<storage, read> g: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dquery: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dpositive: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dquery: array<V>;
+@group(0) @binding(8) var<storage, read_write> dpositive: array<V>;
 @group(0) @binding(9) var<storage, read_write> coef: array<f32>;
 #else
 @group(0) @binding(4) var<storage, read> lse: array<f32>;
 @group(0) @binding(5) var<storage, read> g: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dquery: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dpositive: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dquery: array<V>;
+@group(0) @binding(7) var<storage, read_write> dpositive: array<V>;
 #endif
 #endif
 
 #if KEY_DENSE
-@group(0) @binding(1) var<storage, read> query: array<f32>;
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
+@group(0) @binding(1) var<storage, read> query: array<V>;
+@group(0) @binding(2) var<storage, read> keys: array<V>;
 @group(0) @binding(3) var<storage, read> lse: array<f32>;
 @group(0) @binding(4) var<storage, read> g: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dkeys: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dkeys: array<V>;
 #endif
 
 #if COUNT
@@ -91,12 +105,12 @@ struct Params {
 #endif
 
 #if KEY_INDEXED
-@group(0) @binding(1) var<storage, read> query: array<f32>;
+@group(0) @binding(1) var<storage, read> query: array<V>;
 @group(0) @binding(2) var<storage, read> coef: array<f32>;
 @group(0) @binding(3) var<storage, read> order: array<u32>;
 @group(0) @binding(4) var<storage, read> ends: array<u32>;
 @group(0) @binding(5) var<storage, read> counts: array<u32>;
-@group(0) @binding(6) var<storage, read_write> dkeys: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dkeys: array<V>;
 #endif
 
 // below every finite logit and still finite, so that exp(NONE - m) is 0 or 1 instead of NaN
@@ -120,7 +134,7 @@ fn key_row(q: u32, j: u32) -> i32 {
 fn dot_key(qo: u32, ko: u32) -> f32 {
   var acc = 0.0;
   for (var d = 0u; d < p.D; d++) {
-    acc += query[qo + d] * keys[ko + d];
+    acc += vdot(query[qo + d], keys[ko + d]);
   }
   return acc;
 }
@@ -128,7 +142,7 @@ fn dot_key(qo: u32, ko: u32) -> f32 {
 fn dot_positive(qo: u32, po: u32) -> f32 {
   var acc = 0.0;
   for (var d = 0u; d < p.D; d++) {
-    acc += query[qo + d] * positives[po + d];
+    acc += vdot(query[qo + d], positives[po + d]);
   }
   return acc;
 }
@@ -235,7 +249,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     let n = min({{WG}}u, C - c0);
     for (var d = lid; d < p.D; d += {{WG}}u) {
-      var acc = 0.0;
+      var acc = V();
       var t = 0u;
       if (c0 == 0u) {
         acc = weights[0] * positives[po + d];
@@ -247,7 +261,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           acc += weights[t] * keys[u32(rows[t]) + d];
         }
       }
-      dquery[qo + d] = select(dquery[qo + d], 0.0, c0 == 0u) + acc;
+      dquery[qo + d] = select(dquery[qo + d], V(), c0 == 0u) + acc;
     }
     workgroupBarrier();
   }
@@ -264,7 +278,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   let ko = k * p.D;
   for (var d = lid; d < p.D; d += {{WG}}u) {
-    dkeys[ko + d] = 0.0;
+    dkeys[ko + d] = V();
   }
   for (var q0 = 0u; q0 < p.Q; q0 += {{WG}}u) {
     let q = q0 + lid;
@@ -277,7 +291,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     let n = min({{WG}}u, p.Q - q0);
     for (var d = lid; d < p.D; d += {{WG}}u) {
-      var acc = 0.0;
+      var acc = V();
       for (var t = 0u; t < n; t++) {
         acc += weights[t] * query[(q0 + t) * p.D + d];
       }
@@ -330,7 +344,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let end = ends[k];
   let start = end - counts[k];
   for (var d = lid; d < p.D; d += {{WG}}u) {
-    dkeys[ko + d] = 0.0;
+    dkeys[ko + d] = V();
   }
   for (var e0 = start; e0 < end; e0 += {{WG}}u) {
     let e = e0 + lid;
@@ -343,7 +357,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     let n = min({{WG}}u, end - e0);
     for (var d = lid; d < p.D; d += {{WG}}u) {
-      var acc = 0.0;
+      var acc = V();
       for (var t = 0u; t < n; t++) {
         acc += weights[t] * query[u32(rows[t]) + d];
       }

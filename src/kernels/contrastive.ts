@@ -155,9 +155,10 @@ const INFO_NCE_WG = 64;
 
 type InfoNceStage = 'FORWARD' | 'QUERY_GRAD' | 'KEY_DENSE' | 'COUNT' | 'PLACE' | 'KEY_INDEXED';
 
-function infoNceKernel(stage: InfoNceStage, index: DType | null, assertBinding = 0): Kernel {
+function infoNceKernel(stage: InfoNceStage, index: DType | null, D: number, assertBinding = 0): Kernel {
   const defines = {
     [stage]: true,
+    VEC4: D % 4 === 0,
     INDEXED: index !== null,
     DOTS: stage === 'FORWARD' || stage === 'QUERY_GRAD' || stage === 'KEY_DENSE',
     STAGED: stage === 'QUERY_GRAD' || stage === 'KEY_DENSE' || stage === 'KEY_INDEXED',
@@ -170,7 +171,9 @@ function infoNceKernel(stage: InfoNceStage, index: DType | null, assertBinding =
 }
 
 function uniformsOf(a: InfoNCEAttrs, extra: { gStride?: number; gScale?: number; n?: number; assertSlot?: number } = {}) {
-  return { Q: a.Q, K: a.K, D: a.D, J: a.J, posStride: a.posStride, invTau: a.invTau, gStride: 0, gScale: 1, n: 0, assertSlot: 0, ...extra };
+  // with D a multiple of 4 the kernels move vec4s (VEC4) and count row lengths in them
+  const row = a.D % 4 === 0 ? a.D / 4 : a.D;
+  return { Q: a.Q, K: a.K, D: row, J: a.J, posStride: a.posStride ? row : 0, invTau: a.invTau, gStride: 0, gScale: 1, n: 0, assertSlot: 0, ...extra };
 }
 
 /**
@@ -230,9 +233,9 @@ export const infoNCE = defineOp({
     const buffers = [query.buffer(op), keys.buffer(op), positives.buffer(op)];
     if (index) {
       const assertSlot = indexAssertSlot(op, 'negativeIndex', index, 0, K);
-      const k = infoNceKernel('FORWARD', index.dtype, 7);
+      const k = infoNceKernel('FORWARD', index.dtype, D, 7);
       dispatch(k, [...buffers, index.buffer(op), lse.buffer(op), losses.buffer(op), assertBuffer()], uniformsOf(attrs, { assertSlot }), grid1d(Q));
-    } else dispatch(infoNceKernel('FORWARD', null), [...buffers, lse.buffer(op), losses.buffer(op)], uniformsOf(attrs), grid1d(Q));
+    } else dispatch(infoNceKernel('FORWARD', null, D), [...buffers, lse.buffer(op), losses.buffer(op)], uniformsOf(attrs), grid1d(Q));
     const saved = () => (index ? [query, keys, positives, lse, index] : [query, keys, positives, lse]);
     if (reduction === 'none') return { out: losses, attrs, save: saved, release: [lse] };
     const total = reduceRaw(op, 'sum', losses, [0], []);
@@ -257,8 +260,8 @@ function infoNCEBackward(g: Tensor, ctx: BackwardContext<InfoNCEAttrs>): (Tensor
   const common = [query.buffer(op), keys.buffer(op), positives.buffer(op)];
   const outs = [lse.buffer(op), g.buffer(op), dquery.buffer(op), dpositiveRows.buffer(op)];
   if (index && coef)
-    dispatch(infoNceKernel('QUERY_GRAD', index.dtype), [...common, index.buffer(op), ...outs, coef.buffer(op)], uniformsOf(a, gUniforms), grid1d(a.Q));
-  else dispatch(infoNceKernel('QUERY_GRAD', null), [...common, ...outs], uniformsOf(a, gUniforms), grid1d(a.Q));
+    dispatch(infoNceKernel('QUERY_GRAD', index.dtype, a.D), [...common, index.buffer(op), ...outs, coef.buffer(op)], uniformsOf(a, gUniforms), grid1d(a.Q));
+  else dispatch(infoNceKernel('QUERY_GRAD', null, a.D), [...common, ...outs], uniformsOf(a, gUniforms), grid1d(a.Q));
   let dpositive: Tensor | null = dpositiveRows;
   if (a.posStride === 0) {
     // one positive for every query: its gradient is the sum of the rows
@@ -269,7 +272,7 @@ function infoNCEBackward(g: Tensor, ctx: BackwardContext<InfoNCEAttrs>): (Tensor
   if (ctx.needsGrad[1]) {
     dkeys = emptyTensor(op, [a.K, a.D], 'f32');
     if (index && coef) keyGradIndexed(op, a, query, index, coef, dkeys);
-    else dispatch(infoNceKernel('KEY_DENSE', null), [query.buffer(op), keys.buffer(op), lse.buffer(op), g.buffer(op), dkeys.buffer(op)], uniformsOf(a, gUniforms), grid1d(a.K));
+    else dispatch(infoNceKernel('KEY_DENSE', null, a.D), [query.buffer(op), keys.buffer(op), lse.buffer(op), g.buffer(op), dkeys.buffer(op)], uniformsOf(a, gUniforms), grid1d(a.K));
   }
   coef?.dispose();
   if (!ctx.needsGrad[0]) dquery.dispose();
@@ -289,11 +292,11 @@ function keyGradIndexed(op: string, a: InfoNCEAttrs, query: Tensor, index: Tenso
   fillInto(counts, 0);
   fillInto(cursor, 0);
   const perEntry = grid1d(ceilDiv(n, INFO_NCE_WG));
-  dispatch(infoNceKernel('COUNT', index.dtype), [index.buffer(op), counts.buffer(op)], uniformsOf(a, { n }), perEntry);
+  dispatch(infoNceKernel('COUNT', index.dtype, a.D), [index.buffer(op), counts.buffer(op)], uniformsOf(a, { n }), perEntry);
   const ends = cumsum(counts, 0);
-  dispatch(infoNceKernel('PLACE', index.dtype), [index.buffer(op), ends.buffer(op), counts.buffer(op), cursor.buffer(op), order.buffer(op)], uniformsOf(a, { n }), perEntry);
+  dispatch(infoNceKernel('PLACE', index.dtype, a.D), [index.buffer(op), ends.buffer(op), counts.buffer(op), cursor.buffer(op), order.buffer(op)], uniformsOf(a, { n }), perEntry);
   dispatch(
-    infoNceKernel('KEY_INDEXED', index.dtype),
+    infoNceKernel('KEY_INDEXED', index.dtype, a.D),
     [query.buffer(op), coef.buffer(op), order.buffer(op), ends.buffer(op), counts.buffer(op), dkeys.buffer(op)],
     uniformsOf(a, { n }),
     grid1d(a.K),
