@@ -6,6 +6,7 @@
 import infoNceWgsl from '../../shaders/info_nce.wgsl';
 import { assertBuffer } from '../engine/device-asserts.js';
 import { fail, fmtShape } from '../engine/errors.js';
+import { noGrad } from '../engine/autograd.js';
 import { FLOAT, defineOp, type BackwardContext } from '../engine/op.js';
 import { dispatch, grid1d, kernel, type Kernel } from '../engine/runtime.js';
 import { normDim } from '../engine/shape.js';
@@ -16,8 +17,8 @@ import { cumsum } from './cumsum.js';
 import { mapExpr } from './elementwise.js';
 import { gather } from './indexing.js';
 import { linear, matmul } from './matmul.js';
-import { add, maximum, mul, rsqrt, square, sub, where } from './math.js';
-import { sum } from './reduce.js';
+import { add, exp, log, maximum, mul, rsqrt, square, sub, where } from './math.js';
+import { logsumexp, sum } from './reduce.js';
 import { cat, narrow, reshape, squeeze, stack, transpose } from './shape.js';
 import { sort, topk, type SortResult } from './sort.js';
 
@@ -138,6 +139,11 @@ export interface InfoNCEOptions {
   negativeIndex?: Tensor | null;
   /** 'mean' over queries (default), 'sum', or 'none' (the [Q] per-query losses). */
   reduction?: 'mean' | 'sum' | 'none';
+  /**
+   * All-key negatives only: bank rows per logit tile (default: as many as keep a [Q, rows] tile within 2^24
+   * elements). Smaller tiles bound the memory more tightly at the cost of more, smaller matmuls.
+   */
+  tile?: number;
 }
 
 interface InfoNCEAttrs {
@@ -148,26 +154,28 @@ interface InfoNCEAttrs {
   posStride: number;
   invTau: number;
   reduction: 'mean' | 'sum' | 'none';
-  indexed: boolean;
+  /** bank rows per logit tile (all-key negatives) */
+  tile: number;
 }
 
 const INFO_NCE_WG = 64;
+/** All-key negatives: bank rows per matmul tile, so that one [Q, rows] logit tile stays within this many elements. */
+const DENSE_TILE_ELEMENTS = 2 ** 24;
 
-type InfoNceStage = 'FORWARD' | 'QUERY_GRAD' | 'KEY_DENSE' | 'COUNT' | 'PLACE' | 'KEY_INDEXED';
+type InfoNceStage = 'FORWARD' | 'QUERY_GRAD' | 'COUNT' | 'PLACE' | 'KEY_INDEXED';
 
-function infoNceKernel(stage: InfoNceStage, index: DType | null, D: number, assertBinding = 0): Kernel {
+function infoNceKernel(stage: InfoNceStage, index: DType, D: number, assertBinding = 0): Kernel {
   const defines = {
     [stage]: true,
     VEC4: D % 4 === 0,
-    INDEXED: index !== null,
-    DOTS: stage === 'FORWARD' || stage === 'QUERY_GRAD' || stage === 'KEY_DENSE',
-    STAGED: stage === 'QUERY_GRAD' || stage === 'KEY_DENSE' || stage === 'KEY_INDEXED',
+    DOTS: stage === 'FORWARD' || stage === 'QUERY_GRAD',
+    STAGED: stage === 'QUERY_GRAD' || stage === 'KEY_INDEXED',
   };
   const src = () => {
-    const wgsl = infoNceWgsl.replaceAll('{{I}}', index ?? 'i32');
+    const wgsl = infoNceWgsl.replaceAll('{{I}}', index);
     return assertBinding ? withIndexAssert(wgsl, assertBinding) : wgsl;
   };
-  return kernel(`infoNCE.${index ?? 'dense'}.${defineKey(defines)}`, src, { defines, workgroupSize: INFO_NCE_WG });
+  return kernel(`infoNCE.${index}.${defineKey(defines)}`, src, { defines, workgroupSize: INFO_NCE_WG });
 }
 
 function uniformsOf(a: InfoNCEAttrs, extra: { gStride?: number; gScale?: number; n?: number; assertSlot?: number } = {}) {
@@ -180,9 +188,11 @@ function uniformsOf(a: InfoNCEAttrs, extra: { gStride?: number; gScale?: number;
  * InfoNCE: for each query q, the cross-entropy with target 0 of the logits [⟨q, positive_q⟩, ⟨q, k_1⟩, ...] / τ,
  * where the negatives k_j are the rows keys[negativeIndex[q, j]] (or all keys). query [Q, D], keys [K, D],
  * positives [Q, D] (or [D] / [1, D]: one positive for every query); → scalar (mean or sum) or [Q]. Gradients reach
- * the queries, the positives and the key rows (scatter-added where several queries share a row). The logits are
- * computed in the kernels and never stored: the forward keeps only each query's log-sum-exp, the backward
- * recomputes them. Vectors are used as given: normalise them first for cosine logits.
+ * the queries, the positives and the key rows (summed where several queries share a row). The forward keeps only
+ * each query's log-sum-exp; the backward recomputes the logits. Indexed negatives are gathered inside the kernels
+ * (shaders/info_nce.wgsl), so the [Q, J, D] negatives are never made; all-key negatives run matmul tiles of the bank
+ * with an online log-sum-exp, so at most a [Q, rows] tile of logits exists at a time. Vectors are used as given:
+ * normalise them first for cosine logits.
  */
 export const infoNCE = defineOp({
   name: 'infoNCE',
@@ -195,7 +205,7 @@ export const infoNCE = defineOp({
     expectTensor(op, 'positives', positives);
     expectFloat(op, 'keys', keys);
     expectFloat(op, 'positives', positives);
-    const o = checkOpts(op, opts, ['temperature', 'negativeIndex', 'reduction']);
+    const o = checkOpts(op, opts, ['temperature', 'negativeIndex', 'reduction', 'tile']);
     const tau = o.temperature;
     if (typeof tau !== 'number' || !Number.isFinite(tau) || tau <= 0)
       fail(op, `temperature must be a finite number > 0 (e.g. { temperature: 0.1 }), got ${describe(tau)}`);
@@ -218,24 +228,10 @@ export const infoNCE = defineOp({
       if (index.ndim !== 2 || index.shape[0] !== Q || index.shape[1] === 0)
         fail(op, `negativeIndex must be [${Q}, J] with J >= 1 (one row per query), got ${fmtShape(index.shape)}`);
     }
-    const attrs: InfoNCEAttrs = {
-      Q,
-      K,
-      D,
-      J: index ? index.shape[1] : K,
-      posStride: shared ? 0 : D,
-      invTau: 1 / tau,
-      reduction,
-      indexed: index !== null,
-    };
-    const lse = emptyTensor(op, [Q], 'f32');
-    const losses = emptyTensor(op, [Q], 'f32');
-    const buffers = [query.buffer(op), keys.buffer(op), positives.buffer(op)];
-    if (index) {
-      const assertSlot = indexAssertSlot(op, 'negativeIndex', index, 0, K);
-      const k = infoNceKernel('FORWARD', index.dtype, D, 7);
-      dispatch(k, [...buffers, index.buffer(op), lse.buffer(op), losses.buffer(op), assertBuffer()], uniformsOf(attrs, { assertSlot }), grid1d(Q));
-    } else dispatch(infoNceKernel('FORWARD', null, D), [...buffers, lse.buffer(op), losses.buffer(op)], uniformsOf(attrs), grid1d(Q));
+    const tile = o.tile ?? Math.max(1, Math.min(K, Math.floor(DENSE_TILE_ELEMENTS / Q)));
+    if (typeof tile !== 'number' || !Number.isInteger(tile) || tile < 1) fail(op, `tile must be a positive integer, got ${describe(tile)}`);
+    const attrs: InfoNCEAttrs = { Q, K, D, J: index ? index.shape[1] : K, posStride: shared ? 0 : D, invTau: 1 / tau, reduction, tile };
+    const { lse, losses } = index ? indexedForward(op, attrs, query, keys, positives, index) : denseForward(attrs, query, keys, positives);
     const saved = () => (index ? [query, keys, positives, lse, index] : [query, keys, positives, lse]);
     if (reduction === 'none') return { out: losses, attrs, save: saved, release: [lse] };
     const total = reduceRaw(op, 'sum', losses, [0], []);
@@ -245,24 +241,94 @@ export const infoNCE = defineOp({
     total.dispose();
     return { out: mean, attrs, save: saved, release: [lse] };
   },
-  backward: infoNCEBackward,
+  backward: (g, ctx) => (ctx.saved.length === 5 ? indexedBackward(g, ctx) : denseBackward(g, ctx)),
 });
 
-function infoNCEBackward(g: Tensor, ctx: BackwardContext<InfoNCEAttrs>): (Tensor | null)[] {
+function indexedForward(op: string, a: InfoNCEAttrs, query: Tensor, keys: Tensor, positives: Tensor, index: Tensor) {
+  const lse = emptyTensor(op, [a.Q], 'f32');
+  const losses = emptyTensor(op, [a.Q], 'f32');
+  const assertSlot = indexAssertSlot(op, 'negativeIndex', index, 0, a.K);
+  dispatch(
+    infoNceKernel('FORWARD', index.dtype, a.D, 7),
+    [query.buffer(op), keys.buffer(op), positives.buffer(op), index.buffer(op), lse.buffer(op), losses.buffer(op), assertBuffer()],
+    uniformsOf(a, { assertSlot }),
+    grid1d(a.Q),
+  );
+  return { lse, losses };
+}
+
+/** The positive logits [Q, 1]. */
+const positiveLogits = (a: InfoNCEAttrs, query: Tensor, positives: Tensor) =>
+  mul(sum(mul(query, a.posStride ? positives : reshape(positives, [1, a.D])), { dim: 1, keepdim: true }), a.invTau);
+
+/** All keys as negatives: the log-sum-exp accumulated over matmul tiles of the bank (no tape: this is the op's own forward). */
+function denseForward(a: InfoNCEAttrs, query: Tensor, keys: Tensor, positives: Tensor): { lse: Tensor; losses: Tensor } {
+  return noGrad(() =>
+    tidy(() => {
+      const first = positiveLogits(a, query, positives);
+      let lse = first;
+      const rows = a.tile;
+      for (let start = 0; start < a.K; start += rows) {
+        const tile = rows >= a.K ? keys : narrow(keys, 0, start, Math.min(rows, a.K - start));
+        const part = logsumexp(mul(linear(query, tile), a.invTau), { dim: 1, keepdim: true });
+        // log(e^lse + e^part), shifted by the larger
+        const top = maximum(lse, part);
+        lse = add(top, log(add(exp(sub(lse, top)), exp(sub(part, top)))));
+      }
+      return { lse: reshape(lse, [a.Q]), losses: reshape(sub(lse, first), [a.Q]) };
+    }),
+  );
+}
+
+/** The upstream gradient per query as a [Q, 1] column (or a scalar), times the reduction's scale and 1/τ. */
+function upstream(g: Tensor, a: InfoNCEAttrs): Tensor {
+  const scale = (a.reduction === 'mean' ? 1 / a.Q : 1) * a.invTau;
+  return mul(a.reduction === 'none' ? reshape(g, [a.Q, 1]) : g, scale);
+}
+
+function denseBackward(g: Tensor, ctx: BackwardContext<InfoNCEAttrs>): (Tensor | null)[] {
+  const [query, keys, positives, lse] = ctx.saved;
+  const a = ctx.attrs;
+  return noGrad(() =>
+    tidy(() => {
+      const gs = upstream(g, a);
+      const lseCol = reshape(lse, [a.Q, 1]);
+      const first = positiveLogits(a, query, positives);
+      // column 0: softmax weight minus the one-hot target
+      const w0 = mul(gs, sub(exp(sub(first, lseCol)), 1));
+      const pos = a.posStride ? positives : reshape(positives, [1, a.D]);
+      let dquery = mul(w0, pos);
+      const keyTiles: Tensor[] = [];
+      const rows = a.tile;
+      for (let start = 0; start < a.K; start += rows) {
+        const tile = rows >= a.K ? keys : narrow(keys, 0, start, Math.min(rows, a.K - start));
+        const w = mul(exp(sub(mul(linear(query, tile), a.invTau), lseCol)), gs);
+        dquery = add(dquery, matmul(w, tile));
+        if (ctx.needsGrad[1]) keyTiles.push(matmul(transpose(w, 0, 1), query));
+      }
+      const dkeys = ctx.needsGrad[1] ? (keyTiles.length === 1 ? keyTiles[0] : cat(keyTiles, 0)) : null;
+      const dposRows = mul(w0, query);
+      const dpositive = ctx.needsGrad[2] ? (a.posStride ? dposRows : reshape(sum(dposRows, { dim: 0 }), ctx.inputShapes[2])) : null;
+      return [ctx.needsGrad[0] ? dquery : null, dkeys, dpositive];
+    }),
+  );
+}
+
+function indexedBackward(g: Tensor, ctx: BackwardContext<InfoNCEAttrs>): (Tensor | null)[] {
   const op = 'infoNCE.backward';
   const [query, keys, positives, lse, index] = ctx.saved;
   const a = ctx.attrs;
   const gUniforms = { gStride: a.reduction === 'none' ? 1 : 0, gScale: a.reduction === 'mean' ? 1 / a.Q : 1 };
-  const C = a.J + 1;
   const dquery = emptyTensor(op, [a.Q, a.D], 'f32');
   const dpositiveRows = emptyTensor(op, [a.Q, a.D], 'f32');
-  const coef = index ? emptyTensor(op, [a.Q, C], 'f32') : null;
-  const common = [query.buffer(op), keys.buffer(op), positives.buffer(op)];
-  const outs = [lse.buffer(op), g.buffer(op), dquery.buffer(op), dpositiveRows.buffer(op)];
-  if (index && coef)
-    dispatch(infoNceKernel('QUERY_GRAD', index.dtype, a.D), [...common, index.buffer(op), ...outs, coef.buffer(op)], uniformsOf(a, gUniforms), grid1d(a.Q));
-  else dispatch(infoNceKernel('QUERY_GRAD', null, a.D), [...common, ...outs], uniformsOf(a, gUniforms), grid1d(a.Q));
-  let dpositive: Tensor | null = dpositiveRows;
+  const coef = emptyTensor(op, [a.Q, a.J + 1], 'f32');
+  dispatch(
+    infoNceKernel('QUERY_GRAD', index.dtype, a.D),
+    [query, keys, positives, index, lse, g, dquery, dpositiveRows, coef].map((t) => t.buffer(op)),
+    uniformsOf(a, gUniforms),
+    grid1d(a.Q),
+  );
+  let dpositive = dpositiveRows;
   if (a.posStride === 0) {
     // one positive for every query: its gradient is the sum of the rows
     dpositive = reduceRaw(op, 'sum', dpositiveRows, [0], ctx.inputShapes[2]);
@@ -271,10 +337,9 @@ function infoNCEBackward(g: Tensor, ctx: BackwardContext<InfoNCEAttrs>): (Tensor
   let dkeys: Tensor | null = null;
   if (ctx.needsGrad[1]) {
     dkeys = emptyTensor(op, [a.K, a.D], 'f32');
-    if (index && coef) keyGradIndexed(op, a, query, index, coef, dkeys);
-    else dispatch(infoNceKernel('KEY_DENSE', null, a.D), [query.buffer(op), keys.buffer(op), lse.buffer(op), g.buffer(op), dkeys.buffer(op)], uniformsOf(a, gUniforms), grid1d(a.K));
+    keyGradIndexed(op, a, query, index, coef, dkeys);
   }
-  coef?.dispose();
+  coef.dispose();
   if (!ctx.needsGrad[0]) dquery.dispose();
   if (!ctx.needsGrad[2]) dpositive.dispose();
   return [ctx.needsGrad[0] ? dquery : null, dkeys, ctx.needsGrad[2] ? dpositive : null];
