@@ -140,8 +140,8 @@ export interface InfoNCEOptions {
   /** 'mean' over queries (default), 'sum', or 'none' (the [Q] per-query losses). */
   reduction?: 'mean' | 'sum' | 'none';
   /**
-   * All-key negatives only: bank rows per logit tile (default: as many as keep a [Q, rows] tile within 2^24
-   * elements). Smaller tiles bound the memory more tightly at the cost of more, smaller matmuls.
+   * All-key negatives only: bank rows per logit tile (default: as many as keep a [Q, rows] tile within 2^22
+   * elements, 16 MiB). Smaller tiles bound the memory more tightly at the cost of more, smaller matmuls.
    */
   tile?: number;
 }
@@ -160,7 +160,7 @@ interface InfoNCEAttrs {
 
 const INFO_NCE_WG = 64;
 /** All-key negatives: bank rows per matmul tile, so that one [Q, rows] logit tile stays within this many elements. */
-const DENSE_TILE_ELEMENTS = 2 ** 24;
+const DENSE_TILE_ELEMENTS = 2 ** 22;
 
 type InfoNceStage = 'FORWARD' | 'QUERY_GRAD' | 'COUNT' | 'PLACE' | 'KEY_INDEXED';
 
@@ -267,18 +267,22 @@ function denseForward(a: InfoNCEAttrs, query: Tensor, keys: Tensor, positives: T
     tidy(() => {
       const first = positiveLogits(a, query, positives);
       let lse = first;
-      const rows = a.tile;
-      for (let start = 0; start < a.K; start += rows) {
-        const tile = rows >= a.K ? keys : narrow(keys, 0, start, Math.min(rows, a.K - start));
-        const part = logsumexp(mul(linear(query, tile), a.invTau), { dim: 1, keepdim: true });
-        // log(e^lse + e^part), shifted by the larger
-        const top = maximum(lse, part);
-        lse = add(top, log(add(exp(sub(lse, top)), exp(sub(part, top)))));
+      for (let start = 0; start < a.K; start += a.tile) {
+        // one tidy per tile: only the running log-sum-exp outlives it
+        lse = tidy(() => {
+          const part = logsumexp(mul(linear(query, keyTile(a, keys, start)), a.invTau), { dim: 1, keepdim: true });
+          // log(e^lse + e^part), shifted by the larger
+          const top = maximum(lse, part);
+          return add(top, log(add(exp(sub(lse, top)), exp(sub(part, top)))));
+        });
       }
       return { lse: reshape(lse, [a.Q]), losses: reshape(sub(lse, first), [a.Q]) };
     }),
   );
 }
+
+/** Bank rows [start, start + tile) (the whole bank when one tile holds it). */
+const keyTile = (a: InfoNCEAttrs, keys: Tensor, start: number) => (a.tile >= a.K ? keys : narrow(keys, 0, start, Math.min(a.tile, a.K - start)));
 
 /** The upstream gradient per query as a [Q, 1] column (or a scalar), times the reduction's scale and 1/τ. */
 function upstream(g: Tensor, a: InfoNCEAttrs): Tensor {
@@ -299,12 +303,15 @@ function denseBackward(g: Tensor, ctx: BackwardContext<InfoNCEAttrs>): (Tensor |
       const pos = a.posStride ? positives : reshape(positives, [1, a.D]);
       let dquery = mul(w0, pos);
       const keyTiles: Tensor[] = [];
-      const rows = a.tile;
-      for (let start = 0; start < a.K; start += rows) {
-        const tile = rows >= a.K ? keys : narrow(keys, 0, start, Math.min(rows, a.K - start));
-        const w = mul(exp(sub(mul(linear(query, tile), a.invTau), lseCol)), gs);
-        dquery = add(dquery, matmul(w, tile));
-        if (ctx.needsGrad[1]) keyTiles.push(matmul(transpose(w, 0, 1), query));
+      for (let start = 0; start < a.K; start += a.tile) {
+        // one tidy per tile: the tile's logits and weights are gone before the next tile's
+        const step = tidy(() => {
+          const tile = keyTile(a, keys, start);
+          const w = mul(exp(sub(mul(linear(query, tile), a.invTau), lseCol)), gs);
+          return { dquery: add(dquery, matmul(w, tile)), dkeys: ctx.needsGrad[1] ? matmul(transpose(w, 0, 1), query) : null };
+        });
+        dquery = step.dquery;
+        if (step.dkeys) keyTiles.push(step.dkeys);
       }
       const dkeys = ctx.needsGrad[1] ? (keyTiles.length === 1 ? keyTiles[0] : cat(keyTiles, 0)) : null;
       const dposRows = mul(w0, query);
