@@ -10,12 +10,12 @@
 import { fail, fmtShape } from '../engine/errors.js';
 import { noGrad } from '../engine/autograd.js';
 import { Tensor, tidy } from '../engine/tensor.js';
-import { tensor, zeros, ones } from '../kernels/creation.js';
+import { tensor } from '../kernels/creation.js';
 import { dropout2d } from '../kernels/dropout.js';
 import { cast } from '../kernels/elementwise.js';
-import { scatterAdd } from '../kernels/indexing.js';
+import { scatter } from '../kernels/indexing.js';
 import { interpolate } from '../kernels/interpolate.js';
-import { add, cos, gt, mul, relu, sin, sub, where } from '../kernels/math.js';
+import { add, cos, mul, relu, sin, sub } from '../kernels/math.js';
 import { matmul } from '../kernels/matmul.js';
 import { crossEntropy, softmax } from '../kernels/nn.js';
 import { pointSample, uncertainGridPoints, uncertainPoints } from '../kernels/points.js';
@@ -284,18 +284,10 @@ export class Morse extends Module {
   }
 }
 
-/**
- * flat [B, C, M] with values [B, C, K] written at the distinct cell indices [B, K]: the point logits replace the
- * map's there (PyTorch's scatter_ along dim 2), as a where() over a scatter-add into zeros, so both sides get
- * their gradients.
- */
+/** flat [B, C, M] with the point logits [B, C, K] written at the distinct cell indices [B, K] (PyTorch's scatter_ along dim 2). */
 function overwriteAt(flat: Tensor, indices: Tensor, values: Tensor): Tensor {
-  const [b, c, m] = flat.shape;
-  const k = indices.shape[1];
-  const idx = expand(unsqueeze(indices, 1), [b, c, k]);
-  const written = scatterAdd(zeros([b, c, m]), 2, idx, values);
-  const hit = gt(scatterAdd(zeros([b, 1, m]), 2, unsqueeze(indices, 1), ones([b, 1, k])), 0);
-  return where(hit, written, flat);
+  const [b, c] = flat.shape;
+  return scatter(flat, 2, expand(unsqueeze(indices, 1), [b, c, indices.shape[1]]), values);
 }
 
 /** The MORSE point-loss weight at step t of T: 0 in the first half, then (t − T/2) / T (0 → 0.5), as the 2-D train.py. */
