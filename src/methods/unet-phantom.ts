@@ -37,12 +37,12 @@ const defaults: Config = {
 };
 
 // a type alias, not an interface: the loader's Collated<S> maps plain records field by field
-type Batch = { image: Tensor; label: Tensor };
+export type Batch = { image: Tensor; label: Tensor };
 
 const STRUCTURES: Record<number, string> = { 1: 'RV', 2: 'myocardium', 3: 'LV' };
 
 /** ED and ES frames of `count` phantom subjects from `firstSeed`: images [2·count, 1, S, S], labels [2·count, S, S]. */
-function phantomFrames(firstSeed: number, count: number, size: number): { image: Tensor; label: Tensor; spacing: [number, number] } {
+export function phantomFrames(firstSeed: number, count: number, size: number): { image: Tensor; label: Tensor; spacing: [number, number] } {
   const images: Tensor[] = [];
   const labels: Tensor[] = [];
   let spacing: [number, number] = [1, 1];
@@ -62,7 +62,7 @@ function buildModel(config: Config): UNet2D {
 }
 
 /** Held-out subjects come from a seed range the training subjects never use. */
-const testSeed = (seed: number) => 1_000_000 + seed * 1000;
+export const testSeed = (seed: number) => 1_000_000 + seed * 1000;
 
 async function evaluateModel(model: UNet2D, config: Config): Promise<Record<string, unknown>> {
   const size = setting<number>(config, defaults, 'size');
@@ -93,30 +93,22 @@ async function evaluateModel(model: UNet2D, config: Config): Promise<Record<stri
   };
 }
 
-async function train(ctx: RecipeRun) {
-  const c = ctx.config;
-  const size = setting<number>(c, defaults, 'size');
-  const seed = setting<number>(c, defaults, 'seed');
-  const steps = setting<number>(c, defaults, 'steps');
-  const data = phantomFrames(seed * 1000, setting(c, defaults, 'trainSubjects'), size);
-  const loader = new DataLoader(new TensorDataset<Batch>({ image: data.image, label: data.label }), {
-    batchSize: setting(c, defaults, 'batchSize'),
-    shuffle: true,
-    seed,
-    dropLast: true,
-  });
-  const augment = compose([
+/** The phantom recipes' augmentation: flips, rot90, small affine and elastic warps (image and label), intensity jitter. */
+export function phantomAugment(size: number) {
+  return compose([
     (t, s) => randomFlip(t, { seed: s }),
     (t, s) => randomRot90(t, { seed: s }),
     (t, s) => randomAffine(t, { rotate: 0.3, scale: 0.15, translate: size / 16, seed: s, prob: 0.5 }),
     (t, s) => randomElastic(t, { magnitude: size / 32, controlPoints: 5, seed: s, prob: 0.5 }),
     ([x, ...rest], s) => [intensityJitter(x, { brightness: 0.05, contrast: 0.2, gamma: [0.7, 1.5], seed: s }), ...rest],
   ]);
-  const model = buildModel(c);
-  const optimizer = new Adam(model.parameters(), { lr: setting(c, defaults, 'lr') });
-  const scheduler = new PolyLR(optimizer, { totalIters: steps, power: 0.9 });
+}
 
-  // batches in (epoch, position) order, so step k always sees the same batch, resumed or not
+/**
+ * Batches in (epoch, position) order, so step k always sees the same batch, resumed or not; closeIterator frees the
+ * batch the epoch's iterator prefetched.
+ */
+export function batchStream(loader: DataLoader<Batch>) {
   let iterator: AsyncIterator<Batch> | null = null;
   const nextBatch = async (step: number): Promise<Batch> => {
     if (!iterator) {
@@ -135,12 +127,31 @@ async function train(ctx: RecipeRun) {
     }
     return r.value;
   };
-
-  // closing the epoch's iterator frees the batch it prefetched
   const closeIterator = async () => {
     await (iterator as AsyncIterator<Batch> | null)?.return?.();
     iterator = null;
   };
+  return { nextBatch, closeIterator };
+}
+
+async function train(ctx: RecipeRun) {
+  const c = ctx.config;
+  const size = setting<number>(c, defaults, 'size');
+  const seed = setting<number>(c, defaults, 'seed');
+  const steps = setting<number>(c, defaults, 'steps');
+  const data = phantomFrames(seed * 1000, setting(c, defaults, 'trainSubjects'), size);
+  const loader = new DataLoader(new TensorDataset<Batch>({ image: data.image, label: data.label }), {
+    batchSize: setting(c, defaults, 'batchSize'),
+    shuffle: true,
+    seed,
+    dropLast: true,
+  });
+  const augment = phantomAugment(size);
+  const model = buildModel(c);
+  const optimizer = new Adam(model.parameters(), { lr: setting(c, defaults, 'lr') });
+  const scheduler = new PolyLR(optimizer, { totalIters: steps, power: 0.9 });
+
+  const { nextBatch, closeIterator } = batchStream(loader);
   const result = await trainLoop(ctx, {
     model,
     optimizer,

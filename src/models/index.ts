@@ -3,3 +3,6 @@ export { UNet2D, type UNet2DOptions } from './unet.js';
 export { VxmDense, VxmUnet, VarianceEstimator, ScoringNet, DEFAULT_VXM_FEATURES, type VxmDenseOptions, type VxmDenseOutput, type VxmUnetOptions, type VxmBackboneOptions, type VxmFeatures } from './voxelmorph.js';
 export { RegNet, type RegNetOptions, type RegNetOutput } from './regnet.js';
 export { TransMorph, type TransMorphConfig, type TransMorphOptions, type TransMorphOutput } from './transmorph.js';
+export { Morse, MoEHead, PointHead, morsePointWeight, type MorseOptions, type MoEHeadOptions, type PointHeadOptions } from './morse.js';
+export { ResNet, type ResNetDepth, type ResNetOptions } from './resnet.js';
+export { ItlDecoder, ResILNet, type ItlDecoderOptions, type ResILNetOptions } from './itl.js';

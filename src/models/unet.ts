@@ -133,9 +133,15 @@ export class UNet2D extends Module {
 
   /** Logits [N, numClasses, H, W] from the encoder's features. */
   decode(feats: Tensor[]): Tensor {
+    return this.decodeWithMaps(feats).logits;
+  }
+
+  /** The logits and the decoder's maps coarse to fine: the bottleneck, then each up level's output (MORSE fuses them). */
+  decodeWithMaps(feats: Tensor[]): { logits: Tensor; maps: Tensor[] } {
     let h = feats[4];
-    this.decoderLevels.forEach((up, i) => (h = up.call(h, feats[3 - i])));
-    return this.outConv.call(h);
+    const maps = [h];
+    this.decoderLevels.forEach((up, i) => maps.push((h = up.call(h, feats[3 - i]))));
+    return { logits: this.outConv.call(h), maps };
   }
 
   /**

@@ -1,0 +1,208 @@
+/**
+ * morse: MORSE (implicit anatomical rendering with stochastic experts) on the 2-D UNet of unet-phantom, trained and
+ * scored on the embedded cardiac phantom. `--method unet` trains the same backbone alone with the same data,
+ * augmentation, optimiser and schedule (the baseline); `--method morse` adds the MoE head and the point head with the
+ * point loss weighted 0 in the first half of training and (t − T/2)/T after (MORSE's 2-D train.py). Evaluation scores
+ * the coarse output (what the released test.py scores) and, for morse, the refined output: Dice, Jaccard, HD95 and
+ * ASD per structure on held-out subjects (ED and ES frames), in mm.
+ */
+import { noGrad } from '../engine/autograd.js';
+import { Tensor, tidy } from '../engine/tensor.js';
+import { DataLoader, TensorDataset } from '../data/loader.js';
+import { argmax } from '../kernels/reduce.js';
+import { crossEntropy } from '../kernels/nn.js';
+import { add, mul } from '../kernels/math.js';
+import { dice, jaccard } from '../metrics/overlap.js';
+import { asd, hd95 } from '../metrics/surface.js';
+import { UNet2D } from '../models/unet.js';
+import { Morse, morsePointWeight } from '../models/morse.js';
+import { Adam } from '../optim/index.js';
+import { PolyLR } from '../optim/schedulers.js';
+import { diceLoss } from './losses.js';
+import { batchStream, phantomAugment, phantomFrames, testSeed, type Batch } from './unet-phantom.js';
+import { loadCheckpoint } from '../train/checkpoint.js';
+import { trainLoop } from '../train/loop.js';
+import { defineRecipe, setting, type Config, type RecipeRun } from '../train/recipe.js';
+import { fail } from '../engine/errors.js';
+
+const defaults: Config = {
+  method: 'morse',
+  implicit: false,
+  steps: 150,
+  batchSize: 8,
+  size: 64,
+  lr: 0.003,
+  features: [8, 16, 32, 64, 128],
+  moeWidth: 32,
+  moeOut: 32,
+  dropExperts: 4,
+  pointFc: 64,
+  frequencies: 32,
+  // PointRend's 2048 training points and 8192 subdivision points at 256², scaled to the phantom's 64² (÷16)
+  trainPoints: 128,
+  subdivisionPoints: 512,
+  subdivisionSteps: 2,
+  pointSchedule: 'ramp',
+  trainSubjects: 32,
+  testSubjects: 8,
+  augment: true,
+  seed: 0,
+  checkpointEvery: 50,
+};
+
+const STRUCTURES: Record<number, string> = { 1: 'RV', 2: 'myocardium', 3: 'LV' };
+
+function buildModel(config: Config): Morse {
+  const method = setting<string>(config, defaults, 'method');
+  if (method !== 'morse' && method !== 'unet') fail('morse', `method must be 'morse' or 'unet', got '${method}'`);
+  const features = setting<number[]>(config, defaults, 'features');
+  const seed = setting<number>(config, defaults, 'seed');
+  const backbone = new UNet2D({ inChannels: 1, numClasses: 4, features, seed });
+  return new Morse(backbone, {
+    numClasses: 4,
+    // the bottleneck and the four up levels, coarse to fine
+    mapChannels: [...features].reverse(),
+    moe: { width: setting(config, defaults, 'moeWidth'), outChannels: setting(config, defaults, 'moeOut'), dropExperts: setting(config, defaults, 'dropExperts') },
+    implicit: setting(config, defaults, 'implicit'),
+    pointHead: { fcDim: setting(config, defaults, 'pointFc'), frequencies: setting(config, defaults, 'frequencies') },
+    trainPoints: setting(config, defaults, 'trainPoints'),
+    subdivisionPoints: setting(config, defaults, 'subdivisionPoints'),
+    subdivisionSteps: setting(config, defaults, 'subdivisionSteps'),
+    seed,
+  });
+}
+
+const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/** Dice, Jaccard (whole test set per structure), HD95 and ASD (per frame, then averaged) of a prediction [F, H, W]. */
+async function scorePrediction(pred: Tensor, label: Tensor, spacing: [number, number]): Promise<Record<string, unknown>> {
+  const labels = Object.keys(STRUCTURES).map(Number);
+  const overlap = await dice(pred, label, { labels });
+  const iou = await jaccard(pred, label, { labels });
+  const hd: number[][] = labels.map(() => []);
+  const sd: number[][] = labels.map(() => []);
+  for (let f = 0; f < pred.shape[0]; f++) {
+    const [p, t] = tidy(() => [pred.slice(0, f, f + 1).squeeze(0), label.slice(0, f, f + 1).squeeze(0)]);
+    const h = await hd95(p, t, { labels, spacing, empty: 'worst' });
+    const a = await asd(p, t, { labels, spacing, empty: 'worst' });
+    labels.forEach((l, i) => (hd[i].push(h.perLabel[l]), sd[i].push(a.perLabel[l])));
+    p.dispose();
+    t.dispose();
+  }
+  const per = (vals: number[][]) => Object.fromEntries(labels.map((l, i) => [STRUCTURES[l], meanOf(vals[i])]));
+  return {
+    dice: Object.fromEntries(labels.map((l) => [STRUCTURES[l], overlap.perLabel[l]])),
+    meanDice: overlap.mean,
+    jaccard: Object.fromEntries(labels.map((l) => [STRUCTURES[l], iou.perLabel[l]])),
+    meanJaccard: iou.mean,
+    hd95Mm: per(hd),
+    meanHd95Mm: meanOf(hd.map(meanOf)),
+    asdMm: per(sd),
+    meanAsdMm: meanOf(sd.map(meanOf)),
+  };
+}
+
+async function evaluateModel(model: Morse, config: Config): Promise<Record<string, unknown>> {
+  const size = setting<number>(config, defaults, 'size');
+  const { image, label, spacing } = phantomFrames(testSeed(setting(config, defaults, 'seed')), setting(config, defaults, 'testSubjects'), size);
+  model.eval();
+  const refineToo = setting<string>(config, defaults, 'method') === 'morse';
+  const [coarse, refined] = noGrad(() =>
+    tidy(() => {
+      const { coarse: c, fine } = model.features(image);
+      return [argmax(c, { dim: 1 }), refineToo ? argmax(model.refine(c, fine), { dim: 1 }) : null];
+    }),
+  );
+  const out: Record<string, unknown> = { frames: image.shape[0], pixelSpacingMm: spacing, coarse: await scorePrediction(coarse, label, spacing) };
+  if (refined) out.refined = await scorePrediction(refined, label, spacing);
+  for (const t of [image, label, coarse, refined]) t?.dispose();
+  model.train();
+  return out;
+}
+
+async function train(ctx: RecipeRun) {
+  const c = ctx.config;
+  const size = setting<number>(c, defaults, 'size');
+  const seed = setting<number>(c, defaults, 'seed');
+  const steps = setting<number>(c, defaults, 'steps');
+  const morse = setting<string>(c, defaults, 'method') === 'morse';
+  const schedule = setting<string>(c, defaults, 'pointSchedule');
+  if (schedule !== 'ramp' && schedule !== 'constant') fail('morse', `pointSchedule must be 'ramp' or 'constant', got '${schedule}'`);
+  const data = phantomFrames(seed * 1000, setting(c, defaults, 'trainSubjects'), size);
+  const loader = new DataLoader(new TensorDataset<Batch>({ image: data.image, label: data.label }), {
+    batchSize: setting(c, defaults, 'batchSize'),
+    shuffle: true,
+    seed,
+    dropLast: true,
+  });
+  const augment = phantomAugment(size);
+  const model = buildModel(c);
+  // the baseline trains (and counts) only the backbone's parameters
+  const optimizer = new Adam(morse ? model.parameters() : model.backbone.parameters(), { lr: setting(c, defaults, 'lr') });
+  const scheduler = new PolyLR(optimizer, { totalIters: steps, power: 0.9 });
+  const { nextBatch, closeIterator } = batchStream(loader);
+
+  const result = await trainLoop(ctx, {
+    model,
+    optimizer,
+    scheduler,
+    steps,
+    checkpointEvery: setting(c, defaults, 'checkpointEvery'),
+    evaluate: async () => {
+      await closeIterator();
+      return evaluateModel(model, c);
+    },
+    step: async (step) => {
+      const batch = await nextBatch(step);
+      const useAugment = setting<boolean>(c, defaults, 'augment');
+      const [x, y] = useAugment ? augment([batch.image, batch.label], { seed: seed * 1_000_003 + step }) : [batch.image, batch.label];
+      // the point term is skipped while its weight is 0 (its gradient would be 0)
+      const weight = morse ? (schedule === 'ramp' ? morsePointWeight(step, steps) : 1) : 0;
+      const [loss, pointLoss] = tidy(() => {
+        let l: Tensor;
+        let pl: Tensor | null = null;
+        if (weight > 0) {
+          const { coarse, fine } = model.features(x);
+          l = mul(add(crossEntropy(coarse, y), diceLoss(coarse, y)), 0.5);
+          pl = model.pointLoss(coarse, fine, y, seed * 1_000_003 + step);
+          l = add(l, mul(pl, weight));
+        } else {
+          const logits = model.backbone.call(x);
+          l = mul(add(crossEntropy(logits, y), diceLoss(logits, y)), 0.5);
+        }
+        l.backward();
+        return [l, pl];
+      });
+      optimizer.step();
+      optimizer.zeroGrad();
+      scheduler.step();
+      const value = await loss.item();
+      const point = pointLoss ? await pointLoss.item() : null;
+      const lr = optimizer.paramGroups[0].lr;
+      for (const t of new Set([loss, pointLoss, x, y, batch.image, batch.label])) t?.dispose();
+      const logged: Record<string, number> = { loss: value, lr };
+      if (point !== null) logged.pointLoss = point;
+      return logged;
+    },
+  });
+  await closeIterator();
+  optimizer.dispose();
+  model.dispose();
+  data.image.dispose();
+  data.label.dispose();
+  return result;
+}
+
+export const morse = defineRecipe({
+  name: 'morse',
+  description: 'MORSE (MoE head + point head on UNet2D) or its UNet baseline (--method unet) on the cardiac phantom; Dice, Jaccard, HD95, ASD of coarse and refined outputs',
+  defaults,
+  train,
+  async evaluate(ctx) {
+    const model = buildModel(ctx.config);
+    await loadCheckpoint(ctx.checkpoint, { model });
+    const out = await evaluateModel(model, ctx.config);
+    model.dispose();
+    return out;
+  },
+});
