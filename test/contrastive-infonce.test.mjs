@@ -173,6 +173,21 @@ test('no [Q, J, D] tensor: the forward and backward of 512 indexed negatives sta
   for (const t of [q, k, p, index, loss]) t.dispose();
 });
 
+test('a GPU-resident negativeIndex outside the bank raises at the read back, naming infoNCE and the value', async () => {
+  const q = vg.ones([4, 3]);
+  const k = vg.ones([6, 3]);
+  const p = vg.ones([4, 3]);
+  // made on the GPU (randint), so only the kernel sees the values: every index is 6, 7 or 8 of a 6-row bank
+  const idx = vg.randint(6, 9, [4, 5], { seed: 1 });
+  const err = await vg.infoNCE(q, k, p, { temperature: 1, negativeIndex: idx }).data().then(() => null, (e) => e);
+  assert.ok(err instanceof Error, 'an out-of-range GPU index must raise');
+  for (const f of ['infoNCE', 'negativeIndex', '[0, 6)']) assert.ok(err.message.includes(f), `"${f}" missing in: ${err.message}`);
+  // the engine stays usable
+  const good = vg.infoNCE(q, k, p, { temperature: 1, negativeIndex: vg.zeros([4, 5], { dtype: 'i32' }) });
+  await assertClose(good, new Ref([Math.log(6)], []), { rtol: 1e-6, atol: 1e-6, msg: 'equal logits: log(1 + J)' });
+  for (const t of [q, k, p, idx, good]) t.dispose();
+});
+
 test('bad input: clear errors naming infoNCE and the argument', () => {
   const q = vg.zeros([4, 3]);
   const k = vg.zeros([6, 3]);

@@ -266,11 +266,13 @@ function denseForward(a: InfoNCEAttrs, query: Tensor, keys: Tensor, positives: T
   return noGrad(() =>
     tidy(() => {
       const first = positiveLogits(a, query, positives);
+      // 1/τ applied to the [Q, D] queries once rather than to every [Q, rows] logit tile
+      const scaled = mul(query, a.invTau);
       let lse = first;
       for (let start = 0; start < a.K; start += a.tile) {
         // one tidy per tile: only the running log-sum-exp outlives it
         lse = tidy(() => {
-          const part = logsumexp(mul(linear(query, keyTile(a, keys, start)), a.invTau), { dim: 1, keepdim: true });
+          const part = logsumexp(linear(scaled, keyTile(a, keys, start)), { dim: 1, keepdim: true });
           // log(e^lse + e^part), shifted by the larger
           const top = maximum(lse, part);
           return add(top, log(add(exp(sub(lse, top)), exp(sub(part, top)))));
@@ -302,12 +304,14 @@ function denseBackward(g: Tensor, ctx: BackwardContext<InfoNCEAttrs>): (Tensor |
       const w0 = mul(gs, sub(exp(sub(first, lseCol)), 1));
       const pos = a.posStride ? positives : reshape(positives, [1, a.D]);
       let dquery = mul(w0, pos);
+      const scaled = mul(query, a.invTau);
       const keyTiles: Tensor[] = [];
       for (let start = 0; start < a.K; start += a.tile) {
         // one tidy per tile: the tile's logits and weights are gone before the next tile's
         const step = tidy(() => {
           const tile = keyTile(a, keys, start);
-          const w = mul(exp(sub(mul(linear(query, tile), a.invTau), lseCol)), gs);
+          // the tile's softmax weights times the upstream gradient, in one pass over the tile
+          const w = mapExpr('infoNCE.backward', 'exp(s - l) * g', [{ name: 's', value: linear(scaled, tile) }, { name: 'l', value: lseCol }, { name: 'g', value: gs }], 'f32', 'f32');
           return { dquery: add(dquery, matmul(w, tile)), dkeys: ctx.needsGrad[1] ? matmul(transpose(w, 0, 1), query) : null };
         });
         dquery = step.dquery;
