@@ -3,3 +3,4 @@ export { UNet2D, type UNet2DOptions } from './unet.js';
 export { VxmDense, VxmUnet, VarianceEstimator, ScoringNet, DEFAULT_VXM_FEATURES, type VxmDenseOptions, type VxmDenseOutput, type VxmUnetOptions, type VxmBackboneOptions, type VxmFeatures } from './voxelmorph.js';
 export { RegNet, type RegNetOptions, type RegNetOutput } from './regnet.js';
 export { TransMorph, type TransMorphConfig, type TransMorphOptions, type TransMorphOutput } from './transmorph.js';
+export { CLIP, VisionTransformer, ModifiedResNet, AttentionPool2d, Bottleneck, ResidualAttentionBlock, ClipTransformer, QuickGELU, TokenEmbedding, loadClip, clipConfigFromStateDict, clipStateDictFromHuggingFace, type ClipConfig, type ClipOptions, type LoadClipOptions } from './clip.js';
