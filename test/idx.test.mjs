@@ -114,4 +114,20 @@ test('readIdx rejects malformed files with errors naming the file and the proble
   await rejectsWith(vg.io.readIdx(42), ['readIdx', 'source must be a path']);
 });
 
+test('readIdx reads Debian dataset-fashion-mnist (installed by scripts/setup.sh)', async () => {
+  const dir = '/usr/share/datasets/fashion-mnist';
+  const labels = await vg.io.readIdx(path.join(dir, 't10k-labels-idx1-ubyte.gz'));
+  assert.equal([labels.shape, labels.dtype], [[10000], 'uint8']);
+  const counts = new Array(10).fill(0);
+  for (const y of labels.data) counts[y]++;
+  // the test split is balanced: 1000 of each class
+  assert.equal(counts, new Array(10).fill(1000));
+  const images = await vg.io.readIdx(path.join(dir, 't10k-images-idx3-ubyte.gz'));
+  assert.equal(images.shape, [10000, 28, 28]);
+  // images are dark backgrounds: the corner pixel is 0 in nearly all of them
+  let corner = 0;
+  for (let i = 0; i < 10000; i++) corner += images.data[i * 784] === 0 ? 1 : 0;
+  assert.ok(corner > 9900, `corner pixel 0 in ${corner} of 10000`);
+});
+
 test.run();
