@@ -16,8 +16,8 @@ import { fail, fmtShape } from '../engine/errors.js';
 import { Tensor, tidy } from '../engine/tensor.js';
 import { describe } from '../kernels/common.js';
 import {
-  add, argmax, arange, avgPool2d, cat, exp, expand, indexSelect, linear, matmul, mean, mul, permute, relu, reshape, rsqrt,
-  sigmoid, slice, softmax, square, sum, tensor, transpose, zeros,
+  add, argmax, arange, avgPool2d, cat, cosineSimilarityMatrix, exp, expand, indexSelect, linear, matmul, mean, mul, permute, relu, reshape,
+  sigmoid, slice, softmax, tensor, transpose, zeros,
 } from '../ops.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { normal_, zeros_ } from '../nn/init.js';
@@ -327,9 +327,6 @@ export class TokenEmbedding extends Module {
   }
 }
 
-/** Unit-length rows. */
-const normalizeRows = (x: Tensor) => mul(x, rsqrt(sum(square(x), { dim: -1, keepdim: true })));
-
 export class CLIP extends Module {
   readonly visual: VisionTransformer | ModifiedResNet;
   readonly transformer: ClipTransformer;
@@ -411,9 +408,7 @@ export class CLIP extends Module {
   /** [logitsPerImage [N, M], logitsPerText [M, N]]: exp(logit_scale) times the cosine similarities. */
   override forward(image: Tensor, text: Tensor): [Tensor, Tensor] {
     return tidy(() => {
-      const im = normalizeRows(this.encodeImage(image));
-      const tx = normalizeRows(this.encodeText(text));
-      const logits = mul(matmul(im, transpose(tx, 0, 1)), exp(this.logitScale));
+      const logits = mul(cosineSimilarityMatrix(this.encodeImage(image), this.encodeText(text)), exp(this.logitScale));
       return [logits, transpose(logits, 0, 1)];
     });
   }
