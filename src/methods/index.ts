@@ -2,6 +2,7 @@
 import type { Recipe } from '../train/recipe.js';
 import { reg } from './registration/recipe.js';
 import { unetPhantom } from './unet-phantom.js';
+import { clipRecipe } from './clip/recipe.js';
 
 export { diceLoss, type DiceLossOptions } from './losses.js';
 export * as registration from './registration/index.js';
@@ -9,4 +10,4 @@ export * as clip from './clip/index.js';
 export { reg, unetPhantom };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */
-export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom, [reg.name]: reg };
+export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom, [reg.name]: reg, [clipRecipe.name]: clipRecipe };

@@ -152,7 +152,8 @@ export class VisionTransformer extends Module {
     this.registerModule('ln_post', this.lnPost);
     this.registerParameter('proj', normal_(param([width, outputDim]), { std: scale, seed: next() }));
   }
-  override forward(x: Tensor): Tensor {
+  /** The class token after ln_post [N, width]: the features `proj` maps into the joint space. */
+  features(x: Tensor): Tensor {
     const op = 'VisionTransformer';
     const R = this.inputResolution;
     if (!(x instanceof Tensor) || x.ndim !== 4 || x.shape[1] !== 3 || x.shape[2] !== R || x.shape[3] !== R)
@@ -163,9 +164,11 @@ export class VisionTransformer extends Module {
       const cls = expand(reshape(this.classEmbedding, [1, 1, this.width]), [N, 1, this.width]);
       let h = add(cat([cls, patches], 1), this.positionalEmbedding);
       h = this.transformer.call(this.lnPre.call(h));
-      const first = reshape(slice(h, 1, 0, 1), [N, this.width]);
-      return matmul(this.lnPost.call(first), this.proj);
+      return this.lnPost.call(reshape(slice(h, 1, 0, 1), [N, this.width]));
     });
+  }
+  override forward(x: Tensor): Tensor {
+    return tidy(() => matmul(this.features(x), this.proj));
   }
 }
 
