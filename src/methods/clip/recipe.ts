@@ -196,6 +196,8 @@ interface TrainHeadOptions {
   afterStep?: (h: Head, batch: number[]) => Promise<void>;
   /** Weight of the batch's cross-entropy (default 1; 0 leaves it out). */
   ceWeight?: number;
+  /** 'best': the epoch (start included) with the best validation worst-group accuracy (default); 'last': the final head. */
+  select?: 'best' | 'last';
 }
 
 /** Trains a copy of `init` with AdamW; returns the copy from the epoch with the best validation worst-group accuracy. */
@@ -228,7 +230,7 @@ async function trainHead(init: Head, f: Features, text: Tensor, c: Config, o: Tr
       await o.afterStep?.(h, batch);
     }
     const worst = (await evaluate(h, o.val, text, o.valIndices)).worst;
-    if (worst > best.valWorst) {
+    if (o.select === 'last' || worst > best.valWorst) {
       disposeHead(best.head);
       best = { head: cloneHead(h), bestEpoch: e + 1, valWorst: worst };
     }
@@ -350,6 +352,7 @@ async function runClip(run: RecipeRun): Promise<TrainResult> {
     if (cached) {
       await files('clip').mkdir(cache);
       await writeSafetensors(cached, model.stateDict());
+      await writeJson(cached.replace(/\.safetensors$/, '-losses.json'), pretrainLosses);
     }
   }
   const splits = [data.train, data.val, data.test];
@@ -373,7 +376,10 @@ async function runClip(run: RecipeRun): Promise<TrainResult> {
   let head: Head = init;
   const info: Record<string, unknown> = {};
   if (method === 'erm' || method === 'jtt' || method === 'cfr') {
-    const erm = await trainHead(init, train, text, c, { indices: range(train.labels.length), epochs: method === 'jtt' ? setting<number>(c, defaults, 'jttEpochs') : epochs, val });
+    // the ERM baseline is selected on validation worst-group accuracy; the ERM models that only pick samples (JTT's
+    // identification model, CFR's calibration-set model) are the last epoch's, which uses no group label
+    const select = method === 'erm' ? 'best' : 'last';
+    const erm = await trainHead(init, train, text, c, { indices: range(train.labels.length), epochs: method === 'jtt' ? setting<number>(c, defaults, 'jttEpochs') : epochs, val, select });
     head = erm.head;
     info.ermBestEpoch = erm.bestEpoch;
     if (method === 'jtt') {
