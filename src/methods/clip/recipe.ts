@@ -12,7 +12,7 @@
  *    - erm: cross-entropy on the training split;
  *    - jtt: ERM for `jttEpochs`, then training from the pretrained projection with the ERM errors repeated `jttUpweight` times;
  *    - dfr: cross-entropy on a group-balanced half of the validation split (uses group labels: the upper reference),
- *      selection on the other half;
+ *      `dfrEpochs` passes, selection on the other half;
  *    - cfr: calibration set = training samples the ERM head misclassifies; per anchor, positives = k random correctly
  *      classified same-class samples (redrawn each step), negatives = the k opposite-class training samples most
  *      similar to it in feature space; loss a(e)·CE(calibration batch) + a(e)·InfoNCE(τ = 1) + TSC(regular batch),
@@ -55,9 +55,10 @@ const defaults: Config = {
   embedDim: 32,
   epochs: 10,
   batchSize: 128,
-  lr: 0.001,
+  lr: 0.01,
   k: 16,
   jttEpochs: 2,
+  dfrEpochs: 100,
   jttUpweight: 20,
   cfrNegatives: 'hard',
   cfrWeight: 'cosine',
@@ -409,7 +410,8 @@ async function runClip(run: RecipeRun): Promise<TrainResult> {
     const byGroup = [0, 1, 2, 3].map((g) => half.filter((i) => val.groups[i] === g));
     const m = Math.min(...byGroup.map((b) => b.length));
     const balanced = byGroup.flatMap((b) => b.slice(0, m));
-    const dfr = await trainHead(init, val, text, c, { indices: balanced, epochs, val, valIndices: rest });
+    // the balanced set is small: DFR fits its head for dfrEpochs passes (its logistic regression runs to convergence)
+    const dfr = await trainHead(init, val, text, c, { indices: balanced, epochs: setting<number>(c, defaults, 'dfrEpochs'), val, valIndices: rest });
     head = dfr.head;
     info.balancedPerGroup = m;
     info.bestEpoch = dfr.bestEpoch;
