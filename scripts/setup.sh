@@ -5,6 +5,7 @@
 #     Mesa lavapipe from Debian bookworm-backports (bookworm's own Mesa 22 is too old for Dawn);
 #   - with --browser: Chromium (Debian package) for the browser tests;
 #   - the brain T1 + atlas from Debian mricron-data (the 3-D example data and the ch2 test).
+#   - Fashion-MNIST from Debian dataset-fashion-mnist (the robust-CLIP recipe and the readIdx test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
@@ -64,6 +65,18 @@ if [ ! -r /usr/share/mricron/templates/ch2.nii.gz ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mricron-data
   else
     echo "setup: /usr/share/mricron/templates/ch2.nii.gz is missing and apt-get is unavailable; the 3-D examples and the ch2 test need Debian's mricron-data" >&2
+    exit 1
+  fi
+fi
+
+# Fashion-MNIST (IDX .gz) for the robust-CLIP recipe and the readIdx test, from Debian's dataset-fashion-mnist
+if [ ! -r /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing dataset-fashion-mnist (60k/10k 28x28 images, 30 MB)"
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dataset-fashion-mnist
+  else
+    echo "setup: /usr/share/datasets/fashion-mnist is missing and apt-get is unavailable; the robust-CLIP recipe and the readIdx test need Debian's dataset-fashion-mnist" >&2
     exit 1
   fi
 fi

@@ -8,3 +8,4 @@ export { Rng, deriveSeed } from './random.js';
 export { ACDCDataset, CAMUSDataset, LADataset, ACDC_LABELS, CAMUS_LABELS, type ACDCItem, type ACDCInfo, type ACDCOptions, type CAMUSItem, type CAMUSInfo, type CAMUSOptions, type LAItem, type LAOptions } from './medical-datasets.js';
 export * from './registration.js';
 export { PHANTOM_SITES, siteFrames, type PhantomSite } from './sites.js';
+export { makeSpuriousSplit, loadSpuriousFashion, SPURIOUS_CAPTION_WORDS, SPURIOUS_LABEL_WORDS, SPURIOUS_ATTRIBUTE_WORDS, ZERO_SHOT_TEMPLATES, type SpuriousSplit, type SpuriousSplitOptions, type SpuriousFashion, type SpuriousFashionOptions } from './spurious-fashion.js';

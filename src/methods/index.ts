@@ -3,11 +3,13 @@ import type { Recipe } from '../train/recipe.js';
 import { reg } from './registration/recipe.js';
 import { unetPhantom } from './unet-phantom.js';
 import { morse } from './morse.js';
+import { clipRecipe } from './clip/recipe.js';
 
 export { diceLoss, type DiceLossOptions } from './losses.js';
 export { siteDistillationLoss, siteWeight, backwardTransfer, type SiteDistillationOptions } from './itl.js';
 export * as registration from './registration/index.js';
+export * as clip from './clip/index.js';
 export { reg, unetPhantom, morse };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */
-export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom, [reg.name]: reg, [morse.name]: morse };
+export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom, [reg.name]: reg, [morse.name]: morse, [clipRecipe.name]: clipRecipe };

@@ -7,3 +7,4 @@ export { jacobianFoldingFraction, logJacobianStats, type JacobianMetricOptions, 
 export { groupAccuracies, worstGroupAccuracy, averageAccuracy, type GroupAccuracies, type AverageAccuracyOptions } from './classification.js';
 export { pairedTTest, pearsonCorrelation, auroc, type TTestResult } from './stats.js';
 export { compareRuns, type RunResults, type CompareRunsOptions } from './compare.js';
+export { linearSumAssignment, type Assignment } from './assignment.js';

@@ -6,3 +6,4 @@ export { TransMorph, type TransMorphConfig, type TransMorphOptions, type TransMo
 export { Morse, MoEHead, PointHead, morsePointWeight, type MorseOptions, type MoEHeadOptions, type PointHeadOptions } from './morse.js';
 export { ResNet, type ResNetDepth, type ResNetOptions } from './resnet.js';
 export { ItlDecoder, ResILNet, type ItlDecoderOptions, type ResILNetOptions } from './itl.js';
+export { CLIP, VisionTransformer, ModifiedResNet, AttentionPool2d, Bottleneck, ResidualAttentionBlock, ClipTransformer, QuickGELU, TokenEmbedding, loadClip, clipConfigFromStateDict, clipStateDictFromHuggingFace, type ClipConfig, type ClipOptions, type LoadClipOptions } from './clip.js';
