@@ -24,3 +24,4 @@ export * from './kernels/cumsum.js';
 export * from './kernels/sort.js';
 export { scaledDotProductAttention, type ScaledDotProductAttentionOptions } from './kernels/attention.js';
 export { backward, grad, valueAndGrad, type GradOptions } from './kernels/backward.js';
+import './kernels/costs.js'; // kernel cost models for vg.profile

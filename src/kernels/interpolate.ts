@@ -18,6 +18,7 @@ import interpolateWgsl from '../../shaders/interpolate.wgsl';
 import backwardWgsl from '../../shaders/interpolate_backward.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
+import { declareCost } from '../engine/profiler-hooks.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
@@ -60,6 +61,23 @@ interface Attrs {
  * their index arithmetic and taps; on lavapipe 4 halves the time of trilinear x2 at 16 x 64^3 against 1.
  */
 const RUN = 4;
+
+// Cost models (vg.profile). Forward: an output reads 8 taps (7 fmas and the weight products: ~15 FLOPs; nearest
+// none), bytes = output + input once. Backward pass along one axis: each source element feeds at most 2 taps (an fma
+// each), bytes = source + destination.
+declareCost('interpolate.', (u, _g, _b, name) => {
+  const outSize = u.outSize as number[];
+  const inSize = u.inSize as number[];
+  const total = u.total as number;
+  const rows = total / Math.ceil(outSize[2] / RUN);
+  const outputs = rows * outSize[2];
+  const inputs = (rows / (outSize[0] * outSize[1])) * inSize[0] * inSize[1] * inSize[2];
+  return { flops: name === 'interpolate.nearest' ? 0 : 15 * outputs, bytes: 4 * (outputs + inputs) };
+});
+declareCost('interpolate.backward', (u) => {
+  const [outer, inner, nSrc, nDst] = [u.outer, u.inner, u.nSrc, u.nDst] as number[];
+  return { flops: 4 * outer * inner * nSrc, bytes: 4 * outer * inner * (nSrc + nDst) };
+});
 
 const MODE_RANK: Record<InterpolateMode, number> = { nearest: 0, linear: 3, bilinear: 4, trilinear: 5 };
 

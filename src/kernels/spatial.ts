@@ -12,6 +12,7 @@
 import gridSampleWgsl from '../../shaders/grid_sample.wgsl';
 import spatialGradientWgsl from '../../shaders/spatial_gradient.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
+import { declareCost } from '../engine/profiler-hooks.js';
 import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
 import { bindingLimit, fitsBinding } from '../engine/binding.js';
 import { dispatch, grid1d, kernel, type Kernel } from '../engine/runtime.js';
@@ -91,6 +92,30 @@ function sampleKernel(a: SampleAttrs, pass: 'forward' | 'backward', inputGrad = 
     },
   });
 }
+
+// Cost models (vg.profile): per output location and channel, the forward reads 2^nd corners (an fma each); the
+// backward adds per corner an fma into the coordinate gradient and a scaled, rounded contribution to the 64-bit
+// accumulator (~6 FLOPs). Bytes: each tensor once (input, coordinates, output; the accumulator 8 bytes per input
+// element, read and written).
+declareCost('gridSample', (u, _g, _b, name) => {
+  const nd = name.includes('.3d.') ? 3 : 2;
+  const corners = name.includes('.nearest.') ? 1 : 2 ** nd;
+  const [locations, C, inSpatial, outSpatial] = [u.total, u.channels, u.inSpatial, u.outSpatial] as number[];
+  if (name.endsWith('.forward')) {
+    const inputs = (locations / outSpatial) * C * inSpatial;
+    return { flops: 2 * corners * locations * C, bytes: 4 * (locations * C + locations * nd + inputs) };
+  }
+  if (!name.includes('.backward.')) return null;
+  const inputs = (locations / outSpatial) * C * inSpatial;
+  const passes = name.slice(name.lastIndexOf('.') + 1);
+  const gInput = passes.includes('i');
+  const gGrid = passes.includes('g');
+  const flops = corners * locations * C * ((gInput ? 6 : 0) + (gGrid ? 4 : 0));
+  const bytes = 4 * (locations * C + locations * nd) + (gGrid ? 4 * (inputs + locations * nd) : 0) + (gInput ? 16 * inputs : 0);
+  return { flops, bytes };
+});
+declareCost('gridSample.gmax', (u) => ({ flops: u.total as number, bytes: 4 * (u.total as number) }));
+declareCost('gridSample.finalize', (u) => ({ flops: 4 * (u.total as number), bytes: 12 * (u.total as number) }));
 
 function outSpatialOf(coords: Tensor, a: SampleAttrs): number[] {
   return a.flow ? coords.shape.slice(2) : coords.shape.slice(1, -1);
