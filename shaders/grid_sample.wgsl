@@ -9,6 +9,7 @@
 //   FLOW mode: coords = flow [N, ND, outSpatial] in voxels, channel i displacing along spatial axis i (D, H, W
 //     order); output voxel v samples input position v + flow(v) (align_corners=True semantics: voxel centres at
 //     integer positions, so no normalisation round trip); output spatial shape = input spatial shape.
+//   ADD_SELF (FLOW, forward, input = flow): output = input(v) + the sample, a squaring step of integrateVelocity.
 //   Axis a = 0, 1, 2 below is x (W), y (H), z (D); a 2-D problem runs as 3-D with D = 1 and z = 0 (weight 1).
 // Padding (p.padding): 0 zeros (out-of-range corners read 0), 1 border (clip), 2 reflection (reflect, then clip), with
 //   PyTorch's gradient rules: the clip derivative is 0 on and beyond the border, reflection flips the sign.
@@ -359,6 +360,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         v += inp[plane + u32(corners[k].offset)] * corners[k].weight;
       }
     }
+#if ADD_SELF
+    v = inp[plane + o + p.outStart] + v;
+#endif
     out[outBase + c * p.outSpatial] = v;
   }
 #endif

@@ -45,6 +45,8 @@ interface SampleAttrs {
   alignCorners: boolean;
   /** coords is a voxel displacement field [N, nd, *spatial] (spatialTransform), not a normalised grid. */
   flow: boolean;
+  /** Forward only, with flow and input = coords: output = input + sample, one squaring step of integrateVelocity. */
+  addSelf?: boolean;
 }
 
 /** Elements of the upstream gradient each invocation of the max|g| pass reads. */
@@ -79,13 +81,14 @@ function sampleUniforms(input: Tensor, outSpatialShape: readonly number[], a: Sa
 
 function sampleKernel(a: SampleAttrs, pass: 'forward' | 'backward', inputGrad = false, gridGrad = false) {
   const key =
-    `gridSample.${a.nd}d.${a.nearest ? 'nearest' : 'linear'}.${a.flow ? 'flow' : 'grid'}.${pass}` +
+    `gridSample.${a.nd}d.${a.nearest ? 'nearest' : 'linear'}.${a.flow ? 'flow' : 'grid'}.${pass}${a.addSelf && pass === 'forward' ? '.addSelf' : ''}` +
     (pass === 'backward' ? `.${inputGrad ? 'i' : ''}${gridGrad ? 'g' : ''}` : '');
   return kernel(key, sampleSource, {
     defines: {
       DIM3: a.nd === 3,
       NEAREST: a.nearest,
       FLOW: a.flow,
+      ADD_SELF: Boolean(a.addSelf) && pass === 'forward',
       BACKWARD: pass === 'backward',
       INPUT_GRAD: inputGrad,
       GRID_GRAD: gridGrad,
@@ -101,7 +104,7 @@ declareCost('gridSample', (u, _g, _b, name) => {
   const nd = name.includes('.3d.') ? 3 : 2;
   const corners = name.includes('.nearest.') ? 1 : 2 ** nd;
   const [locations, C, inSpatial, outSpatial] = [u.total, u.channels, u.inSpatial, u.outSpatial] as number[];
-  if (name.endsWith('.forward')) {
+  if (name.includes('.forward')) {
     const inputs = (locations / outSpatial) * C * inSpatial;
     return { flops: 2 * corners * locations * C, bytes: 4 * (locations * C + locations * nd + inputs) };
   }
@@ -484,10 +487,34 @@ function integrateVelocityForward(vel: Tensor, steps = 7): Tensor {
   if (!Number.isInteger(steps) || steps < 0) fail(op, `steps must be a non-negative integer, got ${describe(steps)}`);
   return tidy(() => {
     let v = mul(vel, 2 ** -steps);
-    for (let i = 0; i < steps; i++) v = add(v, spatialTransform(v, v));
+    for (let i = 0; i < steps; i++) v = squaringStep(v);
     return v;
   });
 }
+
+/**
+ * One squaring step, v + spatialTransform(v, v), in one kernel (the sample and the add fused). Its gradient:
+ * g + (d sample / d src)^T g + (d sample / d flow)^T g, the last two from the sampler's backward.
+ */
+const squaringStep = defineOp({
+  name: 'squaringStep',
+  via: 'integrateVelocity',
+  dtypes: FLOAT,
+  inputs: ([v]) => [v],
+  forward: (v: Tensor) => {
+    const attrs: SampleAttrs = { nd: (v.ndim - 2) as 2 | 3, nearest: false, padding: PADDING.zeros, alignCorners: true, flow: true };
+    return { out: sampleRaw('integrateVelocity', v, v, { ...attrs, addSelf: true }), attrs, save: () => [v] };
+  },
+  backward: (g, ctx) => {
+    const op = 'integrateVelocity.backward';
+    const [v] = ctx.saved;
+    const [gSrc, gFlow] = sampleBackward(op, g, v, v, ctx.attrs, true, true);
+    const sum = mapExpr(op, 'a + b + c', [{ name: 'a', value: g }, { name: 'b', value: gSrc! }, { name: 'c', value: gFlow! }], 'f32', 'f32');
+    gSrc!.dispose();
+    gFlow!.dispose();
+    return [sum];
+  },
+});
 
 /** PyTorch's base-grid coordinates along an axis of n samples (linspace(-1, 1, n), scaled by (n - 1) / n without alignCorners). */
 function baseLine(n: number, alignCorners: boolean): number[] {
