@@ -170,7 +170,11 @@ const fixed = (v: number | null, d: number) => (v === null ? '–' : v.toFixed(d
 
 /** The summary as Markdown: settings, ceilings, per-step times, the top kernels and every kernel's row. */
 export function summaryMarkdown(s: ProfileSummary): string {
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const median = (xs: number[]) => {
+    const v = [...xs].sort((a, b) => a - b);
+    const m = v.length >> 1;
+    return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+  };
   const top = s.kernels.slice(0, 3).map((k, i) => {
     const bound = k.fmaFraction !== null && k.fmaFraction >= k.copyFraction ? `${pct(k.fmaFraction)} of the FMA ceiling` : `${pct(k.copyFraction)} of the copy ceiling`;
     return `${i + 1}. \`${k.name}\`: ${(k.totalUs / 1000).toFixed(1)} ms (${pct(k.totalUs / 1000 / s.totalMs)} of GPU time), ${bound}`;
