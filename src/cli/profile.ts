@@ -185,6 +185,16 @@ export function summaryMarkdown(s: ProfileSummary): string {
       `${fixed(k.flops === null ? null : k.flops / 1e9, 3)} | ${(k.bytes / 1e9).toFixed(3)} | ${fixed(k.gflops, 2)} | ${pct(k.fmaFraction)} | ` +
       `${k.gbps.toFixed(2)} | ${pct(k.copyFraction)} |`,
   );
+  // families: the kernel name up to its first '.' or '[' (conv, matmul, map, gridSample, ...)
+  const families = new Map<string, { ms: number; calls: number }>();
+  for (const k of s.kernels) {
+    const f = k.name.split(/[.[]/)[0];
+    const e = families.get(f) ?? { ms: 0, calls: 0 };
+    e.ms += k.totalUs / 1000;
+    e.calls += k.count;
+    families.set(f, e);
+  }
+  const familyRows = [...families.entries()].sort((a, b) => b[1].ms - a[1].ms).map(([f, e]) => `| ${f} | ${e.calls} | ${e.ms.toFixed(1)} | ${pct(e.ms / s.totalMs)} |`);
   const flops = s.kernels.reduce((t, k) => t + (k.flops ?? 0), 0);
   const bytes = s.kernels.reduce((t, k) => t + k.bytes, 0);
   const calls = s.kernels.reduce((t, k) => t + k.count, 0);
@@ -201,6 +211,12 @@ export function summaryMarkdown(s: ProfileSummary): string {
     '## Top kernels',
     '',
     ...top,
+    '',
+    '## By kernel family',
+    '',
+    '| family | calls | GPU ms | share |',
+    '| --- | --- | --- | --- |',
+    ...familyRows,
     '',
     '## Every kernel (all profiled steps)',
     '',
