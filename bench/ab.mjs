@@ -29,6 +29,28 @@ const cases = [
     },
   },
   {
+    name: 'gridSample 3-D backward (input + grid) 1x3x128³',
+    setup: (vg) => {
+      const x = vg.randn([1, 3, 128, 128, 128], { seed: 1 }).requiresGrad_();
+      const grid = vg.tidy(() => vg.add(vg.affineGrid(vg.tensor([[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]]), [1, 3, 128, 128, 128]), vg.rand([1, 128, 128, 128, 3], { seed: 2 }).sub(0.5).mul(0.05)));
+      grid.requiresGrad = true;
+      const gy = vg.randn([1, 3, 128, 128, 128], { seed: 3 });
+      let y = null;
+      return {
+        before: () => (y = vg.gridSample(x, grid)),
+        run: () => y.backward(gy),
+        after: () => {
+          y.dispose();
+          for (const t of [x, grid]) {
+            t.grad.dispose();
+            t.grad = null;
+          }
+        },
+        dispose: () => (x.dispose(), grid.dispose(), gy.dispose()),
+      };
+    },
+  },
+  {
     name: 'trilinear x2 forward 1x16x64³',
     setup: (vg) => {
       const x = vg.randn([1, 16, 64, 64, 64], { seed: 1 });

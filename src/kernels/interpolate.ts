@@ -16,7 +16,6 @@
  */
 import interpolateWgsl from '../../shaders/interpolate.wgsl';
 import backwardWgsl from '../../shaders/interpolate_backward.wgsl';
-import x2Wgsl from '../../shaders/interpolate_x2.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
 import { declareCost } from '../engine/profiler-hooks.js';
@@ -122,7 +121,7 @@ const isCopy = (ax: Axis) => ax.nIn === ax.nOut && ax.i0.every((i, o) => i === o
 
 /**
  * An axis upsampled x2 whose taps stay next to the output's half position (i0, i1 within o/2 - 1 .. o/2 + 1, as
- * PyTorch's x2 maps with and without alignCorners): shaders/interpolate_x2.wgsl's precondition.
+ * PyTorch's x2 maps with and without alignCorners): the X2 entry of shaders/interpolate.wgsl requires it.
  */
 function isDoubling(ax: Axis): boolean {
   if (ax.nOut !== 2 * ax.nIn) return false;
@@ -306,7 +305,7 @@ export function sampleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], ne
     const doubleD = isDoubling(axes[0]);
     // x2 along H and W (and D, or D copied): the blocked kernel, which loads each input about twice instead of 8 times
     if (!nearest && isDoubling(axes[1]) && isDoubling(axes[2]) && (doubleD || isCopy(axes[0]))) {
-      const k = kernel(`interpolate.x2${doubleD ? '.d' : ''}`, () => x2Wgsl, { defines: { DOUBLE_D: doubleD } });
+      const k = kernel(`interpolate.x2${doubleD ? '.d' : ''}`, () => interpolateWgsl, { defines: { X2: true, DOUBLE_D: doubleD } });
       const planes = doubleD ? axes[0].nIn : axes[0].nOut;
       const whole = ([dst]: Tensor[], [src]: Tensor[]) => {
         const rows = dst.size / (axes[0].nOut * axes[1].nOut * axes[2].nOut);
