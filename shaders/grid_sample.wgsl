@@ -80,8 +80,10 @@ const GMAX_PER = {{GMAX_PER}}u;
 
 #if DIM3
 const ND = 3u;
+const CORNERS = 8u;
 #else
 const ND = 2u;
+const CORNERS = 4u;
 #endif
 
 // ---- fixed point ------------------------------------------------------------------------------------------------
@@ -274,9 +276,27 @@ fn voxel_offset(v: vec3<i32>) -> i32 {
   return (v.z * size.y + v.y) * size.x + v.x;
 }
 
-// The 8 corners of the interpolation cell, PyTorch's nw, ne, sw, se order (corner k: bit 0 x + 1, bit 1 y + 1, bit 2
-// z + 1): corners 0-3 (z) in *0, 4-7 (z + 1) in *1, as vectors; offsets within one (n, c) plane, clamped to 0 where
-// the corner lies outside the input (in* false); weight = product of the axes' weights (1 - frac or frac).
+// Corner k of the interpolation cell (bit 0: x + 1, bit 1: y + 1, bit 2: z + 1): PyTorch's nw, ne, sw, se order.
+struct Corner {
+  offset: i32,
+  weight: f32,
+  // d weight / d position
+  dw: vec3<f32>,
+}
+
+fn corner(s: Source, k: u32) -> Corner {
+  let up = vec3<bool>((k & 1u) != 0u, (k & 2u) != 0u, (k & 4u) != 0u);
+  let w = select(1.0 - s.frac, s.frac, up);
+  let sgn = select(vec3<f32>(-1.0), vec3<f32>(1.0), up);
+  var c: Corner;
+  c.offset = voxel_offset(vec3<i32>(s.base) + vec3<i32>(up));
+  c.weight = w.x * w.y * w.z;
+  c.dw = sgn * vec3<f32>(w.y * w.z, w.x * w.z, w.x * w.y);
+  return c;
+}
+
+// The 8 corners of the interpolation cell as vectors, in corner() order: corners 0-3 (z) in *0, 4-7 (z + 1) in *1;
+// offsets clamped into the plane where the corner lies outside (inside false), weights as corner() computes them.
 struct Cell {
   off0: vec4<u32>,
   off1: vec4<u32>,
@@ -307,34 +327,6 @@ fn cell_of(s: Source) -> Cell {
   c.w0 = wx * wy * lo.z;
   c.w1 = wx * wy * hi.z;
   return c;
-}
-
-// d weight / d position of each corner of cell_of (components x, y, z as vectors over the corners): the product of the
-// other two axes' weights, negative for the lower corner along the axis.
-struct Slopes {
-  x0: vec4<f32>,
-  y0: vec4<f32>,
-  z0: vec4<f32>,
-  x1: vec4<f32>,
-  y1: vec4<f32>,
-  z1: vec4<f32>,
-}
-
-fn cell_slopes(s: Source) -> Slopes {
-  let lo = 1.0 - s.frac;
-  let hi = s.frac;
-  let wx = vec4<f32>(lo.x, hi.x, lo.x, hi.x);
-  let wy = vec4<f32>(lo.y, lo.y, hi.y, hi.y);
-  let sx = vec4<f32>(-1.0, 1.0, -1.0, 1.0);
-  let sy = vec4<f32>(-1.0, -1.0, 1.0, 1.0);
-  var d: Slopes;
-  d.x0 = sx * (wy * lo.z);
-  d.y0 = sy * (wx * lo.z);
-  d.z0 = -(wx * wy);
-  d.x1 = sx * (wy * hi.z);
-  d.y1 = sy * (wx * hi.z);
-  d.z1 = wx * wy;
-  return d;
 }
 
 fn nearest_offset(s: Source) -> i32 {
@@ -427,36 +419,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 #endif
 #else
-  // corners and their slopes in registers, as in the forward
-  let cell = cell_of(s);
-  let dw = cell_slopes(s);
+  var corners: array<Corner, CORNERS>;
+  for (var k = 0u; k < CORNERS; k++) {
+    corners[k] = corner(s, k);
+  }
   for (var c = 0u; c < p.channels; c++) {
     let g = gOut[outBase + c * p.outSpatial];
     let plane = inBase + c * p.inSpatial;
-    for (var j = 0u; j < 4u; j++) {
-      if (cell.in0[j]) {
-        let i = plane + cell.off0[j];
+    for (var k = 0u; k < CORNERS; k++) {
+      if (corners[k].offset < 0) {
+        continue;
+      }
+      let i = plane + u32(corners[k].offset);
 #if GRID_GRAD
-        gpos += (inp[i] * g) * vec3<f32>(dw.x0[j], dw.y0[j], dw.z0[j]);
+      gpos += (inp[i] * g) * corners[k].dw;
 #endif
 #if INPUT_GRAD
-        acc_add(i, scale2(cell.w0[j] * g, e));
+      acc_add(i, scale2(corners[k].weight * g, e));
 #endif
-      }
     }
-#if DIM3
-    for (var j = 0u; j < 4u; j++) {
-      if (cell.in1[j]) {
-        let i = plane + cell.off1[j];
-#if GRID_GRAD
-        gpos += (inp[i] * g) * vec3<f32>(dw.x1[j], dw.y1[j], dw.z1[j]);
-#endif
-#if INPUT_GRAD
-        acc_add(i, scale2(cell.w1[j] * g, e));
-#endif
-      }
-    }
-#endif
   }
 #endif
 #if GRID_GRAD
