@@ -1,10 +1,10 @@
 // Two builds of voxgrad in one process, sample by sample: the warp kernels' GPU time (timestamp queries, vg.profile) in
 // build A and build B on identical inputs, so machine load hits both alike. Each build has its own device.
-//   node bench/ab.mjs <A/dist/node.js> <B/dist/node.js> [samples]
+//   node bench/ab.mjs <A/dist/node.js> <B/dist/node.js> [samples] [case-name prefixes, comma-separated]
 // Prints per case the median GPU ms of each build, B / A, and each build's min–max.
 import { median } from './stats.mjs';
 
-const [pathA, pathB, samplesArg] = process.argv.slice(2);
+const [pathA, pathB, samplesArg, only] = process.argv.slice(2);
 if (!pathA || !pathB) {
   console.error('usage: node bench/ab.mjs <A/dist/node.js> <B/dist/node.js> [samples]');
   process.exit(2);
@@ -104,6 +104,7 @@ const cases = [
 ];
 
 for (const c of cases) {
+  if (only && !only.split(',').some((prefix) => c.name.startsWith(prefix))) continue;
   const state = builds.map((vg) => c.setup(vg));
   const times = [[], []];
   for (let s = 0; s <= SAMPLES; s++)
