@@ -1,15 +1,21 @@
 #!/usr/bin/python3
-"""PyTorch CPU side of bench/registration.mjs: one VoxelMorph training step (forward, MSE + Grad loss, backward, Adam)
-with the reference architecture of test/fixtures/torch_registration.py, 2 threads, float32.
+"""PyTorch CPU side of bench/registration.mjs: VoxelMorph training steps (forward, MSE + Grad loss, backward, Adam) with
+the reference architecture of test/fixtures/torch_registration.py, 2 threads, float32, served one step per request so
+the bench can alternate the engines step by step (load then hits both alike).
 
-Usage: /usr/bin/python3 bench/torch_registration_step.py '{"inshape": [128, 128], "batch": 8, "repeats": 3}'
-Prints one JSON line: {"torch": version, "threads": 2, "stepMs": [...], "peakRssMb": ...}.
+Usage: /usr/bin/python3 bench/torch_registration_step.py, then one JSON command per line on stdin:
+  {"cmd": "setup", "inshape": [128, 128], "batch": 8}  builds the network, optimiser and inputs (seed 0)
+  {"cmd": "step"}                                       runs one step
+  {"cmd": "quit"}
+Each command is answered by one JSON line on stdout: {"ok": true, "torch": version, "threads": 2} for setup,
+{"ok": true, "ms": wall ms of the step, "peakRssMb": ...} for a step, {"ok": false, "error": ...} on failure.
 """
 import json
 import os
 import resource
 import sys
 import time
+import traceback
 
 import torch
 
@@ -23,10 +29,7 @@ def grad_loss(flow, mult):
     return sum(terms) / nd * mult
 
 
-def main():
-    torch.set_num_threads(2)
-    spec = json.loads(sys.argv[1])
-    inshape, batch, repeats = spec['inshape'], spec['batch'], spec['repeats']
+def build(inshape, batch):
     torch.manual_seed(0)
     net = VxmDense(inshape, [[16, 32, 32, 32], [32, 32, 32, 32, 32, 16, 16]], int_steps=7, int_downsize=2, bidir=False)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
@@ -39,15 +42,34 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
+        return loss.item()
 
-    step()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t) * 1000)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({'torch': torch.__version__, 'threads': torch.get_num_threads(), 'stepMs': times, 'peakRssMb': rss}))
+    return step
+
+
+def main():
+    torch.set_num_threads(2)
+    step = None
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            cmd = json.loads(line)
+            if cmd['cmd'] == 'quit':
+                break
+            if cmd['cmd'] == 'setup':
+                step = build(cmd['inshape'], cmd['batch'])
+                reply = {'ok': True, 'torch': torch.__version__, 'threads': torch.get_num_threads()}
+            elif cmd['cmd'] == 'step':
+                t = time.perf_counter()
+                step()
+                ms = (time.perf_counter() - t) * 1000
+                reply = {'ok': True, 'ms': ms, 'peakRssMb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            else:
+                reply = {'ok': False, 'error': f"unknown command {cmd['cmd']!r}"}
+        except Exception as e:  # the bench reports it and goes on without torch
+            reply = {'ok': False, 'error': f'{type(e).__name__}: {e}', 'trace': traceback.format_exc()}
+        print(json.dumps(reply), flush=True)
 
 
 if __name__ == '__main__':

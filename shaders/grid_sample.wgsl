@@ -9,6 +9,7 @@
 //   FLOW mode: coords = flow [N, ND, outSpatial] in voxels, channel i displacing along spatial axis i (D, H, W
 //     order); output voxel v samples input position v + flow(v) (align_corners=True semantics: voxel centres at
 //     integer positions, so no normalisation round trip); output spatial shape = input spatial shape.
+//   ADD_SELF (FLOW, forward, input = flow): output = input(v) + the sample, a squaring step of integrateVelocity.
 //   Axis a = 0, 1, 2 below is x (W), y (H), z (D); a 2-D problem runs as 3-D with D = 1 and z = 0 (weight 1).
 // Padding (p.padding): 0 zeros (out-of-range corners read 0), 1 border (clip), 2 reflection (reflect, then clip), with
 //   PyTorch's gradient rules: the clip derivative is 0 on and beyond the border, reflection flips the sign.
@@ -294,6 +295,40 @@ fn corner(s: Source, k: u32) -> Corner {
   return c;
 }
 
+// The 8 corners of the interpolation cell as vectors, in corner() order: corners 0-3 (z) in *0, 4-7 (z + 1) in *1;
+// offsets clamped into the plane where the corner lies outside (inside false), weights as corner() computes them.
+struct Cell {
+  off0: vec4<u32>,
+  off1: vec4<u32>,
+  w0: vec4<f32>,
+  w1: vec4<f32>,
+  in0: vec4<bool>,
+  in1: vec4<bool>,
+}
+
+fn cell_of(s: Source) -> Cell {
+  let size = vec3<i32>(p.inSize.xyz);
+  let b = vec3<i32>(s.base);
+  let okLo = (b >= vec3<i32>(0)) & (b < size);
+  let okHi = (b + vec3<i32>(1) >= vec3<i32>(0)) & (b + vec3<i32>(1) < size);
+  let lo = 1.0 - s.frac;
+  let hi = s.frac;
+  let sy = size.x;
+  let sz = size.x * size.y;
+  let o = (b.z * size.y + b.y) * size.x + b.x;
+  let dxy = vec4<i32>(0, 1, sy, sy + 1);
+  var c: Cell;
+  c.in0 = vec4<bool>(okLo.x, okHi.x, okLo.x, okHi.x) & vec4<bool>(okLo.y, okLo.y, okHi.y, okHi.y) & vec4<bool>(okLo.z);
+  c.in1 = vec4<bool>(okLo.x, okHi.x, okLo.x, okHi.x) & vec4<bool>(okLo.y, okLo.y, okHi.y, okHi.y) & vec4<bool>(okHi.z);
+  c.off0 = vec4<u32>(select(vec4<i32>(0), vec4<i32>(o) + dxy, c.in0));
+  c.off1 = vec4<u32>(select(vec4<i32>(0), vec4<i32>(o + sz) + dxy, c.in1));
+  let wx = vec4<f32>(lo.x, hi.x, lo.x, hi.x);
+  let wy = vec4<f32>(lo.y, lo.y, hi.y, hi.y);
+  c.w0 = wx * wy * lo.z;
+  c.w1 = wx * wy * hi.z;
+  return c;
+}
+
 fn nearest_offset(s: Source) -> i32 {
   // round half to even, as std::nearbyint
   let odd = (vec3<i32>(s.base) & vec3<i32>(1)) != vec3<i32>(0);
@@ -347,18 +382,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     out[outBase + c * p.outSpatial] = v;
   }
 #else
-  var corners: array<Corner, CORNERS>;
-  for (var k = 0u; k < CORNERS; k++) {
-    corners[k] = corner(s, k);
-  }
+  // the corners in registers (a local array of them is per-lane scratch memory on CPU adapters); a corner outside
+  // the input reads a clamped, valid address and adds 0, as skipping it would
+  let cell = cell_of(s);
   for (var c = 0u; c < p.channels; c++) {
     let plane = inBase + c * p.inSpatial;
     var v = 0.0;
-    for (var k = 0u; k < CORNERS; k++) {
-      if (corners[k].offset >= 0) {
-        v += inp[plane + u32(corners[k].offset)] * corners[k].weight;
-      }
-    }
+    v += select(0.0, inp[plane + cell.off0.x] * cell.w0.x, cell.in0.x);
+    v += select(0.0, inp[plane + cell.off0.y] * cell.w0.y, cell.in0.y);
+    v += select(0.0, inp[plane + cell.off0.z] * cell.w0.z, cell.in0.z);
+    v += select(0.0, inp[plane + cell.off0.w] * cell.w0.w, cell.in0.w);
+#if DIM3
+    v += select(0.0, inp[plane + cell.off1.x] * cell.w1.x, cell.in1.x);
+    v += select(0.0, inp[plane + cell.off1.y] * cell.w1.y, cell.in1.y);
+    v += select(0.0, inp[plane + cell.off1.z] * cell.w1.z, cell.in1.z);
+    v += select(0.0, inp[plane + cell.off1.w] * cell.w1.w, cell.in1.w);
+#endif
+#if ADD_SELF
+    v = inp[plane + o + p.outStart] + v;
+#endif
     out[outBase + c * p.outSpatial] = v;
   }
 #endif

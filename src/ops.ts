@@ -26,3 +26,4 @@ export * from './kernels/contrastive.js';
 export { scaledDotProductAttention, type ScaledDotProductAttentionOptions } from './kernels/attention.js';
 export { backward, grad, valueAndGrad, type GradOptions } from './kernels/backward.js';
 export * from './kernels/points.js';
+import './kernels/costs.js'; // kernel cost models for vg.profile

@@ -9,6 +9,7 @@ import { recipes } from '../methods/index.js';
 import { unknownSettings, type Config, type Recipe } from '../train/recipe.js';
 import { resultJson, RUN_FILES, writeJson } from '../train/run-folder.js';
 import { runBench } from './bench.js';
+import { runProfile } from './profile.js';
 
 const USAGE = `usage: voxgrad <command> [options]
 
@@ -29,6 +30,9 @@ commands:
                                        of every metric, and a paired t-test of each run's Dice against the baseline
                                        (default the first); --out writes comparison.md and comparison.csv
   bench                                time the main kernels on this adapter (GPU time per call)
+  profile <recipe> [--steps N] [--out dir] [settings as for train]
+                                       per-kernel GPU time, FLOPs, bytes and fraction of the adapter's ceilings over
+                                       N training steps (default 3); writes summary.md, summary.json, trace.json.gz
 `;
 
 class UsageError extends Error {}
@@ -198,6 +202,8 @@ export async function main(argv: string[]): Promise<number> {
       return evaluate(findRecipe(rest[0]), flags);
     case 'bench':
       return runBench();
+    case 'profile':
+      return runProfile(findRecipe(rest[0]), await buildConfig(findRecipe(rest[0]), flags), { steps: one(flags, 'steps'), out: one(flags, 'out') });
     default:
       throw new UsageError(`unknown command '${command}'`);
   }

@@ -273,6 +273,7 @@ export function dispatch(k: Kernel, buffers: BindTarget[], uniforms: UniformValu
     uniformUsed = uniformOffset + k.uniform.size;
   }
   records.push({ kernel: k, buffers, uniformOffset, grid, label: k.name });
+  profilerHooks.active?.dispatched(k.name, buffers.reduce((sum, b) => sum + b.size, 0), uniforms, grid);
   dispatchCount++;
   if (records.length >= batchSize) submitNow();
 }

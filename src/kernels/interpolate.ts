@@ -18,6 +18,7 @@ import interpolateWgsl from '../../shaders/interpolate.wgsl';
 import backwardWgsl from '../../shaders/interpolate_backward.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
+import { declareCost } from '../engine/profiler-hooks.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
 import { ceilDiv, describe, emptyTensor, expectFloat, expectTensor } from './common.js';
@@ -61,6 +62,30 @@ interface Attrs {
  */
 const RUN = 4;
 
+// Cost models (vg.profile). Forward: an output reads 8 taps (7 fmas and the weight products: ~15 FLOPs, counted so
+// for the x2 kernel too; nearest none), bytes = output + input once. Backward pass along one axis: each source element feeds at most 2 taps (an fma
+// each), bytes = source + destination.
+declareCost('interpolate.', (u, _g, _b, name) => {
+  const outSize = u.outSize as number[];
+  const inSize = u.inSize as number[];
+  const total = u.total as number;
+  const rows = total / Math.ceil(outSize[2] / RUN);
+  const outputs = rows * outSize[2];
+  const inputs = (rows / (outSize[0] * outSize[1])) * inSize[0] * inSize[1] * inSize[2];
+  return { flops: name === 'interpolate.nearest' ? 0 : 15 * outputs, bytes: 4 * (outputs + inputs) };
+});
+declareCost('interpolate.x2', (u, _g, _b, name) => {
+  const [outSize, inSize] = [u.outSize, u.inSize] as number[][];
+  const planes = name.endsWith('.d') ? inSize[0] : outSize[0];
+  const rows = (u.total as number) / (planes * inSize[1] * Math.ceil(inSize[2] / 2));
+  const outputs = rows * outSize[0] * outSize[1] * outSize[2];
+  return { flops: 15 * outputs, bytes: 4 * (outputs + rows * inSize[0] * inSize[1] * inSize[2]) };
+});
+declareCost('interpolate.backward', (u) => {
+  const [outer, inner, nSrc, nDst] = [u.outer, u.inner, u.nSrc, u.nDst] as number[];
+  return { flops: 4 * outer * inner * nSrc, bytes: 4 * outer * inner * (nSrc + nDst) };
+});
+
 const MODE_RANK: Record<InterpolateMode, number> = { nearest: 0, linear: 3, bilinear: 4, trilinear: 5 };
 
 /** PyTorch's taps for one axis (see the module comment); `sf` is the scaleFactor when it sets the scale. */
@@ -93,6 +118,19 @@ function axisTaps(nIn: number, nOut: number, sf: number | null, nearest: boolean
 }
 
 const isCopy = (ax: Axis) => ax.nIn === ax.nOut && ax.i0.every((i, o) => i === o && ax.w0[o] === 1 && ax.i1[o] === o);
+
+/**
+ * An axis upsampled x2 whose taps stay next to the output's half position (i0, i1 within o/2 - 1 .. o/2 + 1, as
+ * PyTorch's x2 maps with and without alignCorners): the X2 entry of shaders/interpolate.wgsl requires it.
+ */
+function isDoubling(ax: Axis): boolean {
+  if (ax.nOut !== 2 * ax.nIn) return false;
+  for (let o = 0; o < ax.nOut; o++) {
+    const i = o >> 1;
+    if (ax.i0[o] < i - 1 || ax.i1[o] > i + 1 || ax.i0[o] > ax.i1[o]) return false;
+  }
+  return true;
+}
 
 /** Calls fn(i, o, w) for every tap (source i, destination o, weight w) in increasing o; equal taps merged. */
 function eachTap(ax: Axis, fn: (i: number, o: number, w: number) => void): void {
@@ -263,6 +301,22 @@ export function sampleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], ne
       }
     }
     const tapTensor = tensor(taps);
+    const uniforms = { inSize: [...axes.map((a) => a.nIn), 1], outSize: [...axes.map((a) => a.nOut), 1], tapOffset: [...tapOffset, 0] };
+    const doubleD = isDoubling(axes[0]);
+    // x2 along H and W (and D, or D copied): the blocked kernel, which loads each input about twice instead of 8 times
+    if (!nearest && isDoubling(axes[1]) && isDoubling(axes[2]) && (doubleD || isCopy(axes[0]))) {
+      const k = kernel(`interpolate.x2${doubleD ? '.d' : ''}`, () => interpolateWgsl, { defines: { X2: true, DOUBLE_D: doubleD } });
+      const planes = doubleD ? axes[0].nIn : axes[0].nOut;
+      const whole = ([dst]: Tensor[], [src]: Tensor[]) => {
+        const rows = dst.size / (axes[0].nOut * axes[1].nOut * axes[2].nOut);
+        const total = rows * planes * axes[1].nIn * ceilDiv(axes[2].nIn, 2);
+        dispatch(k, [dst.buffer(op), src.buffer(op), tapTensor.buffer(op)], { total, ...uniforms }, grid1d(ceilDiv(total, k.workgroupSize)));
+      };
+      const B = out.size / (axes[0].nOut * axes[1].nOut * axes[2].nOut);
+      if (!inRowRuns(op, B, [out], [x], whole)) whole([out], [x]);
+      tapTensor.dispose();
+      return out;
+    }
     const k = kernel(`interpolate.${nearest ? 'nearest' : 'linear'}`, () => interpolateWgsl.replaceAll('{{RUN}}', String(RUN)), {
       defines: { NEAREST: nearest },
     });
@@ -272,7 +326,7 @@ export function sampleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], ne
       dispatch(
         k,
         [dst.buffer(op), src.buffer(op), tapTensor.buffer(op)],
-        { total, inSize: [...axes.map((a) => a.nIn), 1], outSize: [...axes.map((a) => a.nOut), 1], tapOffset: [...tapOffset, 0] },
+        { total, ...uniforms },
         grid1d(ceilDiv(total, k.workgroupSize)),
       );
     };

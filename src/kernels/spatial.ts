@@ -12,6 +12,7 @@
 import gridSampleWgsl from '../../shaders/grid_sample.wgsl';
 import spatialGradientWgsl from '../../shaders/spatial_gradient.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
+import { declareCost } from '../engine/profiler-hooks.js';
 import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
 import { bindingLimit, fitsBinding } from '../engine/binding.js';
 import { dispatch, grid1d, kernel, type Kernel } from '../engine/runtime.js';
@@ -44,6 +45,8 @@ interface SampleAttrs {
   alignCorners: boolean;
   /** coords is a voxel displacement field [N, nd, *spatial] (spatialTransform), not a normalised grid. */
   flow: boolean;
+  /** Forward only, with flow and input = coords: output = input + sample, one squaring step of integrateVelocity. */
+  addSelf?: boolean;
 }
 
 /** Elements of the upstream gradient each invocation of the max|g| pass reads. */
@@ -78,19 +81,44 @@ function sampleUniforms(input: Tensor, outSpatialShape: readonly number[], a: Sa
 
 function sampleKernel(a: SampleAttrs, pass: 'forward' | 'backward', inputGrad = false, gridGrad = false) {
   const key =
-    `gridSample.${a.nd}d.${a.nearest ? 'nearest' : 'linear'}.${a.flow ? 'flow' : 'grid'}.${pass}` +
+    `gridSample.${a.nd}d.${a.nearest ? 'nearest' : 'linear'}.${a.flow ? 'flow' : 'grid'}.${pass}${a.addSelf && pass === 'forward' ? '.addSelf' : ''}` +
     (pass === 'backward' ? `.${inputGrad ? 'i' : ''}${gridGrad ? 'g' : ''}` : '');
   return kernel(key, sampleSource, {
     defines: {
       DIM3: a.nd === 3,
       NEAREST: a.nearest,
       FLOW: a.flow,
+      ADD_SELF: Boolean(a.addSelf) && pass === 'forward',
       BACKWARD: pass === 'backward',
       INPUT_GRAD: inputGrad,
       GRID_GRAD: gridGrad,
     },
   });
 }
+
+// Cost models (vg.profile): per output location and channel, the forward reads 2^nd corners (an fma each); the
+// backward adds per corner an fma into the coordinate gradient and a scaled, rounded contribution to the 64-bit
+// accumulator (~6 FLOPs). Bytes: each tensor once (input, coordinates, output; the accumulator 8 bytes per input
+// element, read and written).
+declareCost('gridSample', (u, _g, _b, name) => {
+  const nd = name.includes('.3d.') ? 3 : 2;
+  const corners = name.includes('.nearest.') ? 1 : 2 ** nd;
+  const [locations, C, inSpatial, outSpatial] = [u.total, u.channels, u.inSpatial, u.outSpatial] as number[];
+  if (name.includes('.forward')) {
+    const inputs = (locations / outSpatial) * C * inSpatial;
+    return { flops: 2 * corners * locations * C, bytes: 4 * (locations * C + locations * nd + inputs) };
+  }
+  if (!name.includes('.backward.')) return null;
+  const inputs = (locations / outSpatial) * C * inSpatial;
+  const passes = name.slice(name.lastIndexOf('.') + 1);
+  const gInput = passes.includes('i');
+  const gGrid = passes.includes('g');
+  const flops = corners * locations * C * ((gInput ? 6 : 0) + (gGrid ? 4 : 0));
+  const bytes = 4 * (locations * C + locations * nd) + (gGrid ? 4 * (inputs + locations * nd) : 0) + (gInput ? 16 * inputs : 0);
+  return { flops, bytes };
+});
+declareCost('gridSample.gmax', (u) => ({ flops: u.total as number, bytes: 4 * (u.total as number) }));
+declareCost('gridSample.finalize', (u) => ({ flops: 4 * (u.total as number), bytes: 12 * (u.total as number) }));
 
 function outSpatialOf(coords: Tensor, a: SampleAttrs): number[] {
   return a.flow ? coords.shape.slice(2) : coords.shape.slice(1, -1);
@@ -459,10 +487,34 @@ function integrateVelocityForward(vel: Tensor, steps = 7): Tensor {
   if (!Number.isInteger(steps) || steps < 0) fail(op, `steps must be a non-negative integer, got ${describe(steps)}`);
   return tidy(() => {
     let v = mul(vel, 2 ** -steps);
-    for (let i = 0; i < steps; i++) v = add(v, spatialTransform(v, v));
+    for (let i = 0; i < steps; i++) v = squaringStep(v);
     return v;
   });
 }
+
+/**
+ * One squaring step, v + spatialTransform(v, v), in one kernel (the sample and the add fused). Its gradient:
+ * g + (d sample / d src)^T g + (d sample / d flow)^T g, the last two from the sampler's backward.
+ */
+const squaringStep = defineOp({
+  name: 'squaringStep',
+  via: 'integrateVelocity',
+  dtypes: FLOAT,
+  inputs: ([v]) => [v],
+  forward: (v: Tensor) => {
+    const attrs: SampleAttrs = { nd: (v.ndim - 2) as 2 | 3, nearest: false, padding: PADDING.zeros, alignCorners: true, flow: true };
+    return { out: sampleRaw('integrateVelocity', v, v, { ...attrs, addSelf: true }), attrs, save: () => [v] };
+  },
+  backward: (g, ctx) => {
+    const op = 'integrateVelocity.backward';
+    const [v] = ctx.saved;
+    const [gSrc, gFlow] = sampleBackward(op, g, v, v, ctx.attrs, true, true);
+    const sum = mapExpr(op, 'a + b + c', [{ name: 'a', value: g }, { name: 'b', value: gSrc! }, { name: 'c', value: gFlow! }], 'f32', 'f32');
+    gSrc!.dispose();
+    gFlow!.dispose();
+    return [sum];
+  },
+});
 
 /** PyTorch's base-grid coordinates along an axis of n samples (linspace(-1, 1, n), scaled by (n - 1) / n without alignCorners). */
 function baseLine(n: number, alignCorners: boolean): number[] {

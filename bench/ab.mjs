@@ -1,0 +1,125 @@
+// Two builds of voxgrad in one process, sample by sample: the warp kernels' GPU time (timestamp queries, vg.profile) in
+// build A and build B on identical inputs, so machine load hits both alike. Each build has its own device.
+//   node bench/ab.mjs <A/dist/node.js> <B/dist/node.js> [samples] [case-name prefixes, comma-separated]
+// Prints per case the median GPU ms of each build, B / A, and each build's min–max.
+import { median } from './stats.mjs';
+
+const [pathA, pathB, samplesArg, only] = process.argv.slice(2);
+if (!pathA || !pathB) {
+  console.error('usage: node bench/ab.mjs <A/dist/node.js> <B/dist/node.js> [samples]');
+  process.exit(2);
+}
+const SAMPLES = Number(samplesArg ?? 5);
+const builds = [];
+for (const path of [pathA, pathB]) {
+  const vg = await import(path);
+  await vg.init();
+  builds.push(vg);
+}
+
+/** One case: setup(vg) returns { run(): Tensor | void, dispose() } whose run is timed. */
+const cases = [
+  {
+    name: 'gridSample 3-D forward 1x3x128³',
+    setup: (vg) => {
+      const x = vg.randn([1, 3, 128, 128, 128], { seed: 1 });
+      // identity plus up to ~1.5 voxels of displacement (normalised units: 2 / 128 per voxel)
+      const grid = vg.tidy(() => vg.add(vg.affineGrid(vg.tensor([[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]]), [1, 3, 128, 128, 128]), vg.rand([1, 128, 128, 128, 3], { seed: 2 }).sub(0.5).mul(0.05)));
+      return { run: () => vg.gridSample(x, grid), dispose: () => (x.dispose(), grid.dispose()) };
+    },
+  },
+  {
+    name: 'gridSample 3-D backward (input + grid) 1x3x128³',
+    setup: (vg) => {
+      const x = vg.randn([1, 3, 128, 128, 128], { seed: 1 }).requiresGrad_();
+      const grid = vg.tidy(() => vg.add(vg.affineGrid(vg.tensor([[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]]), [1, 3, 128, 128, 128]), vg.rand([1, 128, 128, 128, 3], { seed: 2 }).sub(0.5).mul(0.05)));
+      grid.requiresGrad = true;
+      const gy = vg.randn([1, 3, 128, 128, 128], { seed: 3 });
+      let y = null;
+      return {
+        before: () => (y = vg.gridSample(x, grid)),
+        run: () => y.backward(gy),
+        after: () => {
+          y.dispose();
+          for (const t of [x, grid]) {
+            t.grad.dispose();
+            t.grad = null;
+          }
+        },
+        dispose: () => (x.dispose(), grid.dispose(), gy.dispose()),
+      };
+    },
+  },
+  {
+    name: 'trilinear x2 forward 1x16x64³',
+    setup: (vg) => {
+      const x = vg.randn([1, 16, 64, 64, 64], { seed: 1 });
+      return { run: () => vg.interpolate(x, { scaleFactor: 2, mode: 'trilinear' }), dispose: () => x.dispose() };
+    },
+  },
+  {
+    name: 'trilinear x2 backward 1x16x64³',
+    setup: (vg) => {
+      const x = vg.randn([1, 16, 64, 64, 64], { seed: 1 }).requiresGrad_();
+      const gy = vg.randn([1, 16, 128, 128, 128], { seed: 2 });
+      let y = null;
+      return {
+        before: () => (y = vg.interpolate(x, { scaleFactor: 2, mode: 'trilinear' })),
+        run: () => y.backward(gy),
+        after: () => {
+          y.dispose();
+          x.grad.dispose();
+          x.grad = null;
+        },
+        dispose: () => (x.dispose(), gy.dispose()),
+      };
+    },
+  },
+  {
+    name: 'integrateVelocity 1x3x32³, 7 steps, forward',
+    setup: (vg) => {
+      const v = vg.tidy(() => vg.randn([1, 3, 32, 32, 32], { seed: 3 }).mul(4));
+      return { run: () => vg.integrateVelocity(v, 7), dispose: () => v.dispose() };
+    },
+  },
+  {
+    name: 'integrateVelocity 1x3x32³, 7 steps, backward',
+    setup: (vg) => {
+      const v = vg.tidy(() => vg.randn([1, 3, 32, 32, 32], { seed: 3 }).mul(4));
+      v.requiresGrad = true;
+      const gy = vg.randn([1, 3, 32, 32, 32], { seed: 4 });
+      let y = null;
+      return {
+        before: () => (y = vg.integrateVelocity(v, 7)),
+        run: () => y.backward(gy),
+        after: () => {
+          y.dispose();
+          v.grad.dispose();
+          v.grad = null;
+        },
+        dispose: () => (v.dispose(), gy.dispose()),
+      };
+    },
+  },
+];
+
+for (const c of cases) {
+  if (only && !only.split(',').some((prefix) => c.name.startsWith(prefix))) continue;
+  const state = builds.map((vg) => c.setup(vg));
+  const times = [[], []];
+  for (let s = 0; s <= SAMPLES; s++)
+    for (const b of s % 2 ? [1, 0] : [0, 1]) {
+      const vg = builds[b];
+      const st = state[b];
+      st.before?.();
+      await vg.sync();
+      const { result, report } = await vg.profile(() => st.run());
+      result?.dispose?.();
+      st.after?.();
+      if (s > 0) times[b].push(report.totalUs / 1000); // sample 0 compiles the pipelines
+    }
+  state.forEach((st) => st.dispose());
+  const [a, b] = times.map(median);
+  const span = (t) => `${Math.min(...t).toFixed(0)}–${Math.max(...t).toFixed(0)}`;
+  console.log(`${c.name.padEnd(44)} A ${a.toFixed(1).padStart(8)} ms (${span(times[0])})  B ${b.toFixed(1).padStart(8)} ms (${span(times[1])})  B/A ${(b / a).toFixed(2)}`);
+}
