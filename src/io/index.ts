@@ -7,3 +7,5 @@ export { readNrrd, type NrrdImage, type NrrdHeader, type ReadNrrdOptions } from 
 export { writeDisplacementNifti, readDisplacementNifti, encodeDisplacementNifti, displacementToWorld, displacementFromWorld, type DisplacementConvention, type DisplacementField, type WriteDisplacementOptions, type ReadDisplacementOptions } from './displacement.js';
 export { flowColor, deformationGrid, jacobianMap, heatmap, overlay, figureGrid, MIDDLEBURY_WHEEL, JACOBIAN_COLORS, type Panel, type FlowColorOptions, type DeformationGridOptions, type JacobianMapOptions, type HeatmapOptions, type OverlayOptions, type FigureGridOptions } from './figures.js';
 export { writeCsv, toCsv, parseCsv, readCsv, markdownTable, meanSd, type Row, type CsvOptions, type MarkdownTableOptions } from './tables.js';
+export { download, toImageData, drawToCanvas, type ImageDataOptions, type SlicePixels } from './browser.js';
+export type { ByteSource } from './files.js';
