@@ -61,6 +61,8 @@ export async function appTests(browser, test, info) {
   const { files } = await buildApp();
   const { server, url } = await serve(files);
   const page = await browser.newPage({ viewport: { width: 1280, height: 960 }, acceptDownloads: true });
+  // on a software adapter under load the page's WebGL (NiiVue) can hold its main thread for many seconds
+  page.setDefaultTimeout(TASK_MS);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   const shots = process.env.VOXGRAD_SCREENSHOT_DIR;
