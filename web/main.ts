@@ -65,7 +65,9 @@ function busy(on: boolean): void {
 async function task<R>(run: () => Promise<R>): Promise<R | undefined> {
   busy(true);
   try {
-    return await run();
+    const result = await run();
+    $('stage').textContent = 'ready';
+    return result;
   } catch (e) {
     $('stage').textContent = `stopped: ${(e as Error).message}`;
     return undefined;
