@@ -102,9 +102,20 @@ let labels: ArrayBuffer | null = null;
 let segmentation: ArrayBuffer | null = null;
 let warped: ArrayBuffer | null = null;
 
+/**
+ * How volumes are shown: NiiVue, or slices drawn by the worker (vg.io.toImageData with the labels over them). The
+ * default is NiiVue on a hardware adapter and slices on a software fallback, where WebGL competes with the worker for
+ * the one software GPU process and can hold the page for seconds; `?viewer=niivue` or `?viewer=slices` chooses.
+ */
+let viewerMode: 'niivue' | 'slices' = 'niivue';
+
 /** Shows the image with the segmentation (or else the loaded labels) as a translucent overlay. */
 async function showVolumes(): Promise<void> {
   if (!image) return;
+  if (viewerMode === 'slices') {
+    drawPictures('slices', await call<Picture[]>('view'));
+    return;
+  }
   while (blobUrls.length) URL.revokeObjectURL(blobUrls.pop()!);
   const overlay = segmentation ?? labels;
   const list = [{ url: blobUrl(image.bytes), name: image.name.endsWith('.gz') || image.name.endsWith('.nii') ? image.name : `${image.name}.nii` }];
@@ -112,8 +123,8 @@ async function showVolumes(): Promise<void> {
   await (await niivue()).loadVolumes(list);
 }
 
-function drawPictures(pictures: Picture[]): void {
-  const box = $('pictures');
+function drawPictures(boxId: string, pictures: Picture[]): void {
+  const box = $(boxId);
   box.replaceChildren();
   for (const p of pictures) {
     const figure = document.createElement('figure');
@@ -236,7 +247,7 @@ $('register').addEventListener('click', () =>
       if (p.loss !== undefined) drawLoss((losses.push(p.loss), losses), 'registration loss');
     });
     drawLoss(r.losses, `registration loss (${(r.ms / r.losses.length).toFixed(0)} ms/step)`);
-    drawPictures(r.pictures);
+    drawPictures('pictures', r.pictures);
     warped = r.warped;
     $<HTMLButtonElement>('dl-warped').disabled = false;
   }),
@@ -283,6 +294,11 @@ try {
   $('adapter').textContent = `${info.adapter}${info.fallback ? ' (fallback adapter)' : ''} · warm-up ${(info.warmupMs / 1000).toFixed(1)} s`;
   $('adapter').dataset.warmupMs = String(info.warmupMs);
   $('fallback').hidden = !info.fallback;
+  const asked = new URLSearchParams(location.search).get('viewer');
+  viewerMode = asked === 'niivue' || asked === 'slices' ? asked : info.fallback ? 'slices' : 'niivue';
+  $('viewer').hidden = viewerMode !== 'niivue';
+  $('slices').hidden = viewerMode !== 'slices';
+  document.body.dataset.viewer = viewerMode;
   $<HTMLButtonElement>('dl-weights').disabled = false;
   $('stage').textContent = 'ready';
   document.body.dataset.ready = 'true';

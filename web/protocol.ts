@@ -9,6 +9,7 @@ export type Request =
   | { id: number; kind: 'finetune'; steps: number }
   | { id: number; kind: 'weights' }
   | { id: number; kind: 'profile' }
+  | { id: number; kind: 'view' }
   | { id: number; kind: 'cancel' };
 
 /** An RGBA picture for a canvas (the buffer is transferred). */

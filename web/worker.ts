@@ -15,6 +15,8 @@ let model: InstanceType<typeof vg.models.UNet2D> | null = null;
 /** The shipped model's channels per level (from the weights file's metadata). */
 let features: number[] = [];
 let volume: { image: vg.Tensor; labels: vg.Tensor | null; affine: number[][]; spacing: number[] } | null = null;
+/** The last segmentation [X, Y, Z] of the loaded volume (for the slice view). */
+let segmentation: vg.Tensor | null = null;
 let cancelled = false;
 
 const post = (reply: Reply, transfer: Transferable[] = []) => (self as unknown as Worker).postMessage(reply, transfer);
@@ -86,6 +88,8 @@ async function load(image: ArrayBuffer, name: string, labels?: ArrayBuffer): Pro
   if (lab && lab.tensor.shape.join() !== img.tensor.shape.join()) fail(`labels must have the image's shape [${img.tensor.shape.join(', ')}], got [${lab.tensor.shape.join(', ')}]`);
   volume?.image.dispose();
   volume?.labels?.dispose();
+  segmentation?.dispose();
+  segmentation = null;
   volume = { image: img.tensor, labels: lab?.tensor ?? null, affine: img.affine, spacing: img.spacing };
   return { shape: [...img.tensor.shape], spacing: img.spacing, hasLabels: Boolean(lab) };
 }
@@ -127,7 +131,8 @@ async function segment(id: number): Promise<SegmentResult> {
     dice = Object.fromEntries(Object.entries(STRUCTURES).map(([l, name]) => [name, d.perLabel[Number(l)]]));
   }
   const bytes = await vg.io.encodeNifti({ tensor: volumeLabels, affine, spacing }, { gzip: true });
-  volumeLabels.dispose();
+  segmentation?.dispose();
+  segmentation = volumeLabels;
   return { labels: bytes.slice().buffer, dice, ms };
 }
 
@@ -135,6 +140,22 @@ async function segment(id: number): Promise<SegmentResult> {
 async function picture(title: string, t: vg.Tensor, opts: vg.io.ImageDataOptions = {}): Promise<Picture> {
   const px = await vg.io.toImageData(t, opts);
   return { title, width: px.width, height: px.height, rgba: px.data };
+}
+
+/** Up to four slices of the loaded volume, evenly spaced along Z, with the segmentation (or the labels) drawn over. */
+async function view(): Promise<Picture[]> {
+  const { image, labels } = loaded();
+  const overlay = segmentation ?? labels;
+  const Z = image.shape[2];
+  const picks = [...new Set(Array.from({ length: Math.min(4, Z) }, (_, i) => Math.round(((i + 0.5) * Z) / Math.min(4, Z) - 0.5)))];
+  const pictures: Picture[] = [];
+  for (const z of picks) {
+    const [slice, labelSlice] = vg.tidy(() => [image.slice(2, z, z + 1).squeeze(2), overlay ? overlay.slice(2, z, z + 1).squeeze(2) : null]);
+    pictures.push(await picture(`slice ${z}`, slice, labelSlice ? { overlay: labelSlice, alpha: 0.4 } : {}));
+    slice.dispose();
+    labelSlice?.dispose();
+  }
+  return pictures;
 }
 
 /** VoxelMorph (2-D, diffeomorphic) optimised on one pair of slices of the loaded volume: moving onto fixed. */

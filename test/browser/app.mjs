@@ -77,6 +77,8 @@ export async function appTests(browser, test, info) {
       const adapter = await page.textContent('#adapter');
       const fallback = await page.evaluate(async () => Boolean((await navigator.gpu.requestAdapter()).info.isFallbackAdapter));
       assert.is(await page.isVisible('#fallback'), fallback, `fallback banner for "${adapter}"`);
+      // a software adapter gets the worker-drawn slice view instead of NiiVue (whose WebGL would wait on the worker)
+      assert.is(await page.getAttribute('body', 'data-viewer'), fallback ? 'slices' : 'niivue');
       info(`app adapter: ${adapter} (first-use warm-up ${(Number(await page.getAttribute('#adapter', 'data-warmup-ms')) / 1000).toFixed(1)} s)`);
     });
 
@@ -87,6 +89,8 @@ export async function appTests(browser, test, info) {
       assert.is(await settled(page), 'ready');
       await page.waitForFunction(() => document.querySelector('#loaded').dataset.shape, null, { timeout: TASK_MS });
       assert.equal(JSON.parse(await page.getAttribute('#loaded', 'data-shape')), [64, 64, 2]);
+      if ((await page.getAttribute('body', 'data-viewer')) === 'slices')
+        assert.equal(await page.$$eval('#slices figcaption', (els) => els.map((e) => e.textContent)), ['slice 0', 'slice 1']);
       await page.click('#segment');
       const stage = await settled(page);
       assert.not.match(stage, /stopped/);
