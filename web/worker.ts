@@ -294,6 +294,11 @@ self.onmessage = async (event: MessageEvent<Request>) => {
       result = w;
       transfer.push(w);
     } else if (request.kind === 'profile') result = await profileForward();
+    else if (request.kind === 'view') {
+      const pictures = await view();
+      result = pictures;
+      transfer.push(...pictures.map((p) => p.rgba.buffer));
+    } else fail(`unknown request ${(request as { kind: string }).kind}`);
     post({ id, kind: 'done', result, memory: memory() }, transfer);
   } catch (e) {
     post({ id, kind: 'error', message: e instanceof Cancelled ? 'cancelled' : (e as Error).message });
