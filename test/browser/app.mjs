@@ -13,6 +13,8 @@ import { buildApp, serve } from '../../web/serve.mjs';
 const samples = fileURLToPath(new URL('../../web/samples/', import.meta.url));
 const WARMUP_MS = 240_000;
 const TASK_MS = 120_000;
+/** Registration and fine-tuning compile their backward kernels first: minutes on SwiftShader when the machine is busy. */
+const TRAIN_MS = 420_000;
 
 /** A single-file NIfTI-1 (little-endian; .gz or not): dims and voxel values (uint8, int16, int32 or float32). */
 export function parseNifti(bytes) {
@@ -113,14 +115,14 @@ export async function appTests(browser, test, info) {
         assert.ok(Math.abs(dice(seg.values, ref.values, l) - pageDice[structure]) < 1e-9, `${structure}: file ${dice(seg.values, ref.values, l)}, page ${pageDice[structure]}`);
     });
 
-    await test('app: registration of slice 1 onto slice 0 lowers the loss and draws warped image, grid and Jacobian', async () => {
+    await test('app: registration of slice 1 onto slice 0 (6 steps) lowers the loss and draws warped image, grid and Jacobian', async () => {
       await page.fill('#fixed', '0');
       await page.fill('#moving', '1');
-      await page.fill('#reg-steps', '12');
+      await page.fill('#reg-steps', '6');
       await page.click('#register');
-      assert.not.match(await settled(page), /stopped/);
+      assert.is(await settled(page, TRAIN_MS), 'ready');
       const losses = JSON.parse(await page.getAttribute('#loss', 'data-losses'));
-      assert.is(losses.length, 12);
+      assert.is(losses.length, 6);
       assert.ok(losses.every(Number.isFinite) && losses.at(-1) < losses[0], `losses ${losses.map((v) => v.toFixed(4)).join(' ')}`);
       const captions = await page.$$eval('#pictures figcaption', (els) => els.map((e) => e.textContent));
       assert.equal(captions, ['fixed', 'moving', 'warped', 'deformation grid', 'Jacobian determinant', 'flow']);
@@ -134,7 +136,7 @@ export async function appTests(browser, test, info) {
     await test('app: fine-tuning 3 steps draws the loss curve; cancel stops a long run; the weights download reads back', async () => {
       await page.fill('#ft-steps', '3');
       await page.click('#finetune');
-      assert.not.match(await settled(page), /stopped/);
+      assert.is(await settled(page, TRAIN_MS), 'ready');
       const losses = JSON.parse(await page.getAttribute('#loss', 'data-losses'));
       assert.is(losses.length, 3);
       assert.ok(losses.every((v) => Number.isFinite(v) && v > 0), `losses ${losses}`);
