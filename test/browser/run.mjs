@@ -4,7 +4,7 @@
 // streams each test's result here and exits non-zero on a failure, a page error, a missing WebGPU, or a timeout.
 //   node test/browser/run.mjs [library | app]     (both by default)
 // Then the app's end-to-end tests (test/browser/app.mjs) in the same browser.
-// Env: VOXGRAD_CHROMIUM (default /usr/bin/chromium), VOXGRAD_BROWSER_TIMEOUT_S (default 420),
+// Env: VOXGRAD_CHROMIUM (default /usr/bin/chromium), VOXGRAD_BROWSER_TIMEOUT_S (default 900),
 // VOXGRAD_SCREENSHOT_DIR (app screenshots).
 import { existsSync } from 'node:fs';
 import http from 'node:http';
@@ -21,7 +21,7 @@ if (part !== undefined && part !== 'library' && part !== 'app') {
   console.error(`usage: node test/browser/run.mjs [library | app], got '${part}'`);
   process.exit(2);
 }
-const timeoutS = Number(process.env.VOXGRAD_BROWSER_TIMEOUT_S ?? 420);
+const timeoutS = Number(process.env.VOXGRAD_BROWSER_TIMEOUT_S ?? 900);
 const ARGS = [
   '--headless=new',
   '--no-sandbox',
