@@ -2,6 +2,7 @@
 // finite-difference gradient check that runs the op itself on the GPU.
 import * as vg from 'voxgrad';
 import * as assert from 'uvu/assert';
+import { layoutMismatches } from './wgsl-layouts.mjs';
 
 export { vg };
 
@@ -200,6 +201,14 @@ if (coverage)
     const record = { referenced: [...coverage.referenced], gradForward: [...coverage.gradForward], gradBackward: [...coverage.gradBackward] };
     writeFileSync(`${file}.tmp`, JSON.stringify(record));
     renameSync(`${file}.tmp`, file);
+  });
+
+// In Node, at exit: the layout the runtime read from each kernel it built (still cached) must equal wgsl_reflect's.
+if (globalThis.process?.on)
+  globalThis.process.on('exit', () => {
+    const wrong = layoutMismatches(vg.debug.kernelLayouts());
+    for (const w of wrong) console.error(`kernel ${w.name}: layout read by the runtime ${w.got}\n  differs from wgsl_reflect's ${w.expected}`);
+    if (wrong.length) globalThis.process.exitCode = 1;
   });
 
 /** Asserts the GPU tensor matches the reference: |a - b| <= atol + rtol |b| everywhere (NaN matches NaN). */

@@ -1,5 +1,5 @@
 /**
- * Kernel runtime: compiles WGSL (layouts from wgsl_reflect), caches pipelines, records dispatches into batches
+ * Kernel runtime: compiles WGSL (layouts read from its declarations, layouts.ts), caches pipelines, records dispatches into batches
  * and submits them in groups; reads flush.
  *
  * Life of a dispatch: `dispatch()` appends a record (kernel, buffers, packed uniforms, grid) to the open batch.
@@ -7,11 +7,11 @@
  * Pipelines are created with createComputePipelineAsync; a batch whose pipelines are still compiling waits for
  * them, and later batches queue behind it so submission order is program order.
  */
-import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import commonWgsl from '../../shaders/common.wgsl';
 import { assertBuffer, assertsPending, takeAsserts } from './device-asserts.js';
 import type { BufferRange } from './binding.js';
 import { gpu, onDeviceReset } from './device.js';
+import { readLayout, type BindingDeclaration, type KernelLayout, type UniformMemberDeclaration } from './layouts.js';
 import { VoxgradError, currentUserOp } from './errors.js';
 import { allocationsSettled, onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
 import { profilerHooks } from './profiler-hooks.js';
@@ -25,18 +25,14 @@ interface UniformMember {
   count: number;
 }
 
-interface Binding {
-  name: string;
-  binding: number;
-  kind: 'uniform' | 'read-only-storage' | 'storage';
-}
-
 export interface Kernel {
   name: string;
   /** Small integer naming the kernel in bind-group cache keys. */
   id: number;
   source: string;
-  bindings: Binding[];
+  /** The layout as read from the source (kept for kernelLayouts()). */
+  declared: KernelLayout;
+  bindings: BindingDeclaration[];
   uniform: { binding: number; size: number; members: Map<string, UniformMember> } | null;
   layout: GPUBindGroupLayout;
   pipeline: GPUComputePipeline | null;
@@ -75,23 +71,13 @@ export function kernel(
   const st = gpu();
   const wg = Math.min(opts.workgroupSize ?? 256, st.maxWorkgroupSize);
   const source = commonWgsl + '\n' + preprocess(build(), opts.defines ?? {}).replaceAll('{{WG}}', String(wg));
-  let reflect: WgslReflect;
-  try {
-    reflect = new WgslReflect(source);
-  } catch (e) {
-    throw new VoxgradError(`voxgrad internal: kernel ${key} does not parse: ${(e as Error).message}\n${numbered(source)}`);
-  }
-  const bindings: Binding[] = [];
+  const declared = readLayout(key, source);
+  const bindings = declared.bindings;
   let uniform: Kernel['uniform'] = null;
-  for (const u of reflect.uniforms) {
-    bindings.push({ name: u.name, binding: u.binding, kind: 'uniform' });
-    const members = new Map<string, UniformMember>();
-    for (const m of (u.type as unknown as { members: ReflectMember[] }).members) members.set(m.name, memberLayout(m));
-    uniform = { binding: u.binding, size: Math.ceil(u.size / 16) * 16, members };
+  if (declared.uniform) {
+    const members = new Map(declared.uniform.members.map((m) => [m.name, memberLayout(m)]));
+    uniform = { binding: declared.uniform.binding, size: Math.ceil(declared.uniform.size / 16) * 16, members };
   }
-  for (const s of reflect.storage)
-    bindings.push({ name: s.name, binding: s.binding, kind: s.access === 'read' ? 'read-only-storage' : 'storage' });
-  bindings.sort((a, b) => a.binding - b.binding);
   const device = st.device;
   const layout = device.createBindGroupLayout({
     label: key,
@@ -107,6 +93,7 @@ export function kernel(
     name: key,
     id: kernelCache.size + 1,
     source,
+    declared,
     bindings,
     uniform,
     layout,
@@ -163,27 +150,15 @@ function buildPipelineNow(k: Kernel): void {
   k.pipeline = gpu().device.createComputePipeline(k.descriptor);
 }
 
-interface ReflectMember {
-  name: string;
-  offset: number;
-  size: number;
-  type: { name: string; format?: { name: string; format?: { name: string } }; count?: number };
-}
-
-function memberLayout(m: ReflectMember): UniformMember {
-  const t = m.type;
-  const kindOf = (n: string | undefined): ScalarKind => {
-    if (n === 'u32' || n === 'i32' || n === 'f32') return n;
-    throw new VoxgradError(`voxgrad internal: uniform member ${m.name} has unsupported type ${n}`);
-  };
-  if (t.name === 'array') {
-    // array<vec4<T>, N> or array<T, N> (the latter has a 16-byte stride in uniform space)
-    const f = t.format!;
-    if (f.name === 'vec4') return { offset: m.offset, kind: kindOf(f.format?.name), count: 4 * (t.count ?? 0) };
-    throw new VoxgradError(`voxgrad internal: uniform arrays must hold vec4 (member ${m.name})`);
-  }
-  if (t.name === 'vec4') return { offset: m.offset, kind: kindOf(t.format?.name), count: 4 };
-  return { offset: m.offset, kind: kindOf(t.name), count: 1 };
+/** How dispatch() packs a uniform member: u32/i32/f32, vec4 of them, or array<vec4<T>, N>. */
+function memberLayout(m: UniformMemberDeclaration): UniformMember {
+  const scalar = /^(u32|i32|f32)$/.exec(m.type);
+  if (scalar) return { offset: m.offset, kind: scalar[1] as ScalarKind, count: 1 };
+  const vec4 = /^vec4<(u32|i32|f32)>$/.exec(m.type);
+  if (vec4) return { offset: m.offset, kind: vec4[1] as ScalarKind, count: 4 };
+  const array = /^array<vec4<(u32|i32|f32)>,([0-9]+)u?>$/.exec(m.type);
+  if (array) return { offset: m.offset, kind: array[1] as ScalarKind, count: 4 * Number(array[2]) };
+  throw new VoxgradError(`voxgrad internal: uniform member ${m.name} has type ${m.type}; dispatch packs scalars, vec4 and array<vec4<T>, N>`);
 }
 
 function numbered(src: string): string {
@@ -491,6 +466,14 @@ export async function checkAsserts(): Promise<void> {
 /** Uploads bytes into a buffer through the queue (ordered after all submitted work). */
 export function writeBuffer(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
   gpu().device.queue.writeBuffer(buf, offset, data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * The kernels built on the current device: name, final WGSL and the layout read from it (tests compare that layout
+ * with a full WGSL reflection of the same source).
+ */
+export function kernelLayouts(): { name: string; source: string; layout: KernelLayout }[] {
+  return [...kernelCache.values()].map((k) => ({ name: k.name, source: k.source, layout: k.declared }));
 }
 
 /** Compiles every kernel built so far; resolves when all pipelines are ready (warm-up before timing). */

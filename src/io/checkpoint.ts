@@ -9,7 +9,7 @@
 import { fail } from '../engine/errors.js';
 import type { Tensor } from '../engine/tensor.js';
 import { describe } from '../kernels/common.js';
-import { readBytes } from './files.js';
+import { readBytes, sourceName } from './files.js';
 import { decodeSafetensors, encodeSafetensors, type SafetensorsSource } from './safetensors.js';
 
 const FORMAT = 'voxgrad.checkpoint';
@@ -56,7 +56,7 @@ function prototypeKey(key: string): string | undefined {
  * JSON section, and no tensor name or JSON key that could reach a prototype. The caller owns (and disposes) the tensors.
  */
 export async function readCheckpointData(source: SafetensorsSource, op: string): Promise<CheckpointData> {
-  const label = typeof source === 'string' ? source : source instanceof URL ? source.href : 'the checkpoint bytes';
+  const label = sourceName(source, 'the checkpoint bytes');
   const { tensors, metadata } = decodeSafetensors(await readBytes(op, source), op, label);
   const all = new Map(Object.entries(tensors));
   try {

@@ -19,7 +19,7 @@ import { describe, expectFloat, expectTensor } from '../kernels/common.js';
 import { tensor } from '../kernels/creation.js';
 import { matmul } from '../kernels/matmul.js';
 import { permute, reshape } from '../kernels/shape.js';
-import { files, gzip } from './files.js';
+import { files, gzip, sourceName, type ByteSource } from './files.js';
 import { encodeNifti, readNifti, type NiftiHeader } from './nifti.js';
 import { checkAffine, spacingFromAffine, type Affine } from './volume.js';
 
@@ -139,7 +139,7 @@ export async function writeDisplacementNifti(path: string, flow: Tensor, opts: W
   if (typeof path !== 'string' || !/\.nii(\.gz)?$/i.test(path))
     fail(op, `path must be a string ending in .nii or .nii.gz, got ${describe(path)}`);
   const bytes = await encodeField(op, flow, { ...opts, gzip: /\.gz$/i.test(path) });
-  await files(op).writeFileAtomic(path, bytes);
+  await files(op, 'vg.io.encodeDisplacementNifti').writeFileAtomic(path, bytes);
 }
 
 async function encodeField(op: string, flow: Tensor, opts: WriteDisplacementOptions & { gzip?: boolean }): Promise<Uint8Array> {
@@ -194,14 +194,14 @@ async function encodeField(op: string, flow: Tensor, opts: WriteDisplacementOpti
  * Reads a displacement field written by writeDisplacementNifti, ITK/ANTs (intent VECTOR, LPS mm), a DISPVECT file
  * (RAS mm) or a voxel-unit field, and returns it in voxgrad's convention ([ndim, *spatial], voxels) with its grid.
  */
-export async function readDisplacementNifti(source: string | URL | Uint8Array | ArrayBuffer, opts: ReadDisplacementOptions = {}): Promise<DisplacementField> {
+export async function readDisplacementNifti(source: ByteSource, opts: ReadDisplacementOptions = {}): Promise<DisplacementField> {
   const op = 'readDisplacementNifti';
   if (opts === null || typeof opts !== 'object') fail(op, `options must be an object like { convention: 'itk' }, got ${describe(opts)}`);
   if (opts.convention !== undefined && !Object.hasOwn(INTENT, opts.convention))
     fail(op, `convention must be 'itk', 'ras' or 'voxel', got ${describe(opts.convention)}`);
   const img = await readNifti(source);
   const { header } = img;
-  const name = typeof source === 'string' ? source : 'the given buffer';
+  const name = sourceName(source);
   let convention = opts.convention;
   if (convention === undefined) {
     const intentName = header.intentName;

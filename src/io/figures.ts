@@ -159,7 +159,7 @@ export function deformationGrid(flow: Tensor, opts: DeformationGridOptions = {})
 }
 
 /** x linearly to [0, 255] between its min and max (or the given window); a flat image is black. */
-function windowed(x: Tensor, lo?: number, hi?: number): Tensor {
+export function windowed(x: Tensor, lo?: number, hi?: number): Tensor {
   const a = lo ?? min(x);
   const b = hi ?? max(x);
   return mapExpr(

@@ -1,6 +1,7 @@
 /**
  * File access for vg.io. The library core is platform-neutral: the Node entry registers a provider backed by `fs`
- * (src/io/files-node.ts); in a browser, functions that take a path accept bytes instead (or a URL for reads).
+ * (src/io/files-node.ts). In a browser, readers take URLs (relative ones resolve against the page or worker location),
+ * File/Blob, fetch Responses or bytes, and writers' errors name the encoder that makes the bytes (see download()).
  */
 import { VoxgradError, fail } from '../engine/errors.js';
 
@@ -14,32 +15,85 @@ export interface FileSystem {
   readdir(path: string): Promise<string[]>;
 }
 
+/**
+ * What readers take: a file path (Node), a URL or URL string (in a page or Worker a relative one resolves against its
+ * location), a File or Blob (file inputs, drag and drop), a fetch Response, or the bytes themselves.
+ */
+export type ByteSource = string | URL | Uint8Array | ArrayBuffer | Blob | Response;
+
 let fileSystem: FileSystem | null = null;
 
 export function setFileSystem(fs: FileSystem): void {
   fileSystem = fs;
 }
 
-/** The registered file system, or an error naming the operation and what to pass instead. */
-export function files(op: string): FileSystem {
-  if (!fileSystem)
-    fail(op, 'file paths need Node (import voxgrad in Node); in a browser pass a Uint8Array/ArrayBuffer or fetch the file first');
+/**
+ * The registered file system, or an error naming the operation and what to do instead. `encoder` is the function that
+ * makes a writer's bytes without a file system (e.g. 'vg.io.encodeNifti'): in a page the error says to save those.
+ */
+export function files(op: string, encoder?: string): FileSystem {
+  if (!fileSystem) {
+    if (encoder)
+      fail(op, `writing a file path needs Node's file system; in a browser make the bytes with ${encoder}(...) and save them with vg.io.download(name, bytes) (or keep them in memory)`);
+    fail(op, 'file paths need Node (import voxgrad in Node); in a browser pass a URL, a File or Blob, a fetch Response or the bytes');
+  }
   return fileSystem;
 }
 
-/** Bytes from a path (Node), a URL (fetch), or bytes as given. */
-export async function readBytes(op: string, source: string | URL | Uint8Array | ArrayBuffer): Promise<Uint8Array> {
+/** A readable name for a source in error messages: the path or URL, a File's name, or what kind of object it is. */
+export function sourceName(source: ByteSource, bytesName = 'the given buffer'): string {
+  if (typeof source === 'string') return source;
+  if (source instanceof URL) return source.href;
+  if (typeof File !== 'undefined' && source instanceof File) return source.name;
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return 'the given Blob';
+  if (typeof Response !== 'undefined' && source instanceof Response) return source.url || 'the given Response';
+  return bytesName;
+}
+
+// two or more letters: a Windows drive (C:\\data) is a path
+const ABSOLUTE_URL = /^[a-z][a-z0-9+.-]+:/i;
+
+/** A URL string or URL to fetch: absolute as given, relative against the page's or worker's location. */
+function resolveUrl(op: string, source: string | URL): URL {
+  if (source instanceof URL) return source;
+  if (ABSOLUTE_URL.test(source)) return new URL(source);
+  const base = (globalThis as { location?: { href: string } }).location?.href;
+  if (!base)
+    fail(op, `${source} is a relative path, but there is no file system (Node's entry registers one) and no page or worker location to resolve it against; pass an absolute URL, a File or Blob, a Response or the bytes`);
+  return new URL(source, base);
+}
+
+async function responseBytes(op: string, response: Response, name: string): Promise<Uint8Array> {
+  if (!response.ok) fail(op, `fetching ${name} failed: HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
+  if (response.bodyUsed) fail(op, `the Response for ${name} was already read; pass a fresh Response (or response.clone())`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/**
+ * Bytes from any ByteSource. Strings are file paths where a file system is registered (Node) unless they start with
+ * a URL scheme (https:, blob:, data:, ...); without one (browsers) every string is a URL.
+ */
+export async function readBytes(op: string, source: ByteSource): Promise<Uint8Array> {
   if (source instanceof Uint8Array) return source;
   if (source instanceof ArrayBuffer) return new Uint8Array(source);
-  if (source instanceof URL || (typeof source === 'string' && /^(https?|blob|data):/.test(source))) {
-    const response = await fetch(source);
-    if (!response.ok) fail(op, `fetching ${String(source)} failed: HTTP ${response.status}`);
-    return new Uint8Array(await response.arrayBuffer());
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return new Uint8Array(await source.arrayBuffer());
+  if (typeof Response !== 'undefined' && source instanceof Response) return responseBytes(op, source, sourceName(source));
+  if (!(source instanceof URL) && typeof source !== 'string')
+    fail(op, `source must be a path, URL, File, Blob, Response, Uint8Array or ArrayBuffer; got ${Object.prototype.toString.call(source)}`);
+  if (source instanceof URL || !fileSystem || ABSOLUTE_URL.test(source)) {
+    const url = resolveUrl(op, source);
+    // fetch has no file: scheme in Node; the file system reads those
+    if (url.protocol === 'file:' && fileSystem) return readBytes(op, decodeURIComponent(url.pathname));
+    let response: Response;
+    try {
+      response = await fetch(url);
+    } catch (e) {
+      return fail(op, `fetching ${url.href} failed: ${(e as Error).message}`);
+    }
+    return responseBytes(op, response, url.href);
   }
-  if (typeof source !== 'string')
-    fail(op, `source must be a path, URL, Uint8Array or ArrayBuffer; got ${Object.prototype.toString.call(source)}`);
   try {
-    return await files(op).readFile(source);
+    return await fileSystem.readFile(source);
   } catch (e) {
     if (e instanceof VoxgradError) throw e;
     return fail(op, `cannot read ${source}: ${(e as Error).message}`);

@@ -9,3 +9,5 @@ export { flowColor, deformationGrid, jacobianMap, heatmap, overlay, figureGrid, 
 export { writeCsv, toCsv, parseCsv, readCsv, markdownTable, meanSd, type Row, type CsvOptions, type MarkdownTableOptions } from './tables.js';
 export { readIdx, type IdxArray, type IdxDtype } from './idx.js';
 export { BpeTokenizer, WordTokenizer, byteCharacters, cleanText, type TokenizeOptions } from './tokenizer.js';
+export { download, toImageData, drawToCanvas, type ImageDataOptions, type SlicePixels } from './browser.js';
+export type { ByteSource } from './files.js';

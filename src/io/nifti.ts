@@ -9,7 +9,7 @@ import { Tensor, shapeSize } from '../engine/tensor.js';
 import { tensor } from '../kernels/creation.js';
 import { describe } from '../kernels/common.js';
 import { checkTensorFits, decodeElements, PLATFORM_LE, swapBytes } from './binary.js';
-import { files, GunzipReader, gzip, isGzip, readBytes } from './files.js';
+import { files, GunzipReader, gzip, isGzip, readBytes, sourceName, type ByteSource } from './files.js';
 import { checkAffine, isVolume, orthonormalize, spacingFromAffine, type Affine, type Volume } from './volume.js';
 
 /** The NIfTI datatypes voxgrad reads; `ctor` views little- or native-endian bytes once they are aligned and swapped. */
@@ -96,11 +96,11 @@ export interface NiftiImage extends Volume {
 const op = 'readNifti';
 
 /** Reads a .nii or .nii.gz (NIfTI-1 or NIfTI-2, either byte order) from a path, URL or bytes. */
-export async function readNifti(source: string | URL | Uint8Array | ArrayBuffer, opts: ReadNiftiOptions = {}): Promise<NiftiImage> {
+export async function readNifti(source: ByteSource, opts: ReadNiftiOptions = {}): Promise<NiftiImage> {
   if (opts === null || typeof opts !== 'object') fail(op, `options must be an object like { dtype: 'i32' }, got ${describe(opts)}`);
   const dtype = opts.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'i32') fail(op, `dtype must be 'f32' or 'i32', got ${describe(dtype)}`);
-  const name = typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given buffer';
+  const name = sourceName(source);
   const bytes = await readBytes(op, source);
   const { header, voxels } = isGzip(bytes) ? await readCompressed(name, bytes) : readPlain(name, bytes);
   const dt = DATATYPES[header.datatypeCode as DatatypeCode];
@@ -394,7 +394,7 @@ export async function writeNifti(path: string, data: Tensor | Volume, opts: Writ
   const gz = /\.nii\.gz$/i.test(path);
   if (!gz && !/\.nii$/i.test(path)) fail(wop, `path must end in .nii or .nii.gz, got '${path}'`);
   const bytes = await encode(wop, data, { ...opts, gzip: gz });
-  await files(wop).writeFileAtomic(path, bytes);
+  await files(wop, 'vg.io.encodeNifti').writeFileAtomic(path, bytes);
 }
 
 async function encode(wop: string, data: Tensor | Volume, opts: WriteNiftiOptions & { gzip?: boolean }): Promise<Uint8Array> {

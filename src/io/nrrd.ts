@@ -18,7 +18,7 @@ import { tensor } from '../kernels/creation.js';
 import { permute } from '../kernels/shape.js';
 import { checkTensorFits, decodeElements, type ElementArrayType } from './binary.js';
 import { MAX_RANK } from '../engine/shape.js';
-import { GunzipReader, isGzip, readBytes } from './files.js';
+import { GunzipReader, isGzip, readBytes, sourceName, type ByteSource } from './files.js';
 import { ownProperty } from './records.js';
 import type { Affine, Volume } from './volume.js';
 
@@ -100,11 +100,11 @@ export interface ReadNrrdOptions {
 }
 
 /** Reads an NRRD file (attached header) from a path, URL or bytes. See the file comment for the conventions. */
-export async function readNrrd(source: string | URL | Uint8Array | ArrayBuffer, opts: ReadNrrdOptions = {}): Promise<NrrdImage> {
+export async function readNrrd(source: ByteSource, opts: ReadNrrdOptions = {}): Promise<NrrdImage> {
   if (opts === null || typeof opts !== 'object') fail(op, `options must be an object like { dtype: 'i32' }, got ${describe(opts)}`);
   const dtype = opts.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'i32') fail(op, `dtype must be 'f32' or 'i32', got ${describe(dtype)}`);
-  const name = typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given buffer';
+  const name = sourceName(source);
   const bytes = await readBytes(op, source);
   const { header, dataStart, byteSkip } = parseHeader(name, bytes);
   const [, elemBytes, Ctor] = TYPES[header.type];

@@ -35,7 +35,7 @@ export async function encodePng(image: Tensor, opts: PngOptions = {}): Promise<U
 export async function writePng(path: string, image: Tensor, opts: PngOptions = {}): Promise<void> {
   if (typeof path !== 'string') fail('writePng', `path must be a string, got ${describe(path)}`);
   const bytes = await encode('writePng', image, opts);
-  await files('writePng').writeFileAtomic(path, bytes);
+  await files('writePng', 'vg.io.encodePng').writeFileAtomic(path, bytes);
 }
 
 async function encode(op: string, image: Tensor, opts: PngOptions): Promise<Uint8Array> {

@@ -11,7 +11,7 @@ import { Tensor, shapeSize, type DType, type TypedArray } from '../engine/tensor
 import { MAX_RANK } from '../engine/shape.js';
 import { tensor as makeTensor } from '../kernels/creation.js';
 import { describe } from '../kernels/common.js';
-import { files, readBytes } from './files.js';
+import { files, readBytes, sourceName, type ByteSource } from './files.js';
 import { ownProperty } from './records.js';
 
 /** Bytes per element of each safetensors dtype (the F8 and U64 kinds are recognised so the error can name them). */
@@ -24,7 +24,7 @@ const WRITE_DTYPE: Record<DType, string> = { f32: 'F32', i32: 'I32', u32: 'U32' 
 /** The reference implementation refuses headers above 100 MB; a larger length means a corrupt or foreign file. */
 const MAX_HEADER = 100_000_000;
 
-export type SafetensorsSource = string | URL | Uint8Array | ArrayBuffer;
+export type SafetensorsSource = ByteSource;
 
 export interface SafetensorsContents {
   tensors: Record<string, Tensor>;
@@ -194,7 +194,6 @@ export function decodeSafetensors(bytes: Uint8Array, op = 'decodeSafetensors', f
   return { tensors, metadata };
 }
 
-const sourceName = (source: SafetensorsSource) => (typeof source === 'string' ? source : source instanceof URL ? source.href : 'the given buffer');
 
 /** Reads a .safetensors file (path, URL or bytes) → { name: Tensor }, each in its own storage (dispose when done). */
 export async function readSafetensors(source: SafetensorsSource): Promise<Record<string, Tensor>> {
@@ -266,5 +265,5 @@ export async function writeSafetensors(path: string, tensors: Record<string, Ten
   const op = 'writeSafetensors';
   if (typeof path !== 'string' || !path) fail(op, `path must be a file path string, got ${describe(path)}`);
   const bytes = await encodeSafetensors(tensors, opts, op);
-  await files(op).writeFileAtomic(path, bytes);
+  await files(op, 'vg.io.encodeSafetensors').writeFileAtomic(path, bytes);
 }

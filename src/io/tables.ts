@@ -4,7 +4,7 @@
  */
 import { fail } from '../engine/errors.js';
 import { describe } from '../kernels/common.js';
-import { files } from './files.js';
+import { files, readBytes, type ByteSource } from './files.js';
 
 export type Row = Record<string, number | string>;
 
@@ -56,7 +56,7 @@ export function toCsv(rows: Row[], opts: CsvOptions = {}): string {
 export async function writeCsv(path: string, rows: Row[], opts: CsvOptions = {}): Promise<void> {
   if (typeof path !== 'string') fail('writeCsv', `path must be a string, got ${describe(path)}`);
   const text = toCsv(rows, opts);
-  await files('writeCsv').writeFileAtomic(path, new TextEncoder().encode(text));
+  await files('writeCsv', 'vg.io.toCsv').writeFileAtomic(path, new TextEncoder().encode(text));
 }
 
 /** A field back to a number where it reads as one (as csvNumber writes them: digits, inf, -inf, nan), else the text. */
@@ -136,10 +136,9 @@ export function parseCsv(text: string): Row[] {
   });
 }
 
-/** Reads a CSV file (UTF-8) into rows, as parseCsv. */
-export async function readCsv(path: string): Promise<Row[]> {
-  if (typeof path !== 'string') fail('readCsv', `path must be a string, got ${describe(path)}`);
-  return parseCsv(new TextDecoder().decode(await files('readCsv').readFile(path)));
+/** Reads a CSV file (UTF-8) into rows, as parseCsv, from a path, URL, File, Blob, Response or bytes. */
+export async function readCsv(source: ByteSource): Promise<Row[]> {
+  return parseCsv(new TextDecoder().decode(await readBytes('readCsv', source)));
 }
 
 /** Fixed decimals, with inf/-inf/nan spelled out. */

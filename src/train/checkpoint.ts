@@ -81,7 +81,7 @@ export async function saveCheckpoint(path: string, c: CheckpointContents): Promi
   const op = 'saveCheckpoint';
   if (typeof path !== 'string' || !path) fail(op, `path must be a file path string, got ${describe(path)}`);
   const bytes = await encodeCheckpoint(c, op);
-  await files(op).writeFileAtomic(path, bytes);
+  await files(op, 'vg.train.encodeCheckpoint').writeFileAtomic(path, bytes);
 }
 
 export interface LoadCheckpointTargets {

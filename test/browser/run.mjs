@@ -1,19 +1,28 @@
 #!/usr/bin/env node
 // Runs test/browser/tests.mjs inside headless Chromium with WebGPU: bundles it (with voxgrad from src/, as
-// scripts/build.mjs bundles dist/browser.js) in memory, serves it from 127.0.0.1 (WebGPU needs a secure context),
+// scripts/build.mjs bundles dist/voxgrad.min.js) in memory, serves it from 127.0.0.1 (WebGPU needs a secure context),
 // streams each test's result here and exits non-zero on a failure, a page error, a missing WebGPU, or a timeout.
-//   node test/browser/run.mjs
-// Env: VOXGRAD_CHROMIUM (default /usr/bin/chromium), VOXGRAD_BROWSER_TIMEOUT_S (default 120).
+//   node test/browser/run.mjs [library | app | app-training]  (library and app by default; app-training adds the
+//   app's registration and fine-tuning tests, minutes of kernel compiles on SwiftShader)
+// Then the app's end-to-end tests (test/browser/app.mjs) in the same browser.
+// Env: VOXGRAD_CHROMIUM (default /usr/bin/chromium), VOXGRAD_BROWSER_TIMEOUT_S (default 900),
+// VOXGRAD_SCREENSHOT_DIR (app screenshots).
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
+import { appTests } from './app.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const executablePath = process.env.VOXGRAD_CHROMIUM ?? '/usr/bin/chromium';
-const timeoutS = Number(process.env.VOXGRAD_BROWSER_TIMEOUT_S ?? 120);
+const part = process.argv[2];
+if (part !== undefined && part !== 'library' && part !== 'app' && part !== 'app-training') {
+  console.error(`usage: node test/browser/run.mjs [library | app | app-training], got '${part}'`);
+  process.exit(2);
+}
+const timeoutS = Number(process.env.VOXGRAD_BROWSER_TIMEOUT_S ?? 900);
 const ARGS = [
   '--headless=new',
   '--no-sandbox',
@@ -118,8 +127,30 @@ if (noGpu) finish(`WebGPU is unavailable in Chromium ${version}: ${noGpu} (flags
 if (!(await page.evaluate(() => typeof window.__vgRun === 'function'))) finish('the test bundle did not load');
 console.log(`Chromium ${version}, ${url}`);
 
-await page.evaluate(() => window.__vgRun()).catch((e) => finish(`the test run stopped: ${e.message}`));
+if (part !== 'app' && part !== 'app-training') await page.evaluate(() => window.__vgRun()).catch((e) => finish(`the test run stopped: ${e.message}`));
 current = null;
+
+// the app in web/, driven through its page (test/browser/app.mjs)
+if (part !== 'library') {
+  await appTests(
+    browser,
+    async (name, fn) => {
+      current = name;
+      const started = performance.now();
+      try {
+        await fn();
+        passed++;
+        console.log(`✓ ${name} (${Math.round(performance.now() - started)} ms)`);
+      } catch (e) {
+        failed++;
+        console.log(`✗ ${name} (${Math.round(performance.now() - started)} ms)\n    ${String(e?.stack ?? e).replace(/\n/g, '\n    ')}`);
+      }
+      current = null;
+    },
+    (text) => console.log(`  ${text}`),
+    { training: part === 'app-training' },
+  ).catch((e) => finish(`the app tests stopped: ${e.message}`));
+}
 clearTimeout(guard);
 await browser.close();
 server.close();
