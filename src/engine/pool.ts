@@ -3,6 +3,15 @@
  * nearby sizes and the pool does not fragment by exact shape), and the bytes kept idle are capped.
  * A released buffer waits until the commands recorded before its release have been submitted, so that a reuse
  * (and any queue.writeBuffer into it) is ordered after every earlier use.
+ *
+ * The pool must not hold much more than the tensors need. Models with many distinct shapes (VoxelMorph's encoder,
+ * decoder and integration at five resolutions) free buffers of one class while asking for another, so an exact-class
+ * pool kept 2.3x the live peak at 64^3. Hence a request first takes the smallest idle buffer of up to twice its size;
+ * failing that, when a buffer released since the last submit would fit, the open batch is submitted (a batch holds up
+ * to 64 dispatches, and a backward pass can release hundreds of MB within one); and a request that must create a
+ * buffer first destroys idle buffers beyond an eighth of the bytes in use (at least IDLE_FLOOR are kept, so small
+ * training loops still reuse everything they free). Dawn frees a destroyed buffer's memory once the work submitted
+ * before the destroy has completed.
  */
 import { recordAsyncError } from './device-asserts.js';
 import { gpu, onDeviceReset } from './device.js';
@@ -25,6 +34,9 @@ let pooledBytes = 0;
 let inUseBytes = 0;
 let peakBytes = 0;
 let poolCap = 1 << 30;
+/** Idle bytes a request that creates a buffer always leaves pooled, and the share of bytes in use kept above that. */
+const IDLE_FLOOR = 64 * 2 ** 20;
+const IDLE_SHARE = 1 / 8;
 /** Allocations whose out-of-memory error scope has not resolved yet: a read back waits for them before reporting. */
 const unsettled = new Set<Promise<void>>();
 /** Buffers the device refused (invalid): destroyed when released, never pooled. */
@@ -46,6 +58,13 @@ export function poolStats(): PoolStats {
 export function setPoolCap(bytes: number): void {
   poolCap = bytes;
   trimTo(poolCap);
+}
+
+/** Submits the dispatches recorded so far (runtime.ts registers it), so that the buffers released meanwhile pool. */
+let submitOpenBatch: () => void = () => undefined;
+
+export function onSubmitNeeded(fn: () => void): void {
+  submitOpenBatch = fn;
 }
 
 /** Registers a cache that must forget its buffers before idle buffers are destroyed (runtime.ts's bind groups). */
@@ -71,13 +90,33 @@ export function acquire(bytes: number, op: string): GPUBuffer {
       `${currentUserOp() ?? op}: a tensor of ${bytes} bytes exceeds this adapter's maxBufferSize (${limits.maxBufferSize} bytes). ` +
         'Split the data into smaller tensors (e.g. process the volume in chunks).',
     );
-  const list = free.get(size);
-  let buf = list?.pop();
-  if (buf) pooledBytes -= size;
-  else buf = createWatched(device, size, currentUserOp() ?? op);
-  inUseBytes += size;
+  const maxSize = bytes <= maxBinding ? maxBinding : limits.maxBufferSize;
+  let buf = takeIdle(size, maxSize);
+  if (!buf && awaitingSubmit.some((b) => b.size >= size && b.size <= Math.min(2 * size, maxSize))) {
+    // a released buffer would fit but waits for the open batch: submitting it now beats creating another buffer
+    submitOpenBatch();
+    buf = takeIdle(size, maxSize);
+  }
+  if (!buf) {
+    const keep = Math.max(IDLE_FLOOR, (inUseBytes + size) * IDLE_SHARE);
+    if (pooledBytes > keep) trimTo(keep);
+    buf = createWatched(device, size, currentUserOp() ?? op);
+  }
+  inUseBytes += buf.size;
   if (inUseBytes > peakBytes) peakBytes = inUseBytes;
   return buf;
+}
+
+/** The idle buffer of the smallest class that holds `size` bytes, at most twice as large and at most `maxSize`. */
+function takeIdle(size: number, maxSize: number): GPUBuffer | undefined {
+  let best = free.get(size)?.length ? size : 0;
+  if (!best) {
+    const limit = Math.min(2 * size, maxSize);
+    for (const [s, list] of free) if (s > size && s <= limit && list.length && (!best || s < best)) best = s;
+  }
+  if (!best) return undefined;
+  pooledBytes -= best;
+  return free.get(best)!.pop();
 }
 
 /**
