@@ -5,6 +5,7 @@
 import { loseDevice } from './engine/device.js';
 import { checkNumerics } from './engine/numerics.js';
 import { setBindingLimit } from './engine/binding.js';
+import { cacheStats } from './engine/runtime.js';
 import { opStats, resetOpStats } from './engine/op.js';
 import { simulateOutOfMemory } from './engine/pool.js';
 import './tensor-methods.js';
@@ -20,9 +21,10 @@ export { listOps, type OpInfo, type OpStat } from './engine/op.js';
  * the first op (or backward rule) whose output holds NaN/Infinity, at the next read back (a debug mode); fault
  * injection for testing recovery code: simulateOutOfMemory(n) (the next n allocations report out-of-memory) and
  * loseDevice() (destroys the GPUDevice as a driver reset would); and setBindingLimit(bytes | null), which lowers the
- * storage-binding size ops plan with, for testing their split paths on small tensors.
+ * storage-binding size ops plan with, for testing their split paths on small tensors; cacheStats(), the runtime's pipeline
+ * and bind-group cache sizes (long-run memory checks).
  */
-export const debug = { opStats, resetOpStats, checkNumerics, simulateOutOfMemory, loseDevice, setBindingLimit };
+export const debug = { opStats, resetOpStats, checkNumerics, simulateOutOfMemory, loseDevice, setBindingLimit, cacheStats };
 export { sync, setBatchSize, pipelinesReady, dispatches } from './engine/runtime.js';
 export { profile, type ProfileReport, type KernelTiming } from './engine/profiler.js';
 export { memory, setPoolLimit, emptyCache, type MemoryInfo } from './engine/memory.js';
