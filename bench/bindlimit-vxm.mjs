@@ -2,9 +2,10 @@
 // 7 integration steps at half resolution), batch 1, MSE + 0.01 * Grad loss, forward + backward, run twice on the same
 // weights and images: once with the adapter's own binding limit and once with vg.debug.setBindingLimit at half of it,
 // so every split op takes a different plan (other slab and run sizes). Prints per run the wall time, vg.memory()'s peak
-// bytes, the dispatch count and the process's max RSS, then how far the second run's loss, outputs and parameter gradients are from the first
-// (max |a - b| / max |a| per tensor). Usage: node bench/bindlimit-vxm.mjs [D H W [limit]] (default 160 192 224 and the
-// adapter's limit; a smaller first limit in bytes tries the script on small volumes).
+// bytes, the dispatch count and the process's max RSS, then how far the second run's loss, outputs and parameter
+// gradients are from the first (max |a - b| / max |a| per tensor). Usage: node bench/bindlimit-vxm.mjs [D H W [limit]]
+// (default 160 192 224 and the adapter's limit; a smaller first limit in bytes tries the script on small volumes).
+// On a shared machine run it under bench/bindlimit-watchdog.mjs.
 import { readFileSync } from 'node:fs';
 import * as vg from 'voxgrad';
 import { maxRelDiff } from './stats.mjs';

@@ -1,8 +1,9 @@
 // Where a process's memory goes beyond vg.memory()'s live bytes (issue 12): runs one VxmDense-3D training step
 // (forward + backward, as bench/bindlimit-vxm.mjs) and counts, through wrappers on the WebGPU objects, the GPU buffers
-// created and destroyed (bytes, by kind: pool storage, readback staging, other), the bytes uploaded with
-// queue.writeBuffer, and the process RSS, next to vg.memory()'s live, pooled and peak bytes.
-// Usage: node bench/memory-overhead.mjs [D H W [poolLimitBytes [bindingLimitBytes]]]
+// created and destroyed (read-back staging buffers also apart), the most alive at once and what the pool held then,
+// the bytes uploaded with queue.writeBuffer (uniforms included), and the process RSS and max RSS (VmHWM), next to
+// vg.memory()'s live, pooled and peak bytes. "recorded": the step's commands are recorded, most not yet run.
+// Usage: [REPS=2] node bench/memory-overhead.mjs [D H W [poolLimitBytes [bindingLimitBytes]]]
 import { readFileSync } from 'node:fs';
 import * as vg from 'voxgrad';
 
@@ -65,7 +66,7 @@ await vg.sync();
 const report = (label) => {
   const m = vg.memory();
   console.log(
-    `${label.padEnd(14)} rss ${rssMB().toFixed(0).padStart(6)} MB  hwm ${hwmMB().toFixed(0).padStart(6)} MB  live ${(m.bytesInUse / MB).toFixed(0).padStart(5)} MB  ` +
+    `${label.padEnd(15)} rss ${rssMB().toFixed(0).padStart(6)} MB  hwm ${hwmMB().toFixed(0).padStart(6)} MB  live ${(m.bytesInUse / MB).toFixed(0).padStart(5)} MB  ` +
       `pooled ${(m.bytesPooled / MB).toFixed(0).padStart(5)} MB  peak ${(m.peakBytes / MB).toFixed(0).padStart(5)} MB  ` +
       `gpu buffers not destroyed ${(liveGpuBytes / MB).toFixed(0).padStart(5)} MB (max ${(maxLiveGpuBytes / MB).toFixed(0)})  ` +
       `created ${counts.created} (${(counts.createdBytes / MB).toFixed(0)} MB) destroyed ${counts.destroyed} (${(counts.destroyedBytes / MB).toFixed(0)} MB) ` +
@@ -83,11 +84,14 @@ for (let rep = 0; rep < reps; rep++) {
     loss.backward();
     return [loss];
   });
-  report(`step ${rep} rec`);
+  report(`step ${rep} recorded`);
   await kept[0].data();
   await vg.sync();
   kept.forEach((t) => t.dispose());
-  for (const [, p] of net.namedParameters()) p.grad?.dispose?.(), (p.grad = null);
+  for (const [, p] of net.namedParameters()) {
+    p.grad?.dispose();
+    p.grad = null;
+  }
   report(`step ${rep} done`);
 }
 console.log(`most GPU buffers not destroyed when ${atMax}`);
@@ -96,6 +100,6 @@ vg.emptyCache();
 await vg.sync();
 report('emptyCache');
 // Dawn frees a destroyed buffer once a submission made after its destroy completes: one small op lets it go
-await vg.add(vg.zeros([1024]), 1).data();
+await vg.tidy(() => vg.add(vg.zeros([1024]), 1)).data();
 await vg.sync();
 report('+ small op');
