@@ -2,9 +2,11 @@
 // 7 integration steps at half resolution), batch 1, MSE + 0.01 * Grad loss, forward + backward, run twice on the same
 // weights and images: once with the adapter's own binding limit and once with vg.debug.setBindingLimit at half of it,
 // so every split op takes a different plan (other slab and run sizes). Prints per run the wall time, vg.memory()'s peak
-// bytes and the dispatch count, then how far the second run's loss, outputs and parameter gradients are from the first
-// (max |a - b| / max |a| per tensor). Usage: node bench/bindlimit-vxm.mjs [D H W [limit]] (default 160 192 224 and the
-// adapter's limit; a smaller first limit in bytes tries the script on small volumes).
+// bytes, the dispatch count and the process's max RSS, then how far the second run's loss, outputs and parameter
+// gradients are from the first (max |a - b| / max |a| per tensor). Usage: node bench/bindlimit-vxm.mjs [D H W [limit]]
+// (default 160 192 224 and the adapter's limit; a smaller first limit in bytes tries the script on small volumes).
+// On a shared machine run it under bench/bindlimit-watchdog.mjs.
+import { readFileSync } from 'node:fs';
 import * as vg from 'voxgrad';
 import { maxRelDiff } from './stats.mjs';
 
@@ -18,6 +20,8 @@ const src = vg.rand([1, 1, ...shape], { seed: 1 });
 const tgt = vg.rand([1, 1, ...shape], { seed: 2 });
 const params = net.namedParameters();
 const MiB = 2 ** 20;
+/** The process's largest resident memory so far (VmHWM), in GB. */
+const maxRssGB = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) / 1e6;
 
 async function step(limit) {
   vg.debug.setBindingLimit(limit === adapterLimit ? null : limit);
@@ -48,7 +52,8 @@ for (const limit of [firstLimit, firstLimit / 2]) {
   const r = await step(limit);
   runs.push(r);
   console.log(
-    `limit ${limit / MiB} MiB: step ${r.seconds.toFixed(1)} s, peak ${(r.peakBytes / MiB).toFixed(0)} MiB, ${r.dispatches} dispatches, loss ${r.loss[0]}`,
+    `limit ${limit / MiB} MiB: step ${r.seconds.toFixed(1)} s, peak ${(r.peakBytes / MiB).toFixed(0)} MiB, ${r.dispatches} dispatches, ` +
+      `loss ${r.loss[0]}, process max RSS so far ${maxRssGB().toFixed(2)} GB`,
   );
 }
 const [a, b] = runs;

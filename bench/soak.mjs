@@ -2,7 +2,7 @@
 // npm run soak [-- --steps N] [-- --every N] [-- --warmup N] [-- --json samples.json]   (default runs/soak.json)
 // The long-run memory check (issue 12): the demo's UNet recipe (unet-phantom) at reduced width and size, with its
 // real data pipeline (DataLoader, GPU augmentations) and a checkpoint every 1,000 steps through vg.train, sampled
-// every 500 steps: live tensors, bytes in use, pooled bytes (vg.memory()), RSS and step time. After warm-up, live
+// every 500 steps: live tensors, bytes in use, pooled bytes (vg.memory()), RSS, step time, V8 heap and the bind-group cache. After warm-up, live
 // tensors and bytes in use must be exactly constant, pooled bytes bounded and RSS growth under a stated bound (the
 // slope of a least-squares fit, MB per 1,000 steps). Prints a table, writes the samples as JSON, exits 1 on growth.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,7 +24,8 @@ export const RSS_SLOPE_LIMIT_MB = 2;
 /**
  * Trains unet-phantom for `steps` steps with checkpoints every `checkpointEvery` into a temporary run folder and
  * samples memory every `every` steps. Returns the samples ({ step, liveTensors, bytesInUse, bytesPooled, rssMB,
- * msPerStep }) and the wall time.
+ * msPerStep, heapMB, bindGroups: the runtime's bind-group cache entries, bindGroupsCreated: since the previous sample })
+ * and the wall time.
  */
 export async function soak({ steps, every, checkpointEvery, log = () => {} }) {
   if (every % BATCHES_PER_EPOCH !== 0) throw new Error(`soak: the sample interval must be a multiple of the ${BATCHES_PER_EPOCH} batches per epoch, got ${every}`);
@@ -32,6 +33,7 @@ export async function soak({ steps, every, checkpointEvery, log = () => {} }) {
   const samples = [];
   let last = performance.now();
   const t0 = last;
+  let cache = vg.debug.cacheStats();
   try {
     await vg.methods.unetPhantom.train({
       outDir,
@@ -47,7 +49,10 @@ export async function soak({ steps, every, checkpointEvery, log = () => {} }) {
           bytesPooled: m.bytesPooled,
           rssMB: process.memoryUsage().rss / 2 ** 20,
           msPerStep: (now - last) / every,
+          heapMB: process.memoryUsage().heapUsed / 2 ** 20,
+          ...bindGroupsSince(cache),
         };
+        cache = vg.debug.cacheStats();
         last = now;
         samples.push(sample);
         log(sample);
@@ -57,6 +62,12 @@ export async function soak({ steps, every, checkpointEvery, log = () => {} }) {
     rmSync(outDir, { recursive: true, force: true });
   }
   return { samples, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The bind-group cache now (entries) and its misses (bind groups created) since the `before` stats. */
+function bindGroupsSince(before) {
+  const now = vg.debug.cacheStats();
+  return { bindGroups: now.bindGroups, bindGroupsCreated: now.bindGroupMisses - before.bindGroupMisses };
 }
 
 /** Least-squares slope of y over x. */
@@ -106,8 +117,8 @@ export function judge(samples, { warmup, rssSlopeLimitMB = RSS_SLOPE_LIMIT_MB })
 }
 
 function printRow(s) {
-  const cells = [s.step, s.liveTensors, s.bytesInUse, s.bytesPooled, s.rssMB.toFixed(1), s.msPerStep.toFixed(1)];
-  console.log(cells.map((c, i) => String(c).padStart([7, 7, 12, 12, 8, 8][i])).join(' '));
+  const cells = [s.step, s.liveTensors, s.bytesInUse, s.bytesPooled, s.rssMB.toFixed(1), s.msPerStep.toFixed(1), s.bindGroups, s.bindGroupsCreated, s.heapMB.toFixed(1)];
+  console.log(cells.map((c, i) => String(c).padStart([7, 7, 12, 12, 8, 8, 11, 8, 7][i])).join(' '));
 }
 
 async function main() {
@@ -127,7 +138,7 @@ async function main() {
   const info = vg.backendInfo();
   console.log(`soak: unet-phantom ${JSON.stringify(SOAK_CONFIG)}, ${steps} steps, checkpoint every 1000, sample every ${every}, warm-up ${warmup}`);
   console.log(`adapter: ${info.vendor} ${info.architecture} ${info.description}; node ${process.version}`);
-  console.log('   step    live  bytesInUse bytesPooled   rssMB  ms/step');
+  console.log('   step    live  bytesInUse bytesPooled   rssMB  ms/step  bindGroups  created  heapMB');
   const { samples, seconds } = await soak({ steps, every, checkpointEvery: 1000, log: printRow });
   const verdict = judge(samples, { warmup });
   console.log(`wall time ${seconds.toFixed(0)} s; after step ${warmup}: live tensors ${verdict.liveTensors}, bytes in use ${verdict.bytesInUse}, ` +

@@ -2,7 +2,9 @@
 // (i, p.offset, 0, 0) under the key (p.seedLo, p.seedHi) and writes 4 outputs, elements 4i..4i+3:
 // uniform [0, 1) from the top 24 bits, or normal pairs by Box-Muller (NORMAL; radius from words x and z,
 // angle in [-pi, pi) from y and w). Results depend only on (seed, offset, index), never on the device or
-// launch shape. Mapping: one invocation per 4 elements, 2-D grid.
+// launch shape. Mapping: one invocation per 4 elements, 2-D grid. A tensor past one storage binding is filled in
+// windows: `out` binds the window, whose first element is 4 * p.firstBlock of the tensor, and p.n counts the window's
+// elements; invocation i then uses counter block p.firstBlock + i, as one launch over the whole tensor would.
 // With PHILOX_FUNCTIONS_ONLY only the generator functions remain, for other kernels to prepend (dropout.wgsl).
 #if !PHILOX_FUNCTIONS_ONLY
 struct Params {
@@ -12,6 +14,7 @@ struct Params {
   offset: u32,
   low: f32,
   high: f32,
+  firstBlock: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -57,7 +60,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (base >= p.n) {
     return;
   }
-  let r = philox(vec4<u32>(i, p.offset, 0u, 0u), vec2<u32>(p.seedLo, p.seedHi));
+  let r = philox(vec4<u32>(p.firstBlock + i, p.offset, 0u, 0u), vec2<u32>(p.seedLo, p.seedHi));
 #if NORMAL
   let u1 = f32((r.x >> 8u) + 1u) * 5.9604644775390625e-8; // (0, 1], so log is finite
   let u3 = f32((r.z >> 8u) + 1u) * 5.9604644775390625e-8;

@@ -5,6 +5,7 @@
 import { loseDevice } from './engine/device.js';
 import { checkNumerics } from './engine/numerics.js';
 import { setBindingLimit } from './engine/binding.js';
+import { cacheStats } from './engine/runtime.js';
 import { opStats, resetOpStats } from './engine/op.js';
 import { simulateOutOfMemory } from './engine/pool.js';
 import { kernelLayouts } from './engine/runtime.js';
@@ -22,9 +23,10 @@ export { listOps, type OpInfo, type OpStat } from './engine/op.js';
  * injection for testing recovery code: simulateOutOfMemory(n) (the next n allocations report out-of-memory) and
  * loseDevice() (destroys the GPUDevice as a driver reset would); and setBindingLimit(bytes | null), which lowers the
  * storage-binding size ops plan with, for testing their split paths on small tensors; kernelLayouts(), the kernels built
- * so far with the binding and uniform layouts read from their WGSL.
+ * so far with the binding and uniform layouts read from their WGSL; cacheStats(), the runtime's pipeline and bind-group
+ * cache sizes (long-run memory checks).
  */
-export const debug = { opStats, resetOpStats, checkNumerics, simulateOutOfMemory, loseDevice, setBindingLimit, kernelLayouts };
+export const debug = { opStats, resetOpStats, checkNumerics, simulateOutOfMemory, loseDevice, setBindingLimit, kernelLayouts, cacheStats };
 export { sync, setBatchSize, pipelinesReady, dispatches } from './engine/runtime.js';
 export { profile, type ProfileReport, type KernelTiming } from './engine/profiler.js';
 export { tune, tuningState, resetTuning, type TuneOptions, type TuneResult } from './engine/tuner.js';

@@ -292,6 +292,25 @@ test('gridSample: an input channel plane past one binding fails before GPU work'
   grid.dispose();
 });
 
+test('rand, randn, uniform, normal past the limit fill in windows: bitwise the numbers of one launch', async () => {
+  // 5,003 elements: windows of whole alignment units and an odd tail; the global generator's draws too (same offset)
+  for (const make of [
+    () => vg.rand([5003], { seed: 7 }),
+    () => vg.randn([5003], { seed: 2 ** 40 + 3 }),
+    () => vg.uniform([41, 123], -2, 5, { seed: 11 }),
+    () => vg.normal([5003], 1.5, 0.25, { seed: 12 }),
+  ])
+    assertSame(await wholeAndSplit(() => [make()], 4096), make.toString());
+  const split = await wholeAndSplit(() => {
+    vg.manualSeed(5);
+    return [vg.randn([5003])];
+  }, 4096);
+  assertSame(split, 'randn from the global generator');
+  // windows that restarted the counter blocks would repeat the first window's draws
+  const [values] = split.split.data;
+  assert.ok(new Set(values).size > 4990, 'distinct draws across windows');
+});
+
 test('VxmDense 3-D training step (forward, MSE + Grad loss, backward) with every big op split: within 1e-5 of the whole', async () => {
   // 16^3: the full-resolution activations (16 to 48 channels, 256 to 768 KiB) exceed 160 KiB, so conv, leakyRelu,
   // maxPool3d, interpolate, cat, the bias-gradient sums and the gradient additions all take their split paths

@@ -13,7 +13,7 @@ import type { BufferRange } from './binding.js';
 import { gpu, onDeviceReset } from './device.js';
 import { readLayout, type BindingDeclaration, type KernelLayout, type UniformMemberDeclaration } from './layouts.js';
 import { VoxgradError, currentUserOp } from './errors.js';
-import { allocationsSettled, onBeforeDestroy, returnToPool, takeReleased } from './pool.js';
+import { allocationsSettled, onBeforeDestroy, onSubmitNeeded, returnToPool, takeReleased } from './pool.js';
 import { profilerHooks } from './profiler-hooks.js';
 
 type ScalarKind = 'u32' | 'i32' | 'f32';
@@ -308,6 +308,9 @@ function submitNow(): void {
   submitReady(true);
 }
 
+// the pool asks for a submit when a buffer it could reuse waits for the open batch
+onSubmitNeeded(submitNow);
+
 /** Submits everything recorded so far; resolves once submitted (reads await this, so pipelines compile async). */
 async function flush(): Promise<void> {
   closeBatch();
@@ -360,10 +363,14 @@ function submitBatch({ records: batch, uniformData, released }: Batch): void {
 // ---- bind groups ---------------------------------------------------------------------------------------------
 // createBindGroup costs ~40 µs in Dawn on lavapipe, ten times a whole small dispatch. Loops repeat their
 // (kernel, buffers) combinations because the pool hands buffers back in the same order, so bind groups are
-// cached by that combination. Any destroyed buffer clears the cache (pool trims are rare).
+// cached by that combination. Any destroyed buffer clears the cache (pool trims are rare). The cache is a
+// least-recently-used list (a hit moves its entry to the end of the Map's order): a loop whose steps vary (random
+// augmentations pair pool buffers differently) keeps its recurring groups while one-off pairings age out.
 
 const BIND_GROUP_CACHE_CAP = 8192;
 const bindGroups = new Map<string, GPUBindGroup>();
+let bindGroupHits = 0;
+let bindGroupMisses = 0;
 const bufferIds = new WeakMap<GPUBuffer, number>();
 let nextBufferId = 1;
 
@@ -377,7 +384,13 @@ function bindGroupFor(device: GPUDevice, k: Kernel, buffers: BindTarget[], ubuf:
   let key = String(k.id);
   for (const b of buffers) key += 'buffer' in b ? `,${bufferId(b.buffer)}@${b.offset}+${b.size}` : ',' + bufferId(b);
   let bg = bindGroups.get(key);
-  if (bg) return bg;
+  if (bg) {
+    bindGroupHits++;
+    bindGroups.delete(key);
+    bindGroups.set(key, bg);
+    return bg;
+  }
+  bindGroupMisses++;
   const entries: GPUBindGroupEntry[] = [];
   let bi = 0;
   for (const b of k.bindings) {
@@ -399,9 +412,24 @@ function bindGroupFor(device: GPUDevice, k: Kernel, buffers: BindTarget[], ubuf:
   return bg;
 }
 
-/** The pool calls this before destroying buffers: cached bind groups may reference them. */
 // a cached bind group must not outlive a buffer it binds: the pool clears the cache before destroying idle buffers
 onBeforeDestroy(() => bindGroups.clear());
+
+export interface CacheStats {
+  /** Compiled kernels (one pipeline each). */
+  pipelines: number;
+  /** Bind groups cached now (at most `bindGroupCap`). */
+  bindGroups: number;
+  bindGroupCap: number;
+  /** Dispatches that found their bind group cached, and those that created one, since the device was created. */
+  bindGroupHits: number;
+  bindGroupMisses: number;
+}
+
+/** Sizes of the runtime's caches (vg.debug.cacheStats): long-run memory checks watch them. */
+export function cacheStats(): CacheStats {
+  return { pipelines: kernelCache.size, bindGroups: bindGroups.size, bindGroupCap: BIND_GROUP_CACHE_CAP, bindGroupHits, bindGroupMisses };
+}
 
 /**
  * Waits until every recorded dispatch has been submitted and finished on the GPU; throws the first device-side
@@ -484,6 +512,8 @@ export async function pipelinesReady(): Promise<void> {
 onDeviceReset(() => {
   kernelCache.clear();
   bindGroups.clear();
+  bindGroupHits = 0;
+  bindGroupMisses = 0;
   records = [];
   uniformUsed = 0;
   uniformBuffer = null;

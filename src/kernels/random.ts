@@ -5,6 +5,7 @@
  */
 import philoxWgsl from '../../shaders/philox.wgsl';
 import randomIntWgsl from '../../shaders/random_int.wgsl';
+import { alignElements, fitsBinding, window, windowElements } from '../engine/binding.js';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, NOT_DIFFERENTIABLE, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
@@ -56,12 +57,17 @@ function generate(op: string, shape: readonly number[], normal: boolean, low: nu
   const out = emptyTensor(op, shape, 'f32');
   if (n > 0) {
     const k = kernel(`philox.${normal ? 'normal' : 'uniform'}`, () => philoxWgsl, { defines: { NORMAL: normal } });
-    dispatch(
-      k,
-      [out.buffer(op)],
-      { n, seedLo: seed >>> 0, seedHi: Math.floor(seed / 2 ** 32) >>> 0, offset, low, high },
-      grid1d(ceilDiv(ceilDiv(n, 4), k.workgroupSize)),
-    );
+    const params = { seedLo: seed >>> 0, seedHi: Math.floor(seed / 2 ** 32) >>> 0, offset, low, high };
+    if (fitsBinding(out)) dispatch(k, [out.buffer(op)], { ...params, n, firstBlock: 0 }, grid1d(ceilDiv(ceilDiv(n, 4), k.workgroupSize)));
+    else {
+      // windows of whole alignment units (a multiple of 4 elements), so each starts on a counter block
+      const chunk = Math.floor(windowElements() / alignElements()) * alignElements();
+      for (let start = 0; start < n; start += chunk) {
+        const count = Math.min(chunk, n - start);
+        const { range } = window(op, out, start, start + count);
+        dispatch(k, [range], { ...params, n: count, firstBlock: start / 4 }, grid1d(ceilDiv(ceilDiv(count, 4), k.workgroupSize)));
+      }
+    }
   }
   if (opts.requiresGrad) out.requiresGrad = true;
   return out;
