@@ -22,5 +22,6 @@ export * from './kernels/dropout.js';
 export * from './kernels/spatial.js';
 export * from './kernels/cumsum.js';
 export * from './kernels/sort.js';
+export * from './kernels/contrastive.js';
 export { scaledDotProductAttention, type ScaledDotProductAttentionOptions } from './kernels/attention.js';
 export { backward, grad, valueAndGrad, type GradOptions } from './kernels/backward.js';
