@@ -5,6 +5,7 @@ import { unetPhantom } from './unet-phantom.js';
 
 export { diceLoss, type DiceLossOptions } from './losses.js';
 export * as registration from './registration/index.js';
+export * as semisup from './semisup/index.js';
 export { reg, unetPhantom };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */
