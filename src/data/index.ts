@@ -7,3 +7,4 @@ export * from './phantom.js';
 export { Rng, deriveSeed } from './random.js';
 export { ACDCDataset, CAMUSDataset, LADataset, ACDC_LABELS, CAMUS_LABELS, type ACDCItem, type ACDCInfo, type ACDCOptions, type CAMUSItem, type CAMUSInfo, type CAMUSOptions, type LAItem, type LAOptions } from './medical-datasets.js';
 export * from './registration.js';
+export * from './semiseg.js';

@@ -2,11 +2,12 @@
 import type { Recipe } from '../train/recipe.js';
 import { reg } from './registration/recipe.js';
 import { unetPhantom } from './unet-phantom.js';
+import { seg } from './semisup/recipe.js';
 
 export { diceLoss, type DiceLossOptions } from './losses.js';
 export * as registration from './registration/index.js';
 export * as semisup from './semisup/index.js';
-export { reg, unetPhantom };
+export { reg, unetPhantom, seg };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */
-export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom, [reg.name]: reg };
+export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom, [reg.name]: reg, [seg.name]: seg };
