@@ -104,7 +104,7 @@ ${os.cpus().length} CPU cores shared with other jobs (timings are indicative onl
 
 Protocol (\`voxgrad train seg\` defaults): UNet widths [${d.features}] (the papers: 16…256), ${d.batchSize} labelled + ${d.batchSize} unlabelled
 images per step, ${d.steps} fine-tuning steps, ${d.pretrainSteps} pre-training steps for ACTION, ACTION++ and MONA (the papers:
-10k–30k iterations per stage), SGD lr ${d.lr} with poly decay per stage, EMA teacher m = ${d.emaDecay}, pixel contrasts with ${d.queries} queries per class
+10k–30k iterations per stage), SGD lr ${d.lr} (the papers: 0.01; raised for the short schedule) with poly decay per stage, EMA teacher m = ${d.emaDecay}, pixel contrasts with ${d.queries} queries per class
 and ${d.negatives} negatives (the papers: 256 and 512), embedding sizes ${d.globalDim} (global) and ${d.repDim} (dense). The labelled-only
 and fully supervised rows train the same ${d.steps} steps. Metrics per class on each test image, then averaged: Dice (%) and
 ASD in pixels (medpy's asd: prediction surface to truth surface; an empty prediction scores the image diagonal).

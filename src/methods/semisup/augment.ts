@@ -28,6 +28,8 @@ export interface StrongViewOptions {
   warpLabels?: boolean;
   /** Skip CutMix (ablations). */
   cutmix?: boolean;
+  /** Probability of the random morph for the batch (AdvChain as the papers call it: 0.5). */
+  morphProbability?: number;
 }
 
 export interface StrongView {
@@ -77,7 +79,7 @@ export function strongView(image: Tensor, label: Tensor, confidence: Tensor, opt
       img = intensityJitter(img, { brightness: 0.1, contrast: 0.25, gamma: [0.75, 1.25], prob: 0.5, seed: rng.int(0, 2 ** 31) });
       const blurred = gaussianBlur(img, rng.uniform(0.15, 1.15));
       img = where(pick(0.5), blurred, img);
-      if (rng.next() < 0.5) {
+      if (rng.next() < (opts.morphProbability ?? 0.5)) {
         const flow = randomDiffeomorphism(img.shape, { epsilon: opts.morphEpsilon, seed: rng.int(0, 2 ** 31) });
         img = spatialTransform(img, flow);
         if (opts.warpLabels ?? true) {

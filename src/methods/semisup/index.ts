@@ -13,3 +13,5 @@ export {
   type PseudoLabels,
   type AdaptiveContrastInputs,
 } from './losses.js';
+export { anatomicalContrast, memoryBankContrast, pixelRows, type ContrastSample, type AnatomicalContrastOptions, type MemoryContrastOptions } from './contrast.js';
+export { strongView, randomDiffeomorphism, randomAffineWarp, type StrongView, type StrongViewOptions } from './augment.js';
