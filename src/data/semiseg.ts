@@ -9,7 +9,13 @@
  */
 import { fail } from '../engine/errors.js';
 import { tensor } from '../kernels/creation.js';
-import type { Tensor } from '../engine/tensor.js';
+import { tidy, type Tensor } from '../engine/tensor.js';
+import { cast } from '../kernels/elementwise.js';
+import { interpolate } from '../kernels/interpolate.js';
+import { div, maximum, round, sub } from '../kernels/math.js';
+import { max, min } from '../kernels/reduce.js';
+import { cat, reshape, stack } from '../kernels/shape.js';
+import { ACDCDataset, LADataset } from './medical-datasets.js';
 import { cardiacPhantomArrays } from './phantom.js';
 import { Rng, deriveSeed } from './random.js';
 
@@ -169,4 +175,91 @@ export function leftAtriumPhantoms(ids: readonly number[], opts: Omit<LeftAtrium
     label.set(a.label, i * voxels);
   });
   return { image: tensor(image, [ids.length, 1, ...shape]), label: tensor(label, [ids.length, ...shape], { dtype: 'i32' }), subjects: [...ids], frames: 1 };
+}
+
+/** ACDC's labelled patients in the papers' splits (SSL4MIS's train lists): 1 → 099; 3 → + 038, 050; 7 → + 100, 058, 021, 049. */
+export const ACDC_LABELED_PATIENTS = ['patient099', 'patient038', 'patient050', 'patient100', 'patient058', 'patient021', 'patient049'] as const;
+
+export interface FolderSplitOptions {
+  labeled: number;
+  /** Images are resized to size × size (2-D) or size³ (3-D): bilinear/trilinear for images, nearest for labels. */
+  size: number;
+}
+
+/** Resizes [X, Y(, Z)] items to the target grid, images min-max normalised to [0, 1] (per image, as the papers). */
+function resizeItem(image: Tensor, label: Tensor, size: number): { image: Tensor; label: Tensor } {
+  const nd = image.ndim;
+  const grid = new Array<number>(nd).fill(size);
+  return tidy(() => {
+    const img = interpolate(reshape(image, [1, 1, ...image.shape]), { size: grid, mode: nd === 3 ? 'trilinear' : 'bilinear', alignCorners: false });
+    const lo = min(img);
+    const span = maximum(sub(max(img), lo), 1e-6);
+    const lab = interpolate(reshape(cast(label, 'f32'), [1, 1, ...label.shape]), { size: grid, mode: 'nearest' });
+    return { image: div(sub(img, lo), span), label: cast(round(reshape(lab, grid)), 'i32') };
+  });
+}
+
+async function loadItems(ds: { get(i: number): Promise<{ image: Tensor; label: Tensor | null }> }, indices: number[], size: number, patients: string[]): Promise<SliceSet> {
+  const images: Tensor[] = [];
+  const labels: Tensor[] = [];
+  for (const i of indices) {
+    const it = await ds.get(i);
+    if (!it.label) fail('semiseg', `item ${i} has no label`);
+    const r = resizeItem(it.image, it.label, size);
+    images.push(r.image);
+    labels.push(r.label);
+    it.image.dispose();
+    it.label.dispose();
+  }
+  const out = tidy(() => ({ image: cat(images, 0), label: stack(labels, 0) }));
+  for (const t of [...images, ...labels]) t.dispose();
+  return { ...out, subjects: patients.map((_, k) => k), frames: 0 };
+}
+
+/**
+ * The ACDC release (the `training` folder of 100 patients, ED and ES frames) as 2-D slices for the semi-supervised
+ * recipe: the papers' labelled patients (ACDC_LABELED_PATIENTS, first `labeled` of them), and of the other patients
+ * in ID order the last 20 % for testing, the 10 % before them held out (validation), the rest unlabelled. The
+ * papers' exact validation and test lists are SSL4MIS's files, not reproduced here.
+ */
+export async function acdcSemiSegSplit(root: string, opts: FolderSplitOptions): Promise<{ labeled: SliceSet; unlabeled: SliceSet; test: SliceSet }> {
+  const op = 'acdcSemiSegSplit';
+  if (!Number.isInteger(opts.labeled) || opts.labeled < 1 || opts.labeled > ACDC_LABELED_PATIENTS.length)
+    fail(op, `labeled must be 1 to ${ACDC_LABELED_PATIENTS.length} (the papers' labelled patients: ${ACDC_LABELED_PATIENTS.join(', ')}), got ${String(opts.labeled)}`);
+  const ds = await ACDCDataset.open(root, { slices: true });
+  const labeledIds = ACDC_LABELED_PATIENTS.slice(0, opts.labeled) as readonly string[];
+  const missing = labeledIds.filter((p) => !ds.patients.includes(p));
+  if (missing.length) fail(op, `${root} lacks the labelled patient(s) ${missing.join(', ')} of the papers' split`);
+  return splitFolder(ds, labeledIds, opts.size);
+}
+
+/** The LA 2018 cases (lgemri.nrrd + laendo.nrrd per folder) as volumes: the first `labeled` cases in name order labelled, the last 20 % tested. */
+export async function laSemiSegSplit(root: string, opts: FolderSplitOptions): Promise<{ labeled: SliceSet; unlabeled: SliceSet; test: SliceSet }> {
+  const ds = await LADataset.open(root);
+  const names = [...ds.patients].sort();
+  const nTest = Math.max(1, Math.round(names.length * 0.2));
+  if (!Number.isInteger(opts.labeled) || opts.labeled < 1 || opts.labeled > names.length - nTest - 1)
+    fail('laSemiSegSplit', `labeled must be an integer in [1, ${names.length - nTest - 1}] (training cases, keeping one unlabelled), got ${String(opts.labeled)}`);
+  return splitFolder(ds, names.slice(0, opts.labeled), opts.size, 0);
+}
+
+async function splitFolder(
+  ds: { patients: string[]; length: number; patientOf(i: number): string; get(i: number): Promise<{ image: Tensor; label: Tensor | null }> },
+  labeledIds: readonly string[],
+  size: number,
+  valFraction = 0.1,
+): Promise<{ labeled: SliceSet; unlabeled: SliceSet; test: SliceSet }> {
+  const rest = ds.patients.filter((p) => !labeledIds.includes(p)).sort();
+  const total = ds.patients.length;
+  const nTest = Math.max(1, Math.round(total * 0.2));
+  const nVal = Math.round(total * valFraction);
+  const test = rest.slice(rest.length - nTest);
+  const unlabeled = rest.slice(0, Math.max(0, rest.length - nTest - nVal));
+  if (!unlabeled.length) fail('semiseg', `${total} patients leave no unlabelled training patient after ${labeledIds.length} labelled, ${nVal} validation and ${nTest} test patients`);
+  const indicesOf = (ids: readonly string[]) => Array.from({ length: ds.length }, (_, i) => i).filter((i) => ids.includes(ds.patientOf(i)));
+  return {
+    labeled: await loadItems(ds, indicesOf(labeledIds), size, [...labeledIds]),
+    unlabeled: await loadItems(ds, indicesOf(unlabeled), size, unlabeled),
+    test: await loadItems(ds, indicesOf(test), size, test),
+  };
 }

@@ -2,7 +2,8 @@
  * `voxgrad train seg`: semi-supervised segmentation with the papers' methods on a labelled/unlabelled split.
  * --method supervised | mean-teacher | action | actionpp | mona; --labeled N training subjects with labels (the rest
  * of the training subjects unlabelled; supervised ignores them, so `--method supervised --labeled 70` is the fully
- * supervised bound); --data phantom (2-D cardiac phantom, UNet) | phantom3d (3-D left-atrium phantom, VNet).
+ * supervised bound); --data phantom (2-D cardiac phantom, UNet) | phantom3d (3-D left-atrium phantom, VNet) |
+ * acdc | la (the releases' folders under --root; vg.data.acdcSemiSegSplit / laSemiSegSplit).
  *
  * Stages (action, actionpp, mona): `pretrainSteps` of relational distillation (ACTION stage i, the first half: the
  * global ISD term only; stage ii, the second half: supervised + global + local; MONA: supervised + global + local
@@ -25,7 +26,7 @@ import { argmax, mean, sum } from '../../kernels/reduce.js';
 import { cat, permute, reshape, slice, stack, unsqueeze } from '../../kernels/shape.js';
 import { randomFlip, randomRot90, gaussianBlur, intensityJitter } from '../../data/augment.js';
 import { Rng, deriveSeed } from '../../data/random.js';
-import { cardiacPhantomSplit, leftAtriumPhantoms, splitSubjects, type SliceSet } from '../../data/semiseg.js';
+import { acdcSemiSegSplit, cardiacPhantomSplit, laSemiSegSplit, leftAtriumPhantoms, splitSubjects, type SliceSet } from '../../data/semiseg.js';
 import { figureGrid, overlay } from '../../io/figures.js';
 import { writeNifti } from '../../io/nifti.js';
 import { writePng } from '../../io/png.js';
@@ -54,7 +55,9 @@ type Method = (typeof METHODS)[number];
 const defaults: Config = {
   method: 'supervised',
   labeled: 3,
+  /** phantom (2-D cardiac), phantom3d (3-D atrium), acdc or la (the releases' folders under --root). */
   data: 'phantom',
+  root: '',
   /** Image size (2-D) or cube side (3-D). */
   size: 32,
   /** Cine frames per phantom subject (2-D images per subject; 2 = ED and ES, as ACDC annotates). */
@@ -90,7 +93,7 @@ class SegModel extends Module {
   readonly rep: RepresentationHead;
   constructor(c: Config, seed: number) {
     super();
-    const is3d = setting<string>(c, defaults, 'data') === 'phantom3d';
+    const is3d = ['phantom3d', 'la'].includes(setting<string>(c, defaults, 'data'));
     const classes = is3d ? 2 : 4;
     const nonlinear = setting<boolean>(c, defaults, 'nonlinearHeads');
     if (is3d) {
@@ -139,10 +142,12 @@ interface Data {
   is3d: boolean;
 }
 
-function loadData(c: Config): Data {
+async function loadData(c: Config): Promise<Data> {
   const data = setting<string>(c, defaults, 'data');
   const labeled = setting<number>(c, defaults, 'labeled');
   const size = setting<number>(c, defaults, 'size');
+  const root = setting<string>(c, defaults, 'root');
+  if ((data === 'acdc' || data === 'la') && !root) fail('seg', `--data ${data} needs --root DIR (the release's folder)`);
   if (data === 'phantom') {
     // the split is fixed across training seeds (as the papers' lists are): the seed moves initialisation and sampling
     const s = cardiacPhantomSplit({ labeled, size, frames: setting(c, defaults, 'frames') });
@@ -162,7 +167,9 @@ function loadData(c: Config): Data {
       is3d: true,
     };
   }
-  return fail('seg', `data must be 'phantom' or 'phantom3d' (ACDC and LA folders: see docs/methods/action.md), got '${data}'`);
+  if (data === 'acdc') return { ...(await acdcSemiSegSplit(root, { labeled, size })), classes: 4, is3d: false };
+  if (data === 'la') return { ...(await laSemiSegSplit(root, { labeled, size })), classes: 2, is3d: true };
+  return fail('seg', `data must be 'phantom', 'phantom3d', 'acdc' or 'la', got '${data}'`);
 }
 
 /** Poly decay within a stage: lr·(1 − t/T)^0.9. */
@@ -253,9 +260,9 @@ async function train(ctx: RecipeRun) {
   const seed = setting<number>(c, defaults, 'seed');
   const steps = setting<number>(c, defaults, 'steps');
   const pretrain = ['action', 'actionpp', 'mona'].includes(method) ? setting<number>(c, defaults, 'pretrainSteps') : 0;
-  const data = loadData(c);
+  const data = await loadData(c);
   if (data.is3d && !['supervised', 'mean-teacher'].includes(method))
-    fail('seg', `method '${method}' is built for the 2-D UNet; --data phantom3d takes supervised or mean-teacher, got '${method}'`);
+    fail('seg', `method '${method}' is built for the 2-D UNet; 3-D data (phantom3d, la) takes supervised or mean-teacher, got '${method}'`);
   const bl = setting<number>(c, defaults, 'batchSize');
   const bu = bl;
   const lr = setting<number>(c, defaults, 'lr');
@@ -539,7 +546,7 @@ export const seg = defineRecipe({
   defaults,
   train,
   async evaluate(ctx) {
-    const data = loadData(ctx.config);
+    const data = await loadData(ctx.config);
     const model = new SegModel(ctx.config, 0);
     const teacher = new SegModel(ctx.config, 1);
     const state = new SemiSegState(model, teacher, new Predictors(ctx.config, data.classes * 16, 2));
