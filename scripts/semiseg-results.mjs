@@ -97,7 +97,7 @@ const doc = `# Semi-supervised segmentation on the embedded phantom (ACTION, ACT
 ${complete ? '' : '**PARTIAL: not every run of the command finished; rows show the seeds that did.**\n\n'}**This is not the papers' data.** 2-D: the procedural cardiac phantom (\`vg.data.cardiacPhantomSplit\`), subjects split
 70 / 10 / 20 (train / validation / test) as ACDC's patients, ${d.frames} frames (ED, ES) per subject, ${d.size}×${d.size} pixels, classes
 RV, myocardium, LV; ${labeled} labelled training subjects, the other ${70 - labeled} unlabelled. 3-D: the procedural left-atrium phantom
-(\`vg.data.leftAtriumPhantoms\`), ${d.size}³ voxels, 2 of 40 training volumes labelled, 10 test volumes.
+(\`vg.data.leftAtriumPhantoms\`), ${d.size}³ voxels, 2 of 35 training volumes labelled, 33 unlabelled, 15 held-out volumes.
 
 Made by \`node scripts/semiseg-results.mjs --seeds ${seeds.join(',')} --labeled ${labeled}\` (${new Date().toISOString().slice(0, 10)}) on ${info.description || info.vendor},
 ${os.cpus().length} CPU cores shared with other jobs (timings are indicative only).

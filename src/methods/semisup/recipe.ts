@@ -156,7 +156,7 @@ async function loadData(c: Config): Promise<Data> {
     return { labeled: s.labeled, unlabeled: s.unlabeled, test: s.test, classes: 4, is3d: false };
   }
   if (data === 'phantom3d') {
-    // LA 2018's split: 80 training, 20 test volumes; here 40 / 10 at the phantom's scale
+    // 50 volumes: 35 training (labeled of them labelled), and the 15 others held out for evaluation
     const parts = splitSubjects(50, labeled);
     const shape = [size, size, size];
     return {
