@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --json results.json] [-- --only section[,section...]]
+// npm run bench [-- --json results.json] [-- --only section[,section...]] [-- --scale s (contrastive sizes / s)]
 // On the adapter voxgrad picks: the adapter's ceilings (FMA-bound and copy kernels in raw WebGPU), then the sections
 // (all by default; --only runs the named ones, the ceilings always):
 //   matmul      matmul at 256³, 512³ and 1024³ beside tfjs-backend-webgpu on the same Dawn adapter, same process
@@ -13,12 +13,14 @@
 //   sort        sort, topk (k = 8192 over 256² and 128³) and cumsum beside tfjs's topk and cumsum (bench/sort.mjs)
 //   optim       one Adam step of a 10M-parameter model (one fused kernel per tensor) beside tfjs's Adam (bench/optim.mjs)
 //   registration  VoxelMorph 2-D (8x128²) and 3-D (1x64³) training steps beside PyTorch CPU (bench/registration.mjs)
+//   contrastive fused infoNCE (indexed negatives; all-key cosine softmax) beside generic ops (bench/contrastive.mjs)
 // What every number includes is printed with it; docs/benchmarks.md has results.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { create, globals } from 'webgpu';
 import * as vg from 'voxgrad';
 import { copyCeiling, fmaCeiling } from './ceilings.mjs';
+import { benchContrastive } from './contrastive.mjs';
 import { benchConv2d, benchConv3d } from './conv.mjs';
 import { randomData } from './harness.mjs';
 import { loadOrt, probeOrt } from './ort.mjs';
@@ -30,7 +32,7 @@ import { benchGridSample } from './spatial.mjs';
 import { median } from './stats.mjs';
 import { loadTfjs } from './tfjs.mjs';
 
-const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm', 'sort', 'optim', 'registration'];
+const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'gridsample', 'poolnorm', 'sort', 'optim', 'registration', 'contrastive'];
 
 const SIZES = [256, 512, 1024];
 const SAMPLES = 5;
@@ -48,6 +50,10 @@ if (onlyAt > 0 && !process.argv[onlyAt + 1]) throw new Error(`--only needs a sec
 const only = onlyAt > 0 ? process.argv[onlyAt + 1].split(',').map((x) => x.trim().toLowerCase()) : SECTIONS;
 for (const x of only) if (!SECTIONS.includes(x)) throw new Error(`--only: unknown section "${x}"; sections: ${SECTIONS.join(', ')}`);
 const wanted = (x) => only.includes(x);
+// --scale s: the contrastive section divides its anchors and bank by s (slow adapters)
+const scaleAt = process.argv.indexOf('--scale');
+const scaleArg = scaleAt > 0 ? Number(process.argv[scaleAt + 1]) : 1;
+if (!(scaleArg >= 1 && Number.isInteger(scaleArg))) throw new Error('--scale needs a positive integer');
 
 // Dawn instance for the ceiling kernels; it must stay referenced while its device lives (a collected instance
 // takes the device down with it: segfaults)
@@ -266,6 +272,7 @@ async function main() {
   await section('sort', results, () => benchSort({ tf }));
   await section('optim', results, () => benchOptim({ tf, copy }));
   await section('registration', results, () => benchRegistration());
+  await section('contrastive', results, () => benchContrastive({ scale: scaleArg }));
   console.log(`\nbench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
   if (jsonPath) {
@@ -288,6 +295,7 @@ async function main() {
       sort: results.sort,
       optim: results.optim,
       registration: results.registration,
+      contrastive: results.contrastive,
     };
     writeFileSync(jsonPath, JSON.stringify(out, null, 2));
     console.log(`results written to ${jsonPath}`);

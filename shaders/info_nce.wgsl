@@ -1,27 +1,40 @@
-// InfoNCE over a key bank without materialising the logits (src/kernels/contrastive.ts).
-// Row q of the logits has C = 1 + J columns: column 0 is ⟨query[q], positive[q]⟩ · invTau, column 1 + j is
-// ⟨query[q], keys[r]⟩ · invTau with r = index[q·J + j] (INDEXED) or r = j (all K keys, J = K). The loss of row q is
+// InfoNCE over indexed negatives without materialising them (src/kernels/contrastive.ts; negatives that are all
+// the keys take matmul tiles there instead). Row q of the logits has C = 1 + J columns: column 0 is
+// ⟨query[q], positive[q]⟩ · invTau, column 1 + j is ⟨query[q], keys[r]⟩ · invTau with r = index[q·J + j]. The loss of row q is
 // lse_q − logit_0 (cross-entropy with target 0); the backward weight of column c is
 // w = g_q · (exp(logit_c − lse_q) − [c = 0]) · invTau, so dquery[q] = Σ_c w_c · row_c, dpositive[q] = w_0 · query[q]
 // and dkeys[r] = Σ w · query over the (q, c) that read row r.
 // DOTS marks the variants that compute logits, STAGED those that stage weights in workgroup memory.
 // Variants (one #if each; the uniform is binding 0, the storage bindings follow in the order listed):
-//   FORWARD     query, keys, positives, [index], lse (out), losses (out), [asserts]. One workgroup per query:
+//   FORWARD     query, keys, positives, index, lse (out), losses (out), asserts. One workgroup per query:
 //               invocations stride over the columns keeping an online (max, sum of exp) pair, then a tree reduction.
-//   QUERY_GRAD  query, keys, positives, [index], lse, g, dquery (out), dpositive (out), [coef (out)]. One
+//   QUERY_GRAD  query, keys, positives, index, lse, g, dquery (out), dpositive (out), coef (out). One
 //               workgroup per query: {{WG}} columns at a time, their weights in workgroup memory, then invocations
-//               stride over the D features of the gradient (coalesced row reads). INDEXED stores the weights as
+//               stride over the D features of the gradient (coalesced row reads). The weights are also stored as
 //               coef[q·C + c] for KEY_INDEXED.
-//   KEY_DENSE   query, keys, lse, g, dkeys (out). One workgroup per key row: {{WG}} queries at a time.
 //   COUNT       index, counts (atomic): how many (q, j) read each key row.
 //   PLACE       index, ends, counts, cursor (atomic), order (out): the (q, j) of each key row grouped in
 //               order[ends[r] − counts[r] .. ends[r]) (ends = inclusive prefix sum of counts). The order inside a
 //               group follows the atomics, so the last bits of a bank row's gradient sum can vary run to run.
 //   KEY_INDEXED query, coef, order, ends, counts, dkeys (out). One workgroup per key row, its group {{WG}} at a time.
 // An index outside [0, K) is reported by FORWARD (index_assert.wgsl) and contributes nothing anywhere.
+// VEC4 (D a multiple of 4): feature vectors are read and written as vec4, p.D counting vec4s.
+#if VEC4
+alias V = vec4<f32>;
+fn vdot(a: V, b: V) -> f32 {
+  return dot(a, b);
+}
+#else
+alias V = f32;
+fn vdot(a: V, b: V) -> f32 {
+  return a * b;
+}
+#endif
+
 struct Params {
   Q: u32,
   K: u32,
+  // the row length in V units
   D: u32,
   J: u32,
   // D, or 0 when one positive serves every query
@@ -37,44 +50,24 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 
 #if FORWARD
-@group(0) @binding(1) var<storage, read> query: array<f32>;
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
-@group(0) @binding(3) var<storage, read> positives: array<f32>;
-#if INDEXED
+@group(0) @binding(1) var<storage, read> query: array<V>;
+@group(0) @binding(2) var<storage, read> keys: array<V>;
+@group(0) @binding(3) var<storage, read> positives: array<V>;
 @group(0) @binding(4) var<storage, read> index: array<{{I}}>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<storage, read_write> losses: array<f32>;
-#else
-@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(5) var<storage, read_write> losses: array<f32>;
-#endif
 #endif
 
 #if QUERY_GRAD
-@group(0) @binding(1) var<storage, read> query: array<f32>;
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
-@group(0) @binding(3) var<storage, read> positives: array<f32>;
-#if INDEXED
+@group(0) @binding(1) var<storage, read> query: array<V>;
+@group(0) @binding(2) var<storage, read> keys: array<V>;
+@group(0) @binding(3) var<storage, read> positives: array<V>;
 @group(0) @binding(4) var<storage, read> index: array<{{I}}>;
 @group(0) @binding(5) var<storage, read> lse: array<f32>;
 @group(0) @binding(6) var<storage, read> g: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dquery: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dpositive: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dquery: array<V>;
+@group(0) @binding(8) var<storage, read_write> dpositive: array<V>;
 @group(0) @binding(9) var<storage, read_write> coef: array<f32>;
-#else
-@group(0) @binding(4) var<storage, read> lse: array<f32>;
-@group(0) @binding(5) var<storage, read> g: array<f32>;
-@group(0) @binding(6) var<storage, read_write> dquery: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dpositive: array<f32>;
-#endif
-#endif
-
-#if KEY_DENSE
-@group(0) @binding(1) var<storage, read> query: array<f32>;
-@group(0) @binding(2) var<storage, read> keys: array<f32>;
-@group(0) @binding(3) var<storage, read> lse: array<f32>;
-@group(0) @binding(4) var<storage, read> g: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dkeys: array<f32>;
 #endif
 
 #if COUNT
@@ -91,12 +84,12 @@ struct Params {
 #endif
 
 #if KEY_INDEXED
-@group(0) @binding(1) var<storage, read> query: array<f32>;
+@group(0) @binding(1) var<storage, read> query: array<V>;
 @group(0) @binding(2) var<storage, read> coef: array<f32>;
 @group(0) @binding(3) var<storage, read> order: array<u32>;
 @group(0) @binding(4) var<storage, read> ends: array<u32>;
 @group(0) @binding(5) var<storage, read> counts: array<u32>;
-@group(0) @binding(6) var<storage, read_write> dkeys: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dkeys: array<V>;
 #endif
 
 // below every finite logit and still finite, so that exp(NONE - m) is 0 or 1 instead of NaN
@@ -104,35 +97,27 @@ const NONE = -3.0e38;
 
 
 #if DOTS
-#if INDEXED
-// key row of negative j of query q (element offset), or -1 for an index outside [0, K)
+// key row of negative j of query q (offset in V units), or -1 for an index outside [0, K)
 fn key_row(q: u32, j: u32) -> i32 {
   let r = i32(index[q * p.J + j]);
   return select(-1, r * i32(p.D), r >= 0 && u32(r) < p.K);
 }
-#else
-fn key_row(q: u32, j: u32) -> i32 {
-  return i32(j * p.D);
-}
-#endif
 
 // ⟨query row at qo, key row at ko⟩
 fn dot_key(qo: u32, ko: u32) -> f32 {
   var acc = 0.0;
   for (var d = 0u; d < p.D; d++) {
-    acc += query[qo + d] * keys[ko + d];
+    acc += vdot(query[qo + d], keys[ko + d]);
   }
   return acc;
 }
-#if !KEY_DENSE
 fn dot_positive(qo: u32, po: u32) -> f32 {
   var acc = 0.0;
   for (var d = 0u; d < p.D; d++) {
-    acc += query[qo + d] * positives[po + d];
+    acc += vdot(query[qo + d], positives[po + d]);
   }
   return acc;
 }
-#endif
 #endif
 
 #if FORWARD
@@ -158,9 +143,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     } else {
       let r = key_row(q, c - 1u);
       if (r < 0) {
-#if INDEXED
         report_bad_index(p.assertSlot, q * p.J + c - 1u, bitcast<u32>(index[q * p.J + c - 1u]));
-#endif
         continue;
       }
       l = dot_key(qo, u32(r)) * p.invTau;
@@ -225,17 +208,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         w = scale * exp(dot_key(qo, u32(r)) * p.invTau - total);
       }
     }
-#if INDEXED
     if (c < C) {
       coef[q * C + c] = w;
     }
-#endif
     weights[lid] = w;
     rows[lid] = r;
     workgroupBarrier();
     let n = min({{WG}}u, C - c0);
     for (var d = lid; d < p.D; d += {{WG}}u) {
-      var acc = 0.0;
+      var acc = V();
       var t = 0u;
       if (c0 == 0u) {
         acc = weights[0] * positives[po + d];
@@ -247,41 +228,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           acc += weights[t] * keys[u32(rows[t]) + d];
         }
       }
-      dquery[qo + d] = select(dquery[qo + d], 0.0, c0 == 0u) + acc;
-    }
-    workgroupBarrier();
-  }
-}
-#endif
-
-#if KEY_DENSE
-@compute @workgroup_size({{WG}})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let k = flat_workgroup(wid, nwg);
-  if (k >= p.K) {
-    return;
-  }
-  let ko = k * p.D;
-  for (var d = lid; d < p.D; d += {{WG}}u) {
-    dkeys[ko + d] = 0.0;
-  }
-  for (var q0 = 0u; q0 < p.Q; q0 += {{WG}}u) {
-    let q = q0 + lid;
-    var w = 0.0;
-    if (q < p.Q) {
-      let l = dot_key(q * p.D, ko) * p.invTau;
-      w = g[q * p.gStride] * p.gScale * p.invTau * exp(l - lse[q]);
-    }
-    weights[lid] = w;
-    workgroupBarrier();
-    let n = min({{WG}}u, p.Q - q0);
-    for (var d = lid; d < p.D; d += {{WG}}u) {
-      var acc = 0.0;
-      for (var t = 0u; t < n; t++) {
-        acc += weights[t] * query[(q0 + t) * p.D + d];
-      }
-      dkeys[ko + d] += acc;
+      dquery[qo + d] = select(dquery[qo + d], V(), c0 == 0u) + acc;
     }
     workgroupBarrier();
   }
@@ -330,7 +277,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let end = ends[k];
   let start = end - counts[k];
   for (var d = lid; d < p.D; d += {{WG}}u) {
-    dkeys[ko + d] = 0.0;
+    dkeys[ko + d] = V();
   }
   for (var e0 = start; e0 < end; e0 += {{WG}}u) {
     let e = e0 + lid;
@@ -343,7 +290,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
     let n = min({{WG}}u, end - e0);
     for (var d = lid; d < p.D; d += {{WG}}u) {
-      var acc = 0.0;
+      var acc = V();
       for (var t = 0u; t < n; t++) {
         acc += weights[t] * query[u32(rows[t]) + d];
       }

@@ -1,5 +1,7 @@
 // torch.scatter_add (out already holds a copy of the base tensor): for every coordinate c of index,
 //   out[c with c[dim] replaced by index[c]] += src[c]  (src read at c through p.srcStrides).
+// OVERWRITE (torch.scatter): out[...] = src[c] instead, an atomic store of the bit pattern; where several c
+// write one position, which of them lands is unspecified.
 // Float adds use a compare-exchange loop on the bit pattern (WGSL has no float atomics), so the order of
 // colliding adds, and the last bits of their sum, can vary run to run. Out-of-range indices are skipped and reported as a device-side
 // assertion (index_assert.wgsl, binding 4).
@@ -44,6 +46,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     o += select(c, u32(j), k == p.dim) * dim_of(p.outStrides, k);
   }
   let v = src[s];
+#if OVERWRITE
+  atomicStore(&out[o], bitcast<{{A}}>(v));
+#else
 #if FLOAT
   var old = atomicLoad(&out[o]);
   loop {
@@ -55,5 +60,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 #else
   atomicAdd(&out[o], v);
+#endif
 #endif
 }

@@ -13,7 +13,7 @@ export * from './kernels/indexing.js';
 export * from './kernels/matmul.js';
 export * from './kernels/nn.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, fullLike, arange, type CreateOptions } from './kernels/creation.js';
-export { rand, randn, uniform, normal, manualSeed, type RandomOptions } from './kernels/random.js';
+export { rand, randn, uniform, normal, manualSeed, randint, multinomial, type RandomOptions, type RandintOptions, type MultinomialOptions } from './kernels/random.js';
 export * from './kernels/conv.js';
 export * from './kernels/pool.js';
 export { interpolate, type InterpolateMode, type InterpolateOptions } from './kernels/interpolate.js';

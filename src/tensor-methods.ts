@@ -10,7 +10,7 @@
  * TS2615); annotated entries need nothing from Tensor's members.
  */
 import { Tensor, type DType } from './engine/tensor.js';
-import type { Operand, ReduceOptions, SortOptions, SortResult, TopkOptions, VarOptions } from './ops.js';
+import type { MultinomialOptions, Operand, QuantileOptions, ReduceOptions, SortOptions, SortResult, TopkOptions, VarOptions } from './ops.js';
 import * as ops from './ops.js';
 
 const methods = {
@@ -73,6 +73,9 @@ const methods = {
   flip: (x: Tensor, dims: number | readonly number[]): Tensor => ops.flip(x, dims),
   gather: (x: Tensor, dim: number, index: Tensor): Tensor => ops.gather(x, dim, index),
   scatterAdd: (x: Tensor, dim: number, index: Tensor, src: Tensor): Tensor => ops.scatterAdd(x, dim, index, src),
+  scatter: (x: Tensor, dim: number, index: Tensor, src: Tensor | number): Tensor => ops.scatter(x, dim, index, src),
+  maskedSelect: (x: Tensor, mask: Tensor): Promise<Tensor> => ops.maskedSelect(x, mask),
+  nonzero: (x: Tensor): Promise<Tensor> => ops.nonzero(x),
   indexSelect: (x: Tensor, dim: number, index: Tensor): Tensor => ops.indexSelect(x, dim, index),
   matmul: (x: Tensor, other: Tensor): Tensor => ops.matmul(x, other),
   softmax: (x: Tensor, opts?: { dim?: number }): Tensor => ops.softmax(x, opts),
@@ -81,6 +84,8 @@ const methods = {
   sort: (x: Tensor, opts?: SortOptions): SortResult => ops.sort(x, opts),
   argsort: (x: Tensor, opts?: SortOptions): Tensor => ops.argsort(x, opts),
   topk: (x: Tensor, k: number, opts?: TopkOptions): SortResult => ops.topk(x, k, opts),
+  quantile: (x: Tensor, q: number | readonly number[], opts?: QuantileOptions): Tensor => ops.quantile(x, q, opts),
+  multinomial: (x: Tensor, numSamples: number, opts?: MultinomialOptions): Tensor => ops.multinomial(x, numSamples, opts),
   clone: (x: Tensor): Tensor => ops.clone(x),
   /** dtype conversion (x.to('i32')). */
   to: (x: Tensor, dtype: DType): Tensor => ops.cast(x, dtype),

@@ -62,13 +62,13 @@ function randomIndex(Q, J, K, r, repeat = false) {
 test('float64 finite differences: indexed, all keys, shared positive, each reduction', async () => {
   const r = rng(21);
   const Q = 5, K = 8, D = 4;
-  for (const [J, shared, reduction, tau] of [[6, false, 'mean', 0.5], [null, false, 'sum', 0.3], [7, true, 'none', 0.8]]) {
+  for (const [J, shared, reduction, tau, tile] of [[6, false, 'mean', 0.5], [null, false, 'sum', 0.3, 3], [7, true, 'none', 0.8], [null, true, 'mean', 0.4]]) {
     const index = J ? randomIndex(Q, J, K, r) : null;
     const inputs = [Ref.random([Q, D], r), Ref.random([K, D], r), Ref.random(shared ? [D] : [Q, D], r)];
-    const msg = `infoNCE ${J ? `J=${J}` : 'all keys'} ${shared ? 'shared positive' : ''} ${reduction}`;
+    const msg = `infoNCE ${J ? `J=${J}` : `all keys, tile ${tile ?? 'whole'}`} ${shared ? 'shared positive' : ''} ${reduction}`;
     const idxT = index?.toTensor();
     await gradcheck64(
-      (q, k, p) => vg.infoNCE(q, k, p, { temperature: tau, negativeIndex: idxT, reduction }),
+      (q, k, p) => vg.infoNCE(q, k, p, { temperature: tau, negativeIndex: idxT, reduction, tile }),
       (q, k, p) => refInfoNCE(q, k, p, index, tau, reduction),
       inputs,
       { msg },
@@ -114,6 +114,48 @@ test('the fused loss equals the materialised one (gather + bmm + crossEntropy) a
   }
 });
 
+test('all keys as negatives over several logit tiles (the online log-sum-exp): loss and gradients against float64', async () => {
+  const r = rng(24);
+  // 1,000 keys in tiles of 128: 7 full tiles and a last one of 104
+  const Q = 300, K = 1000, D = 8, tau = 0.5;
+  const [qr, kr, pr] = [Ref.random([Q, D], r).f32(), Ref.random([K, D], r).f32(), Ref.random([Q, D], r).f32()];
+  const [q, k, p] = [qr, kr, pr].map((x) => x.toTensor({ requiresGrad: true }));
+  const loss = vg.infoNCE(q, k, p, { temperature: tau, tile: 128 });
+  loss.backward();
+  // float64: softmax weights w = (p - onehot(0)) / (Q tau); dq = Σ w row, dkey = Σ w q, dpos = w0 q
+  const gq = new Float64Array(Q * D);
+  const gk = new Float64Array(K * D);
+  const gp = new Float64Array(Q * D);
+  let total = 0;
+  const logits = new Float64Array(K + 1);
+  for (let i = 0; i < Q; i++) {
+    const qi = qr.data.subarray(i * D, i * D + D);
+    const dotWith = (src, row) => qi.reduce((s, v, d) => s + v * src.data[row * D + d], 0);
+    logits[0] = dotWith(pr, i) / tau;
+    for (let j = 0; j < K; j++) logits[j + 1] = dotWith(kr, j) / tau;
+    const m = Math.max(...logits);
+    let s = 0;
+    for (const l of logits) s += Math.exp(l - m);
+    const lse = m + Math.log(s);
+    total += lse - logits[0];
+    for (let c = 0; c <= K; c++) {
+      const w = (Math.exp(logits[c] - lse) - (c === 0 ? 1 : 0)) / (Q * tau);
+      const row = c === 0 ? pr.data.subarray(i * D, i * D + D) : kr.data.subarray((c - 1) * D, c * D);
+      for (let d = 0; d < D; d++) {
+        gq[i * D + d] += w * row[d];
+        if (c === 0) gp[i * D + d] = w * qi[d];
+        else gk[(c - 1) * D + d] += w * qi[d];
+      }
+    }
+  }
+  await assertClose(loss, new Ref([total / Q], []), { rtol: 2e-5, atol: 1e-5, msg: 'tiled loss' });
+  for (const [t, want, name] of [[q, gq, 'query'], [k, gk, 'keys'], [p, gp, 'positives']]) {
+    const scale = Math.max(...want.map(Math.abs));
+    await assertClose(t.grad, new Ref(want, t.shape), { rtol: 1e-3, atol: 1e-4 * scale, msg: `tiled ${name} gradient` });
+  }
+  for (const t of [q, k, p, loss]) t.dispose();
+});
+
 test('no [Q, J, D] tensor: the forward and backward of 512 indexed negatives stay within a few [Q, D] buffers', async () => {
   const r = rng(23);
   const Q = 256, J = 512, K = 2048, D = 64;
@@ -131,6 +173,21 @@ test('no [Q, J, D] tensor: the forward and backward of 512 indexed negatives sta
   for (const t of [q, k, p, index, loss]) t.dispose();
 });
 
+test('a GPU-resident negativeIndex outside the bank raises at the read back, naming infoNCE and the value', async () => {
+  const q = vg.ones([4, 3]);
+  const k = vg.ones([6, 3]);
+  const p = vg.ones([4, 3]);
+  // made on the GPU (randint), so only the kernel sees the values: every index is 6, 7 or 8 of a 6-row bank
+  const idx = vg.randint(6, 9, [4, 5], { seed: 1 });
+  const err = await vg.infoNCE(q, k, p, { temperature: 1, negativeIndex: idx }).data().then(() => null, (e) => e);
+  assert.ok(err instanceof Error, 'an out-of-range GPU index must raise');
+  for (const f of ['infoNCE', 'negativeIndex', '[0, 6)']) assert.ok(err.message.includes(f), `"${f}" missing in: ${err.message}`);
+  // the engine stays usable
+  const good = vg.infoNCE(q, k, p, { temperature: 1, negativeIndex: vg.zeros([4, 5], { dtype: 'i32' }) });
+  await assertClose(good, new Ref([Math.log(6)], []), { rtol: 1e-6, atol: 1e-6, msg: 'equal logits: log(1 + J)' });
+  for (const t of [q, k, p, idx, good]) t.dispose();
+});
+
 test('bad input: clear errors naming infoNCE and the argument', () => {
   const q = vg.zeros([4, 3]);
   const k = vg.zeros([6, 3]);
@@ -145,6 +202,7 @@ test('bad input: clear errors naming infoNCE and the argument', () => {
   assertThrowsWith(() => vg.infoNCE(q, k, p, { temperature: 1, negativeIndex: vg.full([4, 5], 6, { dtype: 'i32' }) }), ['infoNCE', 'negativeIndex']);
   assertThrowsWith(() => vg.infoNCE(q, k, p, { temperature: 1, reduction: 'avg' }), ['infoNCE', 'reduction', 'avg']);
   assertThrowsWith(() => vg.infoNCE(q, k, p, { temperature: 1, margin: 1 }), ['infoNCE', "unknown option 'margin'"]);
+  assertThrowsWith(() => vg.infoNCE(q, k, p, { temperature: 1, tile: 0 }), ['infoNCE', 'tile', 'positive integer']);
   for (const t of [q, k, p, idx]) t.dispose();
 });
 

@@ -126,6 +126,73 @@ test('a long vector dim and many rows against float64 (the reduction and the mat
   for (const t of [ta, tb, y, n]) t.dispose();
 });
 
+/** Float64 k nearest rows per query of a similarity matrix Ref [Q, K]: largest first, lower row first on ties. */
+function refTopRows(sim, k) {
+  const [Q, K] = sim.shape;
+  const values = [];
+  const indices = [];
+  for (let i = 0; i < Q; i++) {
+    const order = Array.from({ length: K }, (_, j) => j).sort((a, b) => sim.data[i * K + b] - sim.data[i * K + a] || a - b);
+    for (const j of order.slice(0, k)) {
+      values.push(sim.data[i * K + j]);
+      indices.push(j);
+    }
+  }
+  return { values: new Ref(values, [Q, k]), indices };
+}
+
+/** Float64 dot-product matrix of a [N, D] and b [M, D]. */
+function refDots(a, b) {
+  const [N, D] = a.shape;
+  const M = b.shape[0];
+  const out = new Float64Array(N * M);
+  for (let i = 0; i < N; i++) for (let j = 0; j < M; j++) for (let d = 0; d < D; d++) out[i * M + j] += a.data[i * D + d] * b.data[j * D + d];
+  return new Ref(out, [N, M]);
+}
+
+test('knn: the k nearest bank rows by cosine and by dot product, one tile or many (merged), against float64', async () => {
+  const r = rng(5);
+  const q = Ref.random([40, 24], r).f32();
+  const bank = Ref.random([500, 24], r).f32();
+  const [tq, tb] = [q.toTensor(), bank.toTensor()];
+  for (const metric of ['cosine', 'dot'])
+    for (const tile of [undefined, 37, 8]) {
+      const k = 8;
+      const msg = `knn ${metric} tile ${tile ?? 'whole'}`;
+      const sim = metric === 'cosine' ? refCosineMatrix(q, bank) : refDots(q, bank);
+      const want = refTopRows(sim, k);
+      const got = vg.knn(tq, tb, k, { metric, tile });
+      await assertClose(got.values, want.values, { rtol: 1e-5, atol: 2e-6, msg: `${msg} values` });
+      const idx = await got.indices.data();
+      // indices must agree wherever float64 separates neighbours by more than f32 round-off
+      for (let i = 0; i < 40; i++)
+        for (let j = 0; j < k; j++) {
+          const v = want.values.data[i * k + j];
+          const rowSim = sim.data.slice(i * 500, (i + 1) * 500);
+          const close = rowSim.filter((s) => Math.abs(s - v) < 1e-5).length;
+          if (close === 1) assert.is(idx[i * k + j], want.indices[i * k + j], `${msg}: query ${i}, neighbour ${j}`);
+        }
+      got.values.dispose();
+      got.indices.dispose();
+    }
+  // ties: equal bank rows come back lower row first, across tiles too
+  const dup = vg.tensor([1, 0, 0, 1, 1, 0, 1, 0], [4, 2]);
+  const one = vg.tensor([1, 0], [1, 2]);
+  const tied = vg.knn(one, dup, 3, { tile: 3 });
+  assert.equal(Array.from(await tied.indices.data()), [0, 2, 3]);
+  for (const t of [tq, tb, dup, one, tied.values, tied.indices]) t.dispose();
+});
+
+test('knn: float64 finite differences of the values, with respect to query and bank, tiled', async () => {
+  const r = rng(6);
+  await gradcheck64(
+    (a, b) => vg.knn(a, b, 3, { tile: 4 }).values,
+    (a, b) => refTopRows(refCosineMatrix(a, b), 3).values,
+    [Ref.random([3, 5], r), Ref.random([10, 5], r)],
+    { msg: 'knn cosine values' },
+  );
+});
+
 test('bad input: clear errors naming the op and argument', () => {
   const a = vg.zeros([3, 4]);
   const b = vg.zeros([5, 3]);
@@ -137,6 +204,10 @@ test('bad input: clear errors naming the op and argument', () => {
   assertThrowsWith(() => vg.cosineSimilarity(a, 3), ['cosineSimilarity', 'x2 must be a Tensor', 'number 3']);
   assertThrowsWith(() => vg.cosineSimilarityMatrix(a, b), ['cosineSimilarityMatrix', '[3, 4]', '[5, 3]', 'same D']);
   assertThrowsWith(() => vg.cosineSimilarityMatrix(vg.zeros([2, 3, 4]), vg.zeros([3, 5, 4])), ['cosineSimilarityMatrix', '[2, 3, 4]', '[3, 5, 4]']);
+  assertThrowsWith(() => vg.knn(a, vg.zeros([6, 4]), 7), ['knn', 'k', '[1, 6]', '7']);
+  assertThrowsWith(() => vg.knn(a, vg.zeros([6, 4]), 2, { metric: 'l2' }), ['knn', 'metric', 'l2']);
+  assertThrowsWith(() => vg.knn(a, vg.zeros([6, 4]), 2, { tile: 1 }), ['knn', 'tile', '>= k']);
+  assertThrowsWith(() => vg.knn(a, b, 2), ['knn', '[3, 4]', '[5, 3]']);
   for (const t of [a, b]) t.dispose();
 });
 

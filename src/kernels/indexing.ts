@@ -1,15 +1,18 @@
 /** gather, scatterAdd, indexSelect, oneHot (torch semantics; indices are i32 or u32 tensors). */
+import compactWgsl from '../../shaders/compact.wgsl';
 import gatherWgsl from '../../shaders/gather.wgsl';
 import oneHotWgsl from '../../shaders/one_hot.wgsl';
 import scatterAddWgsl from '../../shaders/scatter_add.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
 import { ALL_DTYPES, NOT_DIFFERENTIABLE, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
-import { normDim, pad8, stridesOf } from '../engine/shape.js';
-import { Tensor, tidy } from '../engine/tensor.js';
+import { broadcastShapes, normDim, pad8, sameShape, stridesOf } from '../engine/shape.js';
+import { Tensor, tidy, type DType } from '../engine/tensor.js';
 import { assertBuffer } from '../engine/device-asserts.js';
-import { checkIndexOnHost, fillInto, indexAssertSlot, stridedCopy, withIndexAssert } from './base.js';
+import { checkIndexOnHost, fillInto, indexAssertSlot, sliceAxis, stridedCopy, withIndexAssert } from './base.js';
 import { ceilDiv, emptyTensor, expectInt, expectTensor } from './common.js';
+import { cumsum } from './cumsum.js';
+import { mapExpr } from './elementwise.js';
 import { expand, reshape } from './shape.js';
 
 function checkIndexShape(op: string, x: Tensor, dim: number, index: Tensor, extra?: Tensor): void {
@@ -44,24 +47,25 @@ function gatherRaw(x: Tensor, dim: number, index: Tensor): Tensor {
   return out;
 }
 
-/** out = copy of base; out[index along dim] += src. */
-function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor): Tensor {
+/** out = copy of base; out[index along dim] += src (op 'scatter': = src). */
+function scatterAddRaw(base: Tensor, dim: number, index: Tensor, src: Tensor, op: 'scatterAdd' | 'scatter' = 'scatterAdd'): Tensor {
   const dimSize = dimSizeOf(base, dim);
-  const assertSlot = indexAssertSlot('scatterAdd', 'index', index, 0, dimSize);
+  const assertSlot = indexAssertSlot(op, 'index', index, 0, dimSize);
   // a plain copy: clone() would record an autodiff node that scatterAdd's own node then replaces (and leaks)
-  const out = emptyTensor('scatterAdd', base.shape, base.dtype);
+  const out = emptyTensor(op, base.shape, base.dtype);
   const st = stridesOf(base.shape);
-  stridedCopy('scatterAdd', out, base, base.shape, { offset: 0, strides: st }, { offset: 0, strides: st });
+  stridedCopy(op, out, base, base.shape, { offset: 0, strides: st }, { offset: 0, strides: st });
   if (index.size === 0) return out;
   const atomicT = base.dtype === 'i32' ? 'i32' : 'u32';
+  const overwrite = op === 'scatter';
   const k = kernel(
-    `scatterAdd.${base.dtype}.${index.dtype}`,
+    `${op}.${base.dtype}.${index.dtype}`,
     () => withIndexAssert(scatterAddWgsl.replaceAll('{{T}}', base.dtype).replaceAll('{{A}}', atomicT).replaceAll('{{I}}', index.dtype), 4),
-    { defines: { FLOAT: base.dtype === 'f32' } },
+    { defines: { FLOAT: base.dtype === 'f32', OVERWRITE: overwrite } },
   );
   dispatch(
     k,
-    [out.buffer('scatterAdd'), src.buffer('scatterAdd'), index.buffer('scatterAdd'), assertBuffer()],
+    [out.buffer(op), src.buffer(op), index.buffer(op), assertBuffer()],
     {
       n: index.size,
       rank: base.ndim,
@@ -127,6 +131,47 @@ export const scatterAdd = defineOp({
   },
 });
 
+/**
+ * torch.scatter(input, dim, index, src): a copy of input with src written at the indexed positions (src a tensor,
+ * or a number written everywhere index points). Where index repeats a position, which write lands is unspecified,
+ * as in PyTorch; the gradient assumes distinct positions: the input's gradient is zero where something was written,
+ * src's is the output gradient at the positions it went to.
+ */
+export const scatter = defineOp({
+  name: 'scatter',
+  dtypes: ALL_DTYPES,
+  inputs: ([x, , index, src]) => [x, index, src instanceof Tensor ? src : null],
+  forward: (x: Tensor, dim: number, index: Tensor, src: Tensor | number) => {
+    expectTensor('scatter', 'input', x);
+    expectTensor('scatter', 'index', index);
+    expectInt('scatter', 'index', index);
+    const d = normDim('scatter', dim, x.ndim);
+    if (typeof src === 'number') {
+      checkIndexShape('scatter', x, d, index);
+      const value = emptyTensor('scatter', index.shape, x.dtype);
+      fillInto(value, src);
+      return { out: scatterAddRaw(x, d, index, value, 'scatter'), attrs: { dim: d }, save: () => [index], release: [value] };
+    }
+    expectTensor('scatter', 'src', src);
+    if (src.dtype !== x.dtype) fail('scatter', `src dtype ${src.dtype} must match input dtype ${x.dtype}`);
+    checkIndexShape('scatter', x, d, index, src);
+    return { out: scatterAddRaw(x, d, index, src, 'scatter'), attrs: { dim: d }, save: () => [index] };
+  },
+  backward: (g, ctx) => {
+    const [index] = ctx.saved;
+    let gx: Tensor | null = null;
+    if (ctx.needsGrad[0]) {
+      const zeros = emptyTensor('scatter.backward', index.shape, 'f32');
+      fillInto(zeros, 0);
+      gx = scatterAddRaw(g, ctx.attrs.dim, index, zeros, 'scatter');
+      zeros.dispose();
+    }
+    const gSrc = ctx.needsGrad[2] ? gatherRaw(g, ctx.attrs.dim, index) : null;
+    const gSrcFull = gSrc && gSrc.shape.join() !== ctx.inputShapes[2].join() ? embed(gSrc, ctx.inputShapes[2]) : gSrc;
+    return [gx, null, gSrcFull];
+  },
+});
+
 /** Zeros of `shape` with t in its leading block (consumes t). */
 function embed(t: Tensor, shape: readonly number[]): Tensor {
   const out = emptyTensor('scatterAdd.backward', shape, t.dtype);
@@ -181,3 +226,93 @@ export const oneHot = defineOp({
   },
   backward: NOT_DIFFERENTIABLE,
 });
+
+// ---- maskedSelect, nonzero: data-dependent sizes ------------------------------------------------------------------
+
+/**
+ * The inclusive prefix sum (i32) of the nonzero flags of t, flattened, and its last element (the count) read back:
+ * the one read back that a data-dependent output size needs.
+ */
+async function selectionEnds(op: string, t: Tensor): Promise<{ ends: Tensor; count: number }> {
+  if (t.size === 0) return { ends: emptyTensor(op, [0], 'i32'), count: 0 };
+  const ends = tidy(() => {
+    const flags = mapExpr(op, 'select(0, 1, a != CT(0))', [{ name: 'a', value: t }], t.dtype, 'i32');
+    return cumsum(flags.shareStorage([t.size]), 0);
+  });
+  const last = sliceAxis(op, ends, 0, t.size - 1, t.size);
+  const count = (await last.data())[0];
+  last.dispose();
+  return { ends, count };
+}
+
+function compactKernel(variant: 'SELECT' | 'NONZERO' | 'SCATTER', dtype: DType) {
+  return kernel(`compact.${variant}.${dtype}`, () => compactWgsl.replaceAll('{{T}}', dtype), { defines: { [variant]: true } });
+}
+
+/** The compaction step of maskedSelect, given the prefix sum of the mask (same shape as x) and the count. */
+const maskedSelectCompact = defineOp({
+  name: 'maskedSelect',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, ends: Tensor, count: number) => {
+    const out = emptyTensor('maskedSelect', [count], x.dtype);
+    if (count > 0) {
+      const k = compactKernel('SELECT', x.dtype);
+      dispatch(k, [out.buffer('maskedSelect'), x.buffer('maskedSelect'), ends.buffer('maskedSelect')], { n: x.size, rank: 0, shape: pad8([]) }, grid1d(ceilDiv(x.size, k.workgroupSize)));
+    }
+    return { out, attrs: undefined, save: () => [ends] };
+  },
+  backward: (g, ctx) => {
+    const [ends] = ctx.saved;
+    const dx = emptyTensor('maskedSelect.backward', ctx.inputShapes[0], 'f32');
+    if (dx.size > 0) {
+      const k = compactKernel('SCATTER', 'f32');
+      dispatch(k, [dx.buffer('maskedSelect'), g.buffer('maskedSelect'), ends.buffer('maskedSelect')], { n: dx.size, rank: 0, shape: pad8([]) }, grid1d(ceilDiv(dx.size, k.workgroupSize)));
+    }
+    return [dx];
+  },
+});
+
+/**
+ * torch.masked_select(x, mask): the elements of x where mask is nonzero, in row-major order, as a 1-D tensor (x and
+ * mask broadcast against each other). Asynchronous: the output size is read back from the GPU (one 4-byte read).
+ * Differentiable in x.
+ */
+export async function maskedSelect(x: Tensor, mask: Tensor): Promise<Tensor> {
+  expectTensor('maskedSelect', 'input', x);
+  expectTensor('maskedSelect', 'mask', mask);
+  const shape = broadcastShapes(`maskedSelect: input ${fmtShape(x.shape)} and mask ${fmtShape(mask.shape)}`, [x.shape, mask.shape]);
+  const xs = sameShape(x.shape, shape) ? x : expand(x, shape);
+  const ms = sameShape(mask.shape, shape) ? mask : expand(mask, shape);
+  const { ends, count } = await selectionEnds('maskedSelect', ms);
+  const out = maskedSelectCompact(xs, ends, count);
+  for (const t of [ends, ...(xs === x ? [] : [xs]), ...(ms === mask ? [] : [ms])]) t.dispose();
+  return out;
+}
+
+const nonzeroCompact = defineOp({
+  name: 'nonzero',
+  dtypes: ALL_DTYPES,
+  inputs: ([x]) => [x],
+  forward: (x: Tensor, ends: Tensor, count: number) => {
+    const out = emptyTensor('nonzero', [count, x.ndim], 'i32');
+    if (out.size > 0) {
+      const k = compactKernel('NONZERO', 'i32');
+      dispatch(k, [out.buffer('nonzero'), ends.buffer('nonzero')], { n: x.size, rank: x.ndim, shape: pad8(x.shape) }, grid1d(ceilDiv(x.size, k.workgroupSize)));
+    }
+    return { out, attrs: undefined };
+  },
+  backward: NOT_DIFFERENTIABLE,
+});
+
+/**
+ * torch.nonzero(x): the coordinates of the nonzero elements, [count, x.ndim] i32, in row-major order. Asynchronous:
+ * the count is read back from the GPU (one 4-byte read).
+ */
+export async function nonzero(x: Tensor): Promise<Tensor> {
+  expectTensor('nonzero', 'input', x);
+  const { ends, count } = await selectionEnds('nonzero', x);
+  const out = nonzeroCompact(x, ends, count);
+  ends.dispose();
+  return out;
+}

@@ -4,11 +4,15 @@
  * so a program re-run with the same manualSeed gets the same numbers.
  */
 import philoxWgsl from '../../shaders/philox.wgsl';
-import { fail } from '../engine/errors.js';
+import randomIntWgsl from '../../shaders/random_int.wgsl';
+import { fail, fmtShape } from '../engine/errors.js';
+import { FLOAT, NOT_DIFFERENTIABLE, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { checkShapeArg } from '../engine/shape.js';
 import { Tensor, shapeSize } from '../engine/tensor.js';
 import { ceilDiv, defineSource, emptyTensor } from './common.js';
+import { cumsum } from './cumsum.js';
+import { topk } from './sort.js';
 
 let globalSeed = 0x5eed;
 let globalOffset = 0;
@@ -109,3 +113,92 @@ export function setGeneratorState(state: { seed: number; offset: number }): void
   globalSeed = state.seed;
   globalOffset = offset;
 }
+
+// ---- integer draws: randint, multinomial (shaders/random_int.wgsl) -------------------------------------------------
+
+export interface RandintOptions {
+  seed?: number;
+}
+
+function intKernel(variant: 'RANDINT' | 'SEARCH' | 'KEYS') {
+  const defines = { PHILOX_FUNCTIONS_ONLY: true, [variant]: true };
+  return kernel(`randomInt.${variant}`, () => philoxWgsl + '\n' + randomIntWgsl, { defines });
+}
+
+function streamUniforms(op: string, seed: number | undefined) {
+  const s = randomStream(op, seed);
+  return { seedLo: s.seed >>> 0, seedHi: Math.floor(s.seed / 2 ** 32) >>> 0, offset: s.offset };
+}
+
+/** torch.randint(low, high, shape): i32 uniform on [low, high), drawn on the GPU. */
+export const randint = defineSource('randint', randintForward);
+
+function randintForward(low: number, high: number, shape: readonly number[], opts: RandintOptions = {}): Tensor {
+  const op = 'randint';
+  if (!Number.isInteger(low) || !Number.isInteger(high) || low < -(2 ** 31) || high > 2 ** 31 || !(low < high) || high - low > 2 ** 32 - 1)
+    fail(op, `expects integers -2^31 <= low < high <= 2^31 with high - low < 2^32, got low=${low}, high=${high}`);
+  checkShapeArg(op, shape);
+  const out = emptyTensor(op, shape, 'i32');
+  const n = shapeSize(shape);
+  const uniforms = { n, ...streamUniforms(op, opts.seed), stream: 0, low, range: high - low, C: 0, samples: 0 };
+  if (n > 0) {
+    const k = intKernel('RANDINT');
+    dispatch(k, [out.buffer(op)], uniforms, grid1d(ceilDiv(ceilDiv(n, 4), k.workgroupSize)));
+  }
+  return out;
+}
+
+export interface MultinomialOptions {
+  /** Draw with replacement (default false, as torch.multinomial). */
+  replacement?: boolean;
+  seed?: number;
+}
+
+/**
+ * torch.multinomial(weights, numSamples, replacement): category indices (i32) drawn in proportion to the
+ * non-negative weights of each row ([C] → [numSamples], [B, C] → [B, numSamples]). With replacement: inverse-CDF
+ * search over the row's prefix sums. Without: the numSamples largest Efraimidis–Spirakis keys, whose order is that
+ * of successive draws; numSamples must not exceed C, and a row with fewer positive weights than numSamples fills
+ * the rest with zero-weight categories (PyTorch raises; the check would need a read back). Weights are not checked
+ * for negative or non-finite values on the GPU.
+ */
+export const multinomial = defineOp({
+  name: 'multinomial',
+  dtypes: FLOAT,
+  inputs: ([weights]) => [weights],
+  forward: (weights: Tensor, numSamples: number, opts: MultinomialOptions = {}) => {
+    const op = 'multinomial';
+    if (weights.ndim !== 1 && weights.ndim !== 2) fail(op, `weights must be [C] or [B, C], got ${fmtShape(weights.shape)}`);
+    const C = weights.shape[weights.ndim - 1];
+    const rows = weights.ndim === 2 ? weights.shape[0] : 1;
+    if (C === 0) fail(op, `weights need at least one category, got ${fmtShape(weights.shape)}`);
+    if (!Number.isInteger(numSamples) || numSamples < 0) fail(op, `numSamples must be a non-negative integer, got ${String(numSamples)}`);
+    if (opts === null || typeof opts !== 'object') fail(op, `options must be an object like { replacement: true }, got ${String(opts)}`);
+    for (const key of Object.keys(opts)) if (key !== 'replacement' && key !== 'seed') fail(op, `unknown option '${key}' (expected replacement, seed)`);
+    const replacement = opts.replacement ?? false;
+    if (typeof replacement !== 'boolean') fail(op, `replacement must be true or false, got ${String(replacement)}`);
+    if (!replacement && numSamples > C)
+      fail(op, `cannot draw ${numSamples} samples without replacement from ${C} categories (pass { replacement: true })`);
+    const outShape = weights.ndim === 2 ? [rows, numSamples] : [numSamples];
+    const stream = streamUniforms(op, opts.seed);
+    if (numSamples === 0) return { out: emptyTensor(op, outShape, 'i32'), attrs: undefined };
+    if (replacement) {
+      const cdf = cumsum(weights, -1);
+      const out = emptyTensor(op, outShape, 'i32');
+      const n = rows * numSamples;
+      const k = intKernel('SEARCH');
+      dispatch(k, [out.buffer(op), cdf.buffer(op)], { n, ...stream, stream: 1, low: 0, range: 0, C, samples: numSamples }, grid1d(ceilDiv(ceilDiv(n, 4), k.workgroupSize)));
+      cdf.dispose();
+      return { out, attrs: undefined };
+    }
+    const keys = emptyTensor(op, weights.shape, 'f32');
+    const n = rows * C;
+    const k = intKernel('KEYS');
+    dispatch(k, [keys.buffer(op), weights.buffer(op)], { n, ...stream, stream: 2, low: 0, range: 0, C, samples: numSamples }, grid1d(ceilDiv(ceilDiv(n, 4), k.workgroupSize)));
+    const { values, indices } = topk(keys, numSamples, { dim: -1 });
+    values.dispose();
+    keys.dispose();
+    return { out: indices, attrs: undefined };
+  },
+  backward: NOT_DIFFERENTIABLE,
+});
