@@ -16,6 +16,7 @@
 //   optim       one Adam step of a 10M-parameter model (one fused kernel per tensor) beside tfjs's Adam (bench/optim.mjs)
 //   registration  VoxelMorph 2-D (8x128²) and 3-D (1x64³) training steps beside PyTorch CPU (bench/registration.mjs)
 //   contrastive fused infoNCE (indexed negatives; all-key cosine softmax) beside generic ops (bench/contrastive.mjs)
+//   semiseg     one ACTION fine-tuning step (the seg recipe's defaults) beside PyTorch CPU (bench/semiseg.mjs)
 // What every number includes is printed with it; docs/benchmarks.md has results.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -29,12 +30,13 @@ import { loadOrt, probeOrt } from './ort.mjs';
 import { benchOptim } from './optim.mjs';
 import { benchPoolNorm } from './poolnorm.mjs';
 import { benchRegistration } from './registration.mjs';
+import { benchSemiseg } from './semiseg.mjs';
 import { benchSort } from './sort.mjs';
 import { benchGridSample } from './spatial.mjs';
 import { median } from './stats.mjs';
 import { loadTfjs } from './tfjs.mjs';
 
-const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'convshapes', 'gridsample', 'poolnorm', 'sort', 'optim', 'registration', 'contrastive'];
+const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'convshapes', 'gridsample', 'poolnorm', 'sort', 'optim', 'registration', 'contrastive', 'semiseg'];
 
 const SIZES = [256, 512, 1024];
 const SAMPLES = 5;
@@ -276,6 +278,7 @@ async function main() {
   await section('optim', results, () => benchOptim({ tf, copy }));
   await section('registration', results, () => benchRegistration());
   await section('contrastive', results, () => benchContrastive({ scale: scaleArg }));
+  await section('semiseg', results, () => benchSemiseg());
   console.log(`\nbench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
   if (jsonPath) {
@@ -300,6 +303,7 @@ async function main() {
       optim: results.optim,
       registration: results.registration,
       contrastive: results.contrastive,
+      semiseg: results.semiseg,
     };
     writeFileSync(jsonPath, JSON.stringify(out, null, 2));
     console.log(`results written to ${jsonPath}`);

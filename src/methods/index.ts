@@ -4,12 +4,20 @@ import { reg } from './registration/recipe.js';
 import { unetPhantom } from './unet-phantom.js';
 import { morse } from './morse.js';
 import { clipRecipe } from './clip/recipe.js';
+import { seg } from './semisup/recipe.js';
 
 export { diceLoss, type DiceLossOptions } from './losses.js';
 export { siteDistillationLoss, siteWeight, backwardTransfer, type SiteDistillationOptions } from './itl.js';
 export * as registration from './registration/index.js';
 export * as clip from './clip/index.js';
-export { reg, unetPhantom, morse };
+export * as semisup from './semisup/index.js';
+export { reg, unetPhantom, morse, seg };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */
-export const recipes: Record<string, Recipe> = { [unetPhantom.name]: unetPhantom, [reg.name]: reg, [morse.name]: morse, [clipRecipe.name]: clipRecipe };
+export const recipes: Record<string, Recipe> = {
+  [unetPhantom.name]: unetPhantom,
+  [reg.name]: reg,
+  [seg.name]: seg,
+  [morse.name]: morse,
+  [clipRecipe.name]: clipRecipe,
+};

@@ -7,3 +7,5 @@ export { Morse, MoEHead, PointHead, morsePointWeight, type MorseOptions, type Mo
 export { ResNet, type ResNetDepth, type ResNetOptions } from './resnet.js';
 export { ItlDecoder, ResILNet, type ItlDecoderOptions, type ResILNetOptions } from './itl.js';
 export { CLIP, VisionTransformer, ModifiedResNet, AttentionPool2d, Bottleneck, ResidualAttentionBlock, ClipTransformer, QuickGELU, TokenEmbedding, loadClip, clipConfigFromStateDict, clipStateDictFromHuggingFace, type ClipConfig, type ClipOptions, type LoadClipOptions } from './clip.js';
+export { UNet2DFeatures, concatFeatureMaps, type SegFeatures } from './unet2d-features.js';
+export { VNet, type VNetOptions, type VNetFeatures } from './vnet.js';
