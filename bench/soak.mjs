@@ -24,7 +24,7 @@ export const RSS_SLOPE_LIMIT_MB = 2;
 /**
  * Trains unet-phantom for `steps` steps with checkpoints every `checkpointEvery` into a temporary run folder and
  * samples memory every `every` steps. Returns the samples ({ step, liveTensors, bytesInUse, bytesPooled, rssMB,
- * msPerStep, heapMB, bindGroups: the runtime's bind-group cache entries, bindGroupsCreated: since the previous sample })
+ * msPerStep, heapMB / heapTotalMB / externalMB: V8's heap in use, committed and external, bindGroups: the runtime's bind-group cache entries, bindGroupsCreated: since the previous sample })
  * and the wall time.
  */
 export async function soak({ steps, every, checkpointEvery, log = () => {} }) {
@@ -49,7 +49,7 @@ export async function soak({ steps, every, checkpointEvery, log = () => {} }) {
           bytesPooled: m.bytesPooled,
           rssMB: process.memoryUsage().rss / 2 ** 20,
           msPerStep: (now - last) / every,
-          heapMB: process.memoryUsage().heapUsed / 2 ** 20,
+          ...heapSample(),
           ...bindGroupsSince(cache),
         };
         cache = vg.debug.cacheStats();
@@ -62,6 +62,12 @@ export async function soak({ steps, every, checkpointEvery, log = () => {} }) {
     rmSync(outDir, { recursive: true, force: true });
   }
   return { samples, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** V8's own share of RSS: the JS heap in use and committed, and the ArrayBuffer/external memory it tracks (MB). */
+function heapSample() {
+  const m = process.memoryUsage();
+  return { heapMB: m.heapUsed / 2 ** 20, heapTotalMB: m.heapTotal / 2 ** 20, externalMB: m.external / 2 ** 20 };
 }
 
 /** The bind-group cache now (entries) and its misses (bind groups created) since the `before` stats. */
@@ -117,8 +123,8 @@ export function judge(samples, { warmup, rssSlopeLimitMB = RSS_SLOPE_LIMIT_MB })
 }
 
 function printRow(s) {
-  const cells = [s.step, s.liveTensors, s.bytesInUse, s.bytesPooled, s.rssMB.toFixed(1), s.msPerStep.toFixed(1), s.bindGroups, s.bindGroupsCreated, s.heapMB.toFixed(1)];
-  console.log(cells.map((c, i) => String(c).padStart([7, 7, 12, 12, 8, 8, 11, 8, 7][i])).join(' '));
+  const cells = [s.step, s.liveTensors, s.bytesInUse, s.bytesPooled, s.rssMB.toFixed(1), s.msPerStep.toFixed(1), s.bindGroups, s.bindGroupsCreated, s.heapMB.toFixed(1), s.heapTotalMB.toFixed(1), s.externalMB.toFixed(1)];
+  console.log(cells.map((c, i) => String(c).padStart([7, 7, 12, 12, 8, 8, 11, 8, 7, 8, 8][i])).join(' '));
 }
 
 async function main() {
@@ -138,7 +144,7 @@ async function main() {
   const info = vg.backendInfo();
   console.log(`soak: unet-phantom ${JSON.stringify(SOAK_CONFIG)}, ${steps} steps, checkpoint every 1000, sample every ${every}, warm-up ${warmup}`);
   console.log(`adapter: ${info.vendor} ${info.architecture} ${info.description}; node ${process.version}`);
-  console.log('   step    live  bytesInUse bytesPooled   rssMB  ms/step  bindGroups  created  heapMB');
+  console.log('   step    live  bytesInUse bytesPooled   rssMB  ms/step  bindGroups  created  heapMB heapTot extrnMB');
   const { samples, seconds } = await soak({ steps, every, checkpointEvery: 1000, log: printRow });
   const verdict = judge(samples, { warmup });
   console.log(`wall time ${seconds.toFixed(0)} s; after step ${warmup}: live tensors ${verdict.liveTensors}, bytes in use ${verdict.bytesInUse}, ` +

@@ -26,7 +26,15 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/**
+ * Idle buffers per size class, ordered by creation (newest first, so pop() hands out the oldest). Handing out the oldest
+ * idle buffer, rather than the last released, makes a repeated step bind the same buffers each time even when the steps
+ * around it allocate and release different numbers of tensors, so its bind groups are found in the cache instead of
+ * created (a last-in-first-out pool made the soak create ~490 bind groups per 627-dispatch step).
+ */
 const free = new Map<number, GPUBuffer[]>();
+const creationOrder = new WeakMap<GPUBuffer, number>();
+let created = 0;
 /** Caches holding buffers (the dispatch queue's bind groups) drop them before the pool destroys any. */
 const beforeDestroy: (() => void)[] = [];
 let awaitingSubmit: GPUBuffer[] = [];
@@ -123,6 +131,7 @@ function createWatched(device: GPUDevice, size: number, op: string): GPUBuffer {
   if (simulated) simulatedFailures--;
   device.pushErrorScope('out-of-memory');
   const buf = device.createBuffer({ size, usage: USAGE_STORAGE });
+  creationOrder.set(buf, created++);
   const settled: Promise<void> = device
     .popErrorScope()
     .then((e) => {
@@ -182,9 +191,22 @@ export function returnToPool(bufs: GPUBuffer[]): void {
     }
     let list = free.get(b.size);
     if (!list) free.set(b.size, (list = []));
-    list.push(b);
+    insertByAge(list, b);
     pooledBytes += b.size;
   }
+}
+
+/** Inserts `buf` into a newest-first list (binary search on creation order). */
+function insertByAge(list: GPUBuffer[], buf: GPUBuffer): void {
+  const order = creationOrder.get(buf)!;
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (creationOrder.get(list[mid])! > order) lo = mid + 1;
+    else hi = mid;
+  }
+  list.splice(lo, 0, buf);
 }
 
 /** Destroys idle buffers, largest classes first, until at most `target` bytes stay pooled. */

@@ -362,7 +362,7 @@ function submitBatch({ records: batch, uniformData, released }: Batch): void {
 
 // ---- bind groups ---------------------------------------------------------------------------------------------
 // createBindGroup costs ~40 µs in Dawn on lavapipe, ten times a whole small dispatch. Loops repeat their
-// (kernel, buffers) combinations because the pool hands buffers back in the same order, so bind groups are
+// (kernel, buffers) combinations because the pool hands out its oldest idle buffer first, so bind groups are
 // cached by that combination. Any destroyed buffer clears the cache (pool trims are rare). The cache is a
 // least-recently-used list (a hit moves its entry to the end of the Map's order): a loop whose steps vary (random
 // augmentations pair pool buffers differently) keeps its recurring groups while one-off pairings age out.
