@@ -20,7 +20,7 @@ import { Adam } from '../optim/index.js';
 import { PolyLR } from '../optim/schedulers.js';
 import { diceLoss } from './losses.js';
 import { batchStream, phantomAugment, phantomFrames, testSeed, type Batch } from './unet-phantom.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import { evaluateCheckpoint } from '../train/checkpoint.js';
 import { trainLoop } from '../train/loop.js';
 import { defineRecipe, setting, type Config, type RecipeRun } from '../train/recipe.js';
 import { fail } from '../engine/errors.js';
@@ -186,10 +186,7 @@ async function train(ctx: RecipeRun) {
     },
   });
   await closeIterator();
-  optimizer.dispose();
-  model.dispose();
-  data.image.dispose();
-  data.label.dispose();
+  for (const owned of [optimizer, model, data.image, data.label]) owned.dispose();
   return result;
 }
 
@@ -198,11 +195,5 @@ export const morse = defineRecipe({
   description: 'MORSE (MoE head + point head on UNet2D) or its UNet baseline (--method unet) on the cardiac phantom; Dice, Jaccard, HD95, ASD of coarse and refined outputs',
   defaults,
   train,
-  async evaluate(ctx) {
-    const model = buildModel(ctx.config);
-    await loadCheckpoint(ctx.checkpoint, { model });
-    const out = await evaluateModel(model, ctx.config);
-    model.dispose();
-    return out;
-  },
+  evaluate: (ctx) => evaluateCheckpoint(ctx.checkpoint, buildModel(ctx.config), (model) => evaluateModel(model, ctx.config)),
 });

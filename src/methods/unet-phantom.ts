@@ -19,7 +19,7 @@ import { UNet2D } from '../models/unet.js';
 import { Adam } from '../optim/index.js';
 import { PolyLR } from '../optim/schedulers.js';
 import { diceLoss } from './losses.js';
-import { loadCheckpoint } from '../train/checkpoint.js';
+import { evaluateCheckpoint } from '../train/checkpoint.js';
 import { trainLoop } from '../train/loop.js';
 import { defineRecipe, setting, type Config, type RecipeRun } from '../train/recipe.js';
 
@@ -182,10 +182,7 @@ async function train(ctx: RecipeRun) {
     },
   });
   await closeIterator();
-  optimizer.dispose();
-  model.dispose();
-  data.image.dispose();
-  data.label.dispose();
+  for (const owned of [optimizer, model, data.image, data.label]) owned.dispose();
   return result;
 }
 
@@ -194,11 +191,5 @@ export const unetPhantom = defineRecipe({
   description: 'UNet2D segmentation of the embedded cardiac phantom (LV, myocardium, RV); Dice and HD95 on held-out subjects',
   defaults,
   train,
-  async evaluate(ctx) {
-    const model = buildModel(ctx.config);
-    await loadCheckpoint(ctx.checkpoint, { model });
-    const out = await evaluateModel(model, ctx.config);
-    model.dispose();
-    return out;
-  },
+  evaluate: (ctx) => evaluateCheckpoint(ctx.checkpoint, buildModel(ctx.config), (model) => evaluateModel(model, ctx.config)),
 });

@@ -221,3 +221,16 @@ export async function loadCheckpoint(source: SafetensorsSource, targets: LoadChe
     for (const t of data.tensors.values()) t.dispose();
   }
 }
+
+/**
+ * Loads a checkpoint's weights into `model`, runs `evaluate(model)` and disposes the model whatever happens (a recipe's
+ * evaluate builds the model only for this, so a bad checkpoint must not leak it).
+ */
+export async function evaluateCheckpoint<M extends Module, R>(checkpoint: SafetensorsSource, model: M, evaluate: (model: M) => Promise<R>): Promise<R> {
+  try {
+    await loadCheckpoint(checkpoint, { model });
+    return await evaluate(model);
+  } finally {
+    model.dispose();
+  }
+}
