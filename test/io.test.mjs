@@ -374,7 +374,7 @@ test('readNifti errors: truncated, not NIfTI, corrupt gzip, unsupported datatype
   await rejectsWith(vg.io.readNifti(42), ['readNifti', 'source must be']);
 });
 
-test('writeNifti errors: extension, rank, affine shape, datatype range, affine and spacing together', async () => {
+test('writeNifti errors: extension, rank, affine shape, datatype range, affine and spacing together, a Volume without spacing', async () => {
   const t = vg.tensor([0.5, 1, 2, 3], [2, 2]);
   await rejectsWith(vg.io.writeNifti(tmpFile('x.png'), t), ['writeNifti', '.nii or .nii.gz', 'x.png']);
   await rejectsWith(vg.io.writeNifti(tmpFile('x.nii'), t, { affine: [[1, 0, 0], [0, 1, 0], [0, 0, 1]] }), ['affine must be a 4×4']);
@@ -386,6 +386,9 @@ test('writeNifti errors: extension, rank, affine shape, datatype range, affine a
   await rejectsWith(vg.io.writeNifti(tmpFile('x.nii'), vg.zeros([1, 1, 1, 1, 1, 1, 1, 1])), ['1 to 7 dims', '[1, 1, 1, 1, 1, 1, 1, 1]']);
   await rejectsWith(vg.io.writeNifti(tmpFile('x.nii'), [1, 2, 3]), ['must be a Tensor or a Volume']);
   await rejectsWith(vg.io.encodeNifti(t, { description: 'x'.repeat(81) }), ['encodeNifti', 'description', '80']);
+  const identity = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]];
+  await rejectsWith(vg.io.writeNifti(tmpFile('x.nii'), { tensor: t, affine: identity }), ['writeNifti', "Volume's spacing", 'undefined']);
+  await rejectsWith(vg.io.encodeNifti({ tensor: t, affine: identity, spacing: [1, 1, 1] }), ['encodeNifti', "Volume's spacing", "tensor's 2 dims"]);
   assert.not.ok(fs.existsSync(tmpFile('x.nii')), 'failed writes leave no file');
   t.dispose();
 });

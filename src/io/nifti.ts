@@ -404,6 +404,9 @@ async function encode(wop: string, data: Tensor | Volume, opts: WriteNiftiOption
   if (!(t instanceof Tensor))
     fail(wop, `data must be a Tensor or a Volume { tensor, affine, spacing }, got ${describe(data)}`);
   if (t.ndim < 1 || t.ndim > 7) fail(wop, `tensor must have 1 to 7 dims (NIfTI's limit), got shape ${fmtShape(t.shape)}`);
+  // the spacing's length says which trailing dims are spatial, so a hand-built Volume must carry it
+  if (vol && !(Array.isArray(vol.spacing) && (vol.spacing.length === 2 || vol.spacing.length === 3) && vol.spacing.length <= t.ndim))
+    fail(wop, `a Volume's spacing must list the voxel size of its 2 or 3 trailing spatial dims (at most the tensor's ${t.ndim} dims), got ${describe(vol.spacing)}`);
 
   // A channels-first volume [C, X, Y, Z] is stored as [X, Y, Z, C] (2-D: [C, X, Y] as [X, Y, 1, C]).
   let fileShape = [...t.shape];
