@@ -64,7 +64,11 @@ fn vg_pow(a: f32, b: f32) -> f32 {
     }
     return select(r, 1.0 / r, b < 0.0);
   }
-  if (a >= 0.0) {
+  if (a == 0.0) {
+    // WGSL's pow is undefined at a = 0 (lavapipe returns 0 for b < 0): 0^b is 0 for b > 0, +inf for b < 0
+    return select(0.0, 1.0 / abs(a), b < 0.0);
+  }
+  if (a > 0.0) {
     return pow(a, b);
   }
   let z = a - a;

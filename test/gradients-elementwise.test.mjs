@@ -100,11 +100,11 @@ const DERIVATIVES = {
     call: (a, b) => vg.pow(a, b),
     domain: [logUniform(1e-2, 10), uniform(-3, 3)],
     d: [powGradBase, powGradExp],
-    // a = 0 with integral b (1, 0, 0 and -inf for the base; 0 or -inf for the exponent), negative bases with
-    // integral exponents, integral exponents (computed by repeated squaring). Not here, as they differ from
-    // PyTorch today: a = 0 with b = 0 (base gradient NaN, PyTorch 0), with fractional b (WGSL's pow(0, b <= 0) is
-    // undefined: pow(0, -2.5) gives 0 instead of inf, and the base gradient at b = 0.5 gives 0 instead of inf).
-    special: [[0, 1], [0, 2], [0, 3], [0, -1], [-2, 3], [-1.5, 2], [-3, -2], [1, 2.5], [2, 1], [-4, 1], [5, 2]],
+    // a = 0 with integral b (1, 0, 0 and -inf for the base; 0 or -inf for the exponent), with b = 0 (base gradient
+    // 0 as PyTorch masks it, not 0 * 0^-1) and with fractional b (WGSL's own pow is undefined at 0: 0^-2.5 = inf,
+    // base gradient inf at b = 0.5), negative bases with integral exponents, integral exponents (computed by
+    // repeated squaring).
+    special: [[0, 1], [0, 2], [0, 3], [0, -1], [0, 0], [0, 0.5], [0, 2.5], [0, -2.5], [-2, 3], [-1.5, 2], [-3, -2], [1, 2.5], [2, 1], [-4, 1], [5, 2], [3, 0]],
   },
   maximum: {
     call: (a, b) => vg.maximum(a, b),

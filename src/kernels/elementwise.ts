@@ -212,7 +212,7 @@ export const ELEMENTWISE = {
   pow: {
     expr: 'vg_pow(a, b)', js: (a, b) => host.pow(a, b),
     float: true,
-    grads: ['g * b * vg_pow(a, b - 1.0)', 'select(g * y * log(a), 0.0, a == 0.0 && b >= 0.0)'],
+    grads: ['select(g * b * vg_pow(a, b - 1.0), 0.0, b == 0.0)', 'select(g * y * log(a), 0.0, a == 0.0 && b >= 0.0)'],
   },
   maximum: { expr: 'max(a, b)', js: (a, b) => Math.max(a, b), grads: [`g * ${TIE('a > b')}`, `g * ${TIE('b > a')}`] },
   minimum: { expr: 'min(a, b)', js: (a, b) => Math.min(a, b), grads: [`g * ${TIE('a < b')}`, `g * ${TIE('b < a')}`] },
