@@ -1,5 +1,6 @@
 // The GPU buffer pool's memory policy (src/engine/pool.ts): a request reuses an idle buffer of up to twice its size,
-// and a buffer released inside the open batch is reused (the batch is submitted) before a new one is created. Buffers
+// a buffer released inside the open batch is reused (the batch is submitted) before a new one is created, and idle
+// buffers are handed out oldest first, so a repeated computation binds the same buffers. Buffers
 // created are counted by wrapping GPUDevice.createBuffer; results must not change.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -81,6 +82,41 @@ test('vg.debug.cacheStats counts pipelines and bind groups; a repeated dispatch 
   assert.is(after.bindGroupMisses, before.bindGroupMisses, 'no bind group created');
   assert.is(after.bindGroupHits, before.bindGroupHits + 1);
   for (const t of [x, z]) t.dispose();
+});
+
+test('idle buffers of a size class are handed out oldest first, whatever order they were released in', async () => {
+  const made = [0, 1, 2].map((i) => vg.full([30000], i)); // three buffers of one class, created in this order
+  await vg.sync();
+  const buffers = made.map((t) => t.buffer('test'));
+  for (const i of [2, 0, 1]) made[i].dispose(); // last-in-first-out would hand out buffers[1] next
+  await vg.sync();
+  const again = [vg.full([30000], 7), vg.full([30000], 8), vg.full([30000], 9)];
+  await vg.sync();
+  assert.equal(again.map((t) => buffers.indexOf(t.buffer('test'))), [0, 1, 2]);
+  assert.equal(await Promise.all(again.map(async (t) => (await t.data())[29999])), [7, 8, 9]);
+  for (const t of again) t.dispose();
+});
+
+test('a computation repeated after different allocations before it finds every bind group cached', async () => {
+  const x = vg.rand([20000], { seed: 5 });
+  const step = () => vg.tidy(() => vg.sum(vg.tanh(vg.mul(vg.exp(x), 0.5))));
+  step().dispose();
+  await vg.sync();
+  for (const extra of [3, 1, 5, 2]) {
+    // tensors of the step's size class made, then released in a scrambled order (a last-in-first-out pool would hand
+    // the step whichever was released last)
+    const noise = Array.from({ length: extra }, (_, i) => vg.full([20000], i));
+    await vg.sync();
+    for (const i of noise.keys()) if (i % 2 === 1) noise[i].dispose();
+    for (const i of noise.keys()) if (i % 2 === 0) noise[i].dispose();
+    await vg.sync();
+    const before = vg.debug.cacheStats().bindGroupMisses;
+    const out = step();
+    await vg.sync();
+    assert.is(vg.debug.cacheStats().bindGroupMisses - before, 0, `bind groups created by the step after ${extra} extra allocations`);
+    out.dispose();
+  }
+  x.dispose();
 });
 
 test.run();
