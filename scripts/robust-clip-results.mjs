@@ -83,7 +83,7 @@ for (const method of methods)
     const r = await vg.methods.recipes.clip.train({ config: { ...config, method, seed }, log: (m) => console.error(m) });
     if (r.history.length) pretrainLosses = r.history.map((h) => h.loss);
     // a cached CLIP: its losses were written beside it when it was pretrained
-    const saved = `${config.cache}/clip-pretrained-${config.pretrainSeed ?? 0}-losses.json`;
+    const saved = vg.methods.clip.pretrainedCacheFile(config.cache, config).replace(/\.safetensors$/, '-losses.json');
     if (!pretrainLosses && fs.existsSync(saved)) pretrainLosses = JSON.parse(fs.readFileSync(saved, 'utf8'));
     results.push(r.evaluation);
     fs.mkdirSync('docs/results', { recursive: true });

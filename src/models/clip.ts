@@ -20,6 +20,7 @@ import {
   sigmoid, slice, softmax, tensor, transpose, zeros,
 } from '../ops.js';
 import { readSafetensors } from '../io/safetensors.js';
+import { deriveSeed } from '../data/random.js';
 import { normal_, zeros_ } from '../nn/init.js';
 import { MultiheadAttention } from '../nn/attention.js';
 import { BatchNorm2d, Conv2d, LayerNorm, Linear, Sequential } from '../nn/layers.js';
@@ -69,10 +70,11 @@ class ClipMlp extends Module {
   readonly cFc: Linear;
   readonly gelu = new QuickGELU();
   readonly cProj: Linear;
-  constructor(width: number) {
+  /** `seed`: c_fc draws from seed and seed + 1 (weight, bias), c_proj from seed + 2 and seed + 3. */
+  constructor(width: number, seed: number | undefined) {
     super();
-    this.cFc = new Linear(width, 4 * width);
-    this.cProj = new Linear(4 * width, width);
+    this.cFc = new Linear(width, 4 * width, { seed });
+    this.cProj = new Linear(4 * width, width, { seed: seed === undefined ? undefined : seed + 2 });
     this.registerModule('c_fc', this.cFc);
     this.registerModule('gelu', this.gelu);
     this.registerModule('c_proj', this.cProj);
@@ -88,11 +90,12 @@ export class ResidualAttentionBlock extends Module {
   readonly ln1: LayerNorm;
   readonly mlp: ClipMlp;
   readonly ln2: LayerNorm;
-  constructor(width: number, heads: number) {
+  /** `seed` makes the initialisation reproducible: the attention draws from seed..seed + 5, the MLP from seed + 6..seed + 9. */
+  constructor(width: number, heads: number, seed?: number) {
     super();
-    this.attn = new MultiheadAttention(width, heads, { batchFirst: true });
+    this.attn = new MultiheadAttention(width, heads, { batchFirst: true, seed });
     this.ln1 = new LayerNorm(width);
-    this.mlp = new ClipMlp(width);
+    this.mlp = new ClipMlp(width, seed === undefined ? undefined : seed + 6);
     this.ln2 = new LayerNorm(width);
     this.registerModule('attn', this.attn);
     this.registerModule('ln_1', this.ln1);
@@ -111,9 +114,10 @@ export class ResidualAttentionBlock extends Module {
 /** transformer.resblocks.{i}. */
 export class ClipTransformer extends Module {
   readonly resblocks: Sequential;
-  constructor(readonly width: number, layers: number, heads: number) {
+  /** `seed`: block i initialises from deriveSeed(seed, i), a stream apart from its neighbours' (undefined: the global generator). */
+  constructor(readonly width: number, layers: number, heads: number, seed?: number) {
     super();
-    this.resblocks = new Sequential(...Array.from({ length: layers }, () => new ResidualAttentionBlock(width, heads)));
+    this.resblocks = new Sequential(...Array.from({ length: layers }, (_, i) => new ResidualAttentionBlock(width, heads, seed === undefined ? undefined : deriveSeed(seed, i))));
   }
   override forward(x: Tensor, mask: Tensor | null = null): Tensor {
     return tidy(() => {
@@ -146,7 +150,7 @@ export class VisionTransformer extends Module {
     this.registerParameter('positional_embedding', normal_(param([this.grid ** 2 + 1, width]), { std: scale, seed: next() }), 'positionalEmbedding');
     this.lnPre = new LayerNorm(width);
     this.registerModule('ln_pre', this.lnPre);
-    this.transformer = new ClipTransformer(width, layers, heads);
+    this.transformer = new ClipTransformer(width, layers, heads, next());
     this.registerModule('transformer', this.transformer);
     this.lnPost = new LayerNorm(width);
     this.registerModule('ln_post', this.lnPost);
@@ -352,7 +356,7 @@ export class CLIP extends Module {
       const heads = c.visionHeads ?? c.visionWidth / 64;
       this.visual = new VisionTransformer(c.imageResolution, c.visionPatchSize!, c.visionWidth, c.visionLayers as number, heads, c.embedDim, next());
     }
-    this.transformer = new ClipTransformer(c.transformerWidth, c.transformerLayers, c.transformerHeads);
+    this.transformer = new ClipTransformer(c.transformerWidth, c.transformerLayers, c.transformerHeads, next());
     this.tokenEmbedding = new TokenEmbedding(c.vocabSize, c.transformerWidth);
     this.registerModule('token_embedding', this.tokenEmbedding);
     this.registerParameter('positional_embedding', param([c.contextLength, c.transformerWidth]), 'positionalEmbedding');

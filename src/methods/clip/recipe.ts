@@ -65,6 +65,14 @@ const defaults: Config = {
   cache: '',
 };
 
+/** The settings that decide the pretrained CLIP: all of them name its cache file, so a changed one never loads a stale model. */
+const PRETRAIN_SETTINGS = ['pretrainSeed', 'pretrainSteps', 'pretrainBatch', 'pretrainLr', 'pretrainImages', 'visionWidth', 'visionLayers', 'patchSize', 'textWidth', 'textLayers', 'embedDim'];
+
+/** Where the recipe caches the CLIP pretrained with settings `config` under the folder `cache` (its losses beside it, `-losses.json`). */
+export function pretrainedCacheFile(cache: string, config: Config): string {
+  return `${cache}/clip-pretrained-${PRETRAIN_SETTINGS.map((k) => setting(config, defaults, k)).join('-')}.safetensors`;
+}
+
 const CONTEXT = 16;
 const METHODS = ['zeroshot', 'erm', 'dfr', 'jtt', 'cfr'];
 
@@ -123,6 +131,7 @@ async function pretrain(model: CLIP, split: SpuriousSplit, c: Config, log: (m: s
     [img, text, loss].forEach((t) => t.dispose());
     if (s % 10 === 0 || s === steps - 1) log(`pretrain step ${s + 1}/${steps}: loss ${losses[s].toFixed(4)}`);
   }
+  opt.dispose();
   model.eval();
   return losses;
 }
@@ -236,6 +245,7 @@ async function trainHead(init: Head, f: Features, text: Tensor, c: Config, o: Tr
       best = { head: cloneHead(h), bestEpoch: e + 1, valWorst: worst };
     }
   }
+  opt.dispose();
   disposeHead(h);
   return best;
 }
@@ -305,7 +315,7 @@ async function cfr(init: Head, erm: Head, train: Features, val: Features, text: 
     },
     afterStep: async (h, batch) => {
       // the queue takes the batch's keys under the updated projection
-      const keys = noGrad(() => matmul(indexSelect(train.z, 0, idx(batch)), h.proj));
+      const keys = noGrad(() => tidy(() => matmul(indexSelect(train.z, 0, idx(batch)), h.proj)));
       await tsc.update(keys, Int32Array.from(batch, (i) => train.labels[i]));
       keys.dispose();
     },
@@ -340,7 +350,7 @@ async function runClip(run: RecipeRun): Promise<TrainResult> {
   });
   const model = new CLIP(clipConfig(c), { seed: setting<number>(c, defaults, 'pretrainSeed') });
   const cache = setting<string>(c, defaults, 'cache');
-  const cached = cache ? `${cache}/clip-pretrained-${setting(c, defaults, 'pretrainSeed')}.safetensors` : null;
+  const cached = cache ? pretrainedCacheFile(cache, c) : null;
   let pretrainLosses: number[] = [];
   if (cached && (await files('clip').exists(cached))) {
     const sd = await readSafetensors(cached);
@@ -422,7 +432,10 @@ async function runClip(run: RecipeRun): Promise<TrainResult> {
   };
   const evaluation = { method, seed: setting<number>(c, defaults, 'seed'), val: await evalOf(val), test: await evalOf(test), ...info };
   log(`${method}: test average ${evaluation.test.average.toFixed(4)}, worst-group ${evaluation.test.worst.toFixed(4)}`);
-  if (run.outDir) await writeJson(`${run.outDir}/evaluation.json`, { evaluation, pretrainLosses });
+  if (run.outDir) {
+    await files('clip').mkdir(run.outDir);
+    await writeJson(`${run.outDir}/evaluation.json`, { evaluation, pretrainLosses });
+  }
   if (head !== init) disposeHead(head);
   disposeHead(init);
   [train.z, val.z, test.z, text].forEach((t) => t.dispose());
