@@ -297,7 +297,8 @@ try {
   $('adapter').textContent = `${info.adapter}${info.fallback ? ' (fallback adapter)' : ''} · warm-up ${(info.warmupMs / 1000).toFixed(1)} s`;
   $('adapter').dataset.warmupMs = String(info.warmupMs);
   $('fallback').hidden = !info.fallback;
-  // SwiftShader compiles the large conv tiles that 64 x 64 registration takes for minutes; 32 x 32 keeps small ones
+  // at 64 x 64 registration takes a 16-row 3x3 weight-gradient kernel that SwiftShader did not compile in 5 minutes
+  // (bench/web-compile.mjs); at 32 x 32 the weight gradients take 4-row kernels, which compile in under a second
   if (info.fallback) $<HTMLInputElement>('reg-size').value = '32';
   const asked = new URLSearchParams(location.search).get('viewer');
   viewerMode = asked === 'niivue' || asked === 'slices' ? asked : info.fallback ? 'slices' : 'niivue';
