@@ -1,61 +1,53 @@
-// First-use pipeline compile time per kernel in headless Chromium (SwiftShader where there is no GPU): the kernels the
-// app's work builds (segmentation forward, a registration step at 32x32 and at 64x64, a fine-tuning step) are
-// collected in Node, then compiled one at a time on a fresh device in the page, each with a unique comment so that no
-// cache answers. Prints one line per kernel as it finishes: on SwiftShader a large register tile takes far longer
-// than the rest, which is why the app registers 32x32 slices on a software adapter.
-//   node bench/web-compile.mjs [pattern]   (a regular expression the kernel names must match; default all)
+// First-use pipeline compile time per kernel in headless Chromium (SwiftShader where there is no GPU): the page runs
+// the app's work (segmentation forward, a registration step per size, a fine-tuning step) to collect the kernels it
+// builds on this adapter (their WGSL can depend on it), then compiles each one alone on a fresh device, with a unique
+// comment so that no cache answers. Prints one line per kernel as it finishes.
+//   node bench/web-compile.mjs [pattern] [sizes]   pattern: a regular expression the kernel names must match
+//   (default all); sizes: registration slice sizes, comma-separated (default 32; 64 takes a weight-gradient kernel
+//   that SwiftShader does not compile in 5 minutes, after which the device is lost)
 // Env: VOXGRAD_CHROMIUM (default /usr/bin/chromium).
-import http from 'node:http';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
-import * as vg from 'voxgrad';
-import { finetuneStep } from '../web/finetune-step.mjs';
-import { registrationNets, registrationStep } from '../web/register-step.mjs';
 
+const root = fileURLToPath(new URL('..', import.meta.url));
 const pattern = new RegExp(process.argv[2] ?? '');
-await vg.init();
-const { tensors, metadata } = await vg.io.readSafetensorsWithMetadata(readFileSync(new URL('../web/weights/unet-phantom.safetensors', import.meta.url)));
-const net = new vg.models.UNet2D({ inChannels: 1, numClasses: 4, features: JSON.parse(metadata.features) });
-net.loadStateDict(tensors);
-const phase = new Map();
-const mark = (name) => vg.debug.kernelLayouts().forEach((k) => phase.has(k.name) || phase.set(k.name, name));
-vg.noGrad(() => vg.tidy(() => vg.argmax(net.call(vg.zeros([1, 1, 64, 64])), { dim: 1 })).dispose());
-mark('segmentation');
-for (const size of [32, 64]) {
-  const nets = registrationNets(vg, 'voxelmorph', size);
-  await registrationStep(vg, nets, vg.rand([1, 1, size, size]), vg.rand([1, 1, size, size]), new vg.optim.Adam(nets.parameters));
-  mark(`registration ${size}x${size}`);
-}
-net.train();
-await finetuneStep(vg, net, vg.rand([2, 1, 64, 64]), vg.zeros([2, 64, 64], { dtype: 'i32' }), new vg.optim.Adam(net.parameters()));
-mark('fine-tuning');
-const kernels = vg.debug.kernelLayouts().filter((k) => pattern.test(k.name)).map((k) => ({ name: k.name, phase: phase.get(k.name), source: k.source }));
-vg.destroy();
-
-const server = http.createServer((_, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">'));
+const sizes = (process.argv[3] ?? '32').split(',').map(Number);
+const bundle = await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: ['bench/web-compile-page.mjs'],
+  bundle: true,
+  write: false,
+  format: 'esm',
+  target: 'es2022',
+  platform: 'browser',
+  loader: { '.wgsl': 'text' },
+  alias: { voxgrad: './src/index.ts' },
+  logLevel: 'warning',
+});
+const files = {
+  '/': ['text/html', '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/page.js"></script>'],
+  '/page.js': ['text/javascript', bundle.outputFiles[0].contents],
+  '/unet-phantom.safetensors': ['application/octet-stream', readFileSync(new URL('../web/weights/unet-phantom.safetensors', import.meta.url))],
+};
+const server = http.createServer((req, res) => {
+  const file = files[req.url];
+  if (!file) res.writeHead(404).end();
+  else res.writeHead(200, { 'content-type': file[0] }).end(file[1]);
+});
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const browser = await chromium.launch({ executablePath: process.env.VOXGRAD_CHROMIUM ?? '/usr/bin/chromium', headless: true, args: ['--headless=new', '--no-sandbox', '--enable-unsafe-webgpu'] });
 const page = await browser.newPage();
+page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
 await page.exposeFunction('__report', (line) => console.log(line));
 await page.goto(`http://127.0.0.1:${server.address().port}/`);
-const total = await page.evaluate(async (list) => {
-  const adapter = await navigator.gpu.requestAdapter();
-  // the limits voxgrad asks for (workgroup size and storage buffers) change no kernel's compile
-  const limits = ['maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX'];
-  const device = await adapter.requestDevice({ requiredLimits: Object.fromEntries(limits.map((l) => [l, adapter.limits[l]])) });
-  await window.__report(`${adapter.info.vendor} ${adapter.info.architecture}: ${list.length} kernels, one at a time`);
-  let sum = 0;
-  for (const k of list) {
-    const t = performance.now();
-    const module = device.createShaderModule({ code: `// ${Math.random()}\n${k.source}` });
-    // a compile that runs for minutes can end in a lost device: reported, and the later kernels fail with it
-    const failure = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } }).then(() => '', (e) => ` (failed: ${e.message})`);
-    const ms = performance.now() - t;
-    sum += ms;
-    await window.__report(`${(ms / 1000).toFixed(2).padStart(8)} s  ${k.phase.padEnd(20)} ${k.name}${failure}`);
-  }
-  return sum;
-}, kernels);
+await page.waitForFunction(() => window.__compile);
+const { adapter, kernels } = await page.evaluate((s) => window.__collect(s), sizes);
+const chosen = kernels.filter((k) => pattern.test(k.name));
+console.log(`${adapter}: ${chosen.length} of the ${kernels.length} kernels, one at a time`);
+const total = await page.evaluate((list) => window.__compile(list), chosen);
 console.log(`${(total / 1000).toFixed(1)} s in all`);
 await browser.close();
 server.close();
