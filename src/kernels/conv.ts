@@ -111,9 +111,9 @@ function rowsPerInvocation(rows: number): number {
 /**
  * Floats of workgroup memory a staged tile may use: the adapter's limit (16 KiB or more), up to 32 KiB; on SwiftShader
  * (Chromium's software fallback) up to 4 KiB, because its pipeline compile time grows with the workgroup array's
- * length (about 10 ms per vec4): the gather conv's forward and transposed kernels compiled in 19.9 s and 29.3 s with
- * 32 KiB, 2.6 s and 1.5 s with 4 KiB (docs/browser.md, bench/web-compile.mjs), at every first use in a page. The
- * smaller tile only splits a conv's reduction into more dispatches.
+ * length: the gather conv's forward and transposed kernels compiled in 8.6 s and 7.1 s with 32 KiB, 1.0 s each with
+ * 4 KiB (bench/web-compile.mjs, docs/browser.md), at every first use in a page; its steps ran faster too. The
+ * smaller tile splits a conv's reduction into more dispatches.
  */
 function tileFloats(): number {
   const { info, limits } = gpu();
