@@ -17,7 +17,7 @@ const ALPHA = 0.02;
 
 /** The networks of `method` for size × size slices: the VoxelMorph backbone, and the variance or scoring network. */
 export function registrationNets(vg, method, size) {
-  if (!REG_METHODS.includes(method)) throw new Error(`registration: method must be one of ${REG_METHODS.join(', ')}, got ${JSON.stringify(method)}`);
+  if (!REG_METHODS.includes(method)) throw new vg.VoxgradError(`registration: method must be one of ${REG_METHODS.join(', ')}, got ${JSON.stringify(method)}`);
   const shape = [size, size];
   const backbone = vg.methods.registration.makeBackbone('voxelmorph', shape, { bidir: false, intSteps: 7, intDownsize: 2, seed: 0 });
   const aux =
