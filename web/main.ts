@@ -242,11 +242,14 @@ $('segment').addEventListener('click', () =>
 $('register').addEventListener('click', () =>
   task(async () => {
     const losses: number[] = [];
-    const body = { fixed: Number($<HTMLInputElement>('fixed').value), moving: Number($<HTMLInputElement>('moving').value), steps: Number($<HTMLInputElement>('reg-steps').value) };
+    const value = (id: string) => $<HTMLInputElement | HTMLSelectElement>(id).value;
+    const body = { fixed: Number(value('fixed')), moving: Number(value('moving')), steps: Number(value('reg-steps')), method: value('reg-method'), size: Number(value('reg-size')) };
     const r = await call<RegisterResult>('register', body, (p) => {
       if (p.loss !== undefined) drawLoss((losses.push(p.loss), losses), 'registration loss');
     });
-    drawLoss(r.losses, `registration loss (${(r.ms / r.losses.length).toFixed(0)} ms/step)`);
+    drawLoss(r.losses, `registration loss (first step ${r.firstStepMs.toFixed(0)} ms, then ${r.msPerStep.toFixed(0)} ms/step)`);
+    $<HTMLCanvasElement>('loss').dataset.msPerStep = String(r.msPerStep);
+    $<HTMLCanvasElement>('loss').dataset.firstStepMs = String(r.firstStepMs);
     drawPictures('pictures', r.pictures);
     warped = r.warped;
     $<HTMLButtonElement>('dl-warped').disabled = false;
@@ -294,6 +297,9 @@ try {
   $('adapter').textContent = `${info.adapter}${info.fallback ? ' (fallback adapter)' : ''} · warm-up ${(info.warmupMs / 1000).toFixed(1)} s`;
   $('adapter').dataset.warmupMs = String(info.warmupMs);
   $('fallback').hidden = !info.fallback;
+  // at 64 x 64 registration takes a 16-row 3x3 weight-gradient kernel that SwiftShader did not compile in 5 minutes
+  // (bench/web-compile.mjs); at 32 x 32 the weight gradients take 4-row kernels, which compile in under a second
+  if (info.fallback) $<HTMLInputElement>('reg-size').value = '32';
   const asked = new URLSearchParams(location.search).get('viewer');
   viewerMode = asked === 'niivue' || asked === 'slices' ? asked : info.fallback ? 'slices' : 'niivue';
   $('viewer').hidden = viewerMode !== 'niivue';

@@ -5,12 +5,23 @@ export type Request =
   | { id: number; kind: 'init' }
   | { id: number; kind: 'load'; image: ArrayBuffer; name: string; labels?: ArrayBuffer }
   | { id: number; kind: 'segment' }
-  | { id: number; kind: 'register'; fixed: number; moving: number; steps: number }
+  | RegisterRequest
   | { id: number; kind: 'finetune'; steps: number }
   | { id: number; kind: 'weights' }
   | { id: number; kind: 'profile' }
   | { id: number; kind: 'view' }
   | { id: number; kind: 'cancel' };
+
+/** Registration of slice `moving` onto slice `fixed`, both resized to size × size (web/register-step.mjs's methods). */
+export interface RegisterRequest {
+  id: number;
+  kind: 'register';
+  fixed: number;
+  moving: number;
+  steps: number;
+  method: 'voxelmorph' | 'hetero' | 'adacs' | 'bim';
+  size: number;
+}
 
 /** An RGBA picture for a canvas (the buffer is transferred). */
 export interface Picture {
@@ -54,10 +65,13 @@ export interface SegmentResult {
 }
 
 export interface RegisterResult {
+  /** fixed, moving, warped, deformation grid, Jacobian, flow, and the method's variance or score map if it has one. */
   pictures: Picture[];
   warped: ArrayBuffer;
   losses: number[];
-  ms: number;
+  /** The first step (compiling the registration kernels on first use) and the mean of the later steps. */
+  firstStepMs: number;
+  msPerStep: number;
 }
 
 export interface FinetuneResult {

@@ -1,11 +1,13 @@
 /**
  * The app's GPU work, in a module Worker so that the page stays responsive: voxgrad on navigator.gpu (which Workers
- * have), reading and writing NIfTI bytes, a UNet2D with the shipped weights for segmentation and fine-tuning, and a
- * VoxelMorph registration of two slices. Long loops report progress per step and stop at the next step after 'cancel'.
+ * have), reading and writing NIfTI bytes, a UNet2D with the shipped weights for segmentation and fine-tuning, and
+ * registration of two slices (VoxelMorph and the three registration papers' methods). Long loops report progress per
+ * step and stop at the next step after 'cancel'.
  */
 import * as vg from 'voxgrad';
 import { finetuneStep } from './finetune-step.mjs';
-import type { FinetuneResult, InitResult, LoadResult, MemoryLine, Picture, RegisterResult, Reply, Request, SegmentResult } from './protocol.js';
+import { auxiliaryPicture, registrationNets, registrationStep } from './register-step.mjs';
+import type { FinetuneResult, RegisterRequest, InitResult, LoadResult, MemoryLine, Picture, RegisterResult, Reply, Request, SegmentResult } from './protocol.js';
 
 /** The shipped model: trained in Node by web/train-weights.mjs on 64x64 phantom slices (ACDC labels). */
 const MODEL = { url: new URL('./unet-phantom.safetensors', self.location.href), size: 64, classes: 4 };
@@ -44,15 +46,15 @@ async function loadModel(): Promise<InstanceType<typeof vg.models.UNet2D>> {
   return m;
 }
 
-/** Slices [Z, 1, S, S] of a volume [X, Y, Z] at the model's size, intensities scaled to [0, 1] per volume. */
-function modelSlices(image: vg.Tensor): vg.Tensor {
+/** Slices [Z, 1, size, size] of a volume [X, Y, Z] (the model's size by default), intensities scaled to [0, 1] per volume. */
+function modelSlices(image: vg.Tensor, size = MODEL.size): vg.Tensor {
   return vg.tidy(() => {
     const [X, Y] = image.shape;
     const slices = vg.permute(image, [2, 0, 1]).unsqueeze(1);
     const lo = vg.min(image);
     const hi = vg.max(image);
     const scaled = slices.sub(lo).div(hi.sub(lo).add(1e-6));
-    return X === MODEL.size && Y === MODEL.size ? scaled : vg.interpolate(scaled, { size: [MODEL.size, MODEL.size], mode: 'bilinear' });
+    return X === size && Y === size ? scaled : vg.interpolate(scaled, { size: [size, size], mode: 'bilinear' });
   });
 }
 
@@ -158,58 +160,63 @@ async function view(): Promise<Picture[]> {
   return pictures;
 }
 
-/** VoxelMorph (2-D, diffeomorphic) optimised on one pair of slices of the loaded volume: moving onto fixed. */
-async function register(id: number, fixedIndex: number, movingIndex: number, steps: number): Promise<RegisterResult> {
+/**
+ * Registration of two slices of the loaded volume, moving onto fixed, resized to size × size: VoxelMorph or one of
+ * the three registration papers' methods (web/register-step.mjs) optimised on the pair for `steps` steps.
+ */
+async function register(id: number, { fixed: fixedIndex, moving: movingIndex, steps, method, size }: RegisterRequest): Promise<RegisterResult> {
   const { image, affine, spacing } = loaded();
   const Z = image.shape[2];
   for (const [name, z] of [['fixed', fixedIndex], ['moving', movingIndex]] as const)
     if (!(Number.isInteger(z) && z >= 0 && z < Z)) fail(`${name} slice must be an integer in [0, ${Z - 1}], got ${z}`);
-  const all = modelSlices(image);
+  if (!(Number.isInteger(steps) && steps >= 1)) fail(`registration steps must be a positive integer, got ${steps}`);
+  // the VoxelMorph UNet halves the slice four times
+  if (!(Number.isInteger(size) && size >= 16 && size % 16 === 0)) fail(`registration size must be a multiple of 16, got ${size}`);
+  const nets = registrationNets(vg, method, size);
+  const all = modelSlices(image, size);
   const fixed = all.slice(0, fixedIndex, fixedIndex + 1);
   const moving = all.slice(0, movingIndex, movingIndex + 1);
   all.dispose();
-  const reg = vg.methods.registration;
-  const backbone = reg.makeBackbone('voxelmorph', [MODEL.size, MODEL.size], { bidir: false, intSteps: 7, intDownsize: 2, seed: 0 });
-  const optimizer = new vg.optim.Adam(backbone.module.parameters(), { lr: 0.003 });
+  const optimizer = new vg.optim.Adam(nets.parameters, { lr: 0.003 });
   const losses: number[] = [];
+  let firstStepMs = 0;
   const t0 = performance.now();
   try {
     for (let step = 0; step < steps; step++) {
       checkCancel();
-      const loss = vg.tidy(() => {
-        const out = backbone.run(moving, fixed);
-        const l = reg.mse(out.warped, fixed).add(reg.gradL2(out.regFlow).mul(0.01 * backbone.gradMult));
-        l.backward();
-        return l;
-      });
-      optimizer.step();
-      optimizer.zeroGrad();
-      losses.push(await loss.item());
-      loss.dispose();
+      const s0 = performance.now();
+      losses.push(await registrationStep(vg, nets, moving, fixed, optimizer));
+      if (step === 0) firstStepMs = performance.now() - s0;
       progress(id, `registration step ${step + 1} of ${steps}`, (step + 1) / steps, losses[step]);
       await yieldToMessages();
     }
-    const ms = performance.now() - t0;
-    const out = vg.noGrad(() => backbone.run(moving, fixed));
+    const msPerStep = steps > 1 ? (performance.now() - t0 - firstStepMs) / (steps - 1) : firstStepMs;
+    const out = vg.noGrad(() => nets.backbone.run(moving, fixed));
     const flow = out.flow.squeeze(0);
     const pictures = [
       await picture('fixed', fixed),
       await picture('moving', moving),
       await picture('warped', out.warped),
-      await picture('deformation grid', vg.tidy(() => vg.io.deformationGrid(flow, { image: out.warped.reshape([MODEL.size, MODEL.size]) }))),
+      await picture('deformation grid', vg.tidy(() => vg.io.deformationGrid(flow, { image: out.warped.reshape([size, size]) }))),
       await picture('Jacobian determinant', vg.tidy(() => vg.io.jacobianMap(flow))),
       await picture('flow', vg.tidy(() => vg.io.flowColor(flow))),
     ];
-    // the slice is at the model's size: its voxels are larger by the resize factor
-    const zoom = [image.shape[0] / MODEL.size, image.shape[1] / MODEL.size, 1];
-    const warpedVolume = vg.tidy(() => out.warped.reshape([MODEL.size, MODEL.size, 1]));
+    const map = auxiliaryPicture(vg, nets, out.warped, fixed);
+    if (map) {
+      pictures.push(await picture(map.title, map.image));
+      map.image.dispose();
+    }
+    // the slice is resized: its voxels are larger by the resize factor
+    const zoom = [image.shape[0] / size, image.shape[1] / size, 1];
+    const warpedVolume = vg.tidy(() => out.warped.reshape([size, size, 1]));
     const warpedAffine = affine.map((row, r) => row.map((v, c) => (r < 3 && c < 3 ? v * zoom[c] : v)));
     const warped = await vg.io.encodeNifti({ tensor: warpedVolume, affine: warpedAffine, spacing: spacing.map((s, i) => s * zoom[i]) }, { gzip: true });
     for (const t of [out.warped, out.flow, out.regFlow, out.mask, flow, warpedVolume]) t.dispose();
-    return { pictures, warped: warped.slice().buffer, losses, ms };
+    return { pictures, warped: warped.slice().buffer, losses, firstStepMs, msPerStep };
   } finally {
     optimizer.dispose();
-    backbone.module.dispose();
+    nets.backbone.module.dispose();
+    nets.aux?.dispose();
     fixed.dispose();
     moving.dispose();
   }
@@ -285,7 +292,7 @@ self.onmessage = async (event: MessageEvent<Request>) => {
       result = r;
       transfer.push(r.labels);
     } else if (request.kind === 'register') {
-      const r = await register(id, request.fixed, request.moving, request.steps);
+      const r = await register(id, request);
       result = r;
       transfer.push(r.warped, ...r.pictures.map((p) => p.rgba.buffer));
     } else if (request.kind === 'finetune') result = await finetune(id, request.steps);

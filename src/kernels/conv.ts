@@ -108,9 +108,16 @@ function rowsPerInvocation(rows: number): number {
   return tm;
 }
 
-/** Floats of workgroup memory a staged tile may use: the adapter's limit (16 KiB or more), up to 32 KiB. */
+/**
+ * Floats of workgroup memory a staged tile may use: the adapter's limit (16 KiB or more), up to 32 KiB; on SwiftShader
+ * (Chromium's software fallback) up to 4 KiB, because its pipeline compile time grows with the workgroup array's
+ * length: the gather conv's forward and transposed kernels compiled in 8.6 s and 7.1 s with 32 KiB, 1.0 s each with
+ * 4 KiB (bench/web-compile.mjs, docs/browser.md), at every first use in a page; its steps ran faster too. The
+ * smaller tile splits a conv's reduction into more dispatches.
+ */
 function tileFloats(): number {
-  return Math.min(gpu().limits.maxComputeWorkgroupStorageSize, 32768) / 4;
+  const { info, limits } = gpu();
+  return Math.min(limits.maxComputeWorkgroupStorageSize, info.architecture === 'swiftshader' ? 4096 : 32768) / 4;
 }
 
 /** How TM rows' values (a tap's weights, a voxel's gy) are held as one WGSL value, so that one load fetches them. */

@@ -46,10 +46,11 @@ function dice(a, b, l) {
   return (2 * both) / (na + nb);
 }
 
-/** Waits until the page's current task ends; returns its stage line (which says 'stopped: ...' on an error). */
-async function settled(page, timeout = TASK_MS) {
+/** Waits until the page's current task ends and checks its stage line (which says 'stopped: ...' on an error). */
+async function expectStage(page, expected, timeout = TASK_MS) {
   await page.waitForFunction(() => document.body.dataset.busy === 'false', null, { timeout });
-  return page.textContent('#stage');
+  const stage = await page.textContent('#stage');
+  assert.is(stage, expected, `stage after the task: ${stage}`);
 }
 
 /** Clicks a download button and returns the downloaded bytes. */
@@ -58,12 +59,8 @@ async function download(page, button) {
   return { name: d.suggestedFilename(), bytes: readFileSync(await d.path()) };
 }
 
-/**
- * Runs the app's tests with `test(name, fn)` (run.mjs's reporter); `info(text)` prints a measured line. `training`
- * adds registration and fine-tuning, which compile the backward kernels: on SwiftShader on a loaded 2-core machine the
- * registration did not finish within 7 minutes, so `npm test` leaves them to `node test/browser/run.mjs app-training`.
- */
-export async function appTests(browser, test, info, { training = false } = {}) {
+/** Runs the app's tests with `test(name, fn)` (run.mjs's reporter); `info(text)` prints a measured line. */
+export async function appTests(browser, test, info) {
   const { files } = await buildApp();
   const { server, url } = await serve(files);
   const page = await browser.newPage({ viewport: { width: 1280, height: 960 }, acceptDownloads: true });
@@ -94,13 +91,12 @@ export async function appTests(browser, test, info, { training = false } = {}) {
       await page.setInputFiles('#image-input', join(samples, 'phantom.nii.gz'));
       // the change event starts the load: wait for its result, then for the task (and the view) to finish
       await page.waitForFunction(() => document.querySelector('#loaded').dataset.shape, null, { timeout: TASK_MS });
-      const stage = await settled(page);
-      assert.is(stage, 'ready', `stage after loading: ${stage}`);
+      await expectStage(page, 'ready');
       assert.equal(JSON.parse(await page.getAttribute('#loaded', 'data-shape')), [64, 64, 2]);
       if ((await page.getAttribute('body', 'data-viewer')) === 'slices')
         assert.equal(await page.$$eval('#slices figcaption', (els) => els.map((e) => e.textContent)), ['slice 0', 'slice 1']);
       await page.click('#segment');
-      assert.is(await settled(page), 'ready');
+      await expectStage(page, 'ready');
       pageDice = JSON.parse(await page.getAttribute('#dice', 'data-values'));
       info(`app segmentation Dice: ${Object.entries(pageDice).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}`);
       // the shipped weights reach 0.87-0.90 per structure on held-out phantoms in Node (web/train-weights.mjs)
@@ -119,25 +115,37 @@ export async function appTests(browser, test, info, { training = false } = {}) {
         assert.ok(Math.abs(dice(seg.values, ref.values, l) - pageDice[structure]) < 1e-9, `${structure}: file ${dice(seg.values, ref.values, l)}, page ${pageDice[structure]}`);
     });
 
-    if (!training) {
-      await test('app: no uncaught errors in the page', () => assert.equal(errors, []));
-      return;
-    }
-
-    await test('app: registration of slice 1 onto slice 0 (6 steps) lowers the loss and draws warped image, grid and Jacobian', async () => {
+    await test('app: registration with the heteroscedastic method (slice 1 onto 0, 32 x 32, 3 steps): loss falls; warped image, grid, Jacobian and variance map drawn; the warped NIfTI reads back', async () => {
+      await page.selectOption('#reg-method', 'hetero');
       await page.fill('#fixed', '0');
       await page.fill('#moving', '1');
-      await page.fill('#reg-steps', '6');
+      await page.fill('#reg-size', '32');
+      await page.fill('#reg-steps', '3');
       await page.click('#register');
-      assert.is(await settled(page, TRAIN_MS), 'ready');
+      await expectStage(page, 'ready', TRAIN_MS);
       const losses = JSON.parse(await page.getAttribute('#loss', 'data-losses'));
-      assert.is(losses.length, 6);
+      assert.is(losses.length, 3);
       assert.ok(losses.every(Number.isFinite) && losses.at(-1) < losses[0], `losses ${losses.map((v) => v.toFixed(4)).join(' ')}`);
-      const captions = await page.$$eval('#pictures figcaption', (els) => els.map((e) => e.textContent));
-      assert.equal(captions, ['fixed', 'moving', 'warped', 'deformation grid', 'Jacobian determinant', 'flow']);
-      const { bytes } = await download(page, '#dl-warped');
+      const first = Number(await page.getAttribute('#loss', 'data-first-step-ms'));
+      const later = Number(await page.getAttribute('#loss', 'data-ms-per-step'));
+      info(`app registration step (hetero, 32x32): first ${first.toFixed(0)} ms (compiles the registration kernels), then ${later.toFixed(0)} ms per step`);
+      const figures = await page.$$eval('#pictures figure', (els) =>
+        els.map((f) => {
+          const c = f.querySelector('canvas');
+          const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          const colours = new Set();
+          for (let i = 0; i < px.length; i += 4) colours.add((px[i] << 16) | (px[i + 1] << 8) | px[i + 2]);
+          return { caption: f.querySelector('figcaption').textContent, width: c.width, colours: colours.size };
+        }),
+      );
+      assert.equal(figures.map((f) => f.caption), ['fixed', 'moving', 'warped', 'deformation grid', 'Jacobian determinant', 'flow', 'variance (log σ²)']);
+      // every picture is drawn at the registration's size, and the variance map is a map, not a constant
+      assert.ok(figures.every((f) => f.width === 32), `widths ${figures.map((f) => f.width)}`);
+      assert.ok(figures.at(-1).colours > 10, `the variance map has ${figures.at(-1).colours} colours`);
+      const { name, bytes } = await download(page, '#dl-warped');
+      assert.is(name, 'warped.nii.gz');
       const warped = parseNifti(bytes);
-      assert.equal(warped.dims, [3, 64, 64, 1]);
+      assert.equal(warped.dims, [32, 32, 1]);
       assert.ok(warped.values.every(Number.isFinite));
       if (shots) await page.screenshot({ path: join(shots, 'browser-app-registration.png') });
     });
@@ -145,7 +153,7 @@ export async function appTests(browser, test, info, { training = false } = {}) {
     await test('app: fine-tuning 3 steps draws the loss curve; cancel stops a long run; the weights download reads back', async () => {
       await page.fill('#ft-steps', '3');
       await page.click('#finetune');
-      assert.is(await settled(page, TRAIN_MS), 'ready');
+      await expectStage(page, 'ready', TRAIN_MS);
       const losses = JSON.parse(await page.getAttribute('#loss', 'data-losses'));
       assert.is(losses.length, 3);
       assert.ok(losses.every((v) => Number.isFinite(v) && v > 0), `losses ${losses}`);
@@ -156,7 +164,7 @@ export async function appTests(browser, test, info, { training = false } = {}) {
       await page.click('#finetune');
       await page.waitForFunction(() => JSON.parse(document.querySelector('#loss').dataset.losses ?? '[]').length >= 1, null, { timeout: TASK_MS });
       await page.click('#cancel');
-      assert.is(await settled(page), 'stopped: cancelled');
+      await expectStage(page, 'stopped: cancelled');
       const { name, bytes } = await download(page, '#dl-weights');
       assert.is(name, 'unet-phantom-finetuned.safetensors');
       const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));

@@ -2,8 +2,7 @@
 // Runs test/browser/tests.mjs inside headless Chromium with WebGPU: bundles it (with voxgrad from src/, as
 // scripts/build.mjs bundles dist/voxgrad.min.js) in memory, serves it from 127.0.0.1 (WebGPU needs a secure context),
 // streams each test's result here and exits non-zero on a failure, a page error, a missing WebGPU, or a timeout.
-//   node test/browser/run.mjs [library | app | app-training]  (library and app by default; app-training adds the
-//   app's registration and fine-tuning tests, minutes of kernel compiles on SwiftShader)
+//   node test/browser/run.mjs [library | app]  (both by default)
 // Then the app's end-to-end tests (test/browser/app.mjs) in the same browser.
 // Env: VOXGRAD_CHROMIUM (default /usr/bin/chromium), VOXGRAD_BROWSER_TIMEOUT_S (default 900),
 // VOXGRAD_SCREENSHOT_DIR (app screenshots).
@@ -18,8 +17,8 @@ import { appTests } from './app.mjs';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const executablePath = process.env.VOXGRAD_CHROMIUM ?? '/usr/bin/chromium';
 const part = process.argv[2];
-if (part !== undefined && part !== 'library' && part !== 'app' && part !== 'app-training') {
-  console.error(`usage: node test/browser/run.mjs [library | app | app-training], got '${part}'`);
+if (part !== undefined && part !== 'library' && part !== 'app') {
+  console.error(`usage: node test/browser/run.mjs [library | app], got '${part}'`);
   process.exit(2);
 }
 const timeoutS = Number(process.env.VOXGRAD_BROWSER_TIMEOUT_S ?? 900);
@@ -127,7 +126,7 @@ if (noGpu) finish(`WebGPU is unavailable in Chromium ${version}: ${noGpu} (flags
 if (!(await page.evaluate(() => typeof window.__vgRun === 'function'))) finish('the test bundle did not load');
 console.log(`Chromium ${version}, ${url}`);
 
-if (part !== 'app' && part !== 'app-training') await page.evaluate(() => window.__vgRun()).catch((e) => finish(`the test run stopped: ${e.message}`));
+if (part !== 'app') await page.evaluate(() => window.__vgRun()).catch((e) => finish(`the test run stopped: ${e.message}`));
 current = null;
 
 // the app in web/, driven through its page (test/browser/app.mjs)
@@ -143,12 +142,13 @@ if (part !== 'library') {
         console.log(`✓ ${name} (${Math.round(performance.now() - started)} ms)`);
       } catch (e) {
         failed++;
-        console.log(`✗ ${name} (${Math.round(performance.now() - started)} ms)\n    ${String(e?.stack ?? e).replace(/\n/g, '\n    ')}`);
+        // uvu's assertions keep their diff in `details`, apart from the stack
+        const text = [e?.stack ?? String(e), e?.details ? stripVTControlCharacters(e.details) : ''].join('\n').trimEnd();
+        console.log(`✗ ${name} (${Math.round(performance.now() - started)} ms)\n    ${text.replace(/\n/g, '\n    ')}`);
       }
       current = null;
     },
     (text) => console.log(`  ${text}`),
-    { training: part === 'app-training' },
   ).catch((e) => finish(`the app tests stopped: ${e.message}`));
 }
 clearTimeout(guard);
