@@ -120,7 +120,10 @@ async function showVolumes(): Promise<void> {
   const overlay = segmentation ?? labels;
   const list = [{ url: blobUrl(image.bytes), name: image.name.endsWith('.gz') || image.name.endsWith('.nii') ? image.name : `${image.name}.nii` }];
   if (overlay) list.push({ url: blobUrl(overlay), name: 'labels.nii.gz', colormap: 'warm', opacity: 0.45 } as (typeof list)[number]);
-  await (await niivue()).loadVolumes(list);
+  const nv = await niivue();
+  await nv.loadVolumes(list);
+  // what NiiVue holds, for the end-to-end test: each volume's dims and its overlay's colormap
+  document.body.dataset.niivue = JSON.stringify(nv.volumes.map((v) => ({ dims: v.hdr?.dims.slice(1, 4), colormap: v.colormap })));
 }
 
 function drawPictures(boxId: string, pictures: Picture[]): void {

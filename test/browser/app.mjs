@@ -178,8 +178,38 @@ export async function appTests(browser, test, info) {
       assert.is(bytes.length - 8 - headerLength, shipped.length - 8 - shippedLength, 'tensor data bytes');
       assert.equal(errors, [], 'page errors');
     });
+
+    await test('app: NiiVue (?viewer=niivue, the hardware default) shows the loaded volume with its labels, then the segmentation, as overlays', async () => {
+      await page.close(); // one page at a time: the software GPU process is shared
+      const nvPage = await browser.newPage({ viewport: { width: 1280, height: 960 } });
+      nvPage.setDefaultTimeout(TASK_MS);
+      nvPage.on('pageerror', (e) => errors.push(e.message));
+      try {
+        await nvPage.goto(`${url}?viewer=niivue`);
+        await nvPage.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: WARMUP_MS });
+        assert.is(await nvPage.getAttribute('body', 'data-viewer'), 'niivue');
+        assert.ok(await nvPage.isVisible('#niivue'), 'the NiiVue canvas is shown');
+        await nvPage.setInputFiles('#labels-input', join(samples, 'phantom-labels.nii.gz'));
+        await nvPage.setInputFiles('#image-input', join(samples, 'phantom.nii.gz'));
+        await nvPage.waitForFunction(() => document.body.dataset.niivue, null, { timeout: TASK_MS });
+        await expectStage(nvPage, 'ready');
+        const shown = () => nvPage.getAttribute('body', 'data-niivue').then(JSON.parse);
+        const loaded = await shown();
+        assert.equal(loaded.map((v) => v.dims), [[64, 64, 2], [64, 64, 2]], 'image and labels');
+        assert.is(loaded[1].colormap, 'warm', 'the labels are an overlay');
+        await nvPage.evaluate(() => delete document.body.dataset.niivue);
+        await nvPage.click('#segment');
+        await nvPage.waitForFunction(() => document.body.dataset.niivue, null, { timeout: TASK_MS });
+        await expectStage(nvPage, 'ready');
+        assert.equal((await shown()).map((v) => v.dims), [[64, 64, 2], [64, 64, 2]], 'image and segmentation');
+        if (shots) await nvPage.screenshot({ path: join(shots, 'browser-app-niivue.png') });
+        assert.equal(errors, [], 'page errors');
+      } finally {
+        await nvPage.close();
+      }
+    });
   } finally {
-    await page.close();
+    if (!page.isClosed()) await page.close();
     server.close();
   }
 }
