@@ -8,28 +8,15 @@
 // Env: VOXGRAD_CHROMIUM (default /usr/bin/chromium).
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import { fileURLToPath } from 'node:url';
-import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
+import { pageBundle } from '../test/browser/page-bundle.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const pattern = new RegExp(process.argv[2] ?? '');
 const sizes = (process.argv[3] ?? '32').split(',').map(Number);
-const bundle = await esbuild.build({
-  absWorkingDir: root,
-  entryPoints: ['bench/web-compile-page.mjs'],
-  bundle: true,
-  write: false,
-  format: 'esm',
-  target: 'es2022',
-  platform: 'browser',
-  loader: { '.wgsl': 'text' },
-  alias: { voxgrad: './src/index.ts' },
-  logLevel: 'warning',
-});
+const bundle = await pageBundle('bench/web-compile-page.mjs');
 const files = {
   '/': ['text/html', '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/page.js"></script>'],
-  '/page.js': ['text/javascript', bundle.outputFiles[0].contents],
+  '/page.js': ['text/javascript', bundle],
   '/unet-phantom.safetensors': ['application/octet-stream', readFileSync(new URL('../web/weights/unet-phantom.safetensors', import.meta.url))],
 };
 const server = http.createServer((req, res) => {

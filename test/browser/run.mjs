@@ -8,13 +8,11 @@
 // VOXGRAD_SCREENSHOT_DIR (app screenshots).
 import { existsSync } from 'node:fs';
 import http from 'node:http';
-import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
-import * as esbuild from 'esbuild';
 import { chromium } from 'playwright-core';
+import { pageBundle } from './page-bundle.mjs';
 import { appTests } from './app.mjs';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const executablePath = process.env.VOXGRAD_CHROMIUM ?? '/usr/bin/chromium';
 const part = process.argv[2];
 if (part !== undefined && part !== 'library' && part !== 'app') {
@@ -57,23 +55,10 @@ if (!existsSync(executablePath))
       'which `npm run setup` does), or set VOXGRAD_CHROMIUM to a Chromium or Chrome binary.',
   );
 
-const bundle = await esbuild
-  .build({
-    absWorkingDir: root,
-    entryPoints: ['test/browser/tests.mjs'],
-    bundle: true,
-    write: false,
-    format: 'esm',
-    target: 'es2022',
-    platform: 'browser',
-    loader: { '.wgsl': 'text' },
-    alias: { voxgrad: './src/index.ts' },
-    logLevel: 'warning',
-  })
-  .catch((e) => finish(`bundling test/browser/tests.mjs failed: ${e.message}`));
+const bundle = await pageBundle('test/browser/tests.mjs').catch((e) => finish(`bundling test/browser/tests.mjs failed: ${e.message}`));
 const files = {
   '/': ['text/html', '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/tests.js"></script>'],
-  '/tests.js': ['text/javascript', bundle.outputFiles[0].contents],
+  '/tests.js': ['text/javascript', bundle],
 };
 const server = http.createServer((req, res) => {
   const file = files[req.url];
