@@ -18,7 +18,9 @@
  *      similar to it in feature space; loss a(e)·CE(calibration batch) + a(e)·InfoNCE(τ = 1) + TSC(regular batch),
  *      a(e) = 1 + 0.5·cos(2π e / E).
  * The released code's divergences are options: `cfrNegatives: 'release'` (random same-class negatives, as its
- * __getitem__ overwrites them) and `cfrWeight: 'release'` (a ≡ 1.5: its epoch is never passed).
+ * __getitem__ overwrites them) and `cfrWeight: 'release'` (a ≡ 1.5: its epoch is never passed). `cfrRegularCe` (default
+ * 0, as paper and code) adds the regular batch's cross-entropy with that weight: without it the calibration CE sees
+ * only the error set, mostly minority-group samples, and the head learns to predict against the background here.
  */
 import { noGrad } from '../../engine/autograd.js';
 import { fail } from '../../engine/errors.js';
@@ -62,6 +64,7 @@ const defaults: Config = {
   jttUpweight: 20,
   cfrNegatives: 'hard',
   cfrWeight: 'cosine',
+  cfrRegularCe: 0,
   cache: '',
 };
 
@@ -294,11 +297,12 @@ async function cfr(init: Head, erm: Head, train: Features, val: Features, text: 
   let cursor = 0;
   const idx = (list: readonly number[]) => tensor(Int32Array.from(list), [list.length], { dtype: 'i32' });
   const result = await trainHead(init, train, text, c, {
-    // the regular stream feeds TSC; the calibration stream (cycled) feeds the CE and the contrastive term
+    // the regular stream feeds TSC (and its own CE when cfrRegularCe > 0); the calibration stream (cycled) feeds the CE
+    // and the contrastive term
     indices: range(n),
     epochs,
     val,
-    ceWeight: 0,
+    ceWeight: setting<number>(c, defaults, 'cfrRegularCe'),
     extra: (h, e, batch) => {
       const a = weight(e);
       const rows = Array.from({ length: Math.min(B, wrong.length) }, () => cursor++ % wrong.length);
