@@ -33,8 +33,18 @@ export function sizeClass(bytes: number): number {
  * created (a last-in-first-out pool made the soak create ~490 bind groups per 627-dispatch step).
  */
 const free = new Map<number, GPUBuffer[]>();
-const creationOrder = new WeakMap<GPUBuffer, number>();
-let created = 0;
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+
+/**
+ * A buffer's number: given at creation to the pool's buffers (so it orders them by age), at first use to any other
+ * (the runtime keys its bind-group cache by these numbers).
+ */
+export function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
+  return id;
+}
 /** Caches holding buffers (the dispatch queue's bind groups) drop them before the pool destroys any. */
 const beforeDestroy: (() => void)[] = [];
 let awaitingSubmit: GPUBuffer[] = [];
@@ -131,7 +141,7 @@ function createWatched(device: GPUDevice, size: number, op: string): GPUBuffer {
   if (simulated) simulatedFailures--;
   device.pushErrorScope('out-of-memory');
   const buf = device.createBuffer({ size, usage: USAGE_STORAGE });
-  creationOrder.set(buf, created++);
+  bufferId(buf);
   const settled: Promise<void> = device
     .popErrorScope()
     .then((e) => {
@@ -196,14 +206,14 @@ export function returnToPool(bufs: GPUBuffer[]): void {
   }
 }
 
-/** Inserts `buf` into a newest-first list (binary search on creation order). */
+/** Inserts `buf` into a newest-first list (binary search on the creation-ordered ids). */
 function insertByAge(list: GPUBuffer[], buf: GPUBuffer): void {
-  const order = creationOrder.get(buf)!;
+  const order = bufferId(buf);
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (creationOrder.get(list[mid])! > order) lo = mid + 1;
+    if (bufferId(list[mid]) > order) lo = mid + 1;
     else hi = mid;
   }
   list.splice(lo, 0, buf);

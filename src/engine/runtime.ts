@@ -13,7 +13,7 @@ import type { BufferRange } from './binding.js';
 import { gpu, onDeviceReset } from './device.js';
 import { readLayout, type BindingDeclaration, type KernelLayout, type UniformMemberDeclaration } from './layouts.js';
 import { VoxgradError, currentUserOp } from './errors.js';
-import { allocationsSettled, onBeforeDestroy, onSubmitNeeded, returnToPool, takeReleased } from './pool.js';
+import { allocationsSettled, bufferId, onBeforeDestroy, onSubmitNeeded, returnToPool, takeReleased } from './pool.js';
 import { profilerHooks } from './profiler-hooks.js';
 
 type ScalarKind = 'u32' | 'i32' | 'f32';
@@ -371,14 +371,6 @@ const BIND_GROUP_CACHE_CAP = 8192;
 const bindGroups = new Map<string, GPUBindGroup>();
 let bindGroupHits = 0;
 let bindGroupMisses = 0;
-const bufferIds = new WeakMap<GPUBuffer, number>();
-let nextBufferId = 1;
-
-function bufferId(b: GPUBuffer): number {
-  let id = bufferIds.get(b);
-  if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
-  return id;
-}
 
 function bindGroupFor(device: GPUDevice, k: Kernel, buffers: BindTarget[], ubuf: GPUBuffer | null): GPUBindGroup {
   let key = String(k.id);
