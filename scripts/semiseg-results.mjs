@@ -5,6 +5,7 @@
 // labelled-only vs mean teacher). Writes docs/results/semisupervised-phantom.md: per class Dice and ASD (voxels),
 // mean ± sd over seeds, and beside every gain the labelled-only baseline's seed spread.
 //   node scripts/semiseg-results.mjs [--seeds 0,1,2] [--labeled 3] [--out runs/semiseg] [--workers 1 --worker 0]
+//   --rows 2d|3d: train only the 2-D or only the 3-D rows (the table still shows every finished run)
 //   --report: no training; tabulate the finished run folders under --out (also what an interrupted run left)
 // Finished runs (metrics.json with an evaluation and the same config) are reused, so the command can be resumed.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,12 +40,14 @@ const ROWS3D = [
 const slug = (cfg, seed) => `${cfg.data ?? 'phantom'}-${cfg.method}-l${cfg.labeled}-s${seed}`;
 // seed-major order, so an interrupted run leaves whole seeds
 const jobs = seeds.flatMap((seed) => [...ROWS, ...ROWS3D].map(([name, cfg]) => ({ name, cfg, seed })));
+const onlyRows = arg('rows', 'all');
+const trains = (job) => onlyRows === 'all' || (onlyRows === '3d') === (job.cfg.data === 'phantom3d');
 
 const info = await vg.init();
 if (!reportOnly) {
   mkdirSync(outRoot, { recursive: true });
   for (const [i, job] of jobs.entries()) {
-    if (i % workers !== worker) continue;
+    if (i % workers !== worker || !trains(job)) continue;
     const outDir = `${outRoot}/${slug(job.cfg, job.seed)}`;
     const config = { ...job.cfg, seed: job.seed };
     const prev = await vg.train.readMetrics(outDir);
