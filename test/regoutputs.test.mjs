@@ -344,6 +344,27 @@ test('overlay: PNG_PALETTE tints labels (l − 1) % 12 at alpha over the windowe
   });
 });
 
+test('figures free their intermediates: only the returned image stays alive (inputs given with leading 1-axes)', async () => {
+  const img = vg.rand([1, 1, 6, 5]);
+  const lab = vg.zeros([1, 6, 5], { dtype: 'i32' });
+  const flow = vg.zeros([1, 2, 6, 5]);
+  const makers = {
+    overlay: () => vg.io.overlay(img, lab),
+    heatmap: () => vg.io.heatmap(img),
+    flowColor: () => vg.io.flowColor(flow),
+    deformationGrid: () => vg.io.deformationGrid(flow, { image: img, spacing: 3 }),
+    jacobianMap: () => vg.io.jacobianMap(flow),
+  };
+  for (const [name, make] of Object.entries(makers)) {
+    const live = vg.memory().liveTensors;
+    const out = make();
+    // the 2-D views of the inputs leaked, one per input, before they were made inside the tidy scope
+    assert.is(vg.memory().liveTensors, live + 1, `${name}: tensors alive besides its result`);
+    out.dispose();
+  }
+  for (const t of [img, lab, flow]) t.dispose();
+});
+
 test('figureGrid: exact tiling positions, background, titles in the 5x7 font', async () => {
   const panel = (h, w, level) => ({ rgb: vg.full([h, w, 3], level) });
   const out = vg.io.figureGrid([[panel(3, 4, 10), panel(5, 2, 20)], [panel(2, 6, 30), null]], { pad: 2, background: 200 });

@@ -88,12 +88,13 @@ export interface FlowColorOptions {
  */
 export function flowColor(flow: Tensor, opts: FlowColorOptions = {}): Tensor {
   const op = 'flowColor';
-  const f = flow2d(op, flow);
   const maxNorm = opts.maxNorm;
   if (maxNorm !== undefined && !(typeof maxNorm === 'number' && maxNorm > 0 && Number.isFinite(maxNorm)))
     fail(op, `maxNorm must be a positive number, got ${describe(maxNorm)}`);
-  const [H, W] = f.shape.slice(2);
+  // the 2-D views of the inputs are made inside the scope, so they are freed with the other intermediates
   return tidy(() => {
+    const f = flow2d(op, flow);
+    const [H, W] = f.shape.slice(2);
     const v = reshape(narrow(f, 1, 0, 1), [H, W, 1]);
     const u = reshape(narrow(f, 1, 1, 1), [H, W, 1]);
     const uv = [{ name: 'u', value: u }, { name: 'v', value: v }];
@@ -132,17 +133,17 @@ export interface DeformationGridOptions {
  */
 export function deformationGrid(flow: Tensor, opts: DeformationGridOptions = {}): Tensor {
   const op = 'deformationGrid';
-  const f = flow2d(op, flow);
-  const [H, W] = f.shape.slice(2);
   const spacing = opts.spacing ?? 8;
   const lineWidth = opts.lineWidth ?? 1;
   if (!(Number.isInteger(spacing) && spacing >= 2)) fail(op, `spacing must be an integer ≥ 2, got ${describe(spacing)}`);
   if (!(Number.isInteger(lineWidth) && lineWidth >= 1 && lineWidth < spacing))
     fail(op, `lineWidth must be an integer in [1, spacing), got ${describe(lineWidth)}`);
-  const img = opts.image === undefined ? null : image2d(op, 'image', opts.image);
-  if (img && (img.shape[0] !== H || img.shape[1] !== W)) fail(op, `image must have the flow's spatial shape [${H}, ${W}], got ${fmtShape(img.shape)}`);
-  const color = checkColor(op, 'color', opts.color ?? (img ? [255, 200, 0] : [0, 0, 0]));
+  const color = checkColor(op, 'color', opts.color ?? (opts.image === undefined ? [0, 0, 0] : [255, 200, 0]));
   return tidy(() => {
+    const f = flow2d(op, flow);
+    const [H, W] = f.shape.slice(2);
+    const img = opts.image === undefined ? null : image2d(op, 'image', opts.image);
+    if (img && (img.shape[0] !== H || img.shape[1] !== W)) fail(op, `image must have the flow's spatial shape [${H}, ${W}], got ${fmtShape(img.shape)}`);
     const rows = reshape(arange(0, H, 1, { dtype: 'f32' }), [H, 1]);
     const cols = reshape(arange(0, W, 1, { dtype: 'f32' }), [1, W]);
     const grid = mapExpr(
@@ -188,12 +189,12 @@ export const JACOBIAN_COLORS = { shrink: [33, 102, 172] as RGB, grow: [178, 24, 
  */
 export function jacobianMap(flow: Tensor, opts: JacobianMapOptions = {}): Tensor {
   const op = 'jacobianMap';
-  const f = flow2d(op, flow);
   const range = opts.range ?? 1;
   if (!(typeof range === 'number' && range > 0 && Number.isFinite(range))) fail(op, `range must be a positive number, got ${describe(range)}`);
   const fold = checkColor(op, 'foldColor', opts.foldColor ?? [255, 255, 0]);
-  const [H, W] = f.shape.slice(2);
   return tidy(() => {
+    const f = flow2d(op, flow);
+    const [H, W] = f.shape.slice(2);
     const det = reshape(jacobianDeterminant(f), [H, W, 1]);
     return mapExpr(
       op,
@@ -239,13 +240,12 @@ export interface HeatmapOptions {
 /** A scalar map (variance, correspondence score, error) [H, W] in a perceptually uniform colormap (default viridis). */
 export function heatmap(x: Tensor, opts: HeatmapOptions = {}): Tensor {
   const op = 'heatmap';
-  const img = image2d(op, 'x', x);
   const colormap = opts.colormap ?? 'viridis';
   if (!Object.hasOwn(COLORMAPS, colormap)) fail(op, `colormap must be 'viridis' or 'magma', got ${describe(colormap)}`);
   for (const k of ['min', 'max'] as const)
     if (opts[k] !== undefined && !Number.isFinite(opts[k])) fail(op, `${k} must be a finite number, got ${describe(opts[k])}`);
   if (opts.min !== undefined && opts.max !== undefined && opts.max < opts.min) fail(op, `min ${opts.min} is above max ${opts.max}`);
-  return tidy(() => lookup(mapExpr(op, 'a / 255.0', [{ name: 'a', value: windowed(img, opts.min, opts.max) }], 'f32', 'f32'), COLORMAPS[colormap]));
+  return tidy(() => lookup(mapExpr(op, 'a / 255.0', [{ name: 'a', value: windowed(image2d(op, 'x', x), opts.min, opts.max) }], 'f32', 'f32'), COLORMAPS[colormap]));
 }
 
 export interface OverlayOptions {
@@ -262,13 +262,13 @@ export interface OverlayOptions {
  */
 export function overlay(image: Tensor, label: Tensor, opts: OverlayOptions = {}): Tensor {
   const op = 'overlay';
-  const img = image2d(op, 'image', image);
-  const lab = image2d(op, 'label', label);
-  const [H, W] = img.shape;
-  if (lab.shape[0] !== H || lab.shape[1] !== W) fail(op, `label must have the image's shape [${H}, ${W}], got ${fmtShape(lab.shape)}`);
   const alpha = opts.alpha ?? 0.5;
   if (!(typeof alpha === 'number' && alpha >= 0 && alpha <= 1)) fail(op, `alpha must be a number in [0, 1], got ${describe(alpha)}`);
   return tidy(() => {
+    const img = image2d(op, 'image', image);
+    const lab = image2d(op, 'label', label);
+    const [H, W] = img.shape;
+    if (lab.shape[0] !== H || lab.shape[1] !== W) fail(op, `label must have the image's shape [${H}, ${W}], got ${fmtShape(lab.shape)}`);
     const gray = windowed(reshape(img, [H, W, 1]), opts.min, opts.max);
     // Palette row 0 is a placeholder for unlabelled pixels.
     const palette = tensor([[0, 0, 0], ...PNG_PALETTE].flat(), [PNG_PALETTE.length + 1, 3]);
