@@ -22,7 +22,10 @@ test('seg: every method runs its stages and logs its loss terms; the run folder 
   const dir = mkdtempSync(join(tmpdir(), 'vg-seg-'));
   for (const [method, terms] of Object.entries(TERMS)) {
     const out = join(dir, method);
+    const live = vg.memory().liveTensors;
     const r = await vg.methods.seg.train({ config: { ...tiny, method }, outDir: out });
+    // a forward's intermediates outside a tidy scope once outlived every step (~90 tensors a step)
+    assert.is(vg.memory().liveTensors, live, `${method}: tensors left alive by a run`);
     const pre = method === 'action' || method === 'actionpp' || method === 'mona' ? 2 : 0;
     assert.is(r.history.length, pre + 1, method);
     if (pre) {
@@ -41,16 +44,25 @@ test('seg: every method runs its stages and logs its loss terms; the run folder 
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('seg: the 3-D phantom trains a VNet; unsupported combinations and settings are named', async () => {
-  const r = await vg.methods.seg.train({ config: { method: 'mean-teacher', data: 'phantom3d', size: 32, vnetFilters: 1, labeled: 2, steps: 1, batchSize: 2 } });
-  assert.equal(Object.keys(r.evaluation.dice), ['LA']);
+test('seg: the 3-D phantom trains a VNet with mean teacher, ACTION and ACTION++; unsupported combinations and settings are named', async () => {
+  const tiny3d = { data: 'phantom3d', size: 32, vnetFilters: 1, labeled: 2, steps: 1, pretrainSteps: 2, batchSize: 2, queries: 4, negatives: 8, globalDim: 8, repDim: 8 };
+  for (const method of ['mean-teacher', 'action', 'actionpp']) {
+    const live = vg.memory().liveTensors;
+    const r = await vg.methods.seg.train({ config: { ...tiny3d, method } });
+    assert.equal(Object.keys(r.evaluation.dice), ['LA'], method);
+    assert.is(vg.memory().liveTensors, live, `${method}: tensors left alive by a 3-D run`);
+    const last = r.history[r.history.length - 1];
+    for (const t of TERMS[method]) assert.ok(Number.isFinite(last[t]), `3-D ${method}: ${t} = ${last[t]}`);
+    // 3-D local distillation: 27 cubic patches of the logit map (the second pre-training step is stage ii)
+    if (method !== 'mean-teacher') assert.ok(Number.isFinite(r.history[1].local), `3-D ${method}: local term ${r.history[1].local}`);
+  }
   let err;
   try {
-    await vg.methods.seg.train({ config: { method: 'action', data: 'phantom3d', size: 16, vnetFilters: 1, labeled: 2 } });
+    await vg.methods.seg.train({ config: { method: 'mona', data: 'phantom3d', size: 16, vnetFilters: 1, labeled: 2 } });
   } catch (e) {
     err = e;
   }
-  assert.ok(err instanceof vg.VoxgradError && /method 'action' is built for the 2-D UNet/.test(err.message), String(err));
+  assert.ok(err instanceof vg.VoxgradError && /method 'mona' is built for the 2-D UNet/.test(err.message), String(err));
   err = undefined;
   try {
     await vg.methods.seg.train({ config: { method: 'fixmatch' } });

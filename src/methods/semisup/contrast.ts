@@ -77,7 +77,7 @@ export async function anatomicalContrast(rep: Tensor, labels: Tensor, probs: Ten
   lab.forEach((l, i) => l >= 0 && l < C && members[l].push(i));
   const present = members.map((m, c) => (m.length ? c : -1)).filter((c) => c >= 0);
   if (present.length < 2) return { loss: zeros([]), sample: null };
-  const feats = normalize(pixelRows(rep), { dim: 1 });
+  const feats = tidy(() => normalize(pixelRows(rep), { dim: 1 }));
   // prototypes: class means of the (detached) normalised features, renormalised for cosine logits
   const protos = noGrad(() =>
     tidy(() => {
@@ -167,8 +167,8 @@ export async function memoryBankContrast(
   const lab = Int32Array.from(await labels.data());
   const pLab = await probabilityOfLabel(teacherProbs, labels);
   const rng = new Rng(opts.seed);
-  const sFeats = normalize(pixelRows(student), { dim: 1 });
-  const tFeats = noGrad(() => normalize(pixelRows(teacher), { dim: 1 }));
+  const sFeats = tidy(() => normalize(pixelRows(student), { dim: 1 }));
+  const tFeats = noGrad(() => tidy(() => normalize(pixelRows(teacher), { dim: 1 })));
   const losses: Tensor[] = [];
   for (let c = 0; c < C; c++) {
     const bank = banks[c];

@@ -86,6 +86,11 @@ const defaults: Config = {
   checkpointEvery: 0,
 };
 
+/** The local projector's pooled side per patch (4² in 2-D as the code; 2³ in 3-D keeps 27 patches' vectors small). */
+const LOCAL_POOL = { d2: 4, d3: 2 };
+/** Values per projected logit patch: classes · pool^dims. */
+const localDim = (classes: number, is3d: boolean) => (is3d ? classes * LOCAL_POOL.d3 ** 3 : classes * LOCAL_POOL.d2 ** 2);
+
 /** The network and the heads one model (student or teacher) carries. */
 class SegModel extends Module {
   readonly net: UNet2DFeatures | VNet;
@@ -102,13 +107,13 @@ class SegModel extends Module {
       this.net = new VNet({ filters: f, numClasses: 2, seed });
       this.globalProj = new GlobalProjector(8 * f, 8 * f, setting(c, defaults, 'globalDim'), { nonlinear, seed: seed + 1000 });
       this.rep = new RepresentationHead(16 * f, setting(c, defaults, 'repDim'), 3, { nonlinear, seed: seed + 2000 });
-      this.localProj = new LocalProjector(classes, 2, 3, { nonlinear, seed: seed + 3000 });
+      this.localProj = new LocalProjector(classes, LOCAL_POOL.d3, 3, { nonlinear, seed: seed + 3000 });
     } else {
       const ft = setting<number[]>(c, defaults, 'features');
       this.net = new UNet2DFeatures({ numClasses: classes, features: ft, seed });
       this.globalProj = new GlobalProjector(ft[4], ft[4], setting(c, defaults, 'globalDim'), { nonlinear, seed: seed + 1000 });
       this.rep = new RepresentationHead(ft.reduce((a, b) => a + b, 0), setting(c, defaults, 'repDim'), 2, { nonlinear, seed: seed + 2000 });
-      this.localProj = new LocalProjector(classes, 4, 2, { nonlinear, seed: seed + 3000 });
+      this.localProj = new LocalProjector(classes, LOCAL_POOL.d2, 2, { nonlinear, seed: seed + 3000 });
     }
   }
 }
@@ -176,13 +181,19 @@ async function loadData(c: Config): Promise<Data> {
 /** Poly decay within a stage: lr·(1 − t/T)^0.9. */
 const poly = (lr: number, t: number, total: number) => lr * Math.pow(1 - Math.min(t, total - 1) / total, 0.9);
 
-/** Square patches of side S/2 every S/4 over a [N, C, S, S] logit map (MONA's 3 x 3 grid): [N·P, C, S/2, S/2] and P. */
+/**
+ * Patches of side S/2 every S/4 along each spatial axis of a [N, C, ...S] logit map (MONA's 3 x 3 grid in 2-D, 3 x 3 x 3
+ * in 3-D): [N·P, C, ...S/2] and P.
+ */
 function logitPatches(logits: Tensor): { patches: Tensor; count: number } {
-  const [n, c, h, w] = logits.shape;
-  const [ph, pw] = [h / 2, w / 2];
-  const parts: Tensor[] = [];
-  for (let y = 0; y + ph <= h; y += h / 4) for (let x = 0; x + pw <= w; x += w / 4) parts.push(slice(slice(logits, 2, y, y + ph), 3, x, x + pw));
-  return { patches: reshape(stack(parts, 1), [n * parts.length, c, ph, pw]), count: parts.length };
+  const [n, c, ...spatial] = logits.shape;
+  let parts = [logits];
+  spatial.forEach((side, axis) => {
+    const next: Tensor[] = [];
+    for (const p of parts) for (let o = 0; o + side / 2 <= side; o += side / 4) next.push(slice(p, axis + 2, o, o + side / 2));
+    parts = next;
+  });
+  return { patches: reshape(stack(parts, 1), [n * parts.length, c, ...spatial.map((s) => s / 2)]), count: parts.length };
 }
 
 function pickRows(set: SliceSet, count: number, rng: Rng): { image: Tensor; label: Tensor } {
@@ -211,8 +222,8 @@ async function evaluateModel(model: SegModel, data: Data, outDir: string | null)
   const names = data.is3d ? { 1: 'LA' } : { 1: 'RV', 2: 'Myo', 3: 'LV' };
   const acc: Record<string, number[][]> = { dice: [], jaccard: [], hd95: [], asd: [] };
   for (let i = 0; i < n; i++) {
-    const p = slice(pred, 0, i, i + 1).squeeze(0);
-    const t = slice(data.test.label, 0, i, i + 1).squeeze(0);
+    const p = tidy(() => slice(pred, 0, i, i + 1).squeeze(0));
+    const t = tidy(() => slice(data.test.label, 0, i, i + 1).squeeze(0));
     const o = { labels };
     const s = { labels, empty: 'worst' as const };
     acc.dice.push(Object.values((await dice(p, t, o)).perLabel));
@@ -230,15 +241,15 @@ async function evaluateModel(model: SegModel, data: Data, outDir: string | null)
     result[`mean${metric[0].toUpperCase()}${metric.slice(1)}`] = v.reduce((a, b) => a + b, 0) / v.length;
   }
   if (outDir) {
-    const nii = data.is3d ? permute(slice(pred, 0, 0, 1).squeeze(0), [2, 1, 0]) : permute(pred, [2, 1, 0]);
+    const nii = tidy(() => (data.is3d ? permute(slice(pred, 0, 0, 1).squeeze(0), [2, 1, 0]) : permute(pred, [2, 1, 0])));
     await writeNifti(runPath(outDir, 'prediction.nii.gz'), nii);
     nii.dispose();
     const rows: { title: string; rgb: Tensor }[][] = [];
     for (let i = 0; i < Math.min(4, n); i++) {
       const img2d = (t: Tensor) => (data.is3d ? slice(t, 0, data.test.image.shape[2] / 2, data.test.image.shape[2] / 2 + 1).squeeze(0) : t);
-      const im = img2d(slice(data.test.image, 0, i, i + 1).reshape(data.test.image.shape.slice(2)));
-      const gt = img2d(slice(data.test.label, 0, i, i + 1).squeeze(0));
-      const pr = img2d(slice(pred, 0, i, i + 1).squeeze(0));
+      const im = tidy(() => img2d(slice(data.test.image, 0, i, i + 1).reshape(data.test.image.shape.slice(2))));
+      const gt = tidy(() => img2d(slice(data.test.label, 0, i, i + 1).squeeze(0)));
+      const pr = tidy(() => img2d(slice(pred, 0, i, i + 1).squeeze(0)));
       rows.push([
         { title: 'GT', rgb: overlay(im, gt) },
         { title: 'pred', rgb: overlay(im, pr) },
@@ -262,8 +273,8 @@ async function train(ctx: RecipeRun) {
   const steps = setting<number>(c, defaults, 'steps');
   const pretrain = ['action', 'actionpp', 'mona'].includes(method) ? setting<number>(c, defaults, 'pretrainSteps') : 0;
   const data = await loadData(c);
-  if (data.is3d && !['supervised', 'mean-teacher'].includes(method))
-    fail('seg', `method '${method}' is built for the 2-D UNet; 3-D data (phantom3d, la) takes supervised or mean-teacher, got '${method}'`);
+  // MONA's affine equivariance warp and pooled nearest-neighbour embeddings are written for 2-D images
+  if (data.is3d && method === 'mona') fail('seg', `method 'mona' is built for the 2-D UNet; 3-D data (phantom3d, la) takes supervised, mean-teacher, action or actionpp, got 'mona'`);
   const bl = setting<number>(c, defaults, 'batchSize');
   const bu = bl;
   const lr = setting<number>(c, defaults, 'lr');
@@ -271,15 +282,15 @@ async function train(ctx: RecipeRun) {
   const student = new SegModel(c, seed * 7919);
   const teacher = new SegModel(c, seed * 7919 + 1);
   const size = setting<number>(c, defaults, 'size');
-  const patchCount = 9;
-  const localDim = data.classes * 16;
-  const predictors = new Predictors(c, localDim, seed * 7919 + 5000);
+  const patchCount = data.is3d ? 27 : 9;
+  const patchDim = localDim(data.classes, data.is3d);
+  const predictors = new Predictors(c, patchDim, seed * 7919 + 5000);
   const state = new SemiSegState(student, teacher, predictors);
   const params = [...student.parameters(), ...predictors.parameters()];
   const optimizer = new SGD(params, { lr, momentum: 0.9, weightDecay: 1e-4, nesterov: pretrain === 0 });
   let ema = new EMA(student, { teacher, decay: setting(c, defaults, 'emaDecay') });
   const globalBank = new MemoryBank(bankSize, setting(c, defaults, 'globalDim'), { init: 'random-unit', seed: deriveSeed(seed, 1) });
-  const localBank = new MemoryBank(bankSize, patchCount * localDim, { init: 'random-unit', seed: deriveSeed(seed, 2) });
+  const localBank = new MemoryBank(bankSize, patchCount * patchDim, { init: 'random-unit', seed: deriveSeed(seed, 2) });
   const repDim = setting<number>(c, defaults, 'repDim');
   // ACTION++: the TSC queue (the code's 12,288 = 256·3·4·4 scaled to this batch), centres and EMA class means
   const queue = new MemoryBank(256 * data.classes * 4, repDim, { labels: true });
@@ -324,8 +335,8 @@ async function train(ctx: RecipeRun) {
     const values: Record<string, number> = {};
     const loss = tidy(() => {
       const xs = photometric(x, stepSeed + 2);
-      const fs = (student.net as UNet2DFeatures).forwardFeatures(xs);
-      const ft = noGrad(() => (teacher.net as UNet2DFeatures).forwardFeatures(x));
+      const fs = student.net.forwardFeatures(xs);
+      const ft = noGrad(() => teacher.net.forwardFeatures(x));
       const zs = predictors.global.call(student.globalProj.call(fs.latent));
       const zt = noGrad(() => teacher.globalProj.call(ft.latent));
       let total = relationKL(zs, zt, globalBank.keys, { tauStudent: tauS, tauTeacher: tauT });
@@ -337,8 +348,8 @@ async function train(ctx: RecipeRun) {
         const tl = noGrad(() => teacher.localProj.call(logitPatches(ft.logits).patches));
         tLocal = tl;
         const n = x.shape[0];
-        const byPatch = (t: Tensor) => permute(reshape(t, [n, ps.count, localDim]), [1, 0, 2]);
-        const bankByPatch = permute(reshape(localBank.keys, [bankSize, ps.count, localDim]), [1, 0, 2]);
+        const byPatch = (t: Tensor) => permute(reshape(t, [n, ps.count, patchDim]), [1, 0, 2]);
+        const bankByPatch = permute(reshape(localBank.keys, [bankSize, ps.count, patchDim]), [1, 0, 2]);
         parts.local = relationKL(byPatch(sLocal), byPatch(tl), bankByPatch, { tauStudent: tauS, tauTeacher: tauT });
         parts.sup = supervisedSegLoss(slice(fs.logits, 0, 0, bl), yl, { weight: supWeight });
         total = add(add(total, parts.local), parts.sup);
@@ -346,7 +357,7 @@ async function train(ctx: RecipeRun) {
       total.backward();
       noGrad(() => {
         globalBank.enqueue(normalize(zt, { dim: 1 }));
-        if (tLocal) localBank.enqueue(reshape(normalize(reshape(tLocal, [-1, patchCount, localDim]), { dim: 2 }), [-1, patchCount * localDim]));
+        if (tLocal) localBank.enqueue(reshape(normalize(reshape(tLocal, [-1, patchCount, patchDim]), { dim: 2 }), [-1, patchCount * patchDim]));
       });
       return { total, parts };
     });
@@ -365,20 +376,21 @@ async function train(ctx: RecipeRun) {
       terms.sup.backward();
     } else {
       const u = pickRows(data.unlabeled, bu, rng);
-      const pl = pseudoLabels(noGrad(() => teacher.net.call(u.image)));
+      // every block below is tidied: a forward's intermediates would otherwise outlive the step (they leaked ~90 tensors a step)
+      const pl = noGrad(() => tidy(() => pseudoLabels(teacher.net.call(u.image))));
       const sv = strongView(u.image, pl.label, pl.confidence, { seed: stepSeed + 3 });
       const x = cat([xl, sv.image], 0);
       const tau = method === 'actionpp' ? atsTemperature(k, steps, { tauMin: 0.1, tauMax: 1 }) : 0.5;
       // the dense heads need the feature maps; mean teacher only the logits
-      const f = data.is3d ? { logits: student.net.call(x), featureMaps: [] as Tensor[] } : (student.net as UNet2DFeatures).forwardFeatures(x);
-      terms.sup = supervisedSegLoss(slice(f.logits, 0, 0, bl), yl, { weight: supWeight });
-      terms.unsup = confidenceWeightedCE(slice(f.logits, 0, bl, bl + bu), sv.label, sv.confidence, { threshold: 0.97 });
+      const f = tidy(() => (method === 'mean-teacher' ? { logits: student.net.call(x), featureMaps: [] as Tensor[] } : student.net.forwardFeatures(x)));
+      terms.sup = tidy(() => supervisedSegLoss(slice(f.logits, 0, 0, bl), yl, { weight: supWeight }));
+      terms.unsup = tidy(() => confidenceWeightedCE(slice(f.logits, 0, bl, bl + bu), sv.label, sv.confidence, { threshold: 0.97 }));
       const pending: Tensor[] = [x, u.image, u.label, pl.label, pl.confidence, pl.probs, sv.image, sv.label, sv.confidence];
       if (method !== 'mean-teacher') {
-        const rep = student.rep.call(concatFeatureMaps(f.featureMaps));
+        const rep = tidy(() => student.rep.call(concatFeatureMaps(f.featureMaps)));
         pending.push(rep);
         const probs = noGrad(() => softmax(f.logits, { dim: 1 }));
-        const weakLabels = noGrad(() => where(ge(sv.confidence, 0.7), sv.label, -1));
+        const weakLabels = noGrad(() => tidy(() => where(ge(sv.confidence, 0.7), sv.label, -1)));
         const contrastLabels = cat([yl, weakLabels], 0);
         pending.push(probs, weakLabels, contrastLabels);
         if (method === 'action' || method === 'actionpp') {
@@ -402,8 +414,8 @@ async function train(ctx: RecipeRun) {
           });
           const idx = tensor(pick, [pick.length], { dtype: 'i32' });
           const labs = tensor(pickLab, [pick.length], { dtype: 'i32' });
-          const sRows = indexSelect(pixelRows(slice(rep, 0, 0, bl)), 0, idx);
-          const tRows = noGrad(() => tidy(() => normalize(indexSelect(pixelRows(teacher.rep.call(concatFeatureMaps((teacher.net as UNet2DFeatures).forwardFeatures(xl).featureMaps))), 0, idx), { dim: 1 })));
+          const sRows = tidy(() => indexSelect(pixelRows(slice(rep, 0, 0, bl)), 0, idx));
+          const tRows = noGrad(() => tidy(() => normalize(indexSelect(pixelRows(teacher.rep.call(concatFeatureMaps(teacher.net.forwardFeatures(xl).featureMaps))), 0, idx), { dim: 1 })));
           // Hungarian on the EMA class means (η = 0.1), from this batch's normalised student features
           const sums = noGrad(() => tidy(() => normalize(sRows, { dim: 1 }).detach()));
           const sh = await sums.data();
@@ -420,24 +432,26 @@ async function train(ctx: RecipeRun) {
           });
           const psi = simplexCentres(data.classes, repDim);
           const assignment = assignCentres(classMeans.map((m) => psi.map((p) => p.reduce((s, v, d) => s + v * m[d], 0))));
-          terms.tsc = mul(
-            adaptiveAnatomicalContrast(
-              { student: sRows, teacher: tRows, labels: labs, queue: queue.keys, queueLabels: queue.labels!, centres, assignment },
-              { temperature: atsTemperature(k, steps, { tauMin: 0.07, tauMax: 1 }), lambda: 0.2 },
+          terms.tsc = tidy(() =>
+            mul(
+              adaptiveAnatomicalContrast(
+                { student: sRows, teacher: tRows, labels: labs, queue: queue.keys, queueLabels: queue.labels!, centres, assignment },
+                { temperature: atsTemperature(k, steps, { tauMin: 0.07, tauMax: 1 }), lambda: 0.2 },
+              ),
+              0.01,
             ),
-            0.01,
           );
           queue.enqueue(tRows, labs);
           pending.push(idx, labs, sRows, tRows, sums);
         }
         if (method === 'mona') {
           const n = x.shape[0];
-          const tf = noGrad(() => (teacher.net as UNet2DFeatures).forwardFeatures(x));
-          const tRep = noGrad(() => teacher.rep.call(concatFeatureMaps(tf.featureMaps)));
+          const tf = noGrad(() => tidy(() => teacher.net.forwardFeatures(x)));
+          const tRep = noGrad(() => tidy(() => teacher.rep.call(concatFeatureMaps(tf.featureMaps))));
           const tProbs = noGrad(() => softmax(tf.logits, { dim: 1 }));
           pending.push(tf.logits, ...tf.featureMaps, tRep, tProbs);
           // entropy of the student's prediction; α_t = 20·(1 − t/T) % lowest are reliable, highest unreliable
-          const ent = noGrad(() => neg(sum(mul(probs, log(add(probs, 1e-10))), { dim: 1 })));
+          const ent = noGrad(() => tidy(() => neg(sum(mul(probs, log(add(probs, 1e-10))), { dim: 1 }))));
           const eh = await ent.data();
           ent.dispose();
           const pixelsPer = eh.length / n;
@@ -447,11 +461,13 @@ async function train(ctx: RecipeRun) {
           const [lowT, highT] = [q(alpha), q(100 - alpha)];
           const reliable = Uint8Array.from(eh, (v, i) => (i < bl * pixelsPer || v <= lowT ? 1 : 0));
           const unreliable = Uint8Array.from(eh, (v, i) => (i < bl * pixelsPer || v >= highT ? 1 : 0));
-          terms.contrast = mul(await memoryBankContrast(rep, tRep, contrastLabels, tProbs, reliable, classBanks, { queries, negatives, seed: stepSeed + 7 }), 0.01);
+          const contrast = await memoryBankContrast(rep, tRep, contrastLabels, tProbs, reliable, classBanks, { queries, negatives, seed: stepSeed + 7 });
+          terms.contrast = mul(contrast, 0.01);
+          pending.push(contrast);
           // negatives for class c: unreliable pixels labelled ≠ c for which the teacher ranks c second or third
           const labHost = Int32Array.from(await contrastLabels.data());
           const tp = await tProbs.data();
-          const tRows = noGrad(() => normalize(pixelRows(tRep), { dim: 1 }));
+          const tRows = noGrad(() => tidy(() => normalize(pixelRows(tRep), { dim: 1 })));
           const C = data.classes;
           for (let cl = 0; cl < C; cl++) {
             const cand: number[] = [];
@@ -466,30 +482,29 @@ async function train(ctx: RecipeRun) {
             }
             if (!cand.length) continue;
             const take = Array.from({ length: Math.min(256, cand.length) }, () => cand[rng.int(0, cand.length)]);
-            const rowsC = indexSelect(tRows, 0, tensor(take, [take.length], { dtype: 'i32' }));
+            const rowsC = tidy(() => indexSelect(tRows, 0, tensor(take, [take.length], { dtype: 'i32' })));
             classBanks[cl].enqueue(rowsC);
             rowsC.dispose();
           }
           tRows.dispose();
           // nearest-neighbour loss on pooled embeddings of the unlabelled images (the full maps of the code are ~GBs)
-          const pooled = (t: Tensor) => mean(slice(t, 0, bl, n), { dim: [2, 3] });
+          const pooled = (t: Tensor) => tidy(() => mean(slice(t, 0, bl, n), { dim: [2, 3] }));
           const sEmb = pooled(rep);
           const tEmb = noGrad(() => pooled(tRep));
-          terms.nn = nearestNeighbourLoss(sEmb, tEmb, nnPool.keys, 5);
-          nnPool.enqueue(noGrad(() => normalize(tEmb, { dim: 1 })));
+          terms.nn = tidy(() => nearestNeighbourLoss(sEmb, tEmb, nnPool.keys, 5));
+          noGrad(() => tidy(() => nnPool.enqueue(normalize(tEmb, { dim: 1 }))));
           pending.push(sEmb, tEmb);
           // equivariance under a random affine warp T: student(T(x)) against T(student(x)), foreground confident pixels
           const warp = randomAffineWarp(n, size, size, stepSeed + 11);
-          const conf = cat([noGrad(() => cast(gt(yl, 0), 'f32')), noGrad(() => cast(logicalAnd(gt(sv.label, 0), ge(sv.confidence, 0.7)), 'f32'))], 0);
-          const mask = noGrad(() => warp(unsqueeze(conf, 1)).squeeze(1));
-          const target = noGrad(() => warp(f.logits.detach()));
-          const xw = noGrad(() => warp(x));
-          const predW = student.net.call(xw);
-          terms.eqv = equivarianceKL(predW, target, mask);
-          pending.push(conf, mask, target, xw, predW);
+          const conf = noGrad(() => tidy(() => cat([cast(gt(yl, 0), 'f32'), cast(logicalAnd(gt(sv.label, 0), ge(sv.confidence, 0.7)), 'f32')], 0)));
+          const mask = noGrad(() => tidy(() => warp(unsqueeze(conf, 1)).squeeze(1)));
+          const target = noGrad(() => tidy(() => warp(f.logits.detach())));
+          const xw = noGrad(() => tidy(() => warp(x)));
+          terms.eqv = tidy(() => equivarianceKL(student.net.call(xw), target, mask));
+          pending.push(conf, mask, target, xw);
         }
       }
-      const total = Object.values(terms).reduce((a, b) => add(a, b));
+      const total = tidy(() => Object.values(terms).reduce((a, b) => add(a, b)));
       total.backward();
       pending.push(total, f.logits, ...f.featureMaps);
       for (const t of new Set(pending)) t.dispose();
@@ -550,7 +565,7 @@ export const seg = defineRecipe({
     const data = await loadData(ctx.config);
     const model = new SegModel(ctx.config, 0);
     const teacher = new SegModel(ctx.config, 1);
-    const state = new SemiSegState(model, teacher, new Predictors(ctx.config, data.classes * 16, 2));
+    const state = new SemiSegState(model, teacher, new Predictors(ctx.config, localDim(data.classes, data.is3d), 2));
     await loadCheckpoint(ctx.checkpoint, { model: state });
     const out = await evaluateModel(model, data, ctx.outDir);
     state.dispose();
