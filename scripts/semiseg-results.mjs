@@ -2,7 +2,7 @@
 // The semi-supervised segmentation table of issue 14 on the embedded phantom: labelled-only, fully supervised, mean
 // teacher, ACTION, ACTION++ and MONA at --labeled training subjects (default 3), each trained with --seeds training
 // seeds (same split), evaluated on the 20 held-out test subjects; plus the 3-D row (VNet on the left-atrium phantom:
-// labelled-only vs mean teacher). Writes docs/results/semisupervised-phantom.md: per class Dice and ASD (voxels),
+// labelled-only vs ACTION). Writes docs/results/semisupervised-phantom.md: per class Dice and ASD (voxels),
 // mean ± sd over seeds, and beside every gain the labelled-only baseline's seed spread.
 //   node scripts/semiseg-results.mjs [--seeds 0,1,2] [--labeled 3] [--out runs/semiseg] [--workers 1 --worker 0]
 //   --rows 2d|3d: train only the 2-D or only the 3-D rows (the table still shows every finished run)
@@ -35,7 +35,7 @@ const ROWS = [
 ];
 const ROWS3D = [
   ['VNet labelled only', { method: 'supervised', labeled: 2, data: 'phantom3d' }],
-  ['VNet mean teacher', { method: 'mean-teacher', labeled: 2, data: 'phantom3d' }],
+  ['VNet ACTION', { method: 'action', labeled: 2, data: 'phantom3d' }],
 ];
 const slug = (cfg, seed) => `${cfg.data ?? 'phantom'}-${cfg.method}-l${cfg.labeled}-s${seed}`;
 // seed-major order, so an interrupted run leaves whole seeds

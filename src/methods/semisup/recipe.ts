@@ -64,7 +64,8 @@ const defaults: Config = {
   frames: 2,
   /** UNet widths (the papers: 16, 32, 64, 128, 256). */
   features: [4, 8, 16, 32, 64],
-  vnetFilters: 2,
+  /** VNet base filters (the papers: 16); 2 did not learn the 3-D phantom in 50 steps, 4 reaches Dice 0.92 in 200 labelled-only steps. */
+  vnetFilters: 4,
   /** 200 fine-tuning steps: at 50 (the first table) even the fully supervised UNet stayed near Dice 0.4; at 300 it reaches 0.88. */
   steps: 200,
   pretrainSteps: 50,
