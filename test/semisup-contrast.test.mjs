@@ -215,6 +215,40 @@ test('randomDiffeomorphism is smooth and of the requested scale; randomAffineWar
   for (const t of [flow, ones, a, b]) t.dispose();
 });
 
+test('thinPlateSpline: passes through its control points, reproduces an affine map, bends between jittered points', () => {
+  const from = Array.from({ length: 25 }, (_, i) => [-1 + (i % 5) / 2, -1 + Math.floor(i / 5) / 2]);
+  const affine = ([x, y]) => [0.9 * x - 0.3 * y + 0.05, 0.2 * x + 1.1 * y - 0.1];
+  const fa = S().thinPlateSpline(from, from.map(affine));
+  for (const p of [[0.13, -0.77], [0.9, 0.4], [-0.5, 0.25]]) {
+    const [gx, gy] = fa(...p);
+    const [wx, wy] = affine(p);
+    assert.ok(Math.abs(gx - wx) < 1e-9 && Math.abs(gy - wy) < 1e-9, `affine targets: f(${p}) = ${gx}, ${gy} vs ${wx}, ${wy}`);
+  }
+  const rng = new vg.data.Rng(3);
+  const to = from.map(([x, y]) => [x + rng.uniform(-0.05, 0.05), y + rng.uniform(-0.05, 0.05)]);
+  const f = S().thinPlateSpline(from, to);
+  from.forEach((p, k) => {
+    const [gx, gy] = f(...p);
+    assert.ok(Math.abs(gx - to[k][0]) < 1e-9 && Math.abs(gy - to[k][1]) < 1e-9, `control point ${k}`);
+  });
+  // between control points the jittered spline is not the best-fit affine map: it bends
+  const mid = f(0.25, 0.25);
+  assert.ok(Math.hypot(mid[0] - 0.25, mid[1] - 0.25) < 0.05 && Math.hypot(mid[0] - 0.25, mid[1] - 0.25) > 0, `f(0.25, 0.25) = ${mid}`);
+  assertThrowsWith(() => S().thinPlateSpline([[0, 0], [1, 1], [2, 2]], [[0, 0], [1, 1], [2, 2]]), ['thinPlateSpline', 'degenerate']);
+});
+
+test('randomTpsWarp: sigma 0 is randomAffineWarp; the jitter moves pixels by about sigma', async () => {
+  const x = vg.rand([2, 3, 16, 16], { seed: 9 });
+  const affine = S().randomAffineWarp(2, 16, 16, 5)(x);
+  const exact = S().randomTpsWarp(2, 16, 16, 5, { sigma: 0 })(x);
+  await assertClose(exact, new Ref(await affine.data(), affine.shape), { rtol: 0, atol: 1e-5 });
+  const jittered = await S().randomTpsWarp(2, 16, 16, 5, { sigma: 0.05 })(x).data();
+  const a = await affine.data();
+  const diff = a.reduce((m, v, i) => Math.max(m, Math.abs(v - jittered[i])), 0);
+  assert.ok(diff > 1e-3 && diff < 1, `jitter changes the warp a little: max |Δ| ${diff}`);
+  for (const t of [x, affine, exact]) t.dispose();
+});
+
 test('cardiacPhantomSplit: subjects 70 / 10 / 20, the first N training subjects labelled, disjoint', async () => {
   const parts = vg.data.splitSubjects(100, 3);
   assert.equal([parts.labeled.length, parts.unlabeled.length, parts.val.length, parts.test.length], [3, 67, 10, 20]);

@@ -14,4 +14,4 @@ export {
   type AdaptiveContrastInputs,
 } from './losses.js';
 export { anatomicalContrast, memoryBankContrast, pixelRows, type ContrastSample, type AnatomicalContrastOptions, type MemoryContrastOptions } from './contrast.js';
-export { strongView, randomDiffeomorphism, randomAffineWarp, type StrongView, type StrongViewOptions } from './augment.js';
+export { strongView, randomDiffeomorphism, randomAffineWarp, randomTpsWarp, thinPlateSpline, type StrongView, type StrongViewOptions } from './augment.js';

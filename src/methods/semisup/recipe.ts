@@ -46,7 +46,7 @@ import { anatomicalContrast, memoryBankContrast, pixelRows } from './contrast.js
 import { assignCentres, atsTemperature, simplexCentres } from './geometry.js';
 import { GlobalProjector, LocalPredictor, LocalProjector, Predictor, RepresentationHead } from './heads.js';
 import { adaptiveAnatomicalContrast, confidenceWeightedCE, equivarianceKL, nearestNeighbourLoss, pseudoLabels, relationKL, supervisedSegLoss } from './losses.js';
-import { randomAffineWarp, strongView } from './augment.js';
+import { randomAffineWarp, randomTpsWarp, strongView } from './augment.js';
 
 const METHODS = ['supervised', 'mean-teacher', 'action', 'actionpp', 'mona'] as const;
 type Method = (typeof METHODS)[number];
@@ -81,6 +81,8 @@ const defaults: Config = {
   /** Queries per class and negatives per query of the pixel contrasts (the papers: 256 and 512). */
   queries: 64,
   negatives: 128,
+  /** MONA's equivariance warp: 'tps' (RandTPS: similarity + 5 x 5 control points jittered by 0.01, paper and code) or 'affine' (the similarity alone). */
+  equivarianceWarp: 'tps',
   /** The projectors' ReLU (the paper) or the code's linear stacks. */
   nonlinearHeads: true,
   seed: 0,
@@ -308,6 +310,8 @@ async function train(ctx: RecipeRun) {
   const queries = setting<number>(c, defaults, 'queries');
   const negatives = setting<number>(c, defaults, 'negatives');
   const supWeight = method === 'mona' ? 1 : 0.5;
+  const equivarianceWarp = setting<string>(c, defaults, 'equivarianceWarp');
+  if (!['tps', 'affine'].includes(equivarianceWarp)) fail('seg', `equivarianceWarp must be 'tps' or 'affine', got '${equivarianceWarp}'`);
 
   const augmentLabeled = (x: Tensor, y: Tensor, s: number): [Tensor, Tensor] => {
     const [xf, yf] = randomFlip([x, y], { seed: s });
@@ -496,7 +500,7 @@ async function train(ctx: RecipeRun) {
           noGrad(() => tidy(() => nnPool.enqueue(normalize(tEmb, { dim: 1 }))));
           pending.push(sEmb, tEmb);
           // equivariance under a random affine warp T: student(T(x)) against T(student(x)), foreground confident pixels
-          const warp = randomAffineWarp(n, size, size, stepSeed + 11);
+          const warp = equivarianceWarp === 'tps' ? randomTpsWarp(n, size, size, stepSeed + 11) : randomAffineWarp(n, size, size, stepSeed + 11);
           const conf = noGrad(() => tidy(() => cat([cast(gt(yl, 0), 'f32'), cast(logicalAnd(gt(sv.label, 0), ge(sv.confidence, 0.7)), 'f32')], 0)));
           const mask = noGrad(() => tidy(() => warp(unsqueeze(conf, 1)).squeeze(1)));
           const target = noGrad(() => tidy(() => warp(f.logits.detach())));
