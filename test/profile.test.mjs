@@ -28,6 +28,10 @@ test('profile unet-phantom --steps 2: trace parses, summary totals are the sums 
   assert.is(summary.steps, 2);
   assert.is(summary.stepGpuMs.length, 2);
   assert.ok(summary.ceilings.fma > 0 && summary.ceilings.copy > 0);
+  // measured before and after the steps; the summary rates against the higher of each
+  assert.is(summary.ceilingRuns.length, 2);
+  assert.is(summary.ceilings.fma, Math.max(...summary.ceilingRuns.map((c) => c.fma)));
+  assert.is(summary.ceilings.copy, Math.max(...summary.ceilingRuns.map((c) => c.copy)));
   const trace = JSON.parse(gunzipSync(readFileSync(join(out, 'trace.json.gz'))).toString('utf8'));
   const spans = trace.traceEvents.filter((e) => e.ph === 'X');
   assert.is(trace.traceEvents.filter((e) => e.ph === 'i').length, 2, 'one instant event per profiled step');

@@ -84,7 +84,10 @@ export interface ProfileSummary {
   settings: Config;
   adapter: string;
   steps: number;
+  /** The higher of the two measurements of each ceiling (a ceiling measured under a passing load reads low). */
   ceilings: Ceilings;
+  /** The ceilings measured before and after the profiled steps. */
+  ceilingRuns: [Ceilings, Ceilings];
   /** GPU time of each profiled step (sum of its kernels), ms. */
   stepGpuMs: number[];
   /** Wall time of each profiled step, ms. */
@@ -101,7 +104,7 @@ const STEP_MARK = 'step ';
  */
 export async function profileRecipe(recipe: Recipe, config: Config, steps: number): Promise<{ summary: ProfileSummary; trace: string }> {
   const info = await vg.init();
-  const ceilings = await measureCeilings();
+  const before = await measureCeilings();
   const total = steps + 1;
   const wall: number[] = [];
   let last = performance.now();
@@ -121,6 +124,8 @@ export async function profileRecipe(recipe: Recipe, config: Config, steps: numbe
       },
     }),
   );
+  const after = await measureCeilings();
+  const ceilings = { fma: Math.max(before.fma, after.fma), copy: Math.max(before.copy, after.copy) };
   const ends = report.marks.filter((m) => m.name.startsWith(STEP_MARK)).map((m) => m.index);
   if (ends.length !== total) throw new vg.VoxgradError(`profile: expected ${total} training steps of ${recipe.name}, saw ${ends.length}`);
   const perStep: KernelTiming[][] = [];
@@ -156,6 +161,7 @@ export async function profileRecipe(recipe: Recipe, config: Config, steps: numbe
       adapter: `${info.vendor} ${info.architecture} (${info.description})`,
       steps,
       ceilings,
+      ceilingRuns: [before, after],
       stepGpuMs: perStep.map((ks) => ks.reduce((s, k) => s + k.durationUs, 0) / 1000),
       stepWallMs: wall.slice(1),
       totalMs: totalUs / 1000,
@@ -203,7 +209,8 @@ export function summaryMarkdown(s: ProfileSummary): string {
     '',
     `- adapter: ${s.adapter}`,
     `- settings: \`${JSON.stringify(s.settings)}\``,
-    `- ceilings measured in this run: FMA ${s.ceilings.fma.toFixed(1)} GFLOP/s, copy ${s.ceilings.copy.toFixed(2)} GB/s`,
+    `- ceilings measured in this run, the higher of the measurements before and after the steps: FMA ${s.ceilings.fma.toFixed(1)} GFLOP/s ` +
+      `(${s.ceilingRuns.map((c) => c.fma.toFixed(1)).join(' / ')}), copy ${s.ceilings.copy.toFixed(2)} GB/s (${s.ceilingRuns.map((c) => c.copy.toFixed(2)).join(' / ')})`,
     `- ${s.steps} profiled step${s.steps === 1 ? '' : 's'} after one warm-up step: GPU time per step (sum of its kernels) ` +
       `${s.stepGpuMs.map((v) => v.toFixed(1)).join(', ')} ms (median ${median(s.stepGpuMs).toFixed(1)}); wall time per step ` +
       `${s.stepWallMs.map((v) => v.toFixed(1)).join(', ')} ms (the step times every pass on its own, with timestamp queries)`,
