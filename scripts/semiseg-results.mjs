@@ -51,7 +51,9 @@ if (!reportOnly) {
     const outDir = `${outRoot}/${slug(job.cfg, job.seed)}`;
     const config = { ...job.cfg, seed: job.seed };
     const prev = await vg.train.readMetrics(outDir);
-    const full = (x) => JSON.stringify(Object.entries({ ...recipe.defaults, ...x }).sort());
+    // the other dimensionality's network settings (VNet filters for 2-D data, UNet widths for 3-D) do not change a run
+    const unused = new Set(config.data === 'phantom3d' ? ['features'] : ['vnetFilters']);
+    const full = (x) => JSON.stringify(Object.entries({ ...recipe.defaults, ...x }).filter(([k]) => !unused.has(k)).sort());
     if (prev?.evaluation && prev.finished !== false && full(prev.config) === full(config)) continue;
     const t0 = Date.now();
     console.log(`${new Date().toISOString()} ${outDir}`);
