@@ -1,6 +1,6 @@
 // docs/results/robust-clip.md from one command (after `npm run build`):
 //   nice -n 10 node scripts/robust-clip-results.mjs [--seeds 0,1,2] [--methods zeroshot,erm,dfr,jtt,cfr] [--ablation 1]
-//     [--figure 1] [--resume 0] [--out docs/results/robust-clip.md] [--<setting> value ...]
+//     [--figure 1] [--resume 0] [--out docs/results/robust-clip.md] [--rows 0,1,2,3] [--<setting> value ...]
 // One CLIP is pretrained (pretrainSeed 0) and cached with its frozen features under runs/robust-clip-cache; every
 // method's head is then trained with each seed. Then (--ablation 1, the default) the CFR ablation with cfrRegularCe 1:
 // the full objective and the objective without TSC, without the InfoNCE term, and with neither (the two
@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import * as vg from '../dist/node.js';
 
-const SCRIPT_OPTIONS = ['seeds', 'methods', 'ablation', 'figure', 'resume', 'out'];
+const SCRIPT_OPTIONS = ['seeds', 'methods', 'ablation', 'figure', 'resume', 'out', 'rows'];
 // cfrRegularCe 1 in every row: without it CFR keeps its start (see the table), so there is no gain to attribute
 const ABLATION = [
   { row: 'CFR + regular CE (full)', config: {} },
@@ -33,6 +33,9 @@ const seeds = opt('seeds', '0,1,2').split(',').map(Number);
 const methods = opt('methods', 'zeroshot,erm,dfr,jtt,cfr').split(',');
 const ablation = opt('ablation', '1') !== '0';
 const figure = opt('figure', '1') !== '0';
+// --rows 2,3: only those ablation rows (0-based, in ABLATION's order), for splitting the work across processes
+const rows = opt('rows', ABLATION.map((_, i) => i).join(',')).split(',').map((i) => ABLATION[Number(i)]);
+if (rows.some((r) => !r)) throw new Error(`--rows: indices 0..${ABLATION.length - 1}, got ${opt('rows')}`);
 // --resume 1: the output page; --resume a.md,b.md: those pages (e.g. of seeds run in parallel with --out)
 const resumeArg = opt('resume', '0');
 const config = { cache: 'runs/robust-clip-cache' };
@@ -237,7 +240,7 @@ for (const method of methods)
 // seed by seed, so that an interrupted run has every row for the seeds it finished
 if (ablation)
   for (const seed of seeds)
-    for (const a of ABLATION) {
+    for (const a of rows) {
       if (!ermOf(seed)) ermBaseline.push((await train({ ...config, method: 'erm', seed })).evaluation);
       const r = await train({ ...config, cfrRegularCe: 1, ...a.config, method: 'cfr', seed }, a.row, a === ABLATION[0] ? figureDirs.regular : undefined);
       ablationResults.push({ row: a.row, ...r.evaluation });
