@@ -107,7 +107,7 @@ function page(done) {
     '',
     done ? '' : '**Partial**: the command was still running (or was stopped) when this page was written; rows list the seeds finished.',
     '',
-    `Command: \`${command}\` (after \`npm run build\`). Machine: lavapipe (CPU Vulkan) shared with other jobs; ${((Date.now() - started) / 60000).toFixed(1)} min${reused ? ` for the runs made by this invocation (${reused} runs, from a matching earlier page, reused through --resume)` : ''}.`,
+    `Command: \`${command}\` (after \`npm run build\`). Machine: lavapipe (CPU Vulkan) shared with other jobs; ${((Date.now() - started) / 60000).toFixed(1)} min${reused ? ` for the runs made by this invocation; ${reused} runs reused through --resume from the pages named, made with these settings` : ''}.`,
     '',
     'Groups: g = 2·label + background; label 0 = top, 1 = footwear; background 0 = land, 1 = water. Training and',
     'pretraining splits: the background agrees with the label in 95% of each label (g0 and g3 are the majority groups);',
