@@ -7,37 +7,15 @@
 // training loop that logs does). No WebGPU peer has grid_sample in 2-D and 3-D with gradients, so PyTorch CPU is the
 // labelled reference. Then the demo's UNet step (unet-phantom: batch 8, 64², augmentation on) in voxgrad alone.
 // VOXGRAD_BENCH_REG_STEPS sets the timed steps per engine (default 5 in 2-D, 3 in 3-D).
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as vg from 'voxgrad';
 import { f1, row } from './harness.mjs';
 import { median } from './stats.mjs';
+import { torchServer } from './torchref.mjs';
 
-const PYTHON = process.env.VOXGRAD_BENCH_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'torch_registration_step.py');
 const STEPS = process.env.VOXGRAD_BENCH_REG_STEPS ? Number(process.env.VOXGRAD_BENCH_REG_STEPS) : null;
-
-/** The PyTorch step server: request(cmd) sends one JSON command and resolves with its one-line JSON reply. */
-function torchServer() {
-  if (!existsSync(PYTHON)) return { error: `${PYTHON} not found` };
-  const child = spawn(PYTHON, [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
-  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  const request = async (cmd) => {
-    child.stdin.write(JSON.stringify(cmd) + '\n');
-    const { value, done } = await lines.next();
-    if (done) return { ok: false, error: `torch server exited (${child.exitCode}): ${stderr.trim().split('\n').at(-1)}` };
-    return JSON.parse(value);
-  };
-  const close = () => {
-    child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n');
-  };
-  return { request, close };
-}
 
 /** A voxgrad VoxelMorph step on fixed random inputs; returns { step, dispose }. */
 function voxgradStepper(inshape, batch) {
@@ -98,7 +76,7 @@ export async function benchRegistration() {
   console.log('\nVoxelMorph training step, engines alternating step by step (wall ms per step after one warm-up step each; PyTorch CPU 2 threads)');
   const widths = [22, 11, 13, 11, 13, 11, 18];
   console.log(row(['step', 'voxgrad ms', 'min–max', 'torch ms', 'min–max', 'peak GPU MB', 'voxgrad / torch'], widths));
-  const server = torchServer();
+  const server = torchServer(SCRIPT);
   const results = [];
   for (const c of cases) {
     const v = voxgradStepper(c.inshape, c.batch);

@@ -17,12 +17,15 @@
 //   registration  VoxelMorph 2-D (8x128²) and 3-D (1x64³) training steps beside PyTorch CPU (bench/registration.mjs)
 //   contrastive fused infoNCE (indexed negatives; all-key cosine softmax) beside generic ops (bench/contrastive.mjs)
 //   semiseg     one ACTION fine-tuning step (the seg recipe's defaults) beside PyTorch CPU (bench/semiseg.mjs)
+//   clip        CLIP ViT-B/32 image forward (batch 32, 224²) beside onnxruntime-node's WebGPU EP, the same weights;
+//               the CLIP recipe's contrastive pretraining step at batch 256 beside PyTorch CPU (bench/clip.mjs)
 // What every number includes is printed with it; docs/benchmarks.md has results.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { create, globals } from 'webgpu';
 import * as vg from 'voxgrad';
 import { copyCeiling, fmaCeiling } from './ceilings.mjs';
+import { benchClip } from './clip.mjs';
 import { benchContrastive } from './contrastive.mjs';
 import { benchConv2d, benchConv3d, benchConvShapes } from './conv.mjs';
 import { randomData } from './harness.mjs';
@@ -36,7 +39,7 @@ import { benchGridSample } from './spatial.mjs';
 import { median } from './stats.mjs';
 import { loadTfjs } from './tfjs.mjs';
 
-const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'convshapes', 'gridsample', 'poolnorm', 'sort', 'optim', 'registration', 'contrastive', 'semiseg'];
+const SECTIONS = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'convshapes', 'gridsample', 'poolnorm', 'sort', 'optim', 'registration', 'contrastive', 'semiseg', 'clip'];
 
 const SIZES = [256, 512, 1024];
 const SAMPLES = 5;
@@ -246,10 +249,10 @@ async function main() {
 
   const needsTf = ['matmul', 'dispatch', 'conv2d', 'conv3d', 'poolnorm', 'sort', 'optim'].some(wanted);
   const tf = needsTf ? await loadTfjs() : null;
-  // onnxruntime-node for the conv rows: checked once in a child process (bench/ort.mjs), then loaded here
+  // onnxruntime-node for the conv and CLIP rows: checked once in a child process (bench/ort.mjs), then loaded here
   let ort = null;
   const ortStatus = { probe: null, errors: [] };
-  if (wanted('conv2d') || wanted('conv3d')) {
+  if (wanted('conv2d') || wanted('conv3d') || wanted('clip')) {
     try {
       ortStatus.probe = probeOrt();
       ort = await loadOrt();
@@ -279,6 +282,7 @@ async function main() {
   await section('registration', results, () => benchRegistration());
   await section('contrastive', results, () => benchContrastive({ scale: scaleArg }));
   await section('semiseg', results, () => benchSemiseg());
+  await section('clip', results, () => benchClip({ ort, ortStatus, fma }));
   console.log(`\nbench took ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
   if (jsonPath) {
@@ -304,6 +308,7 @@ async function main() {
       registration: results.registration,
       contrastive: results.contrastive,
       semiseg: results.semiseg,
+      clip: results.clip,
     };
     writeFileSync(jsonPath, JSON.stringify(out, null, 2));
     console.log(`results written to ${jsonPath}`);

@@ -2,10 +2,11 @@
 // (Debian's /usr/bin/python3 with torch, 2 threads), fed the very arrays voxgrad got through files in a temporary
 // directory (/dev/shm when there is one). It runs while no GPU work is in flight, so it does not share the cores with
 // the GPU engines' timed runs.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { median } from './stats.mjs';
 
@@ -56,4 +57,27 @@ export function runTorch(jobs) {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A persistent PyTorch child process serving one step per request, so that the engines can alternate step by step:
+ * `script` reads one JSON command per line on stdin and answers each with one JSON line; request(cmd) sends one and
+ * resolves with the reply. Returns { error } when there is no Python.
+ */
+export function torchServer(script) {
+  if (!existsSync(PYTHON)) return { error: `${PYTHON} not found` };
+  const child = spawn(PYTHON, [script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const request = async (cmd) => {
+    child.stdin.write(JSON.stringify(cmd) + '\n');
+    const { value, done } = await lines.next();
+    if (done) return { ok: false, error: `torch server exited (${child.exitCode}): ${stderr.trim().split('\n').at(-1)}` };
+    return JSON.parse(value);
+  };
+  const close = () => {
+    child.stdin.end(JSON.stringify({ cmd: 'quit' }) + '\n');
+  };
+  return { request, close };
 }

@@ -20,6 +20,28 @@ async function run(config, outDir = null) {
   return { ...r, logs };
 }
 
+/** The run folder's embeddings: before/after [N, embedDim] unit rows, the test groups, and the PNG of their PCA. */
+async function checkEmbeddings(outDir, evaluation) {
+  const e = await vg.io.readSafetensors(path.join(outDir, 'embeddings.safetensors'));
+  // the test split: testImages drawn, then fewer where a group runs short
+  const N = e.groups.shape[0];
+  assert.ok(N > 0 && N <= TINY.testImages, `test split of ${N}`);
+  for (const k of ['before', 'after']) {
+    assert.equal(e[k].shape, [N, 32], k);
+    const v = await e[k].data();
+    for (let i = 0; i < N; i++) {
+      const n = Math.hypot(...v.subarray(i * 32, (i + 1) * 32));
+      assert.ok(Math.abs(n - 1) < 1e-5, `${k}: row ${i} has norm ${n}, expected 1`);
+    }
+  }
+  const groups = await e.groups.data();
+  assert.equal(new Set(groups), new Set([0, 1, 2, 3]), 'every group in the test split');
+  const png = fs.readFileSync(path.join(outDir, 'embeddings.png'));
+  assert.equal([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
+  assert.ok(evaluation.test.worst <= evaluation.test.average);
+  Object.values(e).forEach((t) => t.dispose());
+}
+
 test('clip recipe: run folder created, results identical run to run and through the cache, stale cache never loaded', async () => {
   const live = vg.memory().liveTensors;
   const cache = path.join(root, 'cache');
@@ -29,6 +51,7 @@ test('clip recipe: run folder created, results identical run to run and through 
   assert.equal(written.evaluation, first.evaluation);
   assert.is(first.history.length, 3, 'pretrained here: three losses');
   assert.ok(fs.existsSync(vg.methods.clip.pretrainedCacheFile(cache, { ...TINY })), 'the cache file is named by the settings');
+  await checkEmbeddings(outDir, first.evaluation);
 
   const fresh = await run({});
   assert.equal(fresh.evaluation, first.evaluation, 'same settings, no cache: the same evaluation');
@@ -50,6 +73,12 @@ test('clip recipe: every method releases what it made (optimizer states, per-ste
     assert.ok(r.evaluation.test.average >= 0 && r.evaluation.test.average <= 1, `${method}: ${JSON.stringify(r.evaluation.test)}`);
     assert.is(vg.memory().liveTensors, live, `${method}: live tensors after the run`);
   }
+  // the ablation's settings (no TSC, no InfoNCE) and the figure of a CFR run (its "before" is the ERM head)
+  const live = vg.memory().liveTensors;
+  const outDir = path.join(root, 'runs', 'cfr-ablation');
+  const r = await run({ cache, method: 'cfr', epochs: 2, cfrRegularCe: 1, cfrTscWeight: 0, cfrContrastWeight: 0 }, outDir);
+  await checkEmbeddings(outDir, r.evaluation);
+  assert.is(vg.memory().liveTensors, live, 'cfr without TSC and InfoNCE, with a run folder: live tensors after the run');
 });
 
 test.after(() => fs.rmSync(root, { recursive: true, force: true }));

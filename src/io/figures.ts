@@ -357,3 +357,98 @@ function titleStrip(title: string, width: number, band: number, scale: number, b
     for (let x = 0; x < Math.min(tw, width); x++) if (ink[y * tw + x]) px.fill(0, ((y + scale) * width + x) * 3, ((y + scale) * width + x) * 3 + 3);
   return tensor(px, [band, width, 3]);
 }
+
+export interface ScatterPlotOptions {
+  /** Width and height in pixels (default 256). */
+  size?: number;
+  /** Colour of class c: colors[c % colors.length], RGB in [0, 255] (default PNG_PALETTE). */
+  colors?: readonly RGB[];
+  /** Dot radius in pixels: (2r + 1)² squares (default 1). */
+  radius?: number;
+  /** Empty border inside the frame, in pixels (default 6). */
+  margin?: number;
+}
+
+/**
+ * A scatter plot [size, size, 3] of points [N, 2] (x to the right, y up), point i coloured by classes[i] (integers ≥ 0),
+ * on white inside a grey frame. Both axes share one scale (the larger of the two ranges fills the plot, centred), so
+ * distances are not distorted. Classes are drawn from the most to the least frequent, so small groups stay visible.
+ * Rasterised on the host (points are few); no axes or ticks: the coordinates of a projection carry no units.
+ */
+export async function scatterPlot(points: Tensor, classes: ArrayLike<number>, opts: ScatterPlotOptions = {}): Promise<Tensor> {
+  const op = 'scatterPlot';
+  const p = expectTensor(op, 'points', points);
+  if (p.ndim !== 2 || p.shape[1] !== 2 || p.dtype !== 'f32') fail(op, `points must be an f32 [N, 2] tensor, got ${p.dtype} ${fmtShape(p.shape)}`);
+  const N = p.shape[0];
+  if (classes?.length !== N) fail(op, `classes must have one entry per point (${N}), got ${describe(classes)}`);
+  for (let i = 0; i < N; i++) if (!Number.isInteger(classes[i]) || classes[i] < 0) fail(op, `classes[${i}] must be an integer ≥ 0, got ${describe(classes[i])}`);
+  const size = opts.size ?? 256;
+  const radius = opts.radius ?? 1;
+  const margin = opts.margin ?? 6;
+  const colors = opts.colors ?? PNG_PALETTE;
+  if (!Number.isInteger(size) || size < 16) fail(op, `size must be an integer ≥ 16, got ${describe(size)}`);
+  if (!Number.isInteger(radius) || radius < 0) fail(op, `radius must be an integer ≥ 0, got ${describe(radius)}`);
+  if (!Number.isInteger(margin) || margin < 0 || 2 * (margin + radius + 1) >= size) fail(op, `margin must be an integer ≥ 0 leaving room inside ${size} pixels, got ${describe(margin)}`);
+  if (!Array.isArray(colors) || colors.length === 0) fail(op, `colors must be a non-empty list of [r, g, b], got ${describe(colors)}`);
+  colors.forEach((c, i) => checkColor(op, `colors[${i}]`, c));
+  const xy = await p.data();
+  for (let i = 0; i < 2 * N; i++) if (!Number.isFinite(xy[i])) fail(op, `points must be finite, got ${xy[i]} at row ${i >> 1}`);
+  const px = new Float32Array(size * size * 3).fill(255);
+  const set = (x: number, y: number, c: RGB) => px.set(c, (y * size + x) * 3);
+  const frame: RGB = [160, 160, 160];
+  for (let i = 0; i < size; i++) {
+    set(i, 0, frame);
+    set(i, size - 1, frame);
+    set(0, i, frame);
+    set(size - 1, i, frame);
+  }
+  const lo = [Infinity, Infinity];
+  const hi = [-Infinity, -Infinity];
+  for (let i = 0; i < N; i++)
+    for (let a = 0; a < 2; a++) {
+      lo[a] = Math.min(lo[a], xy[2 * i + a]);
+      hi[a] = Math.max(hi[a], xy[2 * i + a]);
+    }
+  const inner = size - 2 * (margin + radius + 1);
+  const span = Math.max(hi[0] - lo[0], hi[1] - lo[1]) || 1;
+  const centre = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2];
+  const counts = new Map<number, number>();
+  for (let i = 0; i < N; i++) counts.set(classes[i], (counts.get(classes[i]) ?? 0) + 1);
+  const order = Array.from({ length: N }, (_, i) => i).sort((i, j) => counts.get(classes[j])! - counts.get(classes[i])! || classes[i] - classes[j] || i - j);
+  for (const i of order) {
+    const cx = Math.round(size / 2 + ((xy[2 * i] - centre[0]) / span) * inner);
+    const cy = Math.round(size / 2 - ((xy[2 * i + 1] - centre[1]) / span) * inner);
+    const c = colors[classes[i] % colors.length];
+    for (let dy = -radius; dy <= radius; dy++) for (let dx = -radius; dx <= radius; dx++) set(cx + dx, cy + dy, c);
+  }
+  return tensor(px, [size, size, 3]);
+}
+
+/**
+ * A legend [H, W, 3]: one row per entry, a filled square in the entry's colour then its label in black, on white
+ * (`scale` as figureGrid's titleScale).
+ */
+export function legend(entries: readonly { label: string; color: RGB }[], opts: { scale?: number } = {}): Tensor {
+  const op = 'legend';
+  if (!Array.isArray(entries) || entries.length === 0) fail(op, `entries must be a non-empty list of { label, color }, got ${describe(entries)}`);
+  const scale = opts.scale ?? 1;
+  if (!(Number.isInteger(scale) && scale >= 1)) fail(op, `scale must be an integer ≥ 1, got ${describe(scale)}`);
+  entries.forEach((e, i) => {
+    if (typeof e?.label !== 'string') fail(op, `entries[${i}].label must be a string, got ${describe(e?.label)}`);
+    checkColor(op, `entries[${i}].color`, e.color);
+  });
+  const line = (GLYPH_HEIGHT + 3) * scale;
+  const box = GLYPH_HEIGHT * scale;
+  const texts = entries.map((e) => textBitmap(e.label, scale));
+  const W = box + 2 * scale + Math.max(...texts.map((t) => t.width));
+  const H = line * entries.length;
+  const px = new Float32Array(H * W * 3).fill(255);
+  entries.forEach((e, r) => {
+    const y0 = r * line + scale;
+    for (let y = 0; y < box; y++) for (let x = 0; x < box; x++) px.set(e.color, ((y0 + y) * W + x) * 3);
+    const t = texts[r];
+    for (let y = 0; y < t.height; y++)
+      for (let x = 0; x < t.width; x++) if (t.ink[y * t.width + x]) px.fill(0, ((y0 + y) * W + box + 2 * scale + x) * 3, ((y0 + y) * W + box + 2 * scale + x) * 3 + 3);
+  });
+  return tensor(px, [H, W, 3]);
+}

@@ -5,7 +5,7 @@ export { cropVolume, padVolume, resampleVolume, withTensor, spacingFromAffine, o
 export { writePng, encodePng, PNG_PALETTE, type PngOptions } from './png.js';
 export { readNrrd, type NrrdImage, type NrrdHeader, type ReadNrrdOptions } from './nrrd.js';
 export { writeDisplacementNifti, readDisplacementNifti, encodeDisplacementNifti, displacementToWorld, displacementFromWorld, type DisplacementConvention, type DisplacementField, type WriteDisplacementOptions, type ReadDisplacementOptions } from './displacement.js';
-export { flowColor, deformationGrid, jacobianMap, heatmap, overlay, figureGrid, MIDDLEBURY_WHEEL, JACOBIAN_COLORS, type Panel, type FlowColorOptions, type DeformationGridOptions, type JacobianMapOptions, type HeatmapOptions, type OverlayOptions, type FigureGridOptions } from './figures.js';
+export { flowColor, deformationGrid, jacobianMap, heatmap, overlay, figureGrid, scatterPlot, legend, MIDDLEBURY_WHEEL, JACOBIAN_COLORS, type Panel, type FlowColorOptions, type DeformationGridOptions, type JacobianMapOptions, type HeatmapOptions, type OverlayOptions, type FigureGridOptions, type ScatterPlotOptions } from './figures.js';
 export { writeCsv, toCsv, parseCsv, readCsv, markdownTable, meanSd, type Row, type CsvOptions, type MarkdownTableOptions } from './tables.js';
 export { readIdx, type IdxArray, type IdxDtype } from './idx.js';
 export { BpeTokenizer, WordTokenizer, byteCharacters, cleanText, type TokenizeOptions } from './tokenizer.js';

@@ -8,3 +8,4 @@ export { groupAccuracies, worstGroupAccuracy, averageAccuracy, type GroupAccurac
 export { pairedTTest, pearsonCorrelation, auroc, type TTestResult } from './stats.js';
 export { compareRuns, type RunResults, type CompareRunsOptions } from './compare.js';
 export { linearSumAssignment, type Assignment } from './assignment.js';
+export { pca, symmetricEigen, type PcaOptions, type PcaResult } from './pca.js';

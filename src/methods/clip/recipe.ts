@@ -21,13 +21,20 @@
  * __getitem__ overwrites them) and `cfrWeight: 'release'` (a ≡ 1.5: its epoch is never passed). `cfrRegularCe` (default
  * 0, as paper and code) adds the regular batch's cross-entropy with that weight: without it the calibration CE sees
  * only the error set, mostly minority-group samples, and the head learns to predict against the background here.
+ * `cfrContrastWeight` and `cfrTscWeight` (default 1) scale the InfoNCE and TSC terms, 0 leaving a term out (the ablation
+ * in docs/results/robust-clip.md).
+ * With an output folder (`--out`): evaluation.json, the test embeddings before and after (the starting head's and the
+ * final head's normalised z·proj, and the groups) in embeddings.safetensors, and their PCA by group in embeddings.png.
  */
 import { noGrad } from '../../engine/autograd.js';
 import { fail } from '../../engine/errors.js';
 import { Tensor, tidy } from '../../engine/tensor.js';
 import { Rng, deriveSeed } from '../../data/random.js';
-import { loadSpuriousFashion, SPURIOUS_CAPTION_WORDS, SPURIOUS_LABEL_WORDS, ZERO_SHOT_TEMPLATES, type SpuriousSplit } from '../../data/spurious-fashion.js';
+import { loadSpuriousFashion, SPURIOUS_ATTRIBUTE_WORDS, SPURIOUS_CAPTION_WORDS, SPURIOUS_LABEL_WORDS, ZERO_SHOT_TEMPLATES, type SpuriousSplit } from '../../data/spurious-fashion.js';
 import { readSafetensors, writeSafetensors } from '../../io/safetensors.js';
+import { figureGrid, legend, scatterPlot } from '../../io/figures.js';
+import { writePng } from '../../io/png.js';
+import { pca } from '../../metrics/pca.js';
 import { files } from '../../io/files.js';
 import { WordTokenizer } from '../../io/tokenizer.js';
 import { groupAccuracies, type GroupAccuracies } from '../../metrics/classification.js';
@@ -65,6 +72,8 @@ const defaults: Config = {
   cfrNegatives: 'hard',
   cfrWeight: 'cosine',
   cfrRegularCe: 0,
+  cfrContrastWeight: 1,
+  cfrTscWeight: 1,
   cache: '',
 };
 
@@ -194,6 +203,41 @@ async function predictions(h: Head, f: Features, text: Tensor): Promise<Int32Arr
   return out;
 }
 
+/** A head's joint-space embeddings of the features: normalize(z · proj) [N, embedDim] (what its logits compare with the text). */
+const embeddingsOf = (h: Head, f: Features) => noGrad(() => tidy(() => normalize(matmul(f.z, h.proj), { dim: 1 })));
+
+/** Colours and names of the four groups (g = 2·label + background) in the embedding figures. */
+const GROUP_LEGEND = [0, 1, 2, 3].map((g) => ({
+  label: `g${g}: ${SPURIOUS_LABEL_WORDS[g >> 1]}, ${SPURIOUS_ATTRIBUTE_WORDS[g & 1]}`,
+  color: ([[0, 114, 178], [86, 180, 233], [213, 94, 0], [230, 159, 0]] as const)[g],
+}));
+
+/**
+ * Embeddings in 2-D, one panel per entry: the first two principal components (vg.metrics.pca, fitted on that panel's
+ * rows, so each panel has its own axes) of the rows of `z`, coloured by group (blues: top, oranges: footwear; dark: land,
+ * light: water), the share of variance the two axes hold in the title; a legend below. RGB [H, W, 3] in [0, 255].
+ */
+export async function embeddingFigure(panels: readonly { title: string; z: Tensor }[], groups: Int32Array, opts: { size?: number } = {}): Promise<Tensor> {
+  const plots: { title: string; rgb: Tensor }[] = [];
+  try {
+    for (const p of panels) {
+      const r = await pca(p.z, { components: 2 });
+      const rgb = await scatterPlot(r.projected, groups, { size: opts.size ?? 256, colors: GROUP_LEGEND.map((g) => g.color) });
+      [r.projected, r.components, r.mean].forEach((t) => t.dispose());
+      const share = r.explainedVarianceRatio.reduce((a, b) => a + b, 0);
+      plots.push({ title: `${p.title} (PC1-2: ${(100 * share).toFixed(0)}%)`, rgb });
+    }
+    const key = legend(GROUP_LEGEND);
+    try {
+      return figureGrid([plots, [{ rgb: key }]]);
+    } finally {
+      key.dispose();
+    }
+  } finally {
+    plots.forEach((p) => p.rgb.dispose());
+  }
+}
+
 const cloneHead = (h: Head): Head => noGrad(() => ({ proj: mul(h.proj, 1), logitScale: mul(h.logitScale, 1) }));
 const disposeHead = (h: Head) => [h.proj, h.logitScale].forEach((t) => t.dispose());
 
@@ -294,6 +338,8 @@ async function cfr(init: Head, erm: Head, train: Features, val: Features, text: 
   const epochs = setting<number>(c, defaults, 'epochs');
   const weight = (e: number) => (setting<string>(c, defaults, 'cfrWeight') === 'release' ? 1.5 : 1 + 0.5 * Math.cos((2 * Math.PI * e) / epochs));
   const B = setting<number>(c, defaults, 'batchSize');
+  const wContrast = setting<number>(c, defaults, 'cfrContrastWeight');
+  const wTsc = setting<number>(c, defaults, 'cfrTscWeight');
   let cursor = 0;
   const idx = (list: readonly number[]) => tensor(Int32Array.from(list), [list.length], { dtype: 'i32' });
   const result = await trainHead(init, train, text, c, {
@@ -309,15 +355,19 @@ async function cfr(init: Head, erm: Head, train: Features, val: Features, text: 
       const cal = rows.map((r) => wrong[r]);
       const proj = (list: readonly number[]) => matmul(indexSelect(train.z, 0, idx(list)), h.proj);
       const y = tensor(Int32Array.from(cal, (i) => train.labels[i]), [cal.length], { dtype: 'i32' });
-      const ce = crossEntropy(headLogits(h, indexSelect(train.z, 0, idx(cal)), text), y);
-      const pos = cal.flatMap((i) => Array.from({ length: k }, () => correctOf[train.labels[i]][rng.int(0, correctOf[train.labels[i]].length)]));
-      const neg = rows.flatMap((r) => Array.from(negatives.subarray(r * k, (r + 1) * k)));
-      const E = h.proj.shape[1];
-      const contra = cfrContrastiveLoss(proj(cal), reshape(proj(pos), [cal.length, k, E]), reshape(proj(neg), [cal.length, k, E]), { temperature: 1 });
-      const img = tsc.loss(proj(batch), Int32Array.from(batch, (i) => train.labels[i]));
-      return add(mul(add(ce, contra), a), img);
+      let calLoss = crossEntropy(headLogits(h, indexSelect(train.z, 0, idx(cal)), text), y);
+      if (wContrast !== 0) {
+        const pos = cal.flatMap((i) => Array.from({ length: k }, () => correctOf[train.labels[i]][rng.int(0, correctOf[train.labels[i]].length)]));
+        const neg = rows.flatMap((r) => Array.from(negatives.subarray(r * k, (r + 1) * k)));
+        const E = h.proj.shape[1];
+        const contra = cfrContrastiveLoss(proj(cal), reshape(proj(pos), [cal.length, k, E]), reshape(proj(neg), [cal.length, k, E]), { temperature: 1 });
+        calLoss = add(calLoss, mul(contra, wContrast));
+      }
+      const loss = mul(calLoss, a);
+      return wTsc === 0 ? loss : add(loss, mul(tsc.loss(proj(batch), Int32Array.from(batch, (i) => train.labels[i])), wTsc));
     },
     afterStep: async (h, batch) => {
+      if (wTsc === 0) return;
       // the queue takes the batch's keys under the updated projection
       const keys = noGrad(() => tidy(() => matmul(indexSelect(train.z, 0, idx(batch)), h.proj)));
       await tsc.update(keys, Int32Array.from(batch, (i) => train.labels[i]));
@@ -390,6 +440,9 @@ async function runClip(run: RecipeRun): Promise<TrainResult> {
   const epochs = setting<number>(c, defaults, 'epochs');
   let head: Head = init;
   const info: Record<string, unknown> = {};
+  // for the figure (run.outDir): the test embeddings under the head the method starts from (JTT, CFR: the ERM head
+  // that picks their samples; the others: the pretrained projection)
+  let before: Tensor | null = null;
   if (method === 'erm' || method === 'jtt' || method === 'cfr') {
     // the ERM baseline is selected on validation worst-group accuracy; the ERM models that only pick samples (JTT's
     // identification model, CFR's calibration-set model) are the last epoch's, which uses no group label
@@ -397,6 +450,7 @@ async function runClip(run: RecipeRun): Promise<TrainResult> {
     const erm = await trainHead(init, train, text, c, { indices: range(train.labels.length), epochs: method === 'jtt' ? setting<number>(c, defaults, 'jttEpochs') : epochs, val, select });
     head = erm.head;
     info.ermBestEpoch = erm.bestEpoch;
+    if (run.outDir && method !== 'erm') before = embeddingsOf(erm.head, test);
     if (method === 'jtt') {
       const pred = await predictions(erm.head, train, text);
       const errors = range(train.labels.length).filter((i) => pred[i] !== train.labels[i]);
@@ -439,6 +493,15 @@ async function runClip(run: RecipeRun): Promise<TrainResult> {
   if (run.outDir) {
     await files('clip').mkdir(run.outDir);
     await writeJson(`${run.outDir}/evaluation.json`, { evaluation, pretrainLosses });
+    before ??= embeddingsOf(init, test);
+    const after = embeddingsOf(head, test);
+    const groups = tensor(test.groups, [test.groups.length], { dtype: 'i32' });
+    await writeSafetensors(`${run.outDir}/embeddings.safetensors`, { before, after, groups });
+    const start = method === 'jtt' || method === 'cfr' ? 'ERM' : 'pretrained';
+    const panels = method === 'zeroshot' ? [{ title: 'zero-shot', z: before }] : [{ title: `before: ${start}`, z: before }, { title: `after: ${method.toUpperCase()}`, z: after }];
+    const fig = await embeddingFigure(panels, test.groups);
+    await writePng(`${run.outDir}/embeddings.png`, fig, { min: 0, max: 255 });
+    [before, after, groups, fig].forEach((t) => t.dispose());
   }
   if (head !== init) disposeHead(head);
   disposeHead(init);
