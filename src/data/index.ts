@@ -10,3 +10,4 @@ export * from './registration.js';
 export { PHANTOM_SITES, siteFrames, type PhantomSite } from './sites.js';
 export { makeSpuriousSplit, loadSpuriousFashion, SPURIOUS_CAPTION_WORDS, SPURIOUS_LABEL_WORDS, SPURIOUS_ATTRIBUTE_WORDS, ZERO_SHOT_TEMPLATES, type SpuriousSplit, type SpuriousSplitOptions, type SpuriousFashion, type SpuriousFashionOptions } from './spurious-fashion.js';
 export * from './semiseg.js';
+export { ORGAN_PHANTOM_LABELS, organPhantom, organPhantomArrays, organPhantomSlices, type OrganPhantomOptions, type OrganPhantomArrays } from './organ-phantom.js';
