@@ -39,10 +39,10 @@ const VARIANTS = ['full', 'no-adv', 'no-cam'] as const;
 
 const defaults: Config = {
   variant: 'full',
-  steps: 120,
+  steps: 100,
   batchSize: 4,
-  size: 64,
-  lr: 0.002,
+  size: 48,
+  lr: 0.005,
   discriminatorLr: 0.0002,
   features: [16, 32, 64, 128],
   embedDim: 64,
@@ -56,9 +56,10 @@ const defaults: Config = {
   advLoss: 'hinge',
   trainSubjects: 48,
   testSubjects: 12,
-  augment: true,
+  // off: the short schedules the phantom results use converge faster without it
+  augment: false,
   seed: 0,
-  checkpointEvery: 60,
+  checkpointEvery: 50,
 };
 
 const NUM_CLASSES = ORGAN_PHANTOM_LABELS.length;

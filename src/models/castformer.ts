@@ -184,7 +184,8 @@ export class CATformer extends Module {
       const camLevel = opts.camLevel ?? L - 2;
       if (!Number.isInteger(camLevel) || camLevel < 0 || camLevel >= L) fail(op, `camLevel must be a pyramid level in [0, ${L - 1}], got ${describe(opts.camLevel)}`);
       this.camLevel = camLevel;
-      this.cam = new ClassAwareModule(ft[camLevel], dim, heads, mlpRatio, iterations, this.grid, seed);
+      // its own seed stream, so the layers shared with classAware: false start from the same weights
+      this.cam = new ClassAwareModule(ft[camLevel], dim, heads, mlpRatio, iterations, this.grid, seeds((opts.seed ?? 0) + 1_000_003));
     } else this.cam = null;
     this.encoder = new ModuleList(Array.from({ length: depth }, () => new TransformerBlock(dim, heads, { mlpRatio, seed: seed() * 16 })));
     this.encoderNorm = new LayerNorm(dim);
