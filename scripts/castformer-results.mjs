@@ -43,7 +43,7 @@ for (const seed of seeds)
       await recipe.train({ config, outDir, log: (m) => console.log(`  ${m}`) });
     }
     const m = await vg.train.readMetrics(outDir);
-    if (m?.finished && m.evaluation && Object.entries(common).every(([k, v]) => m.config[k] === v)) runs.push({ variant, seed, seconds: m.seconds, evaluation: m.evaluation });
+    if (m?.finished && m.evaluation && Object.entries(common).every(([k, v]) => m.config[k] === v)) runs.push({ variant, seed, seconds: m.seconds, evaluation: m.evaluation, history: m.history });
   }
 
 // chance level: a labelling that draws each pixel's class from the test set's class frequencies has expected Dice
@@ -86,6 +86,18 @@ lines.push('', 'Dice per structure:', '', `| model | ${structures.join(' | ')} |
 for (const v of present) lines.push(`| ${v} | ${structures.map((s) => cell(v, (e) => e.dice[s], 3)).join(' | ')} |`);
 lines.push('', 'HD95 (mm) per structure:', '', `| model | ${structures.join(' | ')} |`, `| --- | ${structures.map(() => '---').join(' | ')} |`);
 for (const v of present) lines.push(`| ${v} | ${structures.map((s) => cell(v, (e) => e.hd95Mm[s], 1)).join(' | ')} |`);
+// the adversarial game at the end of training: mean over the last 10 steps of each run, then over seeds
+const tail = (r, k) => {
+  const h = r.history.slice(-10).filter((x) => Number.isFinite(x[k]));
+  return h.reduce((a, x) => a + x[k], 0) / h.length;
+};
+const adversarial = present.filter((v) => v !== 'no-adv');
+if (adversarial.length) {
+  lines.push('', 'The adversarial game over the last 10 training steps (hinge: a discriminator loss of 0 separates every real from every generated map by the margin; the generator term is −mean D(fake)):', '');
+  lines.push('| model | discriminator loss | generator adversarial term | segmentation loss 0.5·(CE + Dice) |', '| --- | --- | --- | --- |');
+  for (const v of adversarial) lines.push(`| ${v} | ${['discriminator', 'adv', 'seg'].map((k) => fmt(stats(of(v).map((r) => tail(r, k))), 3)).join(' | ')} |`);
+  lines.push(`| no-adv | – | – | ${fmt(stats(of('no-adv').map((r) => tail(r, 'seg'))), 3)} |`);
+}
 const timing = present.map((v) => `${v} ${stats(of(v).map((r) => r.seconds)).mean.toFixed(0)} s`).join(', ');
 const expected = variants.length * seeds.length;
 const partial = runs.length < expected ? `\n**Partial:** ${runs.length} of the ${expected} runs asked for finished; the missing ones are absent from the tables.\n` : '';
@@ -97,7 +109,7 @@ CT-like lower-thorax slice: LV cavity, myocardium, RV cavity, aorta, liver, lung
 ${(340 / size).toFixed(2)} mm; no Synapse, LiTS or MP-MRI image was used. CASTformer has no public code: the generator's
 pyramid, class-aware module, encoder and decoder and the discriminator are reconstructions (docs/methods/castformer.md).
 ${partial}
-Made by \`node scripts/castformer-results.mjs --steps ${steps} --batch ${batchSize} --size ${size} --lr ${lr} --train-subjects ${trainSubjects} --test-subjects ${testSubjects} --seeds ${seeds.join(',')} --variants ${variants.join(',')}${reportOnly ? ' --report' : ''}\`
+Made by \`node scripts/castformer-results.mjs --steps ${steps} --batch ${batchSize} --size ${size} --lr ${lr} --train-subjects ${trainSubjects} --test-subjects ${testSubjects} --seeds ${seeds.join(',')} --variants ${variants.join(',')}\`${reportOnly ? ' (tables rewritten from its run folders with --report)' : ''}
 on ${info.description}, with other jobs loading the machine (mean training + evaluation time per run: ${timing}).
 
 Protocol: the \`castformer\` recipe (src/methods/castformer.ts). ${trainSubjects} training slices (subjects), ${steps} steps of batch
@@ -108,7 +120,7 @@ transformer discriminator (patch ${d.patchSize}, width ${d.discriminatorDim}, ${
 discriminator step per generator step. A seed fixes the training subjects, the batch order and the initial weights (the
 layers the variants share start equal). Test: ${testSubjects} held-out subjects; Dice and Jaccard over the test set per
 structure, HD95 and ASD per slice (medpy's definitions in mm; a structure predicted empty scores the image diagonal,
-${(Math.SQRT2 * 340).toFixed(0)} mm), then averaged over the 7 structures. Values are mean ± sample sd over training seeds; Δ is the
+${(Math.SQRT2 * (size - 1) * (340 / size)).toFixed(1)} mm, between the outermost pixel centres), then averaged over the 7 structures. Values are mean ± sample sd over training seeds; Δ is the
 difference of means from the no-adv row, whose ± is the baseline's own seed spread.
 Chance level of mean Dice (each pixel's class drawn from the test set's class frequencies): ${chance.toFixed(4)}.
 
