@@ -11,3 +11,4 @@ export { PHANTOM_SITES, siteFrames, type PhantomSite } from './sites.js';
 export { makeSpuriousSplit, loadSpuriousFashion, SPURIOUS_CAPTION_WORDS, SPURIOUS_LABEL_WORDS, SPURIOUS_ATTRIBUTE_WORDS, ZERO_SHOT_TEMPLATES, type SpuriousSplit, type SpuriousSplitOptions, type SpuriousFashion, type SpuriousFashionOptions } from './spurious-fashion.js';
 export * from './semiseg.js';
 export { WaterbirdsDataset, CelebADataset, type GroupItem, type GroupSplit, type GroupDatasetOptions, type CelebAOptions, type DecodedImage, type ImageDecoder } from './group-datasets.js';
+export { ORGAN_PHANTOM_LABELS, organPhantom, organPhantomArrays, organPhantomSlices, type OrganPhantomOptions, type OrganPhantomArrays } from './organ-phantom.js';

@@ -24,6 +24,7 @@ import { describe } from '../kernels/common.js';
 import { tensor } from '../kernels/creation.js';
 import type { Dataset } from './dataset.js';
 import { Rng, deriveSeed } from './random.js';
+import { clamp01, disc, ellipse, lerp } from './shapes.js';
 
 export interface PhantomOptions {
   /** Image size in pixels (square; default 128). The field of view stays `fov` mm, so smaller sizes are coarser. */
@@ -65,9 +66,6 @@ export interface Phantom {
   spacing: [number, number];
 }
 
-const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
-const lerp = (a: number, b: number, t: number) => a + (b - a) * t;
-
 /** A disc-like shape with radius r(phi) = r0 (1 + sum_n a_n cos(n (phi - p_n))), n = 2, 3. */
 interface Harmonics {
   a2: number;
@@ -83,32 +81,6 @@ function shapeFactor(h: Harmonics, c: number, s: number): number {
   const c3 = c * (4 * c * c - 3);
   const s3 = s * (3 - 4 * s * s);
   return 1 + h.a2 * (c2 * Math.cos(2 * h.p2) + s2 * Math.sin(2 * h.p2)) + h.a3 * (c3 * Math.cos(3 * h.p3) + s3 * Math.sin(3 * h.p3));
-}
-
-/**
- * An ellipse with semi-axes a (along angle th) and b: depth(x, y) is its boundary's distance from the centre along
- * the ray through (x, y) minus the point's (positive inside, mm; exact for circles).
- */
-function ellipse(cx: number, cy: number, a: number, b: number, th: number): (x: number, y: number) => number {
-  const ct = Math.cos(th);
-  const st = Math.sin(th);
-  const ia2 = 1 / (a * a);
-  const ib2 = 1 / (b * b);
-  return (x, y) => {
-    const dx = x - cx;
-    const dy = y - cy;
-    const u = dx * ct + dy * st;
-    const v = dy * ct - dx * st;
-    const r2 = u * u + v * v;
-    if (r2 === 0) return Math.min(a, b);
-    const rho = Math.sqrt(r2);
-    return rho / Math.sqrt(u * u * ia2 + v * v * ib2) - rho;
-  };
-}
-
-/** Depth inside a disc (positive inside, mm). */
-function disc(cx: number, cy: number, r: number): (x: number, y: number) => number {
-  return (x, y) => r - Math.sqrt((x - cx) ** 2 + (y - cy) ** 2);
 }
 
 function checkOptions(op: string, o: PhantomOptions) {

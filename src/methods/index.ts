@@ -3,15 +3,16 @@ import type { Recipe } from '../train/recipe.js';
 import { reg } from './registration/recipe.js';
 import { unetPhantom } from './unet-phantom.js';
 import { morse } from './morse.js';
+import { castformer } from './castformer.js';
 import { clipRecipe } from './clip/recipe.js';
 import { seg } from './semisup/recipe.js';
 
-export { diceLoss, type DiceLossOptions } from './losses.js';
+export { diceLoss, discriminatorLoss, generatorAdversarialLoss, type DiceLossOptions, type AdversarialLossKind } from './losses.js';
 export { siteDistillationLoss, siteWeight, backwardTransfer, type SiteDistillationOptions } from './itl.js';
 export * as registration from './registration/index.js';
 export * as clip from './clip/index.js';
 export * as semisup from './semisup/index.js';
-export { reg, unetPhantom, morse, seg };
+export { reg, unetPhantom, morse, castformer, seg };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */
 export const recipes: Record<string, Recipe> = {
@@ -19,5 +20,6 @@ export const recipes: Record<string, Recipe> = {
   [reg.name]: reg,
   [seg.name]: seg,
   [morse.name]: morse,
+  [castformer.name]: castformer,
   [clipRecipe.name]: clipRecipe,
 };

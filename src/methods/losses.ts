@@ -3,7 +3,7 @@ import { fail, fmtShape } from '../engine/errors.js';
 import type { Tensor } from '../engine/tensor.js';
 import { cast } from '../kernels/elementwise.js';
 import { oneHot } from '../kernels/indexing.js';
-import { add, div, mul, sub } from '../kernels/math.js';
+import { add, div, mul, neg, relu, softplus, sub } from '../kernels/math.js';
 import { softmax } from '../kernels/nn.js';
 import { mean, sum } from '../kernels/reduce.js';
 import { permute, slice } from '../kernels/shape.js';
@@ -37,4 +37,27 @@ export function diceLoss(logits: Tensor, target: Tensor, opts: DiceLossOptions =
   let dice = div(add(mul(inter, 2), smooth), add(denom, smooth));
   if (!(opts.includeBackground ?? true)) dice = slice(dice, 0, 1, classes);
   return sub(1, mean(dice));
+}
+
+/** The adversarial objectives: hinge (SNGAN / SAGAN) or the non-saturating logistic loss (Goodfellow et al.). */
+export type AdversarialLossKind = 'hinge' | 'nonsaturating';
+
+function checkKind(op: string, kind: unknown): AdversarialLossKind {
+  if (kind !== 'hinge' && kind !== 'nonsaturating') fail(op, `kind must be 'hinge' or 'nonsaturating', got ${JSON.stringify(kind)}`);
+  return kind;
+}
+
+/**
+ * The discriminator's loss from its scores (any shape) on real and generated inputs: hinge
+ * mean(relu(1 − D(real))) + mean(relu(1 + D(fake))), or non-saturating mean(softplus(−D(real))) + mean(softplus(D(fake))).
+ */
+export function discriminatorLoss(real: Tensor, fake: Tensor, kind: AdversarialLossKind = 'hinge'): Tensor {
+  if (checkKind('discriminatorLoss', kind) === 'hinge') return add(mean(relu(sub(1, real))), mean(relu(add(fake, 1))));
+  return add(mean(softplus(neg(real))), mean(softplus(fake)));
+}
+
+/** The generator's adversarial loss from the discriminator's scores on generated inputs: hinge −mean(D(fake)), non-saturating mean(softplus(−D(fake))). */
+export function generatorAdversarialLoss(fake: Tensor, kind: AdversarialLossKind = 'hinge'): Tensor {
+  if (checkKind('generatorAdversarialLoss', kind) === 'hinge') return neg(mean(fake));
+  return mean(softplus(neg(fake)));
 }

@@ -12,13 +12,12 @@ import { DataLoader, TensorDataset } from '../data/loader.js';
 import { argmax } from '../kernels/reduce.js';
 import { crossEntropy } from '../kernels/nn.js';
 import { add, mul } from '../kernels/math.js';
-import { dice, jaccard } from '../metrics/overlap.js';
-import { asd, hd95 } from '../metrics/surface.js';
 import { UNet2D } from '../models/unet.js';
 import { Morse, morsePointWeight } from '../models/morse.js';
 import { Adam } from '../optim/index.js';
 import { PolyLR } from '../optim/schedulers.js';
 import { diceLoss } from './losses.js';
+import { scorePrediction } from './scores.js';
 import { batchStream, phantomAugment, phantomFrames, testSeed, type Batch } from './unet-phantom.js';
 import { evaluateCheckpoint } from '../train/checkpoint.js';
 import { trainLoop } from '../train/loop.js';
@@ -72,36 +71,6 @@ function buildModel(config: Config): Morse {
   });
 }
 
-const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
-/** Dice, Jaccard (whole test set per structure), HD95 and ASD (per frame, then averaged) of a prediction [F, H, W]. */
-async function scorePrediction(pred: Tensor, label: Tensor, spacing: [number, number]): Promise<Record<string, unknown>> {
-  const labels = Object.keys(STRUCTURES).map(Number);
-  const overlap = await dice(pred, label, { labels });
-  const iou = await jaccard(pred, label, { labels });
-  const hd: number[][] = labels.map(() => []);
-  const sd: number[][] = labels.map(() => []);
-  for (let f = 0; f < pred.shape[0]; f++) {
-    const [p, t] = tidy(() => [pred.slice(0, f, f + 1).squeeze(0), label.slice(0, f, f + 1).squeeze(0)]);
-    const h = await hd95(p, t, { labels, spacing, empty: 'worst' });
-    const a = await asd(p, t, { labels, spacing, empty: 'worst' });
-    labels.forEach((l, i) => (hd[i].push(h.perLabel[l]), sd[i].push(a.perLabel[l])));
-    p.dispose();
-    t.dispose();
-  }
-  const per = (vals: number[][]) => Object.fromEntries(labels.map((l, i) => [STRUCTURES[l], meanOf(vals[i])]));
-  return {
-    dice: Object.fromEntries(labels.map((l) => [STRUCTURES[l], overlap.perLabel[l]])),
-    meanDice: overlap.mean,
-    jaccard: Object.fromEntries(labels.map((l) => [STRUCTURES[l], iou.perLabel[l]])),
-    meanJaccard: iou.mean,
-    hd95Mm: per(hd),
-    meanHd95Mm: meanOf(hd.map(meanOf)),
-    asdMm: per(sd),
-    meanAsdMm: meanOf(sd.map(meanOf)),
-  };
-}
-
 async function evaluateModel(model: Morse, config: Config): Promise<Record<string, unknown>> {
   const size = setting<number>(config, defaults, 'size');
   const { image, label, spacing } = phantomFrames(testSeed(setting(config, defaults, 'seed')), setting(config, defaults, 'testSubjects'), size);
@@ -113,8 +82,8 @@ async function evaluateModel(model: Morse, config: Config): Promise<Record<strin
       return [argmax(c, { dim: 1 }), refineToo ? argmax(model.refine(c, fine), { dim: 1 }) : null];
     }),
   );
-  const out: Record<string, unknown> = { frames: image.shape[0], pixelSpacingMm: spacing, coarse: await scorePrediction(coarse, label, spacing) };
-  if (refined) out.refined = await scorePrediction(refined, label, spacing);
+  const out: Record<string, unknown> = { frames: image.shape[0], pixelSpacingMm: spacing, coarse: await scorePrediction(coarse, label, spacing, STRUCTURES) };
+  if (refined) out.refined = await scorePrediction(refined, label, spacing, STRUCTURES);
   for (const t of [image, label, coarse, refined]) t?.dispose();
   model.train();
   return out;

@@ -9,3 +9,4 @@ export { ItlDecoder, ResILNet, type ItlDecoderOptions, type ResILNetOptions } fr
 export { CLIP, VisionTransformer, ModifiedResNet, AttentionPool2d, Bottleneck, ResidualAttentionBlock, ClipTransformer, QuickGELU, TokenEmbedding, loadClip, clipConfigFromStateDict, clipStateDictFromHuggingFace, type ClipConfig, type ClipOptions, type LoadClipOptions } from './clip.js';
 export { UNet2DFeatures, concatFeatureMaps, type SegFeatures } from './unet2d-features.js';
 export { VNet, type VNetOptions, type VNetFeatures } from './vnet.js';
+export { CATformer, CastDiscriminator, type CATformerOptions, type CATformerOutput, type CastDiscriminatorOptions } from './castformer.js';
