@@ -39,6 +39,26 @@ test('usage: help, unknown command, unknown recipe, unknown setting', () => {
   assert.match(steps.stderr, "--steps must be a positive integer, got '-3'");
 });
 
+test('train seg --method morse|castformer runs that paper\'s own recipe with its settings', () => {
+  const morse = join(dir, 'seg-morse');
+  const m = run(['train', 'seg', '--method', 'morse', '--steps', '1', ...TINY, '--out', morse]);
+  assert.is(m.status, 0, m.stderr);
+  const mc = JSON.parse(readFileSync(join(morse, 'config.json'), 'utf8'));
+  assert.is(mc.recipe, 'morse');
+  assert.is(mc.method, 'morse');
+  const cast = join(dir, 'seg-castformer');
+  const small = ['--set', 'size=32', '--set', 'trainSubjects=2', '--set', 'testSubjects=1', '--set', 'batchSize=2', '--set', 'features=[4,8,8,16]', '--set', 'embedDim=16', '--set', 'discriminatorDim=16'];
+  const c = run(['train', 'seg', '--method', 'castformer', '--variant', 'no-adv', '--steps', '1', ...small, '--out', cast]);
+  assert.is(c.status, 0, c.stderr);
+  const cc = JSON.parse(readFileSync(join(cast, 'config.json'), 'utf8'));
+  assert.is(cc.recipe, 'castformer');
+  assert.is(cc.variant, 'no-adv');
+  assert.not.ok('method' in cc);
+  // the seg recipe's own methods still go to seg
+  const bad = run(['train', 'seg', '--method', 'fixmatch', '--steps', '1']);
+  assert.match(bad.stderr, "method must be one of supervised, mean-teacher, action, actionpp, mona, got 'fixmatch'");
+});
+
 test('list names the recipes', () => {
   const r = run(['list']);
   assert.is(r.status, 0);

@@ -21,6 +21,7 @@ commands:
       --config file.json               settings that override the recipe's defaults
       --set key=value                  one setting (repeatable; numbers and true/false are parsed)
       --<setting> value                the same (e.g. voxgrad train reg --backbone voxelmorph --method hetero)
+                                       train seg --method morse|itl|castformer runs that paper's own recipe
       --out dir                        run folder (default runs/<recipe>-<date>-<time>)
       --resume checkpoint.safetensors  continue a run from its checkpoint
   eval <recipe> --checkpoint file [--out dir] [--set key=value]
@@ -113,6 +114,26 @@ function findRecipe(name: string | undefined): Recipe {
   return r;
 }
 
+/**
+ * The segmentation papers with recipes of their own, reachable as `seg --method <name>` too: the command runs that
+ * recipe (its settings and defaults) with --method set to the recipe's name for the method, where it has one.
+ */
+const SEG_METHOD_RECIPES: Record<string, { recipe: string; method?: string }> = {
+  morse: { recipe: 'morse', method: 'morse' },
+  itl: { recipe: 'itl', method: 'itl' },
+  castformer: { recipe: 'castformer' },
+};
+
+/** The recipe a command names; `seg --method morse|itl|castformer` resolves to that paper's recipe (flags rewritten). */
+function recipeFor(name: string | undefined, flags: Map<string, string[]>): Recipe {
+  const method = one(flags, 'method');
+  const alias = name === 'seg' && method !== undefined ? SEG_METHOD_RECIPES[method] : undefined;
+  if (!alias) return findRecipe(name);
+  flags.delete('method');
+  if (alias.method) flags.set('method', [alias.method]);
+  return findRecipe(alias.recipe);
+}
+
 const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 
 async function train(recipe: Recipe, flags: Map<string, string[]>): Promise<number> {
@@ -197,13 +218,15 @@ export async function main(argv: string[]): Promise<number> {
       for (const r of Object.values(recipes)) console.log(`${r.name.padEnd(16)} ${r.description}`);
       return 0;
     case 'train':
-      return train(findRecipe(rest[0]), flags);
+      return train(recipeFor(rest[0], flags), flags);
     case 'eval':
-      return evaluate(findRecipe(rest[0]), flags);
+      return evaluate(recipeFor(rest[0], flags), flags);
     case 'bench':
       return runBench();
-    case 'profile':
-      return runProfile(findRecipe(rest[0]), await buildConfig(findRecipe(rest[0]), flags), { steps: one(flags, 'steps'), out: one(flags, 'out') });
+    case 'profile': {
+      const recipe = recipeFor(rest[0], flags);
+      return runProfile(recipe, await buildConfig(recipe, flags), { steps: one(flags, 'steps'), out: one(flags, 'out') });
+    }
     default:
       throw new UsageError(`unknown command '${command}'`);
   }
