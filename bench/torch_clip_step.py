@@ -14,12 +14,8 @@ Usage: /usr/bin/python3 bench/torch_clip_step.py, then one JSON command per line
 Each command is answered by one JSON line: {"ok": true, "torch": version, "threads": 2} for setup, {"ok": true,
 "ms": wall ms of the step, "loss": the step's loss, "peakRssMb": ...} for a step, {"ok": false, "error": ...} on failure.
 """
-import json
 import os
-import resource
 import sys
-import time
-import traceback
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures'))
 from fixture_io import safetensors_bytes  # noqa: E402
 from gen_clip import CLIP, g, randomise, tokens  # noqa: E402
+from step_server import serve  # noqa: E402
 
 
 def build(cmd):
@@ -57,30 +54,5 @@ def build(cmd):
     return step
 
 
-def main():
-    torch.set_num_threads(2)
-    step = None
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            cmd = json.loads(line)
-            if cmd['cmd'] == 'quit':
-                break
-            if cmd['cmd'] == 'setup':
-                step = build(cmd)
-                reply = {'ok': True, 'torch': torch.__version__, 'threads': torch.get_num_threads()}
-            elif cmd['cmd'] == 'step':
-                t = time.perf_counter()
-                loss = step()
-                ms = (time.perf_counter() - t) * 1000
-                reply = {'ok': True, 'ms': ms, 'loss': loss, 'peakRssMb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-            else:
-                reply = {'ok': False, 'error': f"unknown command {cmd['cmd']!r}"}
-        except Exception as e:  # the bench reports it and goes on without torch
-            reply = {'ok': False, 'error': f'{type(e).__name__}: {e}', 'trace': traceback.format_exc()}
-        print(json.dumps(reply), flush=True)
-
-
 if __name__ == '__main__':
-    main()
+    serve(build)

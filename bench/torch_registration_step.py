@@ -10,17 +10,14 @@ Usage: /usr/bin/python3 bench/torch_registration_step.py, then one JSON command 
 Each command is answered by one JSON line on stdout: {"ok": true, "torch": version, "threads": 2} for setup,
 {"ok": true, "ms": wall ms of the step, "peakRssMb": ...} for a step, {"ok": false, "error": ...} on failure.
 """
-import json
 import os
-import resource
 import sys
-import time
-import traceback
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures'))
 from torch_registration import VxmDense  # noqa: E402
+from step_server import serve  # noqa: E402
 
 
 def grad_loss(flow, mult):
@@ -47,30 +44,5 @@ def build(inshape, batch):
     return step
 
 
-def main():
-    torch.set_num_threads(2)
-    step = None
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        try:
-            cmd = json.loads(line)
-            if cmd['cmd'] == 'quit':
-                break
-            if cmd['cmd'] == 'setup':
-                step = build(cmd['inshape'], cmd['batch'])
-                reply = {'ok': True, 'torch': torch.__version__, 'threads': torch.get_num_threads()}
-            elif cmd['cmd'] == 'step':
-                t = time.perf_counter()
-                step()
-                ms = (time.perf_counter() - t) * 1000
-                reply = {'ok': True, 'ms': ms, 'peakRssMb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-            else:
-                reply = {'ok': False, 'error': f"unknown command {cmd['cmd']!r}"}
-        except Exception as e:  # the bench reports it and goes on without torch
-            reply = {'ok': False, 'error': f'{type(e).__name__}: {e}', 'trace': traceback.format_exc()}
-        print(json.dumps(reply), flush=True)
-
-
 if __name__ == '__main__':
-    main()
+    serve(lambda cmd: build(cmd['inshape'], cmd['batch']))

@@ -1,0 +1,37 @@
+"""The request loop the PyTorch step servers share (bench/torch_*_step.py, driven by bench/torchref.mjs): one JSON
+command per stdin line, one JSON reply per stdout line, 2 threads. `build(cmd)` answers a setup command with the step
+function; a step's reply carries its wall ms, its loss when the step returns one, and the process's peak RSS."""
+import json
+import resource
+import sys
+import time
+import traceback
+
+import torch
+
+
+def serve(build):
+    torch.set_num_threads(2)
+    step = None
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            cmd = json.loads(line)
+            if cmd['cmd'] == 'quit':
+                break
+            if cmd['cmd'] == 'setup':
+                step = build(cmd)
+                reply = {'ok': True, 'torch': torch.__version__, 'threads': torch.get_num_threads()}
+            elif cmd['cmd'] == 'step':
+                t = time.perf_counter()
+                loss = step()
+                ms = (time.perf_counter() - t) * 1000
+                reply = {'ok': True, 'ms': ms, 'peakRssMb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+                if loss is not None:
+                    reply['loss'] = loss
+            else:
+                reply = {'ok': False, 'error': f"unknown command {cmd['cmd']!r}"}
+        except Exception as e:  # the bench reports it and goes on without torch
+            reply = {'ok': False, 'error': f'{type(e).__name__}: {e}', 'trace': traceback.format_exc()}
+        print(json.dumps(reply), flush=True)
