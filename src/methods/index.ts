@@ -3,6 +3,7 @@ import type { Recipe } from '../train/recipe.js';
 import { reg } from './registration/recipe.js';
 import { unetPhantom } from './unet-phantom.js';
 import { morse } from './morse.js';
+import { itl } from './itl-recipe.js';
 import { clipRecipe } from './clip/recipe.js';
 import { seg } from './semisup/recipe.js';
 
@@ -11,7 +12,7 @@ export { siteDistillationLoss, siteWeight, backwardTransfer, type SiteDistillati
 export * as registration from './registration/index.js';
 export * as clip from './clip/index.js';
 export * as semisup from './semisup/index.js';
-export { reg, unetPhantom, morse, seg };
+export { reg, unetPhantom, morse, seg, itl };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */
 export const recipes: Record<string, Recipe> = {
@@ -19,5 +20,6 @@ export const recipes: Record<string, Recipe> = {
   [reg.name]: reg,
   [seg.name]: seg,
   [morse.name]: morse,
+  [itl.name]: itl,
   [clipRecipe.name]: clipRecipe,
 };

@@ -75,7 +75,7 @@ function buildModel(config: Config): Morse {
 const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /** Dice, Jaccard (whole test set per structure), HD95 and ASD (per frame, then averaged) of a prediction [F, H, W]. */
-async function scorePrediction(pred: Tensor, label: Tensor, spacing: [number, number]): Promise<Record<string, unknown>> {
+export async function scorePrediction(pred: Tensor, label: Tensor, spacing: [number, number]): Promise<Record<string, unknown>> {
   const labels = Object.keys(STRUCTURES).map(Number);
   const overlap = await dice(pred, label, { labels });
   const iou = await jaccard(pred, label, { labels });
