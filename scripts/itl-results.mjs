@@ -4,17 +4,18 @@
 // docs/results/itl-phantom.md with the per-site Dice matrix R[stage][site] (mean ± sd over seeds) of each method,
 // backward transfer, the final average Dice and the final per-site Jaccard/HD95/ASD, each gain beside the naive
 // baseline's seed spread.
-//   node scripts/itl-results.mjs [--steps 40] [--batch 8] [--size 32] [--train-subjects 8] [--test-subjects 4]
+//   node scripts/itl-results.mjs [--first-steps 120] [--steps 15] [--batch 8] [--size 32] [--train-subjects 8] [--test-subjects 4]
 //     [--seeds 0,1,2] [--methods naive,itl,joint] [--out runs/itl-bench]
 //   --report: no training; tabulate the finished run folders under --out (runs can be trained by separate processes)
-import { existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import * as vg from 'voxgrad';
 
 const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : dflt;
 };
-const steps = Number(arg('steps', 40));
+const firstSteps = Number(arg('first-steps', 120));
+const steps = Number(arg('steps', 15));
 const batchSize = Number(arg('batch', 8));
 const size = Number(arg('size', 32));
 const trainSubjects = Number(arg('train-subjects', 8));
@@ -29,15 +30,34 @@ mkdirSync(results, { recursive: true });
 const info = await vg.init();
 const recipe = vg.methods.recipes.itl;
 const d = recipe.defaults;
-const common = { steps, batchSize, size, trainSubjects, testSubjects, checkpointEvery: 5 * steps };
+const common = { firstSteps, steps, batchSize, size, trainSubjects, testSubjects, checkpointEvery: firstSteps + 4 * steps };
+const log = (m) => console.log(`  ${m}`);
+const finished = async (dir) => (await vg.train.readMetrics(dir))?.finished === true;
+// naive and ITL are the same computation on the first site (λ_1 = 0, same initial weights, batches and dropout
+// stream), so the first stage is trained once per seed and both resume from its checkpoint
+async function firstStage(seed) {
+  const shared = `${outRoot}/stage1-seed${seed}`;
+  if (existsSync(`${shared}/checkpoint.safetensors`)) return shared;
+  console.log(`stage 1 (site A) seed ${seed}, shared by naive and itl`);
+  let done = 0;
+  await recipe.train({ config: { ...d, ...common, method: 'naive', seed }, outDir: shared, log, onStep: (s) => (done = s), shouldStop: () => done >= firstSteps });
+  return shared;
+}
 const runs = [];
-for (const method of ['naive', 'itl', 'joint'])
-  for (const seed of seeds) {
+for (const seed of seeds)
+  for (const method of ['naive', 'itl', 'joint']) {
     const outDir = `${outRoot}/${method}-seed${seed}`;
     const config = { ...d, ...common, method, seed };
-    if (!reportOnly && methods.includes(method) && !existsSync(`${outDir}/metrics.json`)) {
+    if (!reportOnly && methods.includes(method) && !(await finished(outDir))) {
       console.log(`${method} seed ${seed}`);
-      await recipe.train({ config, outDir, log: (m) => console.log(`  ${m}`) });
+      if (method === 'joint') await recipe.train({ config, outDir, log });
+      else {
+        const shared = await firstStage(seed);
+        // the resumed run keeps the first stage's history and time from the shared run folder
+        mkdirSync(outDir, { recursive: true });
+        copyFileSync(`${shared}/metrics.json`, `${outDir}/metrics.json`);
+        await recipe.train({ config, outDir, log, resume: `${shared}/checkpoint.safetensors` });
+      }
     }
     const m = await vg.train.readMetrics(outDir);
     if (m?.finished && Object.entries(common).every(([k, v]) => m.config[k] === v)) runs.push({ method, seed, seconds: m.seconds, evaluation: m.evaluation });
@@ -113,13 +133,15 @@ const md = `# ITL vs naive sequential fine-tuning vs joint training on five phan
 **This is not the paper's data.** No prostate MRI was used: the five "sites" are renderings of the procedural cardiac
 phantom (vg.data.PHANTOM_SITES: ${siteList}); labels RV, myocardium, LV; ${size}×${size} pixels.
 ${partial}
-Made by \`node scripts/itl-results.mjs --steps ${steps} --batch ${batchSize} --size ${size} --train-subjects ${trainSubjects} --test-subjects ${testSubjects} --seeds ${seeds.join(',')} --methods ${methods.join(',')}${reportOnly ? ' --report' : ''}\`
+Made by \`node scripts/itl-results.mjs --first-steps ${firstSteps} --steps ${steps} --batch ${batchSize} --size ${size} --train-subjects ${trainSubjects} --test-subjects ${testSubjects} --seeds ${seeds.join(',')} --methods ${methods.join(',')}${reportOnly ? ' --report' : ''}\`
 on ${info.description}, under load from other jobs (mean training + evaluation time per run: ${secs}).
 
 Protocol: the \`itl\` recipe (src/methods/itl-recipe.ts). ResILNet: ResNet-18's layout (torchvision's blocks and keys)
 at base width ${d.width} instead of 64 (channels ${[d.width, d.width, 2 * d.width, 4 * d.width, 8 * d.width].join(', ')}) and decoder featureBase ${d.featureBase},
-from its own initialisation (no pretrained weights), the same initial weights for every method of a seed. Five stages of ${steps} steps
-of batch ${batchSize} (${5 * steps} steps in all), Adam lr ${d.lr} with a poly decay (power 0.9) restarted at each stage, no augmentation.
+from its own initialisation (no pretrained weights), the same initial weights for every method of a seed. Five stages of batch
+${batchSize}: ${firstSteps} steps on the first (site A, from scratch), ${steps} on each later one (${firstSteps + 4 * steps} steps in all), Adam lr ${d.lr} with a poly
+decay (power 0.9) restarted at each stage, no augmentation. naive and ITL share the first stage (identical computation:
+λ_1 = 0): it is trained once per seed and both resume from its checkpoint; its time counts in both.
 Per site ${trainSubjects} training subjects (${2 * trainSubjects} ED/ES frames) and ${testSubjects} held-out test subjects (${2 * testSubjects} frames), disjoint
 subject seeds per site. naive: stage k trains on site k with 0.5 (CE + Dice). ITL: the same plus λ_k · τ² · KL(teacher ‖
 student) with λ_k = ${d.lambda} · (k − 1)/k, τ = ${d.temperature}, the teacher decoder a frozen copy of the student taken at the start of

@@ -1,7 +1,8 @@
 /**
  * itl: ITL's sequential multi-site training on the five phantom sites (vg.data.PHANTOM_SITES, in order A..E) with
- * ResILNet (a ResNet-18 encoder shared by a teacher and a student decoder). Every method runs K = 5 stages of
- * `steps` steps with the same optimiser (Adam) and a poly learning-rate decay restarted at each stage:
+ * ResILNet (a ResNet-18 encoder shared by a teacher and a student decoder). Every method runs K = 5 stages, the
+ * first of `firstSteps` steps (the source site, trained from scratch), the others of `steps`, with the same optimiser
+ * (Adam) and a poly learning-rate decay restarted at each stage:
  * - `itl`: stage k trains on site k only, with 0.5 (CE + Dice) + siteWeight(λ, k) · siteDistillationLoss(student,
  *   teacher); at the start of stage k ≥ 2 the teacher decoder becomes a frozen copy (eval mode) of the student's;
  * - `naive`: the same stages and schedule, the supervised loss only (sequential fine-tuning);
@@ -27,7 +28,6 @@ import { writePng } from '../io/png.js';
 import { dice } from '../metrics/overlap.js';
 import { ResILNet } from '../models/itl.js';
 import { Adam } from '../optim/index.js';
-import { PolyLR } from '../optim/schedulers.js';
 import { evaluateCheckpoint } from '../train/checkpoint.js';
 import { trainLoop } from '../train/loop.js';
 import { defineRecipe, setting, type Config, type RecipeRun } from '../train/recipe.js';
@@ -43,8 +43,9 @@ type Method = (typeof METHODS)[number];
 // Sized for a software adapter: ResNet-18's layout at a quarter of torchvision's width on 32² images (docs/methods/itl.md).
 const defaults: Config = {
   method: 'itl',
-  /** Steps per stage (site); a run is 5 × steps. */
-  steps: 40,
+  /** Steps of the first stage (site A, from scratch) and of each later stage: a run is firstSteps + 4 × steps. */
+  firstSteps: 120,
+  steps: 15,
   batchSize: 8,
   size: 32,
   width: 16,
@@ -58,7 +59,7 @@ const defaults: Config = {
   testSubjects: 4,
   augment: false,
   seed: 0,
-  checkpointEvery: 40,
+  checkpointEvery: 60,
 };
 
 const SITES = PHANTOM_SITES.length;
@@ -147,12 +148,19 @@ async function train(ctx: RecipeRun) {
   const m = method(c);
   const seed = setting<number>(c, defaults, 'seed');
   const perStage = setting<number>(c, defaults, 'steps');
+  const first = setting<number>(c, defaults, 'firstSteps');
   const size = setting<number>(c, defaults, 'size');
   const batchSize = setting<number>(c, defaults, 'batchSize');
+  const baseLr = setting<number>(c, defaults, 'lr');
   const lambda = setting<number>(c, defaults, 'lambda');
   const temperature = setting<number>(c, defaults, 'temperature');
   const useAugment = setting<boolean>(c, defaults, 'augment');
-  if (!(Number.isInteger(perStage) && perStage > 0)) fail('itl', `steps (per site) must be a positive integer, got ${perStage}`);
+  for (const [key, v] of [['firstSteps', first], ['steps', perStage]] as const)
+    if (!(Number.isInteger(v) && v > 0)) fail('itl', `${key} must be a positive integer, got ${v}`);
+  // stage k (0-based) spans steps [start(k), start(k) + length(k))
+  const start = (k: number) => (k === 0 ? 0 : first + (k - 1) * perStage);
+  const length = (k: number) => (k === 0 ? first : perStage);
+  const stageOf = (step: number) => (step < first ? 0 : 1 + Math.floor((step - first) / perStage));
   const trainSets = PHANTOM_SITES.map((s, k) => siteFrames(s, trainSeed(seed, k), setting(c, defaults, 'trainSubjects'), size));
   const rowsPerSite = trainSets[0].image.shape[0];
   // joint samples rows of all sites: row r belongs to site ⌊r / rowsPerSite⌋
@@ -160,26 +168,20 @@ async function train(ctx: RecipeRun) {
   const tests = testSets(c);
   const model = buildModel(c);
   // the teacher decoder is never optimised: it is a frozen copy of the student's
-  const optimizer = new Adam([...model.encoder.parameters(), ...model.student.parameters()], { lr: setting(c, defaults, 'lr') });
-  const scheduler = new PolyLR(optimizer, { totalIters: perStage, power: 0.9 });
+  const optimizer = new Adam([...model.encoder.parameters(), ...model.student.parameters()], { lr: baseLr });
   const augment = phantomAugment(size);
   const matrix: number[][] = [];
 
   const result = await trainLoop(ctx, {
     model,
     optimizer,
-    scheduler,
-    steps: SITES * perStage,
+    steps: start(SITES),
     checkpointEvery: setting(c, defaults, 'checkpointEvery'),
-    evaluateEvery: perStage,
     state: { save: () => matrix, restore: (saved) => matrix.splice(0, matrix.length, ...(saved as number[][])) },
-    evaluate: async (done) => {
+    evaluate: async () => {
       const row = await diceRow(model, tests);
       matrix.push(row);
-      const stage = done / perStage;
-      if (stage < SITES) return { stage, dice: row };
       return {
-        stage,
         sites: PHANTOM_SITES.map((s) => s.name),
         diceMatrix: matrix,
         backwardTransfer: backwardTransfer(matrix),
@@ -188,13 +190,17 @@ async function train(ctx: RecipeRun) {
       };
     },
     step: async (step) => {
-      const stage = Math.floor(step / perStage);
-      if (step % perStage === 0 && step > 0) {
-        // a new site: the learning-rate decay restarts, and ITL's teacher becomes the student of the last stage
-        scheduler.lastEpoch = 0;
-        optimizer.paramGroups.forEach((g, i) => (g.lr = scheduler.lrAt(0, scheduler.baseLrs[i])));
+      const stage = stageOf(step);
+      if (step === start(stage) && stage > 0 && matrix.length < stage) {
+        // the end of a stage: score every site (a row of R), then ITL's teacher becomes the student of that stage
+        const row = await diceRow(model, tests);
+        matrix.push(row);
+        ctx.log?.(`after stage ${stage} (site ${PHANTOM_SITES[stage - 1].name}): Dice per site ${row.map((d) => d.toFixed(3)).join(' ')}`);
         if (m === 'itl') model.teacher.loadStateDict(model.student.stateDict());
       }
+      // poly decay (power 0.9) restarted at each stage
+      const lr = baseLr * (1 - (step - start(stage)) / length(stage)) ** 0.9;
+      optimizer.paramGroups.forEach((g) => (g.lr = lr));
       const rng = new Rng(deriveSeed(seed, 1, step));
       const pool = all ?? trainSets[stage];
       const rows = Array.from({ length: batchSize }, () => rng.int(0, pool.image.shape[0]));
@@ -223,8 +229,7 @@ async function train(ctx: RecipeRun) {
       });
       optimizer.step();
       optimizer.zeroGrad();
-      scheduler.step();
-      const values: Record<string, number> = { loss: await loss.item(), supervised: await supervised.item(), lr: optimizer.paramGroups[0].lr, stage, sitesSeen };
+      const values: Record<string, number> = { loss: await loss.item(), supervised: await supervised.item(), lr, stage, sitesSeen };
       if (distill) values.distill = await distill.item();
       for (const t of new Set([loss, supervised, distill, x, y, bx, by])) t?.dispose();
       return values;
