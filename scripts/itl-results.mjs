@@ -4,7 +4,7 @@
 // docs/results/itl-phantom.md with the per-site Dice matrix R[stage][site] (mean ± sd over seeds) of each method,
 // backward transfer, the final average Dice and the final per-site Jaccard/HD95/ASD, each gain beside the naive
 // baseline's seed spread.
-//   node scripts/itl-results.mjs [--first-steps 120] [--steps 15] [--batch 8] [--size 32] [--train-subjects 8] [--test-subjects 4]
+//   node scripts/itl-results.mjs [--first-steps 220] [--steps 20] [--batch 8] [--size 32] [--train-subjects 8] [--test-subjects 4]
 //     [--seeds 0,1,2] [--methods naive,itl,joint] [--out runs/itl-bench]
 //   --report: no training; tabulate the finished run folders under --out (runs can be trained by separate processes)
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
@@ -14,8 +14,8 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : dflt;
 };
-const firstSteps = Number(arg('first-steps', 120));
-const steps = Number(arg('steps', 15));
+const firstSteps = Number(arg('first-steps', 220));
+const steps = Number(arg('steps', 20));
 const batchSize = Number(arg('batch', 8));
 const size = Number(arg('size', 32));
 const trainSubjects = Number(arg('train-subjects', 8));

@@ -11,11 +11,14 @@ import { assertThrowsWith, setup, vg } from './helpers.mjs';
 test.before(setup);
 const tiny = { size: 32, width: 4, featureBase: 4, firstSteps: 1, steps: 1, batchSize: 2, trainSubjects: 1, testSubjects: 1, checkpointEvery: 5 };
 const SITES = ['A', 'B', 'C', 'D', 'E'];
+let itlFirstStage = null;
 
 test('itl: five stages, distillation weighted by siteWeight from the second site, Dice matrix, BWT and final scores; run folder', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'vg-itl-'));
+  vg.manualSeed(11);
   const r = await vg.methods.itl.train({ config: { ...tiny, method: 'itl', lambda: 2 }, outDir: dir });
   assert.equal(r.history.map((h) => h.stage), [0, 1, 2, 3, 4]);
+  itlFirstStage = r.history[0];
   assert.equal(r.history.map((h) => h.sitesSeen), [1, 2, 4, 8, 16], 'stage k trains on site k only');
   assert.not.ok('distill' in r.history[0], 'no distillation on the first site');
   for (const h of r.history.slice(1)) {
@@ -41,8 +44,12 @@ test('itl: five stages, distillation weighted by siteWeight from the second site
 });
 
 test('naive: the loss is the supervised loss alone, site by site; joint: batches from every site', async () => {
+  // the same global generator (dropout masks) as the itl run above
+  vg.manualSeed(11);
   const naive = await vg.methods.itl.train({ config: { ...tiny, method: 'naive' } });
   assert.equal(naive.history.map((h) => h.sitesSeen), [1, 2, 4, 8, 16]);
+  // on the first site ITL is naive (λ_1 = 0): the results script trains that stage once for both
+  assert.is(naive.history[0].loss, itlFirstStage.loss, 'the same first step as itl');
   for (const h of naive.history) {
     assert.not.ok('distill' in h, `stage ${h.stage}`);
     assert.is(h.loss, h.supervised, `stage ${h.stage}`);

@@ -44,8 +44,8 @@ type Method = (typeof METHODS)[number];
 const defaults: Config = {
   method: 'itl',
   /** Steps of the first stage (site A, from scratch) and of each later stage: a run is firstSteps + 4 × steps. */
-  firstSteps: 120,
-  steps: 15,
+  firstSteps: 220,
+  steps: 20,
   batchSize: 8,
   size: 32,
   width: 16,
@@ -59,7 +59,7 @@ const defaults: Config = {
   testSubjects: 4,
   augment: false,
   seed: 0,
-  checkpointEvery: 60,
+  checkpointEvery: 100,
 };
 
 const SITES = PHANTOM_SITES.length;
