@@ -133,7 +133,7 @@ const md = `# ITL vs naive sequential fine-tuning vs joint training on five phan
 **This is not the paper's data.** No prostate MRI was used: the five "sites" are renderings of the procedural cardiac
 phantom (vg.data.PHANTOM_SITES: ${siteList}); labels RV, myocardium, LV; ${size}×${size} pixels.
 ${partial}
-Made by \`node scripts/itl-results.mjs --first-steps ${firstSteps} --steps ${steps} --batch ${batchSize} --size ${size} --train-subjects ${trainSubjects} --test-subjects ${testSubjects} --seeds ${seeds.join(',')} --methods ${methods.join(',')}${reportOnly ? ' --report' : ''}\`
+Made by \`node scripts/itl-results.mjs --first-steps ${firstSteps} --steps ${steps} --batch ${batchSize} --size ${size} --train-subjects ${trainSubjects} --test-subjects ${testSubjects} --seeds ${seeds.join(',')} --methods ${methods.join(',')}${reportOnly ? ' --report' : ''}\`${reportOnly ? ' over run folders trained by the same command with one --seeds value each (three processes side by side)' : ''}
 on ${info.description}, under load from other jobs (mean training + evaluation time per run: ${secs}).
 
 Protocol: the \`itl\` recipe (src/methods/itl-recipe.ts). ResILNet: ResNet-18's layout (torchvision's blocks and keys)
