@@ -35,8 +35,11 @@ export const PHANTOM_SITES: readonly PhantomSite[] = [
   { name: 'E', gamma: 2.2, noise: 0.05, biasField: 0.15, fov: 150, blur: 4 },
 ];
 
-/** ED and ES frames of `count` subjects (seeds firstSeed..) rendered as `site`: image [2·count, 1, S, S], label [2·count, S, S]. */
-export function siteFrames(site: PhantomSite, firstSeed: number, count: number, size: number): { image: Tensor; label: Tensor } {
+/**
+ * ED and ES frames of `count` subjects (seeds firstSeed..) rendered as `site`: image [2·count, 1, S, S], label
+ * [2·count, S, S], and the pixel spacing in mm (the site's fov / S).
+ */
+export function siteFrames(site: PhantomSite, firstSeed: number, count: number, size: number): { image: Tensor; label: Tensor; spacing: [number, number] } {
   if (!Number.isInteger(site.blur) || site.blur < 1 || size % site.blur)
     fail('siteFrames', `site ${site.name}: blur must be a positive integer dividing the size ${size}, got ${site.blur}`);
   const images: Tensor[] = [];
@@ -49,7 +52,7 @@ export function siteFrames(site: PhantomSite, firstSeed: number, count: number, 
   const out = tidy(() => {
     let image = pow(clamp(unsqueeze(cat(images, 0), 1), 0, 1), site.gamma);
     if (site.blur > 1) image = interpolate(avgPool2d(image, site.blur), { size: [size, size], mode: 'bilinear', alignCorners: false });
-    return { image, label: cat(labels, 0) };
+    return { image, label: cat(labels, 0), spacing: [site.fov / size, site.fov / size] as [number, number] };
   });
   for (const t of [...images, ...labels]) t.dispose();
   return out;

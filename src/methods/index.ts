@@ -4,6 +4,7 @@ import { reg } from './registration/recipe.js';
 import { unetPhantom } from './unet-phantom.js';
 import { morse } from './morse.js';
 import { castformer } from './castformer.js';
+import { itl } from './itl-recipe.js';
 import { clipRecipe } from './clip/recipe.js';
 import { seg } from './semisup/recipe.js';
 
@@ -12,7 +13,7 @@ export { siteDistillationLoss, siteWeight, backwardTransfer, type SiteDistillati
 export * as registration from './registration/index.js';
 export * as clip from './clip/index.js';
 export * as semisup from './semisup/index.js';
-export { reg, unetPhantom, morse, castformer, seg };
+export { reg, unetPhantom, morse, castformer, seg, itl };
 
 /** Every recipe by name (the CLI's `voxgrad train <name>`). */
 export const recipes: Record<string, Recipe> = {
@@ -21,5 +22,6 @@ export const recipes: Record<string, Recipe> = {
   [seg.name]: seg,
   [morse.name]: morse,
   [castformer.name]: castformer,
+  [itl.name]: itl,
   [clipRecipe.name]: clipRecipe,
 };

@@ -18,7 +18,7 @@ import { Adam } from '../optim/index.js';
 import { PolyLR } from '../optim/schedulers.js';
 import { diceLoss } from './losses.js';
 import { scorePrediction } from './scores.js';
-import { batchStream, phantomAugment, phantomFrames, testSeed, type Batch } from './unet-phantom.js';
+import { CARDIAC_STRUCTURES, batchStream, phantomAugment, phantomFrames, testSeed, type Batch } from './unet-phantom.js';
 import { evaluateCheckpoint } from '../train/checkpoint.js';
 import { trainLoop } from '../train/loop.js';
 import { defineRecipe, setting, type Config, type RecipeRun } from '../train/recipe.js';
@@ -49,7 +49,6 @@ const defaults: Config = {
   checkpointEvery: 50,
 };
 
-const STRUCTURES: Record<number, string> = { 1: 'RV', 2: 'myocardium', 3: 'LV' };
 
 function buildModel(config: Config): Morse {
   const method = setting<string>(config, defaults, 'method');
@@ -82,8 +81,8 @@ async function evaluateModel(model: Morse, config: Config): Promise<Record<strin
       return [argmax(c, { dim: 1 }), refineToo ? argmax(model.refine(c, fine), { dim: 1 }) : null];
     }),
   );
-  const out: Record<string, unknown> = { frames: image.shape[0], pixelSpacingMm: spacing, coarse: await scorePrediction(coarse, label, spacing, STRUCTURES) };
-  if (refined) out.refined = await scorePrediction(refined, label, spacing, STRUCTURES);
+  const out: Record<string, unknown> = { frames: image.shape[0], pixelSpacingMm: spacing, coarse: await scorePrediction(coarse, label, spacing, CARDIAC_STRUCTURES) };
+  if (refined) out.refined = await scorePrediction(refined, label, spacing, CARDIAC_STRUCTURES);
   for (const t of [image, label, coarse, refined]) t?.dispose();
   model.train();
   return out;

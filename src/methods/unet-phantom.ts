@@ -39,7 +39,8 @@ const defaults: Config = {
 // a type alias, not an interface: the loader's Collated<S> maps plain records field by field
 export type Batch = { image: Tensor; label: Tensor };
 
-const STRUCTURES: Record<number, string> = { 1: 'RV', 2: 'myocardium', 3: 'LV' };
+/** The cardiac phantom's structures by label value (the recipes on it report them by these names). */
+export const CARDIAC_STRUCTURES: Record<number, string> = { 1: 'RV', 2: 'myocardium', 3: 'LV' };
 
 /** ED and ES frames of `count` phantom subjects from `firstSeed`: images [2·count, 1, S, S], labels [2·count, S, S]. */
 export function phantomFrames(firstSeed: number, count: number, size: number): { image: Tensor; label: Tensor; spacing: [number, number] } {
@@ -69,7 +70,7 @@ async function evaluateModel(model: UNet2D, config: Config): Promise<Record<stri
   const { image, label, spacing } = phantomFrames(testSeed(setting(config, defaults, 'seed')), setting(config, defaults, 'testSubjects'), size);
   model.eval();
   const pred = noGrad(() => tidy(() => argmax(model.call(image), { dim: 1 })));
-  const labels = Object.keys(STRUCTURES).map(Number);
+  const labels = Object.keys(CARDIAC_STRUCTURES).map(Number);
   const overlap = await dice(pred, label, { labels });
   // surface distances per frame (each a 2-D mask pair), then averaged as the papers report them
   const hd: number[][] = labels.map(() => []);
@@ -86,9 +87,9 @@ async function evaluateModel(model: UNet2D, config: Config): Promise<Record<stri
   const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   return {
     frames,
-    dice: Object.fromEntries(labels.map((l) => [STRUCTURES[l], overlap.perLabel[l]])),
+    dice: Object.fromEntries(labels.map((l) => [CARDIAC_STRUCTURES[l], overlap.perLabel[l]])),
     meanDice: overlap.mean,
-    hd95Mm: Object.fromEntries(labels.map((l, i) => [STRUCTURES[l], meanOf(hd[i])])),
+    hd95Mm: Object.fromEntries(labels.map((l, i) => [CARDIAC_STRUCTURES[l], meanOf(hd[i])])),
     pixelSpacingMm: spacing,
   };
 }

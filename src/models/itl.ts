@@ -94,6 +94,8 @@ export class ItlDecoder extends Module {
 export interface ResILNetOptions extends ItlDecoderOptions {
   depth?: ResNetDepth;
   inChannels?: number;
+  /** The encoder's base width (ResNet `width`, torchvision's 64). */
+  width?: number;
   numClasses?: number;
 }
 
@@ -105,7 +107,7 @@ export class ResILNet extends Module {
   constructor(opts: ResILNetOptions = {}) {
     super();
     const seed = opts.seed ?? 0;
-    this.encoder = new ResNet(opts.depth ?? 18, { inChannels: opts.inChannels ?? 3, seed });
+    this.encoder = new ResNet(opts.depth ?? 18, { inChannels: opts.inChannels ?? 3, width: opts.width, seed });
     const classes = opts.numClasses ?? 2;
     this.teacher = new ItlDecoder(this.encoder.skipChannels, classes, { ...opts, seed: seed + 10_000 });
     this.student = new ItlDecoder(this.encoder.skipChannels, classes, { ...opts, seed: seed + 20_000 });

@@ -25,6 +25,11 @@ const LAYOUT: Record<ResNetDepth, { blocks: number[]; bottleneck: boolean }> = {
 
 export interface ResNetOptions {
   inChannels?: number;
+  /**
+   * Channels of the stem and layer1, doubled per layer (torchvision: 64). Smaller widths keep the layout and keys
+   * but not torchvision's shapes: for small images and a software adapter (ITL's phantom recipe).
+   */
+  width?: number;
   /** Outputs of the final fc layer (torchvision: 1000). */
   numClasses?: number;
   /** Base seed of the initialisers (torchvision's: Kaiming normal, fan_out, for the convs). */
@@ -80,7 +85,7 @@ class Block extends Module {
 
 export class ResNet extends Module {
   readonly depth: ResNetDepth;
-  /** Channels of encode()'s five maps: [64, 64, 128, 256, 512] (18/34) or [64, 256, 512, 1024, 2048] (50). */
+  /** Channels of encode()'s five maps: [64, 64, 128, 256, 512] (18/34) or [64, 256, 512, 1024, 2048] (50) at width 64. */
   readonly skipChannels: number[];
   private readonly stemConv: Conv2d;
   private readonly stemBn: BatchNorm2d;
@@ -95,15 +100,17 @@ export class ResNet extends Module {
     this.depth = depth;
     let next = opts.seed ?? 0;
     const seed = () => next++;
-    this.stemConv = conv(opts.inChannels ?? 3, 64, 7, 2, seed);
-    this.stemBn = new BatchNorm2d(64);
+    const width = opts.width ?? 64;
+    if (!(Number.isInteger(width) && width > 0)) fail('ResNet', `width must be a positive integer, got ${String(width)}`);
+    this.stemConv = conv(opts.inChannels ?? 3, width, 7, 2, seed);
+    this.stemBn = new BatchNorm2d(width);
     this.pool = new MaxPool2d(3, { stride: 2, padding: 1 });
     this.registerModule('conv1', this.stemConv);
     this.registerModule('bn1', this.stemBn);
     const expansion = layout.bottleneck ? 4 : 1;
-    let inC = 64;
+    let inC = width;
     layout.blocks.forEach((count, i) => {
-      const planes = 64 * 2 ** i;
+      const planes = width * 2 ** i;
       const blocks: Module[] = [];
       for (let b = 0; b < count; b++) {
         blocks.push(new Block(inC, planes, b === 0 && i > 0 ? 2 : 1, layout.bottleneck, seed));
@@ -113,7 +120,7 @@ export class ResNet extends Module {
       this.registerModule(`layer${i + 1}`, layer);
       this.layers.push(layer);
     });
-    this.skipChannels = [64, ...[0, 1, 2, 3].map((i) => 64 * 2 ** i * expansion)];
+    this.skipChannels = [width, ...[0, 1, 2, 3].map((i) => width * 2 ** i * expansion)];
     this.fc = new Linear(inC, opts.numClasses ?? 1000, { seed: seed() });
     this.registerModule('fc', this.fc);
   }
