@@ -10,6 +10,18 @@ import traceback
 import torch
 
 
+def optimiser_step(compute_loss, opt):
+    """The step function of a server: compute_loss() on the fixed batch, backward, one optimiser step; returns the loss."""
+    def step():
+        loss = compute_loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
 def serve(build):
     torch.set_num_threads(2)
     step = None

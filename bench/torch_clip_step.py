@@ -23,7 +23,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures'))
 from fixture_io import safetensors_bytes  # noqa: E402
 from gen_clip import CLIP, g, randomise, tokens  # noqa: E402
-from step_server import serve  # noqa: E402
+from step_server import optimiser_step, serve  # noqa: E402
 
 
 def build(cmd):
@@ -43,15 +43,11 @@ def build(cmd):
     opt = torch.optim.AdamW(model.parameters(), lr=cmd['lr'], weight_decay=cmd['weightDecay'])
     y = torch.arange(B)
 
-    def step():
+    def loss():
         _, _, logits = model(image, text)
-        loss = (F.cross_entropy(logits, y) + F.cross_entropy(logits.t(), y)) / 2
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return (F.cross_entropy(logits, y) + F.cross_entropy(logits.t(), y)) / 2
 
-    return step
+    return optimiser_step(loss, opt)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures'))
 from torch_registration import VxmDense  # noqa: E402
-from step_server import serve  # noqa: E402
+from step_server import optimiser_step, serve  # noqa: E402
 
 
 def grad_loss(flow, mult):
@@ -33,15 +33,11 @@ def build(inshape, batch):
     src = torch.rand([batch, 1, *inshape])
     tgt = torch.rand([batch, 1, *inshape])
 
-    def step():
+    def loss():
         out = net(src, tgt)
-        loss = torch.mean((out['ySource'] - tgt) ** 2) + 0.01 * grad_loss(out['preintFlow'], 2)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
+        return torch.mean((out['ySource'] - tgt) ** 2) + 0.01 * grad_loss(out['preintFlow'], 2)
 
-    return step
+    return optimiser_step(loss, opt)
 
 
 if __name__ == '__main__':
