@@ -70,6 +70,13 @@ test('seg: the 3-D phantom trains a VNet with mean teacher, ACTION and ACTION++;
     err = e;
   }
   assert.ok(err instanceof vg.VoxgradError && /method must be one of supervised, mean-teacher, action, actionpp, mona, got 'fixmatch'/.test(err.message), String(err));
+  err = undefined;
+  try {
+    await vg.methods.seg.train({ config: { method: 'mona', equivarianceWarp: 'elastic' } });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof vg.VoxgradError && /equivarianceWarp must be 'tps' or 'affine', got 'elastic'/.test(err.message), String(err));
 });
 
 test.run();

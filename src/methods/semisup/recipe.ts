@@ -272,6 +272,9 @@ async function train(ctx: RecipeRun) {
   const c = ctx.config;
   const method = setting<string>(c, defaults, 'method') as Method;
   if (!METHODS.includes(method)) fail('seg', `method must be one of ${METHODS.join(', ')}, got '${method}'`);
+  // settings are checked before the data and models are built
+  const equivarianceWarp = setting<string>(c, defaults, 'equivarianceWarp');
+  if (!['tps', 'affine'].includes(equivarianceWarp)) fail('seg', `equivarianceWarp must be 'tps' or 'affine', got '${equivarianceWarp}'`);
   const seed = setting<number>(c, defaults, 'seed');
   const steps = setting<number>(c, defaults, 'steps');
   const pretrain = ['action', 'actionpp', 'mona'].includes(method) ? setting<number>(c, defaults, 'pretrainSteps') : 0;
@@ -310,8 +313,6 @@ async function train(ctx: RecipeRun) {
   const queries = setting<number>(c, defaults, 'queries');
   const negatives = setting<number>(c, defaults, 'negatives');
   const supWeight = method === 'mona' ? 1 : 0.5;
-  const equivarianceWarp = setting<string>(c, defaults, 'equivarianceWarp');
-  if (!['tps', 'affine'].includes(equivarianceWarp)) fail('seg', `equivarianceWarp must be 'tps' or 'affine', got '${equivarianceWarp}'`);
 
   const augmentLabeled = (x: Tensor, y: Tensor, s: number): [Tensor, Tensor] => {
     const [xf, yf] = randomFlip([x, y], { seed: s });
