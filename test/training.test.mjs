@@ -203,4 +203,24 @@ test('vg.train: a loop with a bad checkpointEvery or evaluateEvery, or an unknow
   }
 });
 
+test('vg.train: a recipe with a seed setting starts the global generator from it, whatever ran before', async () => {
+  const drawRecipe = vg.train.defineRecipe({
+    name: 'draw',
+    description: 'one unseeded draw',
+    defaults: { seed: 0 },
+    async train() {
+      const r = vg.rand([6]);
+      const values = Array.from(await r.data());
+      r.dispose();
+      return { steps: 0, finished: true, history: [], evaluation: { values }, seconds: 0 };
+    },
+  });
+  const first = (await drawRecipe.train({ config: { seed: 5 } })).evaluation.values;
+  vg.rand([1000]).dispose(); // advances the global generator
+  const again = (await drawRecipe.train({ config: { seed: 5 } })).evaluation.values;
+  const other = (await drawRecipe.train({ config: { seed: 6 } })).evaluation.values;
+  assert.equal(again, first);
+  assert.ok(other.some((v, i) => v !== first[i]), 'another seed draws other numbers');
+});
+
 test.run();

@@ -4,6 +4,7 @@
  * recipe always sees every setting, and `recipe.train({ outDir })` from code writes the same run folder as the CLI.
  */
 import { fail } from '../engine/errors.js';
+import { manualSeed } from '../kernels/random.js';
 
 export type Config = Record<string, number | string | boolean | number[]>;
 
@@ -82,7 +83,12 @@ export function defineRecipe(def: RecipeDefinition): Recipe {
     name: def.name,
     description: def.description,
     defaults: def.defaults,
-    train: (ctx) => def.train(resolve(def, ctx)),
+    train: (ctx) => {
+      const run = resolve(def, ctx);
+      // draws without their own seed (dropout masks, random ops) would otherwise depend on what ran before in the process
+      if (typeof run.config.seed === 'number') manualSeed(run.config.seed);
+      return def.train(run);
+    },
     evaluate: (ctx) => def.evaluate({ ...resolve(def, ctx), checkpoint: ctx.checkpoint }),
   };
 }
