@@ -46,6 +46,17 @@ test('train seg --method morse|castformer runs that paper\'s own recipe with its
   const mc = JSON.parse(readFileSync(join(morse, 'config.json'), 'utf8'));
   assert.is(mc.recipe, 'morse');
   assert.is(mc.method, 'morse');
+  // the 3-D setting: MORSE on a VNet with the left-atrium phantom, scored coarse and refined in voxels
+  const morse3d = join(dir, 'seg-morse-3d');
+  const tiny3d = ['--set', 'size=16', '--set', 'vnetFilters=2', '--set', 'trainSubjects=2', '--set', 'testSubjects=1', '--set', 'batchSize=2', '--set', 'trainPoints=64', '--set', 'subdivisionPoints=128'];
+  const m3 = run(['train', 'seg', '--method', 'morse', '--data', 'phantom3d', '--steps', '2', ...tiny3d, '--out', morse3d]);
+  assert.is(m3.status, 0, m3.stderr);
+  const e3 = JSON.parse(readFileSync(join(morse3d, 'metrics.json'), 'utf8')).evaluation;
+  assert.is(e3.unit, 'voxel');
+  assert.equal(Object.keys(e3.coarse.dice), ['LA']);
+  assert.equal(Object.keys(e3.refined.dice), ['LA']);
+  const badData = run(['train', 'seg', '--method', 'morse', '--data', 'la', '--steps', '1', ...TINY]);
+  assert.match(badData.stderr, "data must be 'phantom' or 'phantom3d', got 'la'");
   const cast = join(dir, 'seg-castformer');
   const small = ['--set', 'size=32', '--set', 'trainSubjects=2', '--set', 'testSubjects=1', '--set', 'batchSize=2', '--set', 'features=[4,8,8,16]', '--set', 'embedDim=16', '--set', 'discriminatorDim=16'];
   const c = run(['train', 'seg', '--method', 'castformer', '--variant', 'no-adv', '--steps', '1', ...small, '--out', cast]);

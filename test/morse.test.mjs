@@ -87,21 +87,28 @@ test('point heads (standard and implicit) match a float64 reference of their Con
   }
 });
 
-test('MoE gate: softmax of ReLU(gate logits); dropped experts get weight 0 and the others are not renormalised', async () => {
-  const moe = new vg.models.MoEHead([6, 4, 3], { width: 5, outChannels: 7, dropExperts: 2, seed: 1 });
+test('MoE gate (2-D and 3-D): softmax of ReLU(gate logits); dropped experts get weight 0 and the others are not renormalised', async () => {
+  for (const dims of [2, 3]) await checkGate(dims);
+});
+
+async function checkGate(dims) {
+  const moe = new vg.models.MoEHead([6, 4, 3], { width: 5, outChannels: 7, dropExperts: 2, seed: 1, dims });
   const r = rng(4);
-  const maps = [[2, 6, 4, 4], [2, 4, 8, 8], [2, 3, 8, 8]].map((s) => Ref.random(s, r).toTensor());
+  const side = (n) => new Array(dims).fill(n);
+  const maps = [[2, 6, ...side(2)], [2, 4, ...side(4)], [2, 3, ...side(4)]].map((s) => Ref.random(s, r).toTensor());
   moe.eval();
   const { weights, experts } = moe.gateAndExperts(maps);
   // the gate's logits before its last ReLU
   const gate = moe.namedChildren().find(([k]) => k === 'gate')[1];
   const z = vg.noGrad(() => [0, 1, 2, 3, 4].reduce((h, i) => gate.at(i).call(h), vg.cat(experts, 1)));
   const zh = await host(z);
-  const [b, e, h, w] = z.shape;
+  const [b, e, ...spatial] = z.shape;
+  assert.equal(spatial, side(4), `dims ${dims}: the experts are resized to the finest map`);
+  const hw = spatial.reduce((x, y) => x * y, 1);
   const ref = new Float64Array(zh.length);
   for (let bi = 0; bi < b; bi++)
-    for (let p = 0; p < h * w; p++) {
-      const at = (i) => (bi * e + i) * h * w + p;
+    for (let p = 0; p < hw; p++) {
+      const at = (i) => (bi * e + i) * hw + p;
       const ex = Array.from({ length: e }, (_, i) => Math.exp(Math.max(zh[at(i)], 0)));
       const s = ex.reduce((a, c) => a + c, 0);
       for (let i = 0; i < e; i++) ref[at(i)] = ex[i] / s;
@@ -125,7 +132,6 @@ test('MoE gate: softmax of ReLU(gate logits); dropped experts get weight 0 and t
     const full = vg.noGrad(() => vg.softmax(gate.call(vg.cat(state.experts, 1)), { dim: 1 }));
     const got = await host(state.weights);
     const want = await host(full);
-    const hw = h * w;
     const dropped = Array.from({ length: e }, (_, i) => got.slice(i * hw, (i + 1) * hw).every((v) => v === 0));
     for (let bi = 0; bi < b; bi++)
       for (let i = 0; i < e; i++)
@@ -139,14 +145,17 @@ test('MoE gate: softmax of ReLU(gate logits); dropped experts get weight 0 and t
   assert.ok(seenDrop, 'no expert was dropped in 20 training draws');
   for (const t of [...maps, weights, ...experts, z, a, again]) t.dispose();
   moe.dispose();
-});
+}
 
-function tinyMorse(implicit) {
-  const backbone = new vg.models.UNet2D({ inChannels: 1, numClasses: 3, features: [4, 4, 4, 4, 4], seed: 1 });
+/** A small MORSE on a 2-D UNet (5 maps of 4 channels) or, with dims 3, on a VNet of 2 base filters (maps 8, 4, 2). */
+function tinyMorse(implicit, dims = 2) {
+  const backbone =
+    dims === 3 ? new vg.models.VNet({ filters: 2, numClasses: 3, seed: 1 }) : new vg.models.UNet2D({ inChannels: 1, numClasses: 3, features: [4, 4, 4, 4, 4], seed: 1 });
+  const mapChannels = dims === 3 ? [8, 4, 2] : [4, 4, 4, 4, 4];
   return new vg.models.Morse(backbone, {
     numClasses: 3,
-    mapChannels: [4, 4, 4, 4, 4],
-    moe: { width: 6, outChannels: 5, dropExperts: 4 },
+    mapChannels,
+    moe: { width: 6, outChannels: 5, dropExperts: mapChannels.length - 1 },
     implicit,
     pointHead: { fcDim: 6, frequencies: 4 },
     trainPoints: 20,
@@ -156,34 +165,52 @@ function tinyMorse(implicit) {
   });
 }
 
-test('refine overwrites exactly the most uncertain cells with the point head logits', async () => {
-  const model = tinyMorse(true);
+test('refine (2-D and 3-D) overwrites exactly the most uncertain cells with the point head logits', async () => {
+  for (const dims of [2, 3]) await checkRefine(dims);
+});
+
+async function checkRefine(dims) {
+  const model = tinyMorse(true, dims);
   model.eval();
-  const x = vg.randn([2, 1, 16, 16], { seed: 5 });
+  const x = vg.randn([2, 1, ...new Array(dims).fill(16)], { seed: 5 });
   const { coarse, fine } = vg.noGrad(() => model.features(x));
   const refined = vg.noGrad(() => model.refine(coarse, fine));
   const { indices, coords } = vg.uncertainGridPoints(coarse, 30);
   const pl = vg.noGrad(() => model.pointLogits(coarse, fine, coords));
   const [c0, idx, p] = [await host(coarse), await host(indices), await host(pl)];
   const want = Float64Array.from(c0);
-  const m = 16 * 16;
+  const m = 16 ** dims;
   for (let b = 0; b < 2; b++)
     for (let j = 0; j < 30; j++) for (let c = 0; c < 3; c++) want[(b * 3 + c) * m + idx[b * 30 + j]] = p[(b * 3 + c) * 30 + j];
-  await assertClose(refined, new Ref(want, coarse.shape), { rtol: 0, atol: 0 });
+  assert.equal(coords.shape, [2, 30, dims]);
+  await assertClose(refined, new Ref(want, coarse.shape), { rtol: 0, atol: 0, msg: `dims ${dims}` });
   for (const t of [x, coarse, fine, refined, indices, coords, pl]) t.dispose();
   model.dispose();
+}
+
+test('point loss (2-D and 3-D): finite differences with respect to the fine features (points fixed by the seed)', async () => {
+  for (const dims of [2, 3]) {
+    const model = tinyMorse(false, dims);
+    model.eval();
+    const r = rng(8);
+    const side = new Array(dims).fill(dims === 3 ? 4 : 8);
+    const cells = side.reduce((a, b) => a * b, 1);
+    const coarse = Ref.random([1, 3, ...side], r).toTensor();
+    const label = vg.tensor(Array.from({ length: cells }, (_, i) => i % 3), [1, ...side], { dtype: 'i32' });
+    const fine = Ref.random([1, 5, ...side], r);
+    await gradcheck((f) => model.pointLoss(coarse, f, label, 3).reshape([1]), [fine], { eps: 1e-2 });
+    for (const t of [coarse, label]) t.dispose();
+    model.dispose();
+  }
 });
 
-test('point loss: finite differences with respect to the fine features (points fixed by the seed)', async () => {
-  const model = tinyMorse(false);
-  model.eval();
-  const r = rng(8);
-  const coarse = Ref.random([1, 3, 8, 8], r).toTensor();
-  const label = vg.tensor(Array.from({ length: 64 }, (_, i) => i % 3), [1, 8, 8], { dtype: 'i32' });
-  const fine = Ref.random([1, 5, 8, 8], r);
-  await gradcheck((f) => model.pointLoss(coarse, f, label, 3).reshape([1]), [fine], { eps: 1e-2 });
-  for (const t of [coarse, label]) t.dispose();
-  model.dispose();
+test('MoE head: maps of the wrong rank for its dims are refused with the expected layout', () => {
+  const moe = new vg.models.MoEHead([2, 2], { width: 3, outChannels: 2, dims: 3 });
+  const maps = [vg.zeros([1, 2, 4, 4]), vg.zeros([1, 2, 4, 4])];
+  assert.throws(() => moe.gateAndExperts(maps), /MoEHead.*\[B, C, D, H, W\].*\[1, 2, 4, 4\]/);
+  for (const t of maps) t.dispose();
+  moe.dispose();
+  assert.throws(() => new vg.models.MoEHead([2], { dims: 4 }), /dims must be 2 or 3, got 4/);
 });
 
 test('the point-loss weight: 0 in the first half, then (t - T/2) / T up to 0.5', () => {

@@ -1,19 +1,23 @@
 /**
  * morse: MORSE (implicit anatomical rendering with stochastic experts) on the 2-D UNet of unet-phantom, trained and
- * scored on the embedded cardiac phantom. `--method unet` trains the same backbone alone with the same data,
- * augmentation, optimiser and schedule (the baseline); `--method morse` adds the MoE head and the point head with the
- * point loss weighted 0 in the first half of training and (t − T/2)/T after (MORSE's 2-D train.py). Evaluation scores
- * the coarse output (what the released test.py scores) and, for morse, the refined output: Dice, Jaccard, HD95 and
- * ASD per structure on held-out subjects (ED and ES frames), in mm.
+ * scored on the embedded cardiac phantom (`data: 'phantom'`), or on a 3-D VNet with the left-atrium phantom
+ * (`data: 'phantom3d'`). `--method unet` trains the backbone alone with the same data, augmentation, optimiser and
+ * schedule (the baseline); `--method morse` adds the MoE head and the point head with the point loss weighted 0 in the
+ * first half of training and (t − T/2)/T after (MORSE's 2-D train.py). Evaluation scores the coarse output (what the
+ * released test.py scores) and, for morse, the refined output: Dice, Jaccard, HD95 and ASD per structure on held-out
+ * subjects (2-D: ED and ES frames, in mm; 3-D: one volume per subject, in voxels).
  */
 import { noGrad } from '../engine/autograd.js';
 import { Tensor, tidy } from '../engine/tensor.js';
+import { compose, intensityJitter, randomFlip } from '../data/augment.js';
 import { DataLoader, TensorDataset } from '../data/loader.js';
+import { leftAtriumPhantoms } from '../data/semiseg.js';
 import { argmax } from '../kernels/reduce.js';
 import { crossEntropy } from '../kernels/nn.js';
 import { add, mul } from '../kernels/math.js';
 import { UNet2D } from '../models/unet.js';
-import { Morse, morsePointWeight } from '../models/morse.js';
+import { VNet } from '../models/vnet.js';
+import { Morse, VNET_MORSE_MAPS, morsePointWeight } from '../models/morse.js';
 import { Adam } from '../optim/index.js';
 import { PolyLR } from '../optim/schedulers.js';
 import { diceLoss } from './losses.js';
@@ -26,14 +30,18 @@ import { fail } from '../engine/errors.js';
 
 const defaults: Config = {
   method: 'morse',
+  data: 'phantom',
   implicit: false,
   steps: 150,
   batchSize: 8,
   size: 64,
   lr: 0.003,
   features: [8, 16, 32, 64, 128],
+  // base filters of the 3-D VNet (the code: 16)
+  vnetFilters: 4,
   moeWidth: 32,
   moeOut: 32,
+  // the 2-D head has 5 experts; the 3-D head's 3 drop at most 2
   dropExperts: 4,
   pointFc: 64,
   frequencies: 32,
@@ -49,18 +57,38 @@ const defaults: Config = {
   checkpointEvery: 50,
 };
 
+const LEFT_ATRIUM = { 1: 'LA' };
+
+/** True for the 3-D setting (VNet on the left-atrium phantom); fails on an unknown data name. */
+function is3d(config: Config): boolean {
+  const data = setting<string>(config, defaults, 'data');
+  if (data !== 'phantom' && data !== 'phantom3d') fail('morse', `data must be 'phantom' or 'phantom3d', got '${data}'`);
+  return data === 'phantom3d';
+}
 
 function buildModel(config: Config): Morse {
   const method = setting<string>(config, defaults, 'method');
   if (method !== 'morse' && method !== 'unet') fail('morse', `method must be 'morse' or 'unet', got '${method}'`);
-  const features = setting<number[]>(config, defaults, 'features');
   const seed = setting<number>(config, defaults, 'seed');
-  const backbone = new UNet2D({ inChannels: 1, numClasses: 4, features, seed });
-  return new Morse(backbone, {
-    numClasses: 4,
+  let backbone: UNet2D | VNet;
+  let mapChannels: number[];
+  let dropExperts = setting<number>(config, defaults, 'dropExperts');
+  if (is3d(config)) {
+    const f = setting<number>(config, defaults, 'vnetFilters');
+    backbone = new VNet({ filters: f, numClasses: 2, seed });
+    // VNet's featureMaps are 8f, 4f, 2f, f and f channels wide
+    mapChannels = VNET_MORSE_MAPS.map((i) => [8, 4, 2, 1, 1][i] * f);
+    dropExperts = Math.min(dropExperts, mapChannels.length - 1);
+  } else {
+    const features = setting<number[]>(config, defaults, 'features');
+    backbone = new UNet2D({ inChannels: 1, numClasses: 4, features, seed });
     // the bottleneck and the four up levels, coarse to fine
-    mapChannels: [...features].reverse(),
-    moe: { width: setting(config, defaults, 'moeWidth'), outChannels: setting(config, defaults, 'moeOut'), dropExperts: setting(config, defaults, 'dropExperts') },
+    mapChannels = [...features].reverse();
+  }
+  return new Morse(backbone, {
+    numClasses: is3d(config) ? 2 : 4,
+    mapChannels,
+    moe: { width: setting(config, defaults, 'moeWidth'), outChannels: setting(config, defaults, 'moeOut'), dropExperts },
     implicit: setting(config, defaults, 'implicit'),
     pointHead: { fcDim: setting(config, defaults, 'pointFc'), frequencies: setting(config, defaults, 'frequencies') },
     trainPoints: setting(config, defaults, 'trainPoints'),
@@ -70,9 +98,24 @@ function buildModel(config: Config): Morse {
   });
 }
 
-async function evaluateModel(model: Morse, config: Config): Promise<Record<string, unknown>> {
+/**
+ * `count` subjects from subject seed `first` on: 2-D cardiac phantom frames (ED and ES, spacing in mm) or 3-D
+ * left-atrium phantom volumes (one per subject, spacing 1: scores in voxels).
+ */
+function subjects(config: Config, first: number, count: number): { image: Tensor; label: Tensor; spacing: number[]; structures: Record<number, string> } {
   const size = setting<number>(config, defaults, 'size');
-  const { image, label, spacing } = phantomFrames(testSeed(setting(config, defaults, 'seed')), setting(config, defaults, 'testSubjects'), size);
+  if (!is3d(config)) return { ...phantomFrames(first, count, size), structures: CARDIAC_STRUCTURES };
+  const ids = Array.from({ length: count }, (_, i) => first + i);
+  const { image, label } = leftAtriumPhantoms(ids, { shape: [size, size, size] });
+  return { image, label, spacing: [1, 1, 1], structures: LEFT_ATRIUM };
+}
+
+/** 3-D augmentation: flips along each axis and the intensity jitter of the 2-D recipe (the code: RandomRotFlip). */
+const volumeAugment = () =>
+  compose([(t, s) => randomFlip(t, { seed: s, spatialAxis: [0, 1, 2] }), ([x, ...rest], s) => [intensityJitter(x, { brightness: 0.05, contrast: 0.2, gamma: [0.7, 1.5], seed: s }), ...rest]]);
+
+async function evaluateModel(model: Morse, config: Config): Promise<Record<string, unknown>> {
+  const { image, label, spacing, structures } = subjects(config, testSeed(setting(config, defaults, 'seed')), setting(config, defaults, 'testSubjects'));
   model.eval();
   const refineToo = setting<string>(config, defaults, 'method') === 'morse';
   const [coarse, refined] = noGrad(() =>
@@ -81,8 +124,9 @@ async function evaluateModel(model: Morse, config: Config): Promise<Record<strin
       return [argmax(c, { dim: 1 }), refineToo ? argmax(model.refine(c, fine), { dim: 1 }) : null];
     }),
   );
-  const out: Record<string, unknown> = { frames: image.shape[0], pixelSpacingMm: spacing, coarse: await scorePrediction(coarse, label, spacing, CARDIAC_STRUCTURES) };
-  if (refined) out.refined = await scorePrediction(refined, label, spacing, CARDIAC_STRUCTURES);
+  const unit = is3d(config) ? 'voxel' : 'mm';
+  const out: Record<string, unknown> = { frames: image.shape[0], spacing, unit, coarse: await scorePrediction(coarse, label, spacing, structures) };
+  if (refined) out.refined = await scorePrediction(refined, label, spacing, structures);
   for (const t of [image, label, coarse, refined]) t?.dispose();
   model.train();
   return out;
@@ -96,14 +140,14 @@ async function train(ctx: RecipeRun) {
   const morse = setting<string>(c, defaults, 'method') === 'morse';
   const schedule = setting<string>(c, defaults, 'pointSchedule');
   if (schedule !== 'ramp' && schedule !== 'constant') fail('morse', `pointSchedule must be 'ramp' or 'constant', got '${schedule}'`);
-  const data = phantomFrames(seed * 1000, setting(c, defaults, 'trainSubjects'), size);
+  const data = subjects(c, seed * 1000, setting(c, defaults, 'trainSubjects'));
   const loader = new DataLoader(new TensorDataset<Batch>({ image: data.image, label: data.label }), {
     batchSize: setting(c, defaults, 'batchSize'),
     shuffle: true,
     seed,
     dropLast: true,
   });
-  const augment = phantomAugment(size);
+  const augment = is3d(c) ? volumeAugment() : phantomAugment(size);
   const model = buildModel(c);
   // the baseline trains (and counts) only the backbone's parameters
   const optimizer = new Adam(morse ? model.parameters() : model.backbone.parameters(), { lr: setting(c, defaults, 'lr') });
@@ -160,7 +204,7 @@ async function train(ctx: RecipeRun) {
 
 export const morse = defineRecipe({
   name: 'morse',
-  description: 'MORSE (MoE head + point head on UNet2D) or its UNet baseline (--method unet) on the cardiac phantom; Dice, Jaccard, HD95, ASD of coarse and refined outputs',
+  description: 'MORSE (MoE head + point head on UNet2D, or on VNet with --data phantom3d) or its backbone alone (--method unet) on the cardiac or left-atrium phantom; Dice, Jaccard, HD95, ASD of coarse and refined outputs',
   defaults,
   train,
   evaluate: (ctx) => evaluateCheckpoint(ctx.checkpoint, buildModel(ctx.config), (model) => evaluateModel(model, ctx.config)),

@@ -1,4 +1,4 @@
-/** Segmentation scores the 2-D phantom recipes report (MORSE, CASTformer). */
+/** Segmentation scores the phantom recipes report (MORSE, CASTformer, ITL). */
 import { type Tensor, tidy } from '../engine/tensor.js';
 import { dice, jaccard } from '../metrics/overlap.js';
 import { asd, hd95 } from '../metrics/surface.js';
@@ -6,11 +6,12 @@ import { asd, hd95 } from '../metrics/surface.js';
 const meanOf = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**
- * Dice, Jaccard (whole test set per structure), HD95 and ASD (per frame, then averaged; medpy's definitions in mm, a
- * structure predicted empty scores the image diagonal) of a prediction [F, H, W] against labels [F, H, W], per
- * structure (`structures`: label value → name) and their means.
+ * Dice, Jaccard (whole test set per structure), HD95 and ASD (per frame or volume, then averaged; medpy's definitions
+ * in the units of spacing, which the keys call Mm: the 2-D phantoms' frames are in mm; a structure predicted empty
+ * scores the image diagonal) of a prediction [F, ...spatial] against labels [F, ...spatial], per structure
+ * (`structures`: label value → name) and their means.
  */
-export async function scorePrediction(pred: Tensor, label: Tensor, spacing: [number, number], structures: Record<number, string>): Promise<Record<string, unknown>> {
+export async function scorePrediction(pred: Tensor, label: Tensor, spacing: readonly number[], structures: Record<number, string>): Promise<Record<string, unknown>> {
   const labels = Object.keys(structures).map(Number);
   const overlap = await dice(pred, label, { labels });
   const iou = await jaccard(pred, label, { labels });

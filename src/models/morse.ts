@@ -5,13 +5,15 @@
  * variant, a Fourier encoding of the point). Training samples points by PointRend's rule; inference replaces the
  * coarse logits at the most uncertain grid cells, `subdivisionSteps` times. The layout follows the released code:
  * the per-expert MLP, the gate with ReLU before its softmax, the stochastic dropping of r ~ U{0..U} experts without
- * renormalisation, the post-MLP with Dropout2d(0.1), the point heads' widths and initialisation.
+ * renormalisation, the post-MLP with Dropout2d(0.1), the point heads' widths and initialisation. In 3-D (a VNet
+ * backbone) every 2-D layer of the heads becomes its 3-D counterpart and the MoE head fuses three real decoder scales
+ * (the released 3-D code feeds the last decoder map three times, which leaves the experts nothing to choose between).
  */
 import { fail, fmtShape } from '../engine/errors.js';
 import { noGrad } from '../engine/autograd.js';
 import { Tensor, tidy } from '../engine/tensor.js';
 import { tensor } from '../kernels/creation.js';
-import { dropout2d } from '../kernels/dropout.js';
+import { dropout2d, dropout3d } from '../kernels/dropout.js';
 import { cast } from '../kernels/elementwise.js';
 import { scatter } from '../kernels/indexing.js';
 import { interpolate } from '../kernels/interpolate.js';
@@ -22,10 +24,11 @@ import { pointSample, uncertainGridPoints, uncertainPoints } from '../kernels/po
 import { uniform } from '../kernels/random.js';
 import { cat, expand, permute, reshape, slice, squeeze, unsqueeze } from '../kernels/shape.js';
 import { Module } from '../nn/module.js';
-import { BatchNorm2d, Conv1d, Conv2d, ModuleList, ReLU, Sequential } from '../nn/layers.js';
+import { BatchNorm2d, BatchNorm3d, Conv1d, Conv2d, Conv3d, ModuleList, ReLU, Sequential } from '../nn/layers.js';
 import { kaimingNormal_, normal_, zeros_ } from '../nn/init.js';
 import { Rng } from '../data/random.js';
 import type { UNet2D } from './unet.js';
+import { VNet } from './vnet.js';
 
 export interface MoEHeadOptions {
   /** Width of every expert's per-pixel MLP and of the gate (the code: 256). */
@@ -34,23 +37,26 @@ export interface MoEHeadOptions {
   outChannels?: number;
   /** U of the stochastic gating: while training, r ~ U{0..U} experts are dropped (0: plain MOEHead; the 2-D UNet code: 4). */
   dropExperts?: number;
+  /** Spatial rank of the maps: 2 (Conv2d, BatchNorm2d, Dropout2d, bilinear) or 3 (their 3-D counterparts, trilinear). */
+  dims?: 2 | 3;
   /** Seed of the initialisers and of the expert-dropping draws. */
   seed?: number;
 }
 
 /**
  * MORSE's MOEHead / MOEHead_random: maps [B, C_i, H_i, W_i] (coarse to fine) → [B, outChannels, H, W] at the finest
- * map's size. Expert i: 1×1 conv C_i→width, ReLU, 1×1 conv, ReLU, then bilinear resize. Gate: 3×3 conv (E·width →
+ * map's size ([B, C_i, D_i, H_i, W_i] → [B, outChannels, D, H, W] with dims 3). Expert i: 1×1 conv C_i→width, ReLU, 1×1 conv, ReLU, then bilinear resize. Gate: 3×3 conv (E·width →
  * width) + BN + ReLU, 3×3 conv (→ E) + BN + ReLU, softmax over the E experts (so the gate logits are ReLU'd first, as
  * mmcv's ConvModule does in the code). Fused h = Σ w_i g_i, then 1×1 conv, ReLU, 1×1 conv, ReLU, Dropout2d(0.1), 1×1
  * conv → outChannels.
  */
 export class MoEHead extends Module {
   readonly dropExperts: number;
+  readonly dims: 2 | 3;
   private readonly experts: ModuleList;
   private readonly gate: Sequential;
   private readonly post: Sequential;
-  private readonly out: Conv2d;
+  private readonly out: Conv2d | Conv3d;
   private readonly dropRng: Rng;
 
   constructor(inChannels: readonly number[], opts: MoEHeadOptions = {}) {
@@ -61,21 +67,25 @@ export class MoEHead extends Module {
     this.dropExperts = opts.dropExperts ?? 0;
     if (!Number.isInteger(this.dropExperts) || this.dropExperts < 0 || this.dropExperts >= e)
       fail('MoEHead', `dropExperts must be an integer in [0, ${e - 1}] (at least one expert stays), got ${this.dropExperts}`);
+    this.dims = opts.dims ?? 2;
+    if (this.dims !== 2 && this.dims !== 3) fail('MoEHead', `dims must be 2 or 3, got ${String(opts.dims)}`);
+    const Conv = this.dims === 3 ? Conv3d : Conv2d;
+    const Norm = this.dims === 3 ? BatchNorm3d : BatchNorm2d;
     let seed = opts.seed ?? 0;
     const next = () => seed++;
     this.experts = new ModuleList(
-      inChannels.map((c) => new Sequential(new Conv2d(c, width, 1, { seed: next() }), new ReLU(), new Conv2d(width, width, 1, { seed: next() }), new ReLU())),
+      inChannels.map((c) => new Sequential(new Conv(c, width, 1, { seed: next() }), new ReLU(), new Conv(width, width, 1, { seed: next() }), new ReLU())),
     );
     this.gate = new Sequential(
-      new Conv2d(e * width, width, 3, { padding: 1, bias: false, seed: next() }),
-      new BatchNorm2d(width),
+      new Conv(e * width, width, 3, { padding: 1, bias: false, seed: next() }),
+      new Norm(width),
       new ReLU(),
-      new Conv2d(width, e, 3, { padding: 1, bias: false, seed: next() }),
-      new BatchNorm2d(e),
+      new Conv(width, e, 3, { padding: 1, bias: false, seed: next() }),
+      new Norm(e),
       new ReLU(),
     );
-    this.post = new Sequential(new Conv2d(width, width, 1, { seed: next() }), new ReLU(), new Conv2d(width, width, 1, { seed: next() }), new ReLU());
-    this.out = new Conv2d(width, opts.outChannels ?? 256, 1, { seed: next() });
+    this.post = new Sequential(new Conv(width, width, 1, { seed: next() }), new ReLU(), new Conv(width, width, 1, { seed: next() }), new ReLU());
+    this.out = new Conv(width, opts.outChannels ?? 256, 1, { seed: next() });
     this.dropRng = new Rng(next());
     this.registerModule('experts', this.experts);
     this.registerModule('gate', this.gate);
@@ -96,24 +106,28 @@ export class MoEHead extends Module {
     return keep;
   }
 
-  /** The per-pixel gate weights [B, E, H, W] (softmax of ReLU'd gate logits, then the expert mask) and the resized expert maps. */
+  /** The per-pixel gate weights [B, E, ...spatial] (softmax of ReLU'd gate logits, then the expert mask) and the resized expert maps. */
   gateAndExperts(maps: readonly Tensor[]): { weights: Tensor; experts: Tensor[] } {
     if (maps.length !== this.experts.length) fail('MoEHead', `expected ${this.experts.length} maps, got ${maps.length}`);
+    const bad = maps.find((m) => m.ndim !== this.dims + 2);
+    if (bad) fail('MoEHead', `maps must be [B, C, ${this.dims === 3 ? 'D, ' : ''}H, W] (dims ${this.dims}), got ${fmtShape(bad.shape)}`);
     const size = maps[maps.length - 1].shape.slice(2);
+    const mode = this.dims === 3 ? 'trilinear' : 'bilinear';
     const experts = maps.map((m, i) => {
       const g = this.experts.at(i).call(m);
-      return g.shape[2] === size[0] && g.shape[3] === size[1] ? g : interpolate(g, { size, mode: 'bilinear', alignCorners: false });
+      return g.shape.slice(2).every((d: number, k: number) => d === size[k]) ? g : interpolate(g, { size, mode, alignCorners: false });
     });
     let weights = softmax(this.gate.call(cat(experts, 1)), { dim: 1 });
     const keep = this.expertMask();
-    if (keep.includes(0)) weights = mul(weights, tensor(keep, [1, keep.length, 1, 1]));
+    if (keep.includes(0)) weights = mul(weights, tensor(keep, [1, keep.length, ...size.map(() => 1)]));
     return { weights, experts };
   }
 
   override forward(...maps: Tensor[]): Tensor {
     const { weights, experts } = this.gateAndExperts(maps);
     const fused = experts.map((g, i) => mul(slice(weights, 1, i, i + 1), g)).reduce((a, b) => add(a, b));
-    return this.out.call(dropout2d(this.post.call(fused), { p: 0.1, training: this.training }));
+    const drop = this.dims === 3 ? dropout3d : dropout2d;
+    return this.out.call(drop(this.post.call(fused), { p: 0.1, training: this.training }));
   }
 }
 
@@ -212,20 +226,31 @@ export interface MorseOptions {
   seed?: number;
 }
 
-/** MORSE on a 2-D UNet backbone: coarse logits from the UNet, refined logits from the MoE head and the point head. */
+/**
+ * The VNet decoder maps the 3-D MoE head fuses, coarse to fine: the ¼- and ½-resolution decoder inputs and the last
+ * decoder map (channels 4f, 2f, f for f base filters).
+ */
+export const VNET_MORSE_MAPS = [1, 2, 4] as const;
+
+/**
+ * MORSE on a 2-D UNet or a 3-D VNet backbone: coarse logits from the backbone, refined logits from the MoE head and
+ * the point head.
+ */
 export class Morse extends Module {
-  readonly backbone: UNet2D;
+  readonly backbone: UNet2D | VNet;
+  readonly dims: 2 | 3;
   readonly moe: MoEHead;
   readonly head: PointHead;
   readonly opts: Required<Pick<MorseOptions, 'trainPoints' | 'oversample' | 'importance' | 'subdivisionPoints' | 'subdivisionSteps'>>;
 
-  constructor(backbone: UNet2D, opts: MorseOptions) {
+  constructor(backbone: UNet2D | VNet, opts: MorseOptions) {
     super();
     const seed = opts.seed ?? 0;
     this.backbone = backbone;
-    this.moe = new MoEHead(opts.mapChannels, { seed: seed + 10_000, ...opts.moe });
+    this.dims = backbone instanceof VNet ? 3 : 2;
+    this.moe = new MoEHead(opts.mapChannels, { seed: seed + 10_000, ...opts.moe, dims: this.dims });
     const fine = opts.moe?.outChannels ?? 256;
-    this.head = new PointHead(fine, opts.numClasses, opts.implicit ?? false, { seed: seed + 20_000, ...opts.pointHead });
+    this.head = new PointHead(fine, opts.numClasses, opts.implicit ?? false, { seed: seed + 20_000, ...opts.pointHead, dims: this.dims });
     this.opts = {
       trainPoints: opts.trainPoints ?? 2048,
       oversample: opts.oversample ?? 3,
@@ -238,8 +263,15 @@ export class Morse extends Module {
     this.registerModule('point_head', this.head);
   }
 
-  /** Coarse logits [B, C, H, W] and the fused fine map [B, F, H, W] (H, W multiples of the backbone's sizeMultiple). */
+  /**
+   * Coarse logits [B, C, ...spatial] and the fused fine map [B, F, ...spatial] (spatial sizes multiples of the
+   * backbone's sizeMultiple).
+   */
   features(x: Tensor): { coarse: Tensor; fine: Tensor } {
+    if (this.backbone instanceof VNet) {
+      const { logits, featureMaps } = this.backbone.forwardFeatures(x);
+      return { coarse: logits, fine: this.moe.call(...VNET_MORSE_MAPS.map((i) => featureMaps[i])) };
+    }
     const { logits, maps } = this.backbone.decodeWithMaps(this.backbone.encode(x));
     return { coarse: logits, fine: this.moe.call(...maps) };
   }
@@ -251,7 +283,7 @@ export class Morse extends Module {
 
   /**
    * The point loss of one training step: cross-entropy (mean over points) of the point logits at PointRend's
-   * training points against the labels [B, H, W] read at those points with nearest sampling.
+   * training points against the labels [B, ...spatial] read at those points with nearest sampling.
    */
   pointLoss(coarse: Tensor, fine: Tensor, label: Tensor, seed?: number): Tensor {
     return tidy(() => {
@@ -264,12 +296,12 @@ export class Morse extends Module {
   /**
    * Inference: starting from the coarse logits, `subdivisionSteps` times take the most uncertain cells of the current
    * logits and overwrite them with the point head's logits there (the coarse logits fed to the head are always the
-   * original ones, as in the code). Returns the refined logits [B, C, H, W].
+   * original ones, as in the code). Returns the refined logits [B, C, ...spatial].
    */
   refine(coarse: Tensor, fine: Tensor): Tensor {
-    const [b, c, h, w] = coarse.shape;
+    const [b, c, ...spatial] = coarse.shape;
     return tidy(() => {
-      let s = reshape(coarse, [b, c, h * w]);
+      let s = reshape(coarse, [b, c, spatial.reduce((a, d) => a * d, 1)]);
       for (let step = 0; step < this.opts.subdivisionSteps; step++) {
         const { indices, coords } = uncertainGridPoints(reshape(s, coarse.shape), this.opts.subdivisionPoints);
         s = overwriteAt(s, indices, this.pointLogits(coarse, fine, coords));
