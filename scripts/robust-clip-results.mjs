@@ -48,7 +48,9 @@ for (let i = 0; i < args.length; i += 2) {
 const out = opt('out', 'docs/results/robust-clip.md');
 const resumeFrom = resumeArg === '0' ? [] : resumeArg === '1' ? [out] : resumeArg.split(',');
 const resume = resumeFrom.length > 0;
-const command = `nice -n 10 node scripts/robust-clip-results.mjs ${args.join(' ')}`.trim();
+// the page names the command that makes it from scratch: --resume only saves time (its pages may be temporary files)
+const shownArgs = args.filter((a, i) => a !== '--resume' && args[i - 1] !== '--resume');
+const command = `nice -n 10 node scripts/robust-clip-results.mjs ${shownArgs.join(' ')}`.trim();
 
 await vg.init();
 const results = [];
@@ -107,7 +109,7 @@ function page(done) {
     '',
     done ? '' : '**Partial**: the command was still running (or was stopped) when this page was written; rows list the seeds finished.',
     '',
-    `Command: \`${command}\` (after \`npm run build\`). Machine: lavapipe (CPU Vulkan) shared with other jobs; ${((Date.now() - started) / 60000).toFixed(1)} min${reused ? ` for the runs made by this invocation; ${reused} runs reused through --resume from the pages named, made with these settings` : ''}.`,
+    `Command: \`${command}\` (after \`npm run build\`). Machine: lavapipe (CPU Vulkan) shared with other jobs; ${((Date.now() - started) / 60000).toFixed(1)} min${reused ? ` for the runs made by this invocation; ${reused} runs reused through --resume from pages made with these settings (e.g. seeds run in parallel processes)` : ''}.`,
     '',
     'Groups: g = 2·label + background; label 0 = top, 1 = footwear; background 0 = land, 1 = water. Training and',
     'pretraining splits: the background agrees with the label in 95% of each label (g0 and g3 are the majority groups);',
