@@ -2,6 +2,7 @@
 // weight and bias), finite-difference gradient checks, determinism of the data gradient, and the argument checks.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { convRef } from './conv-ref.mjs';
 import { fixtureRef, loadFixtures } from './fixtures.mjs';
 import { Ref, assertClose, assertThrowsWith, gradcheck, rng, setup, vg } from './helpers.mjs';
 
@@ -89,6 +90,31 @@ for (const c of loadFixtures('conv').filter((c) => !c.large)) {
     for (const t of [x, w, b, y]) t?.dispose();
   });
 }
+
+// Deep layers: a few output positions and many channels take narrow workgroups (8 to 32 invocations, one column
+// each), with the reduction over several slices of workgroup memory; the input gradient (stride 1) is the float64
+// conv of the output gradient with the transposed, rotated kernel.
+test('few output positions, many channels: forward and input gradient against the float64 conv', async () => {
+  const r = rng(21);
+  for (const [xs, cout] of [[[1, 96, 1, 1], 40], [[1, 96, 2, 2], 33], [[3, 64, 2, 3], 24], [[2, 40, 4, 4], 17]]) {
+    const cin = xs[1];
+    const X = Ref.random(xs, r).f32();
+    const W = Ref.random([cout, cin, 3, 3], r, -0.2, 0.2).f32();
+    const x = X.toTensor({ requiresGrad: true });
+    const w = W.toTensor();
+    const y = vg.conv2d(x, w, { padding: 1 });
+    const yRef = convRef(X, W, null, { padding: 1 });
+    await assertClose(y, yRef, { ...tol(yRef), msg: `forward ${xs}` });
+    const G = Ref.random(yRef.shape, r).f32();
+    y.backward(G.toTensor());
+    const flipped = new Float64Array(W.data.length);
+    for (let o = 0; o < cout; o++)
+      for (let c = 0; c < cin; c++) for (let t = 0; t < 9; t++) flipped[(c * cout + o) * 9 + 8 - t] = W.data[(o * cin + c) * 9 + t];
+    const dxRef = convRef(G, new Ref(flipped, [cin, cout, 3, 3]), null, { padding: 1 });
+    await assertClose(x.grad, dxRef, { ...tol(dxRef), msg: `input gradient ${xs}` });
+    for (const t of [x, w, y]) t.dispose();
+  }
+});
 
 // ---- finite differences on tiny random cases --------------------------------------------------------------------------
 

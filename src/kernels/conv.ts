@@ -109,6 +109,17 @@ function rowsPerInvocation(rows: number): number {
 }
 
 /**
+ * Invocations per workgroup of the gather conv: 64, or for fewer columns (a deep layer's 1x1 to 4x4 maps) the next
+ * power of two from 8 up, since every invocation loops over the whole reduction whether it owns a column or not: a
+ * 512-channel 3x3 conv on a 2x2 map kept 4 of 64 invocations busy and ran at 0.03 GFLOP/s.
+ */
+function gatherThreads(nCols: number): number {
+  let t = 8;
+  while (t < nCols && t < 64) t *= 2;
+  return Math.min(t, gpu().maxWorkgroupSize);
+}
+
+/**
  * Floats of workgroup memory a staged tile may use: the adapter's limit (16 KiB or more), up to 32 KiB; on SwiftShader
  * (Chromium's software fallback) up to 4 KiB, because its pipeline compile time grows with the workgroup array's
  * length: the gather conv's forward and transposed kernels compiled in 8.6 s and 7.1 s with 32 KiB, 1.0 s each with
@@ -400,7 +411,6 @@ function gatherConv(
   const rows = dstC / g.groups;
   const C = srcC / g.groups;
   const TM = tile.tm;
-  const threads = Math.min(64, gpu().maxWorkgroupSize);
   const rowBlocks = ceilDiv(rows, TM);
   const slots = tileFloats() / TM;
   for (const ph of transposed ? transposedPhases(g) : [forwardPhase(g)]) {
@@ -412,6 +422,7 @@ function gatherConv(
     const TN = ph.nq[2] <= 4 ? 4 : tile.tn;
     const wBlocks = ceilDiv(ph.nq[2], TN);
     const nCols = g.N * ph.nq[0] * ph.nq[1] * wBlocks;
+    const threads = gatherThreads(nCols);
     const colBlocks = ceilDiv(nCols, threads);
     const blocks = colBlocks * rowBlocks * g.groups;
     const key = `conv.${transposed ? 'transposed' : 'forward'}.${TM}x${TN}.w${ph.xs}.${ph.xt}.${threads}`;
