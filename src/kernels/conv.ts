@@ -339,7 +339,7 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
  * Below this many multiply-adds an op takes the small register blocks: on CPU adapters a pipeline's first
  * dispatch compiles it (seconds for the large blocks, which only pay off on long dispatches).
  */
-const SMALL_WORK = 2e7;
+const SMALL_WORK = 2e6;
 
 /** Register tiles (rows x voxels per invocation) shaders/conv.wgsl may take on large problems; vg.tune measures them. */
 const GEMM_TILES = ['16x16', '16x8', '16x4', '8x8', '8x4', '4x8', '4x4', '2x16', '2x32', '1x32'];
