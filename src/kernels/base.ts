@@ -74,7 +74,7 @@ export function reduceRaw(op: string, kind: ReduceKind, x: Tensor, dims: number[
     return out;
   }
   const k = kernelFor(kind, x.dtype, true);
-  const nSplit = arg || nOut >= 64 ? 1 : Math.min(256, Math.max(1, Math.floor(redSize / (16 * k.workgroupSize))));
+  const nSplit = arg || nOut >= 64 ? 1 : Math.min(256, Math.max(1, Math.floor(redSize / (64 * k.workgroupSize))));
   if (nSplit === 1) {
     dispatch(k, [out.buffer(op), x.buffer(op)], { ...uniforms, nSplit: 1, chunk: redSize }, grid1d(nOut));
     return out;
