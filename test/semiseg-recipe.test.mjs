@@ -77,6 +77,15 @@ test('seg: the 3-D phantom trains a VNet with mean teacher, ACTION and ACTION++;
     err = e;
   }
   assert.ok(err instanceof vg.VoxgradError && /equivarianceWarp must be 'tps' or 'affine', got 'elastic'/.test(err.message), String(err));
+  for (const bad of ['cutmix,mixup', '']) {
+    err = undefined;
+    try {
+      await vg.methods.seg.train({ config: { method: 'mean-teacher', strongView: bad } });
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof vg.VoxgradError && /strongView must be 'none' or a comma-separated list of cutmix, jitter, blur, morph/.test(err.message), String(err));
+  }
 });
 
 test.run();

@@ -197,6 +197,23 @@ test('strongView: CutMix pairs each image with the next, labels and confidences 
   for (const t of [m.image, m.label, m.confidence, img, lab, conf]) t.dispose();
 });
 
+test('strongView ablations: with every part off the view is the input; switching one part off leaves the others\' draws', async () => {
+  const r = rng(17);
+  const n = 2, H = 16, W = 16;
+  const img = Ref.random([n, 1, H, W], r, 0, 1).toTensor();
+  const lab = vg.tensor(Array.from({ length: n * H * W }, (_, i) => i % 3), [n, H, W], { dtype: 'i32' });
+  const conf = vg.full([n, H, W], 0.9);
+  const none = S().strongView(img, lab, conf, { seed: 3, cutmix: false, jitter: false, blur: false, morphProbability: 0 });
+  assert.equal(Array.from(await none.image.data()), Array.from(await img.data()), 'no part: the plain image');
+  assert.equal(Array.from(await none.label.data()), Array.from(await lab.data()), 'no part: the labels');
+  // jitter and blur change only intensities: the CutMix box (labels) is the same with or without them
+  const full = S().strongView(img, lab, conf, { seed: 3, morphProbability: 0 });
+  const cutOnly = S().strongView(img, lab, conf, { seed: 3, jitter: false, blur: false, morphProbability: 0 });
+  assert.equal(Array.from(await cutOnly.label.data()), Array.from(await full.label.data()), 'the same CutMix box');
+  assert.not.equal(Array.from(await cutOnly.image.data()), Array.from(await full.image.data()), 'jitter or blur changed the full view');
+  for (const t of [none, full, cutOnly].flatMap((v) => [v.image, v.label, v.confidence]).concat([img, lab, conf])) t.dispose();
+});
+
 test('randomDiffeomorphism is smooth and of the requested scale; randomAffineWarp applies one T to any batch', async () => {
   const flow = S().randomDiffeomorphism([2, 1, 32, 32], { epsilon: 1.5, seed: 4 });
   assert.equal(flow.shape, [2, 2, 32, 32]);

@@ -27,8 +27,10 @@ export interface StrongViewOptions {
   morphEpsilon?: number;
   /** Apply the random morph to the labels and confidences too (default true; the official code warps only images). */
   warpLabels?: boolean;
-  /** Skip CutMix (ablations). */
+  /** Skip CutMix, the intensity jitter or the blur (ablations; each part's random draws are made either way). */
   cutmix?: boolean;
+  jitter?: boolean;
+  blur?: boolean;
   /** Probability of the random morph for the batch (AdvChain as the papers call it: 0.5). */
   morphProbability?: number;
 }
@@ -67,19 +69,22 @@ export function strongView(image: Tensor, label: Tensor, confidence: Tensor, opt
       let img = image;
       let lab = cast(label, 'f32');
       let conf = confidence;
+      const cutmixSeed = rng.int(0, 2 ** 31);
       if ((opts.cutmix ?? true) && n > 1) {
         // mix each image with the next one of the batch (i + 1 mod N), labels and confidences with the same box
         const next = tensor(Array.from({ length: n }, (_, i) => (i + 1) % n), [n], { dtype: 'i32' });
         const pair = cat([unsqueeze(lab, 1), unsqueeze(conf, 1)], 1);
-        const mixed = cutMix(img, pair, indexSelect(img, 0, next), indexSelect(pair, 0, next), { seed: rng.int(0, 2 ** 31) });
+        const mixed = cutMix(img, pair, indexSelect(img, 0, next), indexSelect(pair, 0, next), { seed: cutmixSeed });
         img = mixed.images;
         lab = squeeze(slice(mixed.labels, 1, 0, 1), 1);
         conf = squeeze(slice(mixed.labels, 1, 1, 2), 1);
       }
       const pick = (p: number) => tensor(Array.from({ length: n }, () => (rng.next() < p ? 1 : 0)), [n, ...Array(img.ndim - 1).fill(1)]);
-      img = intensityJitter(img, { brightness: 0.1, contrast: 0.25, gamma: [0.75, 1.25], prob: 0.5, seed: rng.int(0, 2 ** 31) });
-      const blurred = gaussianBlur(img, rng.uniform(0.15, 1.15));
-      img = where(pick(0.5), blurred, img);
+      const jitterSeed = rng.int(0, 2 ** 31);
+      if (opts.jitter ?? true) img = intensityJitter(img, { brightness: 0.1, contrast: 0.25, gamma: [0.75, 1.25], prob: 0.5, seed: jitterSeed });
+      const sigma = rng.uniform(0.15, 1.15);
+      const blurMask = pick(0.5);
+      if (opts.blur ?? true) img = where(blurMask, gaussianBlur(img, sigma), img);
       if (rng.next() < (opts.morphProbability ?? 0.5)) {
         const flow = randomDiffeomorphism(img.shape, { epsilon: opts.morphEpsilon, seed: rng.int(0, 2 ** 31) });
         img = spatialTransform(img, flow);

@@ -83,6 +83,8 @@ const defaults: Config = {
   negatives: 128,
   /** MONA's equivariance warp: 'tps' (RandTPS: similarity + 5 x 5 control points jittered by 0.01, paper and code) or 'affine' (the similarity alone). */
   equivarianceWarp: 'tps',
+  /** The parts of the unlabelled strong view (ablations): any of cutmix, jitter, blur, morph, comma-separated; 'none' feeds the plain images. */
+  strongView: 'cutmix,jitter,blur,morph',
   /** The projectors' ReLU (the paper) or the code's linear stacks. */
   nonlinearHeads: true,
   seed: 0,
@@ -181,6 +183,17 @@ async function loadData(c: Config): Promise<Data> {
   return fail('seg', `data must be 'phantom', 'phantom3d', 'acdc' or 'la', got '${data}'`);
 }
 
+const STRONG_VIEW_PARTS = ['cutmix', 'jitter', 'blur', 'morph'];
+
+/** The parts named by the strongView setting ('none': no part, the plain unlabelled images). */
+function strongViewParts(value: string): Set<string> {
+  const parts = value === 'none' ? [] : value.split(',').map((p) => p.trim());
+  const bad = parts.filter((p) => !STRONG_VIEW_PARTS.includes(p));
+  if (bad.length || (value !== 'none' && parts.length === 0))
+    fail('seg', `strongView must be 'none' or a comma-separated list of ${STRONG_VIEW_PARTS.join(', ')}, got '${value}'`);
+  return new Set(parts);
+}
+
 /** Poly decay within a stage: lr·(1 − t/T)^0.9. */
 const poly = (lr: number, t: number, total: number) => lr * Math.pow(1 - Math.min(t, total - 1) / total, 0.9);
 
@@ -275,6 +288,7 @@ async function train(ctx: RecipeRun) {
   // settings are checked before the data and models are built
   const equivarianceWarp = setting<string>(c, defaults, 'equivarianceWarp');
   if (!['tps', 'affine'].includes(equivarianceWarp)) fail('seg', `equivarianceWarp must be 'tps' or 'affine', got '${equivarianceWarp}'`);
+  const viewParts = strongViewParts(setting<string>(c, defaults, 'strongView'));
   const seed = setting<number>(c, defaults, 'seed');
   const steps = setting<number>(c, defaults, 'steps');
   const pretrain = ['action', 'actionpp', 'mona'].includes(method) ? setting<number>(c, defaults, 'pretrainSteps') : 0;
@@ -384,7 +398,13 @@ async function train(ctx: RecipeRun) {
       const u = pickRows(data.unlabeled, bu, rng);
       // every block below is tidied: a forward's intermediates would otherwise outlive the step (they leaked ~90 tensors a step)
       const pl = noGrad(() => tidy(() => pseudoLabels(teacher.net.call(u.image))));
-      const sv = strongView(u.image, pl.label, pl.confidence, { seed: stepSeed + 3 });
+      const sv = strongView(u.image, pl.label, pl.confidence, {
+        seed: stepSeed + 3,
+        cutmix: viewParts.has('cutmix'),
+        jitter: viewParts.has('jitter'),
+        blur: viewParts.has('blur'),
+        morphProbability: viewParts.has('morph') ? 0.5 : 0,
+      });
       const x = cat([xl, sv.image], 0);
       const tau = method === 'actionpp' ? atsTemperature(k, steps, { tauMin: 0.1, tauMax: 1 }) : 0.5;
       // the dense heads need the feature maps; mean teacher only the logits
