@@ -123,7 +123,7 @@ const md = `# MORSE vs its ${is3d ? 'VNet' : 'UNet'} backbone on the embedded ${
 
 ${is3d ? data3d : data2d}
 ${partial}
-Made by \`${command}${reportOnly ? ' --report' : ''}\`${reportOnly ? ` over run folders trained by the same command without --report (each process with one --methods and one --seeds value)` : ''}
+Made by \`${command}${reportOnly ? ' --report' : ''}\`${reportOnly ? ` over run folders trained by the same command without --report (several processes side by side, each with some of the seeds)` : ''}
 on ${info.description}, 2 CPU cores shared with other jobs (mean training + evaluation time per run: ${timing}).
 
 Protocol: the \`morse\` recipe (src/methods/morse.ts). ${is3d ? model3d : model2d} and the point head (3 hidden Conv1d of width
