@@ -203,11 +203,12 @@ test('vg.train: a loop with a bad checkpointEvery or evaluateEvery, or an unknow
   }
 });
 
-test('vg.train: a recipe with a seed setting starts the global generator from it, whatever ran before', async () => {
+test('vg.train: a recipe with seedsGlobalGenerator starts the global generator from its seed, whatever ran before', async () => {
   const drawRecipe = vg.train.defineRecipe({
     name: 'draw',
     description: 'one unseeded draw',
     defaults: { seed: 0 },
+    seedsGlobalGenerator: true,
     async train() {
       const r = vg.rand([6]);
       const values = Array.from(await r.data());

@@ -22,7 +22,7 @@
  *
  * The WGSL is generated per configuration (rows and voxels per invocation, the window geometry along W) and
  * compiled on first use; on CPU adapters (llvmpipe) that compile takes seconds for the large register blocks, so
- * ops below SMALL_WORK multiply-adds take small blocks (see the shader headers for why the kernels look as they do).
+ * ops below smallWork() multiply-adds take small blocks (see the shader headers for why the kernels look as they do).
  */
 import convWgsl from '../../shaders/conv.wgsl';
 import wgradWgsl from '../../shaders/conv_wgrad.wgsl';
@@ -114,6 +114,8 @@ function rowsPerInvocation(rows: number): number {
  * 512-channel 3x3 conv on a 2x2 map kept 4 of 64 invocations busy and ran at 0.03 GFLOP/s.
  */
 function gatherThreads(nCols: number): number {
+  // SwiftShader keeps one pipeline per tile (each compile there costs seconds at first use in a page)
+  if (gpu().info.architecture === 'swiftshader') return Math.min(64, gpu().maxWorkgroupSize);
   let t = 8;
   while (t < nCols && t < 64) t *= 2;
   return Math.min(t, gpu().maxWorkgroupSize);
@@ -339,7 +341,14 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
  * Below this many multiply-adds an op takes the small register blocks: on CPU adapters a pipeline's first
  * dispatch compiles it (seconds for the large blocks, which only pay off on long dispatches).
  */
-const SMALL_WORK = 2e6;
+/**
+ * Multiply-adds below which a conv takes the small 4x4 register tile: 2e6, but 2e7 on SwiftShader (Chromium's
+ * software fallback), where the larger tiles' pipelines compile several times slower: with 2e6 there, the browser
+ * suite's app lost its device in registration and fine-tuning (the cause was not isolated further).
+ */
+function smallWork(): number {
+  return gpu().info.architecture === 'swiftshader' ? 2e7 : 2e6;
+}
 
 /** Register tiles (rows x voxels per invocation) shaders/conv.wgsl may take on large problems; vg.tune measures them. */
 const GEMM_TILES = ['16x16', '16x8', '16x4', '8x8', '8x4', '4x8', '4x4', '2x16', '2x32', '1x32'];
@@ -366,7 +375,7 @@ function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom): Tile {
   const rows = dstC / g.groups;
   const taps = (g.k[0] * g.k[1] * g.k[2]) / (transposed ? g.s[0] * g.s[1] * g.s[2] : 1);
   const work = g.N * dstS[0] * dstS[1] * dstS[2] * dstC * (srcC / g.groups) * taps;
-  if (work < SMALL_WORK) return { tm: 4, tn: 4 };
+  if (work < smallWork()) return { tm: 4, tn: 4 };
   const maxTm = rowsPerInvocation(Math.max(rows, 4));
   const fallback = rows <= 2 ? '2x16' : `${maxTm}x8`;
   // tiles of fewer than 4 rows only for convs of 1 or 2 rows
@@ -694,7 +703,7 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   const [Kd, Kh, Kw] = g.k;
   const K = C * Kd * Kh * Kw;
   const wShape = [g.yC, C, ...spatial(g, g.k)];
-  const small = g.N * g.yS[0] * g.yS[1] * g.yS[2] * g.yC * K < SMALL_WORK;
+  const small = g.N * g.yS[0] * g.yS[1] * g.yS[2] * g.yC * K < smallWork();
   let TM = small ? 4 : rowsPerInvocation(Math.max(rows, 4));
   while (TM > 1 && TM * Kw > WGRAD_ACC) TM /= 2;
   // an invocation takes all kernel rows of its (c, kd), sharing each staged gy load, when the accumulators fit
@@ -846,7 +855,7 @@ function winogradRows(op: string, transposed: boolean, w: Tensor, g: Geom, algo:
   const [dstC, dstS, srcC] = transposed ? [g.xC, g.xS, g.yC] : [g.yC, g.yS, g.xC];
   const tm = Math.min(16, rowsPerInvocation(Math.max(dstC, 4)));
   if (algo === 'winograd') return tm;
-  if (g.N * dstS[1] * dstS[2] * dstC * srcC * 9 < SMALL_WORK) return 0;
+  if (g.N * dstS[1] * dstS[2] * dstC * srcC * 9 < smallWork()) return 0;
   const key =
     `conv.algorithm.${transposed ? 'transposed' : 'forward'} N${g.N} ${g.xC}x${g.xS.slice(1).join('x')} -> ${g.yC}x${g.yS.slice(1).join('x')}` +
     ` p${g.p.slice(1).join('x')}`;

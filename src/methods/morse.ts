@@ -204,6 +204,7 @@ async function train(ctx: RecipeRun) {
 
 export const morse = defineRecipe({
   name: 'morse',
+  seedsGlobalGenerator: true,
   description: 'MORSE (MoE head + point head on UNet2D, or on VNet with --data phantom3d) or its backbone alone (--method unet) on the cardiac or left-atrium phantom; Dice, Jaccard, HD95, ASD of coarse and refined outputs',
   defaults,
   train,

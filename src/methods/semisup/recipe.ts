@@ -584,6 +584,7 @@ async function train(ctx: RecipeRun) {
 
 export const seg = defineRecipe({
   name: 'seg',
+  seedsGlobalGenerator: true,
   description: 'semi-supervised segmentation: supervised, mean teacher, ACTION, ACTION++, MONA on the 2-D cardiac or 3-D atrium phantom',
   defaults,
   train,
