@@ -111,7 +111,7 @@ function rowsPerInvocation(rows: number): number {
 /**
  * Invocations per workgroup of the gather conv: 64, or for fewer columns (a deep layer's 1x1 to 4x4 maps) the next
  * power of two from 8 up, since every invocation loops over the whole reduction whether it owns a column or not: a
- * 512-channel 3x3 conv on a 2x2 map kept 4 of 64 invocations busy and ran at 0.03 GFLOP/s.
+ * 512-channel 3x3 conv on a 2x2 map (2 columns) kept 2 of 64 invocations busy and ran at 0.03 GFLOP/s.
  */
 function gatherThreads(nCols: number): number {
   // SwiftShader keeps one pipeline per tile (each compile there costs seconds at first use in a page)
