@@ -1,7 +1,12 @@
-// Two builds of voxgrad in one process, sample by sample: the warp kernels' GPU time (timestamp queries, vg.profile) in
-// build A and build B on identical inputs, so machine load hits both alike. Each build has its own device.
+// Two builds of voxgrad in one process, sample by sample: the warp and conv kernels' GPU time (timestamp queries,
+// vg.profile) in build A and build B on identical inputs, so machine load hits both alike. Each build has its own
+// device. A and B may be two copies of one build's dist/ (the library keeps module state, so one copy cannot serve
+// both); AB_INIT_A / AB_INIT_B (JSON) are then the vg.init options that tell them apart, e.g.
+// AB_INIT_A='{"subgroups":false}'.
 //   node bench/ab.mjs <A/dist/node.js> <B/dist/node.js> [samples] [case-name prefixes, comma-separated]
 // Prints per case the median GPU ms of each build, B / A, and each build's min–max.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { median } from './stats.mjs';
 
 const [pathA, pathB, samplesArg, only] = process.argv.slice(2);
@@ -11,10 +16,39 @@ if (!pathA || !pathB) {
 }
 const SAMPLES = Number(samplesArg ?? 5);
 const builds = [];
-for (const path of [pathA, pathB]) {
-  const vg = await import(path);
-  await vg.init();
+for (const [i, path] of [pathA, pathB].entries()) {
+  const vg = await import(pathToFileURL(resolve(path)).href);
+  await vg.init(JSON.parse(process.env[`AB_INIT_${'AB'[i]}`] ?? '{}'));
   builds.push(vg);
+}
+
+/** A conv case: forward, input gradient (dgrad) or weight gradient (wgrad) of a 3x3(x3) conv with padding 1. */
+function convCase(name, xShape, cout, stride, pass) {
+  return {
+    name: `conv ${name} ${pass}`,
+    setup: (vg) => {
+      const nd = xShape.length - 2;
+      const x = vg.randn(xShape, { seed: 1 });
+      const w = vg.randn([cout, xShape[1], ...Array(nd).fill(3)], { seed: 2 }).mul(0.1);
+      const conv = nd === 3 ? vg.conv3d : vg.conv2d;
+      if (pass === 'forward') return { run: () => conv(x, w, { padding: 1, stride }), dispose: () => (x.dispose(), w.dispose()) };
+      (pass === 'dgrad' ? x : w).requiresGrad = true;
+      const gy = vg.tidy(() => vg.randn(conv(x.detach(), w.detach(), { padding: 1, stride }).shape, { seed: 3 }));
+      let y = null;
+      return {
+        before: () => (y = conv(x, w, { padding: 1, stride })),
+        run: () => y.backward(gy),
+        after: () => {
+          y.dispose();
+          x.grad?.dispose();
+          w.grad?.dispose();
+          x.grad = null;
+          w.grad = null;
+        },
+        dispose: () => (x.dispose(), w.dispose(), gy.dispose()),
+      };
+    },
+  };
 }
 
 /** One case: setup(vg) returns { run(): Tensor | void, dispose() } whose run is timed. */
@@ -101,6 +135,12 @@ const cases = [
       };
     },
   },
+  ...['forward', 'dgrad', 'wgrad'].flatMap((pass) => [
+    convCase('2-D 8x32x128² -> 16', [8, 32, 128, 128], 16, 1, pass),
+    convCase('2-D 8x16x128² -> 32 s2', [8, 16, 128, 128], 32, 2, pass),
+    convCase('3-D 1x16x64³ -> 16', [1, 16, 64, 64, 64], 16, 1, pass),
+    convCase('3-D 1x32x32³ -> 32', [1, 32, 32, 32, 32], 32, 1, pass),
+  ]),
 ];
 
 for (const c of cases) {

@@ -16,13 +16,21 @@
 // p.hasBias). vec4 uniforms hold (d, h, w, -).
 // Mapping: workgroup (flat index) = column block + colBlocks * (group, block of {{TM}} rows). Invocation lid.x owns
 // {{TN}} consecutive phase positions along W of one (n, qz, qy) line and all {{TM}} rows: accumulators a<row>_<q>,
-// vec4s over voxels 4q .. 4q+3. The workgroup first stages its slice of weights in workgroup memory, one {{WT}} per
-// tap, so a tap's weights are one load. Per kernel row each invocation holds a window of src values in registers
+// vec4s over voxels 4q .. 4q+3. A tap's {{TM}} weights reach every invocation in one of two ways. With SUBGROUPS
+// (subgroups of 8 or more lanes), lane i of each subgroup loads row i (and i + 8) of the tap from a (then an f32
+// array) and subgroupBroadcast hands row m to all lanes. Otherwise the workgroup first stages its slice of weights in
+// workgroup memory, one {{WT}} per tap, and a tap's weights are one load. Per kernel row each invocation holds a window of src values in registers
 // (x<i>: voxel t at tap 0 reads x<t*{{XS}}>); each tap shifts the window by {{XT}} and gathers the values that enter
 // it, so every src value is loaded once per kernel row.
 // Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an
 // fma, and each pipeline is compiled on first use; a barrier is a coroutine switch that saves every live value,
 // so the only barrier comes before the accumulators exist, and one tap's fmas per loop body keeps the code short.
+// Loads inside a loop cost that much even when every lane reads the same address (llvmpipe cannot prove lane 0
+// active there), so a tap's 16 weight loads cost more than its 128 fmas; the subgroup path makes them 2 loads and
+// 16 lane broadcasts (register moves).
+#if SUBGROUPS
+enable subgroups;
+#endif
 struct Params {
   rows: u32,
   rowBlocks: u32,
@@ -57,14 +65,20 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(2) var<storage, read> src: array<f32>;
+#if SUBGROUPS
+@group(0) @binding(3) var<storage, read> a: array<f32>;
+#else
 @group(0) @binding(3) var<storage, read> a: array<{{WT}}>;
+#endif
 // without a bias (p.hasBias = 0) any buffer is bound here and never read
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 const TM = {{TM}}u;
 const THREADS = {{THREADS}}u;
 
+#if !SUBGROUPS
 var<workgroup> As: array<{{WT}}, {{AS_LEN}}>;
+#endif
 
 // One src value of the window: zero outside the volume (padding) or on a row that is out of range.
 fn ld(rowOff: u32, pos: i32, rowOk: bool) -> f32 {
@@ -74,6 +88,9 @@ fn ld(rowOff: u32, pos: i32, rowOk: bool) -> f32 {
 
 @compute @workgroup_size({{THREADS}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+#if SUBGROUPS
+        @builtin(subgroup_invocation_id) sgid: u32,
+#endif
         @builtin(local_invocation_id) lid: vec3<u32>) {
   let wg = flat_workgroup(wid, nwg);
   if (wg >= p.blocks) {
@@ -98,12 +115,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let srcBase = n * p.srcC + grp * p.C;
   let aBase = rb * p.aRow;
 
-  // stage this slice's weights while no accumulator is live
   let nkw = p.nk.z;
+#if SUBGROUPS
+  // this lane's row of each tap's block of TM (rows i and i + 8 for TM = 16)
+  let lane = sgid & (min(TM, 8u) - 1u);
+#else
+  // stage this slice's weights while no accumulator is live
   for (var j = lid.x; j < p.units * nkw; j += THREADS) {
     As[j] = a[aBase + p.u0 * nkw + j];
   }
   workgroupBarrier();
+#endif
 
 {{ACC}}
 
@@ -117,8 +139,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let rowOk = colOk && iz >= 0 && iz < i32(p.src.x) && iy >= 0 && iy < i32(p.src.y);
     let rowOff = select(0u, (((srcBase + c) * p.src.x + u32(iz)) * p.src.y + u32(iy)) * p.src.z, rowOk);
 {{WINDOW}}
+#if SUBGROUPS
+    let wRow = (aBase + (p.u0 + u) * nkw) * TM + lane;
+#endif
     for (var jw = 0u; jw < nkw; jw++) {
+#if SUBGROUPS
+      let wi = wRow + jw * TM;
+#else
       let wt = As[u * nkw + jw];
+#endif
 {{TAP}}
       if (jw + 1u < nkw) {
         let at = srcW0 + {{NEXT}};

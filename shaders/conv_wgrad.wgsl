@@ -18,10 +18,16 @@
 // along W); per voxel one load brings the gy values of all {{TM}} rows (gt). Along the unit each invocation holds,
 // per kernel row, the x window its {{KW}} taps read in registers (tap kw reads x<kh>_<kw*{{DW}}>), moving it by
 // {{SW}} per voxel and loading only the values that enter.
+// With SUBGROUPS (subgroups of 8 or more lanes; only without p.subs splits, so that a workgroup walks one split and
+// its loops stay uniform), gt is an f32 array and lane i loads row i (and i + 8) of the voxel's block, which
+// subgroupBroadcast hands to every lane: loads in a loop cost llvmpipe a per-lane loop each even at one address.
 // Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an fma,
 // and each pipeline is compiled on first use; a workgroup barrier is a coroutine switch that saves every live
 // value (slow to compile with this many accumulators), so gy arrives row-blocked from the PACK entry instead of
 // through workgroup memory, and one voxel's fmas per loop body keeps the code short.
+#if SUBGROUPS
+enable subgroups;
+#endif
 struct Params {
   rows: u32,
   rowBlocks: u32,
@@ -93,7 +99,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 }
 #else
 @group(0) @binding(2) var<storage, read> x: array<f32>;
+#if SUBGROUPS
+@group(0) @binding(3) var<storage, read> gt: array<f32>;
+#else
 @group(0) @binding(3) var<storage, read> gt: array<{{GT}}>;
+#endif
 
 const TM = {{TM}}u;
 const THREADS = {{THREADS}}u;
@@ -106,6 +116,9 @@ fn ld(rowOff: u32, pos: i32, rowOk: bool) -> f32 {
 
 @compute @workgroup_size({{THREADS}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+#if SUBGROUPS
+        @builtin(subgroup_invocation_id) sgid: u32,
+#endif
         @builtin(local_invocation_id) lid: vec3<u32>) {
   let wg = flat_workgroup(wid, nwg);
   if (wg >= p.blocks * p.wgSplits) {
@@ -121,7 +134,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // this invocation's kernel rows: channel c, tap kd, taps kh0 .. kh0 + {{KH}} - 1, of split `split`
   let lane = colBlock * THREADS + lid.x;
   let sub = lane / p.lanes;
+#if SUBGROUPS
+  // p.subs = 1: every invocation walks the workgroup's split (those past the kernel rows add nothing)
+  let split = rest / rowBlocksTotal;
+  let gLane = sgid & (min(TM, 8u) - 1u);
+#else
   let split = rest / rowBlocksTotal * p.subs + sub;
+#endif
   let col = lane % p.lanes;
   let colOk = sub < p.subs && split < p.nSplit;
   let kh0 = (col % p.khGroups) * {{KH}}u;
@@ -151,7 +170,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let w0 = i32(ow0 * p.stride.z) - p.pad.z;
 {{WINDOW}}
     for (var v = 0u; v < vb; v++) {
+#if SUBGROUPS
+      let gi = (gBase + v) * TM + gLane;
+#else
       let g = gt[gBase + v];
+#endif
 {{VOXEL}}
       let at = w0 + i32((v + 1u) * p.stride.z);
 {{SHIFT_WINDOW}}

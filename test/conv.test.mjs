@@ -49,8 +49,8 @@ async function sampledRef(t, stride) {
   return vg.tensor(picked, [picked.length]);
 }
 
-for (const c of loadFixtures('conv').filter((c) => c.large)) {
-  test(`${c.name}: forward and gradients match PyTorch (sampled)`, async () => {
+/** One large fixture case: forward and gradients against PyTorch's, sampled. */
+async function checkLarge(c) {
     const L = c.large;
     const x = hashed(L.x, 1);
     const w = hashed(L.w, 2, L.wScale);
@@ -70,8 +70,38 @@ for (const c of loadFixtures('conv').filter((c) => c.large)) {
     await check(w.grad, 'dw');
     if (b) await check(b.grad, 'db');
     for (const t of [x, w, b, y]) t?.dispose();
-  });
 }
+
+for (const c of loadFixtures('conv').filter((c) => c.large)) test(`${c.name}: forward and gradients match PyTorch (sampled)`, () => checkLarge(c));
+
+// The large blocks load a tap's weights (a voxel's gy rows in the weight gradient) in one of two ways: broadcast
+// across subgroup lanes where the adapter has subgroups of 8 or more, else staged in workgroup memory (SwiftShader,
+// adapters without the feature). Both run here: the default device, then one made with subgroups off.
+test('large blocks with and without subgroups: both match PyTorch, and each runs the kernels it should', async () => {
+  const large = loadFixtures('conv').filter((c) => c.large);
+  const ran = async () => {
+    const { report } = await vg.profile(async () => {
+      for (const c of large) await checkLarge(c);
+    });
+    return new Set(report.kernels.map((k) => k.name).filter((n) => /^conv\.(forward|transposed|wgrad)\.\d/.test(n)));
+  };
+  const lanes = vg.backendInfo().subgroupLanes;
+  try {
+    const withDefault = await ran();
+    const subgroupKernels = [...withDefault].filter((n) => n.endsWith('.sg'));
+    if (lanes >= 8) assert.ok(subgroupKernels.length > 0, `subgroups of ${lanes}: no .sg kernel ran (${[...withDefault]})`);
+    else assert.equal(subgroupKernels, [], `subgroups of ${lanes} lanes: .sg kernels ran`);
+    vg.destroy();
+    await vg.init({ subgroups: false });
+    assert.is(vg.backendInfo().subgroupLanes, 0, 'subgroups: false');
+    const without = await ran();
+    assert.ok(without.size > 0, 'large conv kernels ran');
+    assert.equal([...without].filter((n) => n.endsWith('.sg')), [], 'subgroups off: no .sg kernel');
+  } finally {
+    vg.destroy();
+    await vg.init();
+  }
+});
 
 for (const c of loadFixtures('conv').filter((c) => !c.large)) {
   test(`${c.name}: forward and gradients match PyTorch`, async () => {

@@ -12,6 +12,11 @@ export interface InitOptions {
   powerPreference?: GPUPowerPreference;
   /** Ask for timestamp queries when the adapter has them (needed by vg.profile). Default true. */
   timestamps?: boolean;
+  /**
+   * Use subgroup operations where the adapter has them (the conv kernels broadcast weights across lanes: on CPU
+   * adapters one load then serves 8 lanes' rows). Default true; false runs the kernels that do without.
+   */
+  subgroups?: boolean;
 }
 
 export interface BackendInfo {
@@ -22,6 +27,8 @@ export interface BackendInfo {
   platform: 'node' | 'browser';
   features: string[];
   limits: Record<string, number>;
+  /** Subgroup lanes the kernels count on (the adapter's smallest subgroup size), 0 when they use no subgroups. */
+  subgroupLanes: number;
 }
 
 export interface DeviceState {
@@ -31,6 +38,11 @@ export interface DeviceState {
   info: BackendInfo;
   limits: GPUSupportedLimits;
   hasTimestamps: boolean;
+  /**
+   * Subgroup lanes every kernel may count on: the adapter's smallest subgroup size when the device has the
+   * `subgroups` feature, else 0. Kernels that broadcast values across lanes (the conv's weights) need 8.
+   */
+  subgroupLanes: number;
   /** Largest 1-D workgroup this device accepts; kernels size themselves from it. */
   maxWorkgroupSize: number;
   lost: string | null;
@@ -83,6 +95,10 @@ async function createDevice(opts: InitOptions): Promise<BackendInfo> {
   if (!adapter) throw new VoxgradError(`vg.init: ${help}`);
   const wantTimestamps = opts.timestamps !== false && adapter.features.has('timestamp-query');
   const requiredFeatures: GPUFeatureName[] = wantTimestamps ? ['timestamp-query'] : [];
+  // older implementations have the feature but not the size in adapter.info: without the size, no subgroups
+  const subgroupMin = (adapter.info as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0;
+  const useSubgroups = opts.subgroups !== false && adapter.features.has('subgroups' as GPUFeatureName) && subgroupMin > 0;
+  if (useSubgroups) requiredFeatures.push('subgroups' as GPUFeatureName);
   // Ask for the adapter's own limits: the defaults (e.g. 128 MiB bindings, 256 invocations) undersell real GPUs.
   const requiredLimits: Record<string, number> = {};
   for (const key of LIMIT_KEYS) {
@@ -101,6 +117,7 @@ async function createDevice(opts: InitOptions): Promise<BackendInfo> {
     platform,
     features: [...adapter.features].sort(),
     limits,
+    subgroupLanes: useSubgroups ? subgroupMin : 0,
   };
   const s: DeviceState = {
     device,
@@ -109,6 +126,7 @@ async function createDevice(opts: InitOptions): Promise<BackendInfo> {
     info,
     limits: device.limits,
     hasTimestamps: wantTimestamps,
+    subgroupLanes: info.subgroupLanes,
     maxWorkgroupSize: Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX),
     lost: null,
   };

@@ -70,7 +70,11 @@ export function kernel(
   if (hit) return hit;
   const st = gpu();
   const wg = Math.min(opts.workgroupSize ?? 256, st.maxWorkgroupSize);
-  const source = commonWgsl + '\n' + preprocess(build(), opts.defines ?? {}).replaceAll('{{WG}}', String(wg));
+  const body = preprocess(build(), opts.defines ?? {}).replaceAll('{{WG}}', String(wg));
+  // WGSL wants its `enable` directives before any declaration, so they move above the shared helpers
+  const enables = body.split('\n').filter((l) => l.startsWith('enable '));
+  const rest = body.split('\n').filter((l) => !l.startsWith('enable ')).join('\n');
+  const source = [...enables, commonWgsl, rest].join('\n');
   const declared = readLayout(key, source);
   const bindings = declared.bindings;
   let uniform: Kernel['uniform'] = null;

@@ -122,6 +122,14 @@ function gatherThreads(nCols: number): number {
 }
 
 /**
+ * Whether the conv kernels broadcast a tap's weights (gather conv) or a voxel's gy rows (weight gradient) across
+ * subgroup lanes instead of loading them in every lane (shaders/conv.wgsl, conv_wgrad.wgsl: SUBGROUPS).
+ */
+function subgroupWeights(): boolean {
+  return gpu().subgroupLanes >= 8;
+}
+
+/**
  * Floats of workgroup memory a staged tile may use: the adapter's limit (16 KiB or more), up to 32 KiB; on SwiftShader
  * (Chromium's software fallback) up to 4 KiB, because its pipeline compile time grows with the workgroup array's
  * length: the gather conv's forward and transposed kernels compiled in 8.6 s and 7.1 s with 32 KiB, 1.0 s each with
@@ -286,7 +294,7 @@ function transposedPhases(g: Geom): Phase[] {
 }
 
 /** WGSL for one configuration of shaders/conv.wgsl: the unrolled accumulator, window, tap and store blocks. */
-function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean, threads: number): string {
+function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean, threads: number, subgroups: boolean): string {
   const wt = weightType(tm);
   const nq = tn / 4;
   const len = (tn - 1) * xs + 1;
@@ -296,7 +304,11 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
   const start = rev ? `srcW0 + i32(nkw - 1u) * ${xt}` : 'srcW0';
   const win = Array.from({ length: len }, (_, i) => `    var x${i} = ld(rowOff, ${start} + ${i}, rowOk);`);
   const tap: string[] = [];
-  for (let m = 0; m < tm; m++) tap.push(`      let w${m} = ${wt.get(m)};`);
+  if (subgroups) {
+    // lane i holds rows i and i + 8 of the tap (shaders/conv.wgsl, SUBGROUPS)
+    for (let b = 0; b < tm; b += 8) tap.push(`      let wl${b} = a[wi + ${b}u];`);
+    for (let m = 0; m < tm; m++) tap.push(`      let w${m} = subgroupBroadcast(wl${m & ~7}, ${m & 7}u);`);
+  } else for (let m = 0; m < tm; m++) tap.push(`      let w${m} = ${wt.get(m)};`);
   for (let m = 0; m < tm; m++)
     tap.push('      ' + Array.from({ length: nq }, (_, q) => `a${m}_${q} = fma(vec4<f32>(w${m}), ${vec(q)}, a${m}_${q});`).join(' '));
   // move the window to the next tap: keep the values it still covers, load the ones that enter
@@ -434,8 +446,9 @@ function gatherConv(
     const threads = gatherThreads(nCols);
     const colBlocks = ceilDiv(nCols, threads);
     const blocks = colBlocks * rowBlocks * g.groups;
-    const key = `conv.${transposed ? 'transposed' : 'forward'}.${TM}x${TN}.w${ph.xs}.${ph.xt}.${threads}`;
-    const k = kernel(key, () => gemmSource(TM, TN, ph.xs, ph.xt, ph.rev, threads));
+    const sg = subgroupWeights();
+    const key = `conv.${transposed ? 'transposed' : 'forward'}.${TM}x${TN}.w${ph.xs}.${ph.xt}.${threads}${sg ? '.sg' : ''}`;
+    const k = kernel(key, () => gemmSource(TM, TN, ph.xs, ph.xt, ph.rev, threads, sg), { defines: { SUBGROUPS: sg } });
     // slices of whole kernel rows that fit the staged tile, summed in order into dst
     const slice = Math.max(1, Math.floor(slots / Math.max(1, nkw)));
     for (let u0 = 0; u0 === 0 || u0 < units; u0 += slice) {
@@ -625,7 +638,7 @@ const WGRAD_PARTIAL_BYTES = 32 << 20;
 const WGRAD_ACC = 160;
 
 /** WGSL for one configuration of shaders/conv_wgrad.wgsl (the unrolled blocks; FINISH needs none). */
-function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number, threads: number): string {
+function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number, threads: number, subgroups: boolean): string {
   const gt = weightType(tm);
   const len = (kw - 1) * dw + 1;
   const fresh = Math.min(sw, len);
@@ -642,8 +655,10 @@ function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number,
   const win: string[] = [];
   for (const h of hs) for (let i = 0; i < len; i++) win.push(`    var x${h}_${i} = ld(ro${h}, w0 + ${i}, ok${h});`);
   const voxel: string[] = [];
+  // lane i holds rows i and i + 8 of the voxel (shaders/conv_wgrad.wgsl, SUBGROUPS)
+  if (subgroups) for (let b = 0; b < tm; b += 8) voxel.push(`      let gl${b} = gt[gi + ${b}u];`);
   for (let m = 0; m < tm; m++) {
-    voxel.push(`      let g${m} = ${gt.get(m).replace('wt', 'g')};`);
+    voxel.push(`      let g${m} = ${subgroups ? `subgroupBroadcast(gl${m & ~7}, ${m & 7}u)` : gt.get(m).replace('wt', 'g')};`);
     for (const h of hs) voxel.push('      ' + Array.from({ length: kw }, (_, w) => `a${m}_${h}_${w} = fma(g${m}, x${h}_${w * dw}, a${m}_${h}_${w});`).join(' '));
   }
   const shiftWin: string[] = [];
@@ -731,8 +746,9 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   // gy row-blocked (a kernel of its own: the generic strided copy decomposes every index and costs as much as
   // the gradient)
   const gt = packChannels(op, gy, g.groups, rows, g.N, g.yS[0] * g.yS[1] * g.yS[2], TM);
-  const key = `conv.wgrad.${TM}.${KH}x${Kw}.${g.s[2]}.${g.d[2]}.${threads}`;
-  const k = kernel(key, () => wgradSource(TM, KH, Kw, g.s[2], g.d[2], threads));
+  const sg = subs === 1 && subgroupWeights();
+  const key = `conv.wgrad.${TM}.${KH}x${Kw}.${g.s[2]}.${g.d[2]}.${threads}${sg ? '.sg' : ''}`;
+  const k = kernel(key, () => wgradSource(TM, KH, Kw, g.s[2], g.d[2], threads, sg), { defines: { SUBGROUPS: sg } });
   const uniforms = {
     rows,
     rowBlocks,
