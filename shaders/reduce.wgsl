@@ -4,6 +4,9 @@
 // Mapping, ROW layout: workgroup w handles output w / p.nSplit over the r-chunk w % p.nSplit ({{WG}} invocations
 // stride over it, then a tree reduction in workgroup memory); the output holds nOut * nSplit partials.
 // THREAD layout: one invocation per output, looping over all r (for many short reductions).
+// Sums whose innermost reduced dim is contiguous and a multiple of 4 long (a conv's bias gradient: [N, C, H, W] over
+// N, H, W) run the ROW layout over vec4s ({{T}} = vec4<f32>; every size, stride and offset in vec4s): a load site is
+// a per-lane loop on CPU adapters, so one load of 4 values quarters them; RESULT adds the 4 lanes at the end.
 struct Params {
   nOut: u32,
   redSize: u32,
@@ -157,3 +160,9 @@ fn value_of(a: Acc) -> {{T}} {
 fn index_of(a: Acc) -> i32 {
   return i32(a.i);
 }
+
+#if VEC4
+fn sum_of_lanes(a: Acc) -> f32 {
+  return (a.v.x + a.v.y) + (a.v.z + a.v.w);
+}
+#endif

@@ -150,8 +150,9 @@ test('argmax/argmin: forward matches float64 along every dim, keepdim, ties take
 const dyadic = (shape, r) => new Ref(r.array(size(shape), -8, 9).map((v) => Math.floor(v) / 8), shape);
 
 // [shape, dim] chosen to hit each branch of reduceRaw (WG = 256 invocations): THREAD when redSize <= 32 or when
-// there are >= 4096 outputs of <= 1024; ROW otherwise, split into nSplit = floor(redSize / 4096) chunks (two passes)
-// when there are < 64 outputs.
+// there are >= 4096 outputs of <= 1024; ROW otherwise, split into nSplit = floor(units / 16384) chunks (two passes)
+// when there are < 64 outputs, where units are elements, or vec4s for the sums over vec4s (ROW4: the innermost
+// reduced dim contiguous and a multiple of 4 long; other sums, and max/min, read elements).
 // The layout (the kernels a sum dispatches, read from vg.profile) is asserted so the cases keep covering every branch.
 const LAYOUTS = [
   ['THREAD (short rows)', [300, 7], 1, ['thread']],
@@ -159,17 +160,23 @@ const LAYOUTS = [
   ['THREAD (strided, many outputs)', [40, 4100], 0, ['thread']],
   // size-1 dims dropped, neighbours merged: [4100, 14] reduced over 14 contiguous
   ['THREAD (merged dims)', [4100, 1, 2, 7], [2, 3], ['thread']],
-  ['ROW (few outputs, contiguous)', [5, 1000], 1, ['row']],
+  ['ROW (few outputs, contiguous)', [5, 1001], 1, ['row']],
+  ['ROW4 (few outputs, contiguous)', [5, 1000], 1, ['row4']],
   ['ROW (few outputs, strided)', [1000, 5], 0, ['row']],
-  ['ROW (>= 64 outputs)', [70, 5000], 1, ['row']],
+  ['ROW (>= 64 outputs)', [70, 5001], 1, ['row']],
+  ['ROW4 (>= 64 outputs)', [70, 5000], 1, ['row4']],
   // 2 partials per output (a split per 64 elements per invocation): the second pass is a short THREAD reduction
-  ['ROW two-pass (contiguous)', [3, 40000], 1, ['row', 'thread']],
+  ['ROW two-pass (contiguous)', [3, 40001], 1, ['row', 'thread']],
+  ['ROW4 two-pass (contiguous)', [3, 160000], 1, ['row4', 'thread']],
   ['ROW two-pass (strided)', [40000, 3], 0, ['row', 'thread']],
-  ['ROW two-pass (two reduced dims)', [20, 3, 2000], [0, 2], ['row', 'thread']],
+  ['ROW two-pass (two reduced dims)', [20, 3, 2001], [0, 2], ['row', 'thread']],
+  ['ROW4 two-pass (two reduced dims)', [80, 3, 2000], [0, 2], ['row4', 'thread']],
   // a convolution's bias gradient: N and H·W reduced ([N, C, H, W] → [N, C, H·W] after merging)
-  ['ROW two-pass (bias gradient, merged dims)', [8, 5, 60, 80], [0, 2, 3], ['row', 'thread']],
-  // 36 partials: both passes ROW
-  ['ROW two-pass (long)', [2, 600000], 1, ['row', 'row']],
+  ['ROW4 (bias gradient, merged dims)', [8, 5, 60, 80], [0, 2, 3], ['row4']],
+  ['ROW two-pass (bias gradient, merged dims, odd H·W)', [8, 5, 61, 81], [0, 2, 3], ['row', 'thread']],
+  // 36 partials: both passes ROW (the second over 36 contiguous partials per output: ROW4)
+  ['ROW two-pass (long)', [2, 600001], 1, ['row', 'row4']],
+  ['ROW4 two-pass (long)', [2, 600000], 1, ['row4', 'thread']],
 ];
 
 /** The layouts (thread/row) of the reduce kernels a call dispatches. */
@@ -205,30 +212,34 @@ test('every reduce layout: sum exact on dyadic values; max/min/mean; argmax/argm
 });
 
 test('full reductions of 1e6 elements (two passes): exact dyadic sum, f32 round-off bound, max/min, argmax ties', async () => {
+  for (const [n, layout] of [[1_000_001, ['row', 'row']], [1_000_000, ['row4', 'thread']]]) await fullReduction(n, layout);
+});
+
+/** Sum, max, min, arg reductions of n elements; the sum's kernels are `layout` (61 or 15 partials: two passes). */
+async function fullReduction(n, layout) {
   const r = rng(22);
-  const n = 1_000_000;
   const x = dyadic([n], r);
   const t = x.toTensor();
   const exact = x.data.reduce((a, v) => a + v, 0);
-  assert.equal(await layoutOf(() => vg.sum(t)), ['row', 'row'], 'two ROW passes (61 partials)');
+  assert.equal(await layoutOf(() => vg.sum(t)), layout, `two passes over ${n}`);
   assert.is(await vg.sum(t).item(), exact, 'dyadic sum');
   assert.is(await vg.max(t).item(), 1);
   assert.is(await vg.min(t).item(), -1);
   // +-1 occur ~60k times each: the first occurrence must win
   assert.is(await vg.argmax(t).item(), x.data.indexOf(1));
   assert.is(await vg.argmin(t).item(), x.data.indexOf(-1));
-  assert.is(await t.reshape([1000, 1000]).argmax().item(), x.data.indexOf(1), 'argmax of a 2-D tensor flattens');
+  assert.is(await t.reshape([1, n]).argmax().item(), x.data.indexOf(1), 'argmax of a 2-D tensor flattens');
   t.dispose();
   // positive terms: the computed sum is within depth * u relative of the exact one, depth <= 64 serial adds per
-  // invocation + 8 tree levels + 8 second-pass levels = 80 in the worst case; random roundings grow like its square
-  // root, so 40 u leaves a wide margin
+  // invocation (per vec4 lane for ROW4, then 2 to add the lanes) + 8 tree levels + 8 second-pass levels = 82 in the
+  // worst case; random roundings grow like its square root, so 40 u leaves a wide margin
   const y = Ref.random([n], r, 0, 1).f32();
   const ty = y.toTensor();
   const exactY = y.data.reduce((a, v) => a + v, 0);
-  await assertClose(vg.sum(ty), new Ref([exactY], []), { rtol: 40 * U, atol: 0, msg: 'f32 sum' });
-  await assertClose(vg.mean(ty, { keepdim: true }), new Ref([exactY / n], [1]), { rtol: 42 * U, atol: 0, msg: 'f32 mean' });
+  await assertClose(vg.sum(ty), new Ref([exactY], []), { rtol: 40 * U, atol: 0, msg: `f32 sum of ${n}` });
+  await assertClose(vg.mean(ty, { keepdim: true }), new Ref([exactY / n], [1]), { rtol: 42 * U, atol: 0, msg: `f32 mean of ${n}` });
   ty.dispose();
-});
+}
 
 // ---- dtypes and special values ---------------------------------------------------------------------------------------
 

@@ -21,20 +21,21 @@ import { ceilDiv, emptyTensor } from './common.js';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
 
-function kernelFor(kind: ReduceKind, t: DType, row: boolean) {
+/** The reduce kernel of `kind` over `t`; `vec4`: the ROW sum over vec4s of f32 (shaders/reduce.wgsl). */
+function kernelFor(kind: ReduceKind, t: DType, row: boolean, vec4 = false) {
   const arg = kind === 'argmax' || kind === 'argmin';
-  const key = `reduce.${kind}.${t}.${row ? 'row' : 'thread'}`;
+  const key = `reduce.${kind}.${t}.${row ? (vec4 ? 'row4' : 'row') : 'thread'}`;
   return kernel(
     key,
     () =>
       reduceWgsl
-        .replaceAll('{{T}}', t)
+        .replaceAll('{{T}}', vec4 ? 'vec4<f32>' : t)
         .replaceAll('{{OUT_T}}', arg ? 'i32' : t)
         .replaceAll('{{OP}}', kind)
-        .replace('{{IS_NAN}}', t === 'f32' ? 'is_nan_f32(v)' : 'false')
+        .replace('{{IS_NAN}}', t === 'f32' && !vec4 ? 'is_nan_f32(v)' : 'false')
         .replace('{{BETTER}}', kind === 'max' || kind === 'argmax' ? 'b.v > a.v' : 'b.v < a.v')
-        .replaceAll('{{RESULT}}', arg ? 'index_of' : 'value_of'),
-    { defines: { ROW: row, SUM: kind === 'sum' } },
+        .replaceAll('{{RESULT}}', arg ? 'index_of' : vec4 ? 'sum_of_lanes' : 'value_of'),
+    { defines: { ROW: row, SUM: kind === 'sum', VEC4: vec4 } },
   );
 }
 
@@ -73,15 +74,34 @@ export function reduceRaw(op: string, kind: ReduceKind, x: Tensor, dims: number[
     dispatch(k, [out.buffer(op), x.buffer(op)], { ...uniforms, nSplit: 1, chunk: redSize }, grid1d(ceilDiv(nOut, k.workgroupSize)));
     return out;
   }
-  const k = kernelFor(kind, x.dtype, true);
-  const nSplit = arg || nOut >= 64 ? 1 : Math.min(256, Math.max(1, Math.floor(redSize / (64 * k.workgroupSize))));
+  // sums over a contiguous innermost run of a multiple of 4 (every other offset then one too) read vec4s
+  const last = red.shape.length - 1;
+  const vec4 =
+    kind === 'sum' &&
+    x.dtype === 'f32' &&
+    red.strides[0][last] === 1 &&
+    red.shape[last] % 4 === 0 &&
+    red.strides[0].every((s, i) => i === last || s % 4 === 0) &&
+    keep.strides[0].every((s) => s % 4 === 0);
+  const k = kernelFor(kind, x.dtype, true, vec4);
+  const units = vec4 ? redSize / 4 : redSize;
+  const rowUniforms = vec4
+    ? {
+        ...uniforms,
+        redSize: units,
+        keepStrides: pad8(keep.strides[0].map((s) => s / 4)),
+        redShape: pad8(red.shape.map((n, i) => (i === last ? n / 4 : n))),
+        redStrides: pad8(red.strides[0].map((s, i) => (i === last ? 1 : s / 4))),
+      }
+    : uniforms;
+  const nSplit = arg || nOut >= 64 ? 1 : Math.min(256, Math.max(1, Math.floor(units / (64 * k.workgroupSize))));
   if (nSplit === 1) {
-    dispatch(k, [out.buffer(op), x.buffer(op)], { ...uniforms, nSplit: 1, chunk: redSize }, grid1d(nOut));
+    dispatch(k, [out.buffer(op), x.buffer(op)], { ...rowUniforms, nSplit: 1, chunk: units }, grid1d(nOut));
     return out;
   }
-  const chunk = ceilDiv(redSize, nSplit);
+  const chunk = ceilDiv(units, nSplit);
   const partial = emptyTensor(op, [nOut, nSplit], outDtype);
-  dispatch(k, [partial.buffer(op), x.buffer(op)], { ...uniforms, nSplit, chunk }, grid1d(nOut * nSplit));
+  dispatch(k, [partial.buffer(op), x.buffer(op)], { ...rowUniforms, nSplit, chunk }, grid1d(nOut * nSplit));
   const final = reduceRaw(op, kind, partial, [1], outShape);
   partial.dispose();
   out.dispose();
