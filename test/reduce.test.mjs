@@ -149,8 +149,8 @@ test('argmax/argmin: forward matches float64 along every dim, keepdim, ties take
 /** Values k/8 with |k| <= 8: every partial sum of up to 2^21 of them is exact in f32, so sums must match exactly. */
 const dyadic = (shape, r) => new Ref(r.array(size(shape), -8, 9).map((v) => Math.floor(v) / 8), shape);
 
-// [shape, dim] chosen to hit each branch of reduceRaw (WG = 256 invocations): THREAD when redSize <= 32 or when
-// there are >= 4096 outputs of <= 1024; ROW otherwise, split into nSplit = floor(units / 16384) chunks (two passes)
+// [shape, dim] chosen to hit each branch of reduceRaw (ROW workgroups of 64 invocations): THREAD when redSize <= 32 or
+// when there are >= 4096 outputs of <= 1024; ROW otherwise, split into nSplit = floor(units / 4096) chunks (two passes)
 // when there are < 64 outputs, where units are elements, or vec4s for the sums over vec4s (ROW4: the innermost
 // reduced dim contiguous and a multiple of 4 long; other sums, and max/min, read elements).
 // The layout (the kernels a sum dispatches, read from vg.profile) is asserted so the cases keep covering every branch.
@@ -172,11 +172,12 @@ const LAYOUTS = [
   ['ROW two-pass (two reduced dims)', [20, 3, 2001], [0, 2], ['row', 'thread']],
   ['ROW4 two-pass (two reduced dims)', [80, 3, 2000], [0, 2], ['row4', 'thread']],
   // a convolution's bias gradient: N and H·W reduced ([N, C, H, W] → [N, C, H·W] after merging)
-  ['ROW4 (bias gradient, merged dims)', [8, 5, 60, 80], [0, 2, 3], ['row4']],
+  ['ROW4 two-pass (bias gradient, merged dims)', [8, 5, 60, 80], [0, 2, 3], ['row4', 'thread']],
   ['ROW two-pass (bias gradient, merged dims, odd H·W)', [8, 5, 61, 81], [0, 2, 3], ['row', 'thread']],
-  // 36 partials: both passes ROW (the second over 36 contiguous partials per output: ROW4)
-  ['ROW two-pass (long)', [2, 600001], 1, ['row', 'row4']],
-  ['ROW4 two-pass (long)', [2, 600000], 1, ['row4', 'thread']],
+  // 146 partials: both passes ROW
+  ['ROW two-pass (long)', [2, 600001], 1, ['row', 'row']],
+  // 36 partials, a multiple of 4: both passes ROW4
+  ['ROW4 two-pass (long)', [2, 600000], 1, ['row4', 'row4']],
 ];
 
 /** The layouts (thread/row) of the reduce kernels a call dispatches. */
@@ -212,10 +213,11 @@ test('every reduce layout: sum exact on dyadic values; max/min/mean; argmax/argm
 });
 
 test('full reductions of 1e6 elements (two passes): exact dyadic sum, f32 round-off bound, max/min, argmax ties', async () => {
-  for (const [n, layout] of [[1_000_001, ['row', 'row']], [1_000_000, ['row4', 'thread']]]) await fullReduction(n, layout);
+  // 244 partials (a multiple of 4: the second pass reads vec4s) and 61
+  for (const [n, layout] of [[1_000_001, ['row', 'row4']], [1_000_000, ['row4', 'row']]]) await fullReduction(n, layout);
 });
 
-/** Sum, max, min, arg reductions of n elements; the sum's kernels are `layout` (61 or 15 partials: two passes). */
+/** Sum, max, min, arg reductions of n elements; the sum's kernels are `layout` (two passes). */
 async function fullReduction(n, layout) {
   const r = rng(22);
   const x = dyadic([n], r);
@@ -231,8 +233,8 @@ async function fullReduction(n, layout) {
   assert.is(await t.reshape([1, n]).argmax().item(), x.data.indexOf(1), 'argmax of a 2-D tensor flattens');
   t.dispose();
   // positive terms: the computed sum is within depth * u relative of the exact one, depth <= 64 serial adds per
-  // invocation (per vec4 lane for ROW4, then 2 to add the lanes) + 8 tree levels + 8 second-pass levels = 82 in the
-  // worst case; random roundings grow like its square root, so 40 u leaves a wide margin
+  // invocation (per vec4 lane for ROW4, then 2 to add the lanes) + 6 tree levels + 64 + 2 + 6 in the second pass =
+  // 144 in the worst case; random roundings grow like its square root, so 40 u leaves a margin
   const y = Ref.random([n], r, 0, 1).f32();
   const ty = y.toTensor();
   const exactY = y.data.reduce((a, v) => a + v, 0);

@@ -21,6 +21,13 @@ import { ceilDiv, emptyTensor } from './common.js';
 
 export type ReduceKind = 'sum' | 'max' | 'min' | 'argmax' | 'argmin';
 
+/**
+ * Invocations per ROW workgroup: its tree reduction takes one barrier per level, and on CPU adapters a barrier
+ * switches every SIMD group of the workgroup (256 invocations: 9 levels x 32 switches per output, which made a conv
+ * bias gradient's small sums cost ~1 ms each whatever their size).
+ */
+const ROW_WG = 64;
+
 /** The reduce kernel of `kind` over `t`; `vec4`: the ROW sum over vec4s of f32 (shaders/reduce.wgsl). */
 function kernelFor(kind: ReduceKind, t: DType, row: boolean, vec4 = false) {
   const arg = kind === 'argmax' || kind === 'argmin';
@@ -35,7 +42,7 @@ function kernelFor(kind: ReduceKind, t: DType, row: boolean, vec4 = false) {
         .replace('{{IS_NAN}}', t === 'f32' && !vec4 ? 'is_nan_f32(v)' : 'false')
         .replace('{{BETTER}}', kind === 'max' || kind === 'argmax' ? 'b.v > a.v' : 'b.v < a.v')
         .replaceAll('{{RESULT}}', arg ? 'index_of' : vec4 ? 'sum_of_lanes' : 'value_of'),
-    { defines: { ROW: row, SUM: kind === 'sum', VEC4: vec4 } },
+    { defines: { ROW: row, SUM: kind === 'sum', VEC4: vec4 }, workgroupSize: row ? ROW_WG : undefined },
   );
 }
 
