@@ -97,6 +97,10 @@ test('large blocks with and without subgroups: both match PyTorch, and each runs
     const without = await ran();
     assert.ok(without.size > 0, 'large conv kernels ran');
     assert.equal([...without].filter((n) => n.endsWith('.sg')), [], 'subgroups off: no .sg kernel');
+    // the staged kernels cut a deep layer's reduction into slices of workgroup memory
+    const { report } = await vg.profile(deepLayers);
+    const sliced = report.kernels.filter((k) => k.name.startsWith('conv.forward.')).length;
+    assert.ok(sliced > 5, `deep layers without subgroups: ${sliced} forward dispatches for 5 convs (slices)`);
   } finally {
     vg.destroy();
     await vg.init();
@@ -122,11 +126,14 @@ for (const c of loadFixtures('conv').filter((c) => !c.large)) {
 }
 
 // Deep layers: a few output positions and many channels take narrow workgroups (8 to 32 invocations, one column
-// each), with the reduction over several slices of workgroup memory; the input gradient (stride 1) is the float64
-// conv of the output gradient with the transposed, rotated kernel.
-test('few output positions, many channels: forward and input gradient against the float64 conv', async () => {
+// each); without subgroups the reduction of the largest runs in slices of workgroup memory; the input gradient (stride 1)
+// is the float64 conv of the output gradient with the transposed, rotated kernel.
+test('few output positions, many channels: forward and input gradient against the float64 conv', () => deepLayers());
+
+async function deepLayers() {
   const r = rng(21);
-  for (const [xs, cout] of [[[1, 96, 1, 1], 40], [[1, 96, 2, 2], 33], [[3, 64, 2, 3], 24], [[2, 40, 4, 4], 17]]) {
+  // the last is large enough for 16-row blocks: 192 kernel rows, two slices of 170 without subgroups
+  for (const [xs, cout] of [[[1, 96, 1, 1], 40], [[1, 96, 2, 2], 33], [[3, 64, 2, 3], 24], [[2, 40, 4, 4], 17], [[2, 64, 8, 8], 40]]) {
     const cin = xs[1];
     const X = Ref.random(xs, r).f32();
     const W = Ref.random([cout, cin, 3, 3], r, -0.2, 0.2).f32();
@@ -144,7 +151,7 @@ test('few output positions, many channels: forward and input gradient against th
     await assertClose(x.grad, dxRef, { ...tol(dxRef), msg: `input gradient ${xs}` });
     for (const t of [x, w, y]) t.dispose();
   }
-});
+}
 
 // ---- finite differences on tiny random cases --------------------------------------------------------------------------
 

@@ -434,9 +434,10 @@ function gatherConv(
   const TM = tile.tm;
   const rowBlocks = ceilDiv(rows, TM);
   const slots = tileFloats() / TM;
+  const sg = subgroupWeights();
   for (const ph of transposed ? transposedPhases(g) : [forwardPhase(g)]) {
     const nkw = ph.nk[2];
-    if (nkw > slots) fail(op, `a kernel of ${g.k[2]} taps along the last dim is wider than this kernel supports (${slots}); use a smaller kernel`);
+    if (!sg && nkw > slots) fail(op, `a kernel of ${g.k[2]} taps along the last dim is wider than this kernel supports (${slots}); use a smaller kernel`);
     const units = nkw === 0 ? 0 : C * ph.nk[0] * ph.nk[1];
     const a = units > 0 ? stageWeights(op, transposed, w, g, ph, TM) : w;
     // short lines take 4 voxels per invocation whatever the tile
@@ -446,11 +447,11 @@ function gatherConv(
     const threads = gatherThreads(nCols);
     const colBlocks = ceilDiv(nCols, threads);
     const blocks = colBlocks * rowBlocks * g.groups;
-    const sg = subgroupWeights();
     const key = `conv.${transposed ? 'transposed' : 'forward'}.${TM}x${TN}.w${ph.xs}.${ph.xt}.${threads}${sg ? '.sg' : ''}`;
     const k = kernel(key, () => gemmSource(TM, TN, ph.xs, ph.xt, ph.rev, threads, sg), { defines: { SUBGROUPS: sg } });
-    // slices of whole kernel rows that fit the staged tile, summed in order into dst
-    const slice = Math.max(1, Math.floor(slots / Math.max(1, nkw)));
+    // slices of whole kernel rows that fit the staged tile, summed in order into dst (with subgroups nothing is
+    // staged: one slice)
+    const slice = sg ? Math.max(1, units) : Math.max(1, Math.floor(slots / Math.max(1, nkw)));
     for (let u0 = 0; u0 === 0 || u0 < units; u0 += slice) {
       // the slice's first kernel row (c, jd, jh)
       const [c0, jd0, jh0] = units > 0 ? [Math.floor(u0 / (ph.nk[0] * ph.nk[1])), Math.floor(u0 / ph.nk[1]) % ph.nk[0], u0 % ph.nk[1]] : [0, 0, 0];
