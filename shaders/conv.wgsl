@@ -42,6 +42,9 @@ struct Params {
   srcC: u32,
   dstC: u32,
   aRow: u32,
+  wGroup: u32,
+  wM: u32,
+  wJ: u32,
   u0: u32,
   units: u32,
   c0: u32,
@@ -86,6 +89,14 @@ fn ld(rowOff: u32, pos: i32, rowOk: bool) -> f32 {
   return select(0.0, src[select(0u, rowOff + u32(pos), ok)], ok);
 }
 
+#if SUBGROUPS
+// Row r0 + lane + b of a tap (index i): zero past the conv's rows (the unpacked forward weights have no padding rows).
+fn wload(i: u32, row: u32) -> f32 {
+  let ok = row < p.rows;
+  return select(0.0, a[select(0u, i, ok)], ok);
+}
+
+#endif
 @compute @workgroup_size({{THREADS}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
 #if SUBGROUPS
@@ -117,8 +128,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
   let nkw = p.nk.z;
 #if SUBGROUPS
-  // this lane's row of each tap's block of TM (rows i and i + 8 for TM = 16)
+  // this lane's row of each tap's block of TM (rows i and i + 8 for TM = 16); a is either packed as above
+  // (wM = 1, wJ = TM) or, for the forward, the weights as stored, [G*R, (c, jd, jh, jw)] (wM = aRow, wJ = 1)
   let lane = sgid & (min(TM, 8u) - 1u);
+  let wBase = grp * p.wGroup + (rb % p.rowBlocks) * p.aRow * TM + lane * p.wM;
 #else
   // stage this slice's weights while no accumulator is live
   for (var j = lid.x; j < p.units * nkw; j += THREADS) {
@@ -140,11 +153,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let rowOff = select(0u, (((srcBase + c) * p.src.x + u32(iz)) * p.src.y + u32(iy)) * p.src.z, rowOk);
 {{WINDOW}}
 #if SUBGROUPS
-    let wRow = (aBase + (p.u0 + u) * nkw) * TM + lane;
+    let wRow = wBase + (p.u0 + u) * nkw * p.wJ;
 #endif
     for (var jw = 0u; jw < nkw; jw++) {
 #if SUBGROUPS
-      let wi = wRow + jw * TM;
+      let wi = wRow + jw * p.wJ;
 #else
       let wt = As[u * nkw + jw];
 #endif

@@ -19,8 +19,9 @@
 // per kernel row, the x window its {{KW}} taps read in registers (tap kw reads x<kh>_<kw*{{DW}}>), moving it by
 // {{SW}} per voxel and loading only the values that enter.
 // With SUBGROUPS (subgroups of 8 or more lanes; only without p.subs splits, so that a workgroup walks one split and
-// its loops stay uniform), gt is an f32 array and lane i loads row i (and i + 8) of the voxel's block, which
-// subgroupBroadcast hands to every lane: loads in a loop cost llvmpipe a per-lane loop each even at one address.
+// its loops stay uniform), gt is gy itself, [N, yC, Do, Ho, Wo] (no PACK pass), and lane i loads row i (and i + 8) of
+// the voxel's block, which subgroupBroadcast hands to every lane: loads in a loop cost llvmpipe a per-lane loop each
+// even at one address.
 // Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an fma,
 // and each pipeline is compiled on first use; a workgroup barrier is a coroutine switch that saves every live
 // value (slow to compile with this many accumulators), so gy arrives row-blocked from the PACK entry instead of
@@ -108,6 +109,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 const TM = {{TM}}u;
 const THREADS = {{THREADS}}u;
 
+#if SUBGROUPS
+// gy of row `row` (rows past the conv's are zero) at index i
+fn gload(i: u32, row: u32) -> f32 {
+  let ok = row < p.rows;
+  return select(0.0, gt[select(0u, i, ok)], ok);
+}
+
+#endif
 // One x value of a window: zero outside the volume (padding) or on a row that is out of range.
 fn ld(rowOff: u32, pos: i32, rowOk: bool) -> f32 {
   let ok = rowOk && pos >= 0 && pos < i32(p.x.z);
@@ -138,6 +147,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // p.subs = 1: every invocation walks the workgroup's split (those past the kernel rows add nothing)
   let split = rest / rowBlocksTotal;
   let gLane = sgid & (min(TM, 8u) - 1u);
+  let gRow = r0 + gLane;
+  let gS = p.y.x * p.y.y * p.y.z;
 #else
   let split = rest / rowBlocksTotal * p.subs + sub;
 #endif
@@ -162,7 +173,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var u = u0; u < u1; u++) {
     let ow0 = owb * p.wb;
     let vb = min(p.wb, p.y.z - ow0);
+#if SUBGROUPS
+    let gBase = (n * p.yC + grp * p.rows + gRow) * gS + (oz * p.y.y + oy) * p.y.z + ow0;
+#else
     let gBase = (((rb * p.N + n) * p.y.x + oz) * p.y.y + oy) * p.y.z + ow0;
+#endif
     let iz = i32(oz * p.stride.x) - p.pad.x + i32(kd) * p.dil.x;
     let zOk = colOk && iz >= 0 && iz < i32(p.x.x);
     let zOff = ((n * p.xC + chan) * p.x.x + u32(iz)) * p.x.y;
@@ -171,7 +186,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 {{WINDOW}}
     for (var v = 0u; v < vb; v++) {
 #if SUBGROUPS
-      let gi = (gBase + v) * TM + gLane;
+      let gi = gBase + v;
 #else
       let g = gt[gBase + v];
 #endif

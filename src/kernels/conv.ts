@@ -306,7 +306,7 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
   const tap: string[] = [];
   if (subgroups) {
     // lane i holds rows i and i + 8 of the tap (shaders/conv.wgsl, SUBGROUPS)
-    for (let b = 0; b < tm; b += 8) tap.push(`      let wl${b} = a[wi + ${b}u];`);
+    for (let b = 0; b < tm; b += 8) tap.push(`      let wl${b} = wload(wi + ${b}u * p.wM, r0 + lane + ${b}u);`);
     for (let m = 0; m < tm; m++) tap.push(`      let w${m} = subgroupBroadcast(wl${m & ~7}, ${m & 7}u);`);
   } else for (let m = 0; m < tm; m++) tap.push(`      let w${m} = ${wt.get(m)};`);
   for (let m = 0; m < tm; m++)
@@ -439,7 +439,9 @@ function gatherConv(
     const nkw = ph.nk[2];
     if (!sg && nkw > slots) fail(op, `a kernel of ${g.k[2]} taps along the last dim is wider than this kernel supports (${slots}); use a smaller kernel`);
     const units = nkw === 0 ? 0 : C * ph.nk[0] * ph.nk[1];
-    const a = units > 0 ? stageWeights(op, transposed, w, g, ph, TM) : w;
+    // with subgroups the forward reads the weights as stored; the transposed direction reads a packed copy
+    const direct = sg && !transposed;
+    const a = units > 0 && !direct ? stageWeights(op, transposed, w, g, ph, TM) : w;
     // short lines take 4 voxels per invocation whatever the tile
     const TN = ph.nq[2] <= 4 ? 4 : tile.tn;
     const wBlocks = ceilDiv(ph.nq[2], TN);
@@ -469,6 +471,9 @@ function gatherConv(
           srcC,
           dstC,
           aRow: units * nkw,
+          wGroup: direct ? rows * units * nkw : rowBlocks * units * nkw * TM,
+          wM: direct ? units * nkw : 1,
+          wJ: direct ? 1 : TM,
           u0,
           units: Math.min(slice, units - u0),
           c0,
@@ -657,7 +662,7 @@ function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number,
   for (const h of hs) for (let i = 0; i < len; i++) win.push(`    var x${h}_${i} = ld(ro${h}, w0 + ${i}, ok${h});`);
   const voxel: string[] = [];
   // lane i holds rows i and i + 8 of the voxel (shaders/conv_wgrad.wgsl, SUBGROUPS)
-  if (subgroups) for (let b = 0; b < tm; b += 8) voxel.push(`      let gl${b} = gt[gi + ${b}u];`);
+  if (subgroups) for (let b = 0; b < tm; b += 8) voxel.push(`      let gl${b} = gload(gi + ${b}u * gS, gRow + ${b}u);`);
   for (let m = 0; m < tm; m++) {
     voxel.push(`      let g${m} = ${subgroups ? `subgroupBroadcast(gl${m & ~7}, ${m & 7}u)` : gt.get(m).replace('wt', 'g')};`);
     for (const h of hs) voxel.push('      ' + Array.from({ length: kw }, (_, w) => `a${m}_${h}_${w} = fma(g${m}, x${h}_${w * dw}, a${m}_${h}_${w});`).join(' '));
@@ -746,8 +751,9 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   const partial = nSplit === 1 ? out : emptyTensor(op, [nSplit, total], 'f32');
   // gy row-blocked (a kernel of its own: the generic strided copy decomposes every index and costs as much as
   // the gradient)
-  const gt = packChannels(op, gy, g.groups, rows, g.N, g.yS[0] * g.yS[1] * g.yS[2], TM);
   const sg = subs === 1 && subgroupWeights();
+  // with subgroups the kernel reads gy as it is
+  const gt = sg ? gy : packChannels(op, gy, g.groups, rows, g.N, g.yS[0] * g.yS[1] * g.yS[2], TM);
   const key = `conv.wgrad.${TM}.${KH}x${Kw}.${g.s[2]}.${g.d[2]}.${threads}${sg ? '.sg' : ''}`;
   const k = kernel(key, () => wgradSource(TM, KH, Kw, g.s[2], g.d[2], threads, sg), { defines: { SUBGROUPS: sg } });
   const uniforms = {
@@ -778,7 +784,7 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
     dil: g.d,
   };
   dispatch(k, [partial.buffer(op), x.buffer(op), gt.buffer(op)], uniforms, grid1d(blocks * wgSplits));
-  gt.dispose();
+  if (gt !== gy) gt.dispose();
   if (nSplit > 1) {
     const fin = kernel('conv.wgrad.finish', () => wgradWgsl.replaceAll('{{THREADS}}', '64'), { defines: { FINISH: true } });
     dispatch(fin, [out.buffer(op), partial.buffer(op)], uniforms, grid1d(ceilDiv(total, 64)));
