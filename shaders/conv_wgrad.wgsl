@@ -5,10 +5,11 @@
 // FINISH entry then adds the partials of each weight in split order, so every result comes from the same
 // additions in the same order: deterministic, no atomics.
 // Bindings: partial [nSplit, yC, K]; x [N, xC, D, H, W] (p.x = D, H, W); gt = gy as [G, rowBlocks, N, Do, Ho, Wo]
-// of {{GT}} ({{TM}} rows per voxel, rows past R zero; p.y = Do, Ho, Wo).
+// of {{GT}} ({{TM}} rows per voxel, rows past R zero; p.y = Do, Ho, Wo), or with SUBGROUPS gy as stored (below).
 // FINISH bindings: out [total] = sum_s partial[s * total + i].
-// PACK bindings: gt [G, rowBlocks, N, S] of {{GT}} from gy [N, yC, S] (S = p.y.x*p.y.y*p.y.z voxels; conv.ts packs
-// the forward's weights [1, G*R, C*kv] the same way); one invocation per element of gt (p.total of them).
+// PACK bindings: gt [G, rowBlocks, N, S] of {{GT}} from gy [N, yC, S] (S = p.y.x*p.y.y*p.y.z voxels; without
+// subgroups conv.ts packs the forward's weights [1, G*R, C*kv] the same way); one invocation per element of gt
+// (p.total of them).
 // Mapping: workgroup (flat index) = column block + colBlocks * ((group, block of {{TM}} rows) + rowBlocksTotal * split
 // group). With fewer kernel rows than invocations (small Cin: p.subs > 1, one column block), a workgroup's invocations
 // take p.subs consecutive splits side by side (invocation i: kernel row i % p.lanes of split group * p.subs +
