@@ -17,10 +17,11 @@
 // Mapping: workgroup (flat index) = column block + colBlocks * (group, block of {{TM}} rows). Invocation lid.x owns
 // {{TN}} consecutive phase positions along W of one (n, qz, qy) line and all {{TM}} rows: accumulators a<row>_<q>,
 // vec4s over voxels 4q .. 4q+3. A tap's {{TM}} weights reach every invocation in one of two ways. With SUBGROUPS
-// (subgroups of 8 or more lanes), lane i of each subgroup loads row i (and i + 8) of the tap from a (then an f32
-// array) and subgroupBroadcast hands row m to all lanes. Otherwise the workgroup first stages its slice of weights in
-// workgroup memory, one {{WT}} per tap, and a tap's weights are one load. Per kernel row each invocation holds a window of src values in registers
-// (x<i>: voxel t at tap 0 reads x<t*{{XS}}>); each tap shifts the window by {{XT}} and gathers the values that enter
+// (subgroups of 8 or more lanes), lane i of each subgroup loads row i (and i + 8) of the tap from a (an f32 array:
+// packed as above, or for the forward the weights as stored) and subgroupBroadcast hands row m to all lanes; the
+// whole reduction is one dispatch. Otherwise the workgroup first stages its slice of weights in workgroup memory, one
+// {{WT}} per tap, and a tap's weights are one load. Per kernel row each invocation holds a window of src values in
+// registers (x<i>: voxel t at tap 0 reads x<t*{{XS}}>); each tap shifts the window by {{XT}} and gathers the values that enter
 // it, so every src value is loaded once per kernel row.
 // Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an
 // fma, and each pipeline is compiled on first use; a barrier is a coroutine switch that saves every live value,

@@ -350,10 +350,6 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
 }
 
 /**
- * Below this many multiply-adds an op takes the small register blocks: on CPU adapters a pipeline's first
- * dispatch compiles it (seconds for the large blocks, which only pay off on long dispatches).
- */
-/**
  * Multiply-adds below which a conv takes the small 4x4 register tile: 2e6, but 2e7 on SwiftShader (Chromium's
  * software fallback), where the larger tiles' pipelines compile several times slower: with 2e6 there, the browser
  * suite's app lost its device in registration and fine-tuning (the cause was not isolated further).
