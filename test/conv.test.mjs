@@ -164,6 +164,18 @@ test('gradcheck conv2d: stride 2, groups 2, bias', async () => {
   ]);
 });
 
+// With subgroups, stride-1 input gradients and transposed convs run as the forward conv with the flipped kernel
+// (channel axes swapped within each group, padding (k - 1)·d - p): groups, dilation and uneven padding here
+test('gradcheck stride 1 with groups: conv2d 3x5 dilation [2, 1], convTranspose2d padding 1', async () => {
+  const r = rng(13);
+  await gradcheck((x, w) => vg.conv2d(x, w, { padding: [2, 1], dilation: [2, 1], groups: 2 }), [Ref.random([1, 6, 5, 6], r), Ref.random([4, 3, 3, 5], r)]);
+  await gradcheck((x, w, b) => vg.convTranspose2d(x, w, { bias: b, padding: 1, groups: 2 }), [
+    Ref.random([2, 4, 4, 5], r),
+    Ref.random([4, 3, 3, 3], r),
+    Ref.random([6], r),
+  ]);
+});
+
 test('gradcheck conv3d: non-cubic kernel, dilation, same padding', async () => {
   const r = rng(12);
   await gradcheck((x, w) => vg.conv3d(x, w, { padding: 'same', dilation: [1, 2, 1] }), [Ref.random([1, 2, 4, 5, 4], r), Ref.random([3, 2, 3, 2, 3], r)]);

@@ -373,7 +373,8 @@ const parseTile = (v: string): Tile => {
 
 /**
  * The register tile of one gather conv. Small problems take 4x4 (cheap to compile); larger ones by default as many
- * rows as the conv has (at least 4, up to 16) and 8 voxels, which measured fastest on llvmpipe (docs/benchmarks.md),
+ * rows as the conv has (at least 4, up to 16) and 8 voxels (16 for a forward with subgroup weights), which measured fastest
+ * on llvmpipe (docs/benchmarks.md, docs/performance.md),
  * and convs writing 1 or 2 channels (the input gradient of a 1- or 2-channel input) 2 rows and 16 voxels: with 4
  * rows, half the fmas would be padding (1.6x faster on llvmpipe for conv3d 1x2x64³ -> 16's input gradient); unless
  * vg.tune() measured the tiles for this problem on this adapter (src/engine/tuner.ts).
@@ -385,7 +386,11 @@ function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom): Tile {
   const work = g.N * dstS[0] * dstS[1] * dstS[2] * dstC * (srcC / g.groups) * taps;
   if (work < smallWork()) return { tm: 4, tn: 4 };
   const maxTm = rowsPerInvocation(Math.max(rows, 4));
-  const fallback = rows <= 2 ? '2x16' : `${maxTm}x8`;
+  // with subgroup weights, a stride-1 forward on lines of 16+ takes 16 rows x 16 voxels: 0.81-0.86x the time of
+  // 16x8 on llvmpipe (bench/ab.mjs conv cases); the transposed direction measured 1.02-1.24x with it, and a stride-2
+  // window of 16 voxels is too long
+  const wide = maxTm === 16 && subgroupWeights() && !transposed && g.s[2] === 1 && dstS[2] >= 16;
+  const fallback = rows <= 2 ? '2x16' : wide ? '16x16' : `${maxTm}x8`;
   // tiles of fewer than 4 rows only for convs of 1 or 2 rows
   const variants = GEMM_TILES.filter((t) => parseTile(t).tm <= maxTm && (rows <= 2 || parseTile(t).tm >= 4));
   const key =
@@ -912,6 +917,7 @@ function convGather(
 ): Tensor {
   const plan = slabPlan(op, g, transposed);
   if (!plan) {
+    if (transposed && subgroupWeights() && g.s.every((v) => v === 1) && algo !== 'winograd') return flippedForward(op, src, w, bias, g, slope);
     const tm = winogradRows(op, transposed, w, g, algo);
     return tm ? winogradConv(op, transposed, src, w, bias, g, slope, tm) : gatherConv(op, transposed, src, w, bias, g, slope);
   }
@@ -924,6 +930,30 @@ function convGather(
     part.dispose();
     y.dispose();
   }
+  return out;
+}
+
+/**
+ * A stride-1 transposed conv (a conv's input gradient) as the forward conv of src with the flipped kernel, its two
+ * channel axes swapped, and padding (k - 1)·d - p: the forward kernels ran the same problems faster on llvmpipe.
+ */
+function flippedForward(op: string, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom, slope: number | null): Tensor {
+  const G = g.groups;
+  const [Ry, Rx] = [g.yC / G, g.xC / G];
+  const [Kd, Kh, Kw] = g.k;
+  const kv = Kd * Kh * Kw;
+  const wf = emptyTensor(op, [g.xC, Ry, ...spatial(g, g.k)], 'f32');
+  stridedCopy(
+    op,
+    wf,
+    w,
+    [G, Rx, Ry, Kd, Kh, Kw],
+    { offset: (Kd - 1) * Kh * Kw + (Kh - 1) * Kw + (Kw - 1), strides: [Ry * Rx * kv, kv, Rx * kv, -Kh * Kw, -Kw, -1] },
+    { offset: 0, strides: stridesOf([G, Rx, Ry, Kd, Kh, Kw]) },
+  );
+  const gf: Geom = { ...g, xC: g.yC, xS: g.yS, yC: g.xC, yS: g.xS, p: g.k.map((k, i) => (k - 1) * g.d[i] - g.p[i]) as Vec3 };
+  const out = gatherConv(op, false, src, wf, bias, gf, slope);
+  wf.dispose();
   return out;
 }
 
