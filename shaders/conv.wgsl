@@ -44,8 +44,11 @@ struct Params {
   dstC: u32,
   aRow: u32,
   wGroup: u32,
+  wBlock: u32,
   wM: u32,
-  wJ: u32,
+  wOff: u32,
+  wC: i32,
+  wK: i32,
   u0: u32,
   units: u32,
   c0: u32,
@@ -129,10 +132,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
   let nkw = p.nk.z;
 #if SUBGROUPS
-  // this lane's row of each tap's block of TM (rows i and i + 8 for TM = 16); a is either packed as above
-  // (wM = 1, wJ = TM) or, for the forward, the weights as stored, [G*R, (c, jd, jh, jw)] (wM = aRow, wJ = 1)
+  // this lane's row of each tap's block of TM (rows i and i + 8 for TM = 16). Weight (row, c, tap t) is at
+  // grp * wGroup + row block * wBlock + row in block * wM + wOff + c * wC + t * wK, t = (jd * nk.y + jh) * nkw + jw:
+  // a packed as above, the forward's weights as stored, or a transposed kernel flipped (wK = -1) as stored
   let lane = sgid & (min(TM, 8u) - 1u);
-  let wBase = grp * p.wGroup + (rb % p.rowBlocks) * p.aRow * TM + lane * p.wM;
+  let wBase = i32(grp * p.wGroup + (rb % p.rowBlocks) * p.wBlock + lane * p.wM + p.wOff);
 #else
   // stage this slice's weights while no accumulator is live
   for (var j = lid.x; j < p.units * nkw; j += THREADS) {
@@ -154,12 +158,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let rowOff = select(0u, (((srcBase + c) * p.src.x + u32(iz)) * p.src.y + u32(iy)) * p.src.z, rowOk);
 {{WINDOW}}
 #if SUBGROUPS
-    let wRow = wBase + (p.u0 + u) * nkw * p.wJ;
+    let wRow = wBase + i32(c) * p.wC + i32((jd * p.nk.y + jh) * nkw) * p.wK;
 #endif
     for (var jw = 0u; jw < nkw; jw++) {
-#if SUBGROUPS
-      let wi = wRow + jw * p.wJ;
-#else
+#if !SUBGROUPS
       let wt = As[u * nkw + jw];
 #endif
 {{TAP}}

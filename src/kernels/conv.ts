@@ -306,6 +306,7 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
   const tap: string[] = [];
   if (subgroups) {
     // lane i holds rows i and i + 8 of the tap (shaders/conv.wgsl, SUBGROUPS)
+    tap.push('      let wi = u32(wRow + i32(jw) * p.wK);');
     for (let b = 0; b < tm; b += 8) tap.push(`      let wl${b} = wload(wi + ${b}u * p.wM, r0 + lane + ${b}u);`);
     for (let m = 0; m < tm; m++) tap.push(`      let w${m} = subgroupBroadcast(wl${m & ~7}, ${m & 7}u);`);
   } else for (let m = 0; m < tm; m++) tap.push(`      let w${m} = ${wt.get(m)};`);
@@ -379,7 +380,7 @@ const parseTile = (v: string): Tile => {
  * rows, half the fmas would be padding (1.6x faster on llvmpipe for conv3d 1x2x64³ -> 16's input gradient); unless
  * vg.tune() measured the tiles for this problem on this adapter (src/engine/tuner.ts).
  */
-function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom): Tile {
+function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom, flipped = false): Tile {
   const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
   const rows = dstC / g.groups;
   const taps = (g.k[0] * g.k[1] * g.k[2]) / (transposed ? g.s[0] * g.s[1] * g.s[2] : 1);
@@ -404,7 +405,7 @@ function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom): Tile {
     fillInto(s, 0);
     fillInto(wt, 0);
     return {
-      run: (v) => gatherConv(op, transposed, s, wt, null, g, null, parseTile(v)).dispose(),
+      run: (v) => gatherConv(op, transposed, s, wt, null, g, null, parseTile(v), flipped).dispose(),
       dispose: () => (s.dispose(), wt.dispose()),
     };
   });
@@ -426,6 +427,7 @@ function gatherConv(
   g: Geom,
   slope: number | null,
   tile: Tile = gemmTile(op, transposed, w, g),
+  flipped = false,
 ): Tensor {
   const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
   const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
@@ -440,9 +442,16 @@ function gatherConv(
     const nkw = ph.nk[2];
     if (!sg && nkw > slots) fail(op, `a kernel of ${g.k[2]} taps along the last dim is wider than this kernel supports (${slots}); use a smaller kernel`);
     const units = nkw === 0 ? 0 : C * ph.nk[0] * ph.nk[1];
-    // with subgroups the forward reads the weights as stored; the transposed direction reads a packed copy
+    // with subgroups the forward reads the weights as stored (flipped: a transposed conv's, see flippedForward);
+    // the transposed direction reads a packed copy
     const direct = sg && !transposed;
     const a = units > 0 && !direct ? stageWeights(op, transposed, w, g, ph, TM) : w;
+    const kv = ph.nk[0] * ph.nk[1] * nkw;
+    const wLayout = !direct
+      ? { wGroup: rowBlocks * units * nkw * TM, wBlock: units * nkw * TM, wM: 1, wOff: 0, wC: kv * TM, wK: TM }
+      : !flipped
+        ? { wGroup: rows * C * kv, wBlock: TM * C * kv, wM: C * kv, wOff: 0, wC: kv, wK: 1 }
+        : { wGroup: C * rows * kv, wBlock: TM * kv, wM: kv, wOff: kv - 1, wC: rows * kv, wK: -1 };
     // short lines take 4 voxels per invocation whatever the tile
     const TN = ph.nq[2] <= 4 ? 4 : tile.tn;
     const wBlocks = ceilDiv(ph.nq[2], TN);
@@ -472,9 +481,7 @@ function gatherConv(
           srcC,
           dstC,
           aRow: units * nkw,
-          wGroup: direct ? rows * units * nkw : rowBlocks * units * nkw * TM,
-          wM: direct ? units * nkw : 1,
-          wJ: direct ? 1 : TM,
+          ...wLayout,
           u0,
           units: Math.min(slice, units - u0),
           c0,
@@ -935,26 +942,13 @@ function convGather(
 
 /**
  * A stride-1 transposed conv (a conv's input gradient) as the forward conv of src with the flipped kernel, its two
- * channel axes swapped, and padding (k - 1)·d - p: the forward kernels ran the same problems faster on llvmpipe.
+ * channel axes swapped, and padding (k - 1)·d - p: the forward kernels ran the same problems faster on llvmpipe
+ * (subgroup path only: the flip is in how the kernel indexes w).
  */
 function flippedForward(op: string, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom, slope: number | null): Tensor {
-  const G = g.groups;
-  const [Ry, Rx] = [g.yC / G, g.xC / G];
-  const [Kd, Kh, Kw] = g.k;
-  const kv = Kd * Kh * Kw;
-  const wf = emptyTensor(op, [g.xC, Ry, ...spatial(g, g.k)], 'f32');
-  stridedCopy(
-    op,
-    wf,
-    w,
-    [G, Rx, Ry, Kd, Kh, Kw],
-    { offset: (Kd - 1) * Kh * Kw + (Kh - 1) * Kw + (Kw - 1), strides: [Ry * Rx * kv, kv, Rx * kv, -Kh * Kw, -Kw, -1] },
-    { offset: 0, strides: stridesOf([G, Rx, Ry, Kd, Kh, Kw]) },
-  );
   const gf: Geom = { ...g, xC: g.yC, xS: g.yS, yC: g.xC, yS: g.xS, p: g.k.map((k, i) => (k - 1) * g.d[i] - g.p[i]) as Vec3 };
-  const out = gatherConv(op, false, src, wf, bias, gf, slope);
-  wf.dispose();
-  return out;
+  // the kernel reads w as stored, taps backwards and the channel axes swapped (gatherConv's `flipped` layout)
+  return gatherConv(op, false, src, w, bias, gf, slope, gemmTile(op, false, w, gf, true), true);
 }
 
 /** weightGrad, summing per-slab weight gradients when a tensor is larger than one binding. */
