@@ -1,7 +1,8 @@
 // Fill: out[i] = value (bit pattern), or out[i] = start + i * step: ARANGE_FLOAT in f32, ARANGE_INT exactly in
 // 32-bit wrapping integer arithmetic on the two's-complement bits (so i32 and u32 share it; f32 uniforms would
 // round integers above 2^24).
-// Mapping: one invocation per element, 2-D workgroup grid.
+// Mapping: one invocation per element, 2-D workgroup grid; VEC4 (value fills of a multiple of 4 elements): one per
+// 4 elements (p.n counts vec4s), a store site being a per-lane loop on CPU adapters.
 struct Params {
   n: u32,
   bits: u32,
@@ -12,7 +13,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+#if VEC4
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<{{T}}>>;
+#else
 @group(0) @binding(1) var<storage, read_write> out: array<{{T}}>;
+#endif
 
 @compute @workgroup_size({{WG}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -27,7 +32,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #if ARANGE_INT
   out[i] = {{T}}(p.istart + i * p.istep);
 #else
+#if VEC4
+  out[i] = vec4<{{T}}>(bitcast<{{T}}>(p.bits));
+#else
   out[i] = bitcast<{{T}}>(p.bits);
+#endif
 #endif
 #endif
 }

@@ -378,9 +378,9 @@ function copySource(rank: number, vec4: boolean): string {
 
 const bits = new DataView(new ArrayBuffer(4));
 
-export function fillKernel(dtype: DType, mode: 'value' | 'arange') {
-  return kernel(`fill.${mode}.${dtype}`, () => fillWgsl.replaceAll('{{T}}', dtype), {
-    defines: { ARANGE_FLOAT: mode === 'arange' && dtype === 'f32', ARANGE_INT: mode === 'arange' && dtype !== 'f32' },
+export function fillKernel(dtype: DType, mode: 'value' | 'arange', vec4 = false) {
+  return kernel(`fill.${mode}.${dtype}${vec4 ? '.v4' : ''}`, () => fillWgsl.replaceAll('{{T}}', dtype), {
+    defines: { ARANGE_FLOAT: mode === 'arange' && dtype === 'f32', ARANGE_INT: mode === 'arange' && dtype !== 'f32', VEC4: vec4 },
   });
 }
 
@@ -390,12 +390,15 @@ export function fillInto(t: Tensor, value: number): void {
   if (t.dtype === 'f32') bits.setFloat32(0, value, true);
   else if (t.dtype === 'i32') bits.setInt32(0, value, true);
   else bits.setUint32(0, value, true);
-  const k = fillKernel(t.dtype, 'value');
   const word = bits.getUint32(0, true);
   if (fitsBinding(t)) {
-    dispatch(k, [t.buffer('fill')], { n: t.size, bits: word }, grid1d(ceilDiv(t.size, k.workgroupSize)));
+    const vec4 = t.size % 4 === 0;
+    const k = fillKernel(t.dtype, 'value', vec4);
+    const n = vec4 ? t.size / 4 : t.size;
+    dispatch(k, [t.buffer('fill')], { n, bits: word }, grid1d(ceilDiv(n, k.workgroupSize)));
     return;
   }
+  const k = fillKernel(t.dtype, 'value');
   // past one binding: runs of whole alignment units, each bound as a window
   const run = Math.floor(windowElements() / alignElements()) * alignElements();
   for (let start = 0; start < t.size; start += run) {

@@ -924,20 +924,27 @@ function convGather(
 ): Tensor {
   const plan = slabPlan(op, g, transposed);
   if (!plan) {
-    if (transposed && subgroupWeights() && g.s.every((v) => v === 1) && algo !== 'winograd') return flippedForward(op, src, w, bias, g, slope);
-    const tm = winogradRows(op, transposed, w, g, algo);
-    return tm ? winogradConv(op, transposed, src, w, bias, g, slope, tm) : gatherConv(op, transposed, src, w, bias, g, slope);
+    const tm = algo === 'winograd' || !flips(transposed, g) ? winogradRows(op, transposed, w, g, algo) : 0;
+    return tm ? winogradConv(op, transposed, src, w, bias, g, slope, tm) : gather(op, transposed, src, w, bias, g, slope);
   }
   const [dstC, dstS] = transposed ? [g.xC, g.xS] : [g.yC, g.yS];
   const out = emptyTensor(op, [g.N, dstC, ...spatial(g, dstS)], 'f32');
   for (const sl of plan) {
     const part = sliceAxis(op, src, 2, sl.s0, sl.s1);
-    const y = gatherConv(op, transposed, part, w, bias, sl.geom, slope);
+    const y = gather(op, transposed, part, w, bias, sl.geom, slope);
     writeAxis(op, out, 2, sl.d0, y);
     part.dispose();
     y.dispose();
   }
   return out;
+}
+
+/** Whether a transposed conv runs as flippedForward: stride 1, with subgroups. */
+const flips = (transposed: boolean, g: Geom) => transposed && subgroupWeights() && g.s.every((v) => v === 1);
+
+/** gatherConv, or flippedForward where it applies (whole convs and slabs alike, so that both sum in one order). */
+function gather(op: string, transposed: boolean, src: Tensor, w: Tensor, bias: Tensor | null, g: Geom, slope: number | null): Tensor {
+  return flips(transposed, g) ? flippedForward(op, src, w, bias, g, slope) : gatherConv(op, transposed, src, w, bias, g, slope);
 }
 
 /**
