@@ -89,7 +89,10 @@ test('a conv writing 2 channels (a 2-channel input gradient) takes 2x16 tiles, w
   };
   vg.resetTuning();
   const byDefault = await dx();
-  const k = vg.tuningState().pending.find((p) => p.startsWith('conv.transposed N1 G1 2x32x32x32 -> 16x32x32x32'));
+  // the input gradient's key: the transposed conv's, or with subgroups the flipped forward's (16 -> 2 channels)
+  const k = vg
+    .tuningState()
+    .pending.find((p) => p.startsWith('conv.transposed N1 G1 2x32x32x32 -> 16x32x32x32') || p.startsWith('conv.forward N1 G1 16x32x32x32 -> 2x32x32x32'));
   assert.ok(k, `pending: ${JSON.stringify(vg.tuningState().pending)}`);
   const saved = JSON.parse(readFileSync(storeFile(), 'utf8'));
   writeFileSync(storeFile(), JSON.stringify({ format: 1, choices: { ...saved.choices, [k]: '4x8' } }));
