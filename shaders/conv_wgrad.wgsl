@@ -19,16 +19,18 @@
 // along W); per voxel one load brings the gy values of all {{TM}} rows (gt). Along the unit each invocation holds,
 // per kernel row, the x window its {{KW}} taps read in registers (tap kw reads x<kh>_<kw*{{DW}}>), moving it by
 // {{SW}} per voxel and loading only the values that enter.
-// With SUBGROUPS (subgroups of 8 or more lanes; only without p.subs splits, so that a workgroup walks one split and
-// its loops stay uniform), gt is gy itself, [N, yC, Do, Ho, Wo] (no PACK pass), and lane i loads row i (and i + 8) of
-// the voxel's block, which subgroupBroadcast hands to every lane: loads in a loop cost llvmpipe a per-lane loop each
-// even at one address.
+// With SUBGROUPS (subgroups of 8 or more lanes; with p.subs splits only where each subgroup walks one of them),
+// gt is gy itself, [N, yC, Do, Ho, Wo] (no PACK pass), and lane i loads row i (and i + 8) of the voxel's block,
+// which subgroupBroadcast hands to every lane: loads in a loop cost llvmpipe a per-lane loop each even at one
+// address.
 // Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an fma,
 // and each pipeline is compiled on first use; a workgroup barrier is a coroutine switch that saves every live
 // value (slow to compile with this many accumulators), so gy arrives row-blocked from the PACK entry instead of
 // through workgroup memory, and one voxel's fmas per loop body keeps the code short.
 #if SUBGROUPS
 enable subgroups;
+// the loops' bounds depend on the invocation's split, which is uniform per subgroup (above), not per workgroup
+diagnostic(off, subgroup_uniformity);
 #endif
 struct Params {
   rows: u32,
@@ -145,8 +147,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let lane = colBlock * THREADS + lid.x;
   let sub = lane / p.lanes;
 #if SUBGROUPS
-  // p.subs = 1: every invocation walks the workgroup's split (those past the kernel rows add nothing)
-  let split = rest / rowBlocksTotal;
+  // p.subs = 1: every invocation walks the workgroup's split (those past the kernel rows add nothing); p.subs > 1
+  // only where p.lanes is a multiple of the largest subgroup, so that each subgroup walks one split
+  let split = select(rest / rowBlocksTotal, rest / rowBlocksTotal * p.subs + sub, p.subs > 1u);
   let gLane = sgid & (min(TM, 8u) - 1u);
   let gRow = r0 + gLane;
   let gS = p.y.x * p.y.y * p.y.z;

@@ -153,6 +153,44 @@ async function deepLayers() {
   }
 }
 
+// The weight gradient of a 16-channel 2-D conv: 16 kernel rows per split, two splits per 32-invocation workgroup,
+// each subgroup of 8 in one split (with subgroups they broadcast gy rows across a split's lanes)
+test('weight gradient with two splits per workgroup against the float64 sum', async () => {
+  const r = rng(23);
+  const [N, C, H, W, O] = [4, 16, 32, 32, 8];
+  const X = Ref.random([N, C, H, W], r).f32();
+  const G = Ref.random([N, O, H, W], r).f32();
+  const w = vg.zeros([O, C, 3, 3]).requiresGrad_();
+  const x = X.toTensor();
+  const { report } = await vg.profile(async () => {
+    vg.conv2d(x, w, { padding: 1 }).backward(G.toTensor());
+    await w.grad.data();
+  });
+  const ref = new Float64Array(O * C * 9);
+  for (let o = 0; o < O; o++)
+    for (let c = 0; c < C; c++)
+      for (let ky = 0; ky < 3; ky++)
+        for (let kx = 0; kx < 3; kx++) {
+          let acc = 0;
+          for (let n = 0; n < N; n++)
+            for (let y = 0; y < H; y++) {
+              const iy = y + ky - 1;
+              if (iy < 0 || iy >= H) continue;
+              for (let xx = 0; xx < W; xx++) {
+                const ix = xx + kx - 1;
+                if (ix >= 0 && ix < W) acc += G.data[((n * O + o) * H + y) * W + xx] * X.data[((n * C + c) * H + iy) * W + ix];
+              }
+            }
+          ref[((o * C + c) * 3 + ky) * 3 + kx] = acc;
+        }
+  const refT = new Ref(ref, [O, C, 3, 3]);
+  await assertClose(w.grad, refT, { ...tol(refT), msg: 'weight gradient' });
+  const wgrad = report.kernels.map((k) => k.name).filter((n) => n.startsWith('conv.wgrad.') && n !== 'conv.wgrad.finish');
+  assert.ok(wgrad.length > 0, 'a weight-gradient kernel ran');
+  if (vg.backendInfo().subgroupLanes === 8) assert.ok(wgrad.every((n) => n.endsWith('.sg')), `subgroups of 8: ${wgrad}`);
+  for (const t of [x, w]) t.dispose();
+});
+
 // ---- finite differences on tiny random cases --------------------------------------------------------------------------
 
 test('gradcheck conv2d: stride 2, groups 2, bias', async () => {

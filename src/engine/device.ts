@@ -43,6 +43,8 @@ export interface DeviceState {
    * `subgroups` feature, else 0. Kernels that broadcast values across lanes (the conv's weights) need 8.
    */
   subgroupLanes: number;
+  /** The adapter's largest subgroup size where subgroupLanes > 0 (a subgroup never spans more lanes), else 0. */
+  subgroupMaxLanes: number;
   /** Largest 1-D workgroup this device accepts; kernels size themselves from it. */
   maxWorkgroupSize: number;
   lost: string | null;
@@ -127,6 +129,7 @@ async function createDevice(opts: InitOptions): Promise<BackendInfo> {
     limits: device.limits,
     hasTimestamps: wantTimestamps,
     subgroupLanes: info.subgroupLanes,
+    subgroupMaxLanes: useSubgroups ? Math.max(subgroupMin, (adapter.info as { subgroupMaxSize?: number } | undefined)?.subgroupMaxSize ?? 0) : 0,
     maxWorkgroupSize: Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX),
     lost: null,
   };

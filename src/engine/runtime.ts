@@ -71,10 +71,10 @@ export function kernel(
   const st = gpu();
   const wg = Math.min(opts.workgroupSize ?? 256, st.maxWorkgroupSize);
   const body = preprocess(build(), opts.defines ?? {}).replaceAll('{{WG}}', String(wg));
-  // WGSL wants its `enable` directives before any declaration, so they move above the shared helpers
-  const enables = body.split('\n').filter((l) => l.startsWith('enable '));
-  const rest = body.split('\n').filter((l) => !l.startsWith('enable ')).join('\n');
-  const source = [...enables, commonWgsl, rest].join('\n');
+  // WGSL wants its directives (enable, diagnostic) before any declaration, so they move above the shared helpers
+  const directive = (l: string) => l.startsWith('enable ') || l.startsWith('diagnostic(');
+  const lines = body.split('\n');
+  const source = [...lines.filter(directive), commonWgsl, lines.filter((l) => !directive(l)).join('\n')].join('\n');
   const declared = readLayout(key, source);
   const bindings = declared.bindings;
   let uniform: Kernel['uniform'] = null;

@@ -759,7 +759,8 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   const partial = nSplit === 1 ? out : emptyTensor(op, [nSplit, total], 'f32');
   // gy row-blocked (a kernel of its own: the generic strided copy decomposes every index and costs as much as
   // the gradient)
-  const sg = subs === 1 && subgroupWeights();
+  // with several splits per workgroup, subgroups must not straddle two of them
+  const sg = subgroupWeights() && (subs === 1 || lanes % gpu().subgroupMaxLanes === 0);
   // with subgroups the kernel reads gy as it is
   const gt = sg ? gy : packChannels(op, gy, g.groups, rows, g.N, g.yS[0] * g.yS[1] * g.yS[2], TM);
   const key = `conv.wgrad.${TM}.${KH}x${Kw}.${g.s[2]}.${g.d[2]}.${threads}${sg ? '.sg' : ''}`;
