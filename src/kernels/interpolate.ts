@@ -132,6 +132,22 @@ function isDoubling(ax: Axis): boolean {
   return true;
 }
 
+/**
+ * Whether the axis is PyTorch's linear x2 without alignCorners, whose adjoint is a fixed 4-tap filter: input i gets
+ * 0.25, 0.75, 0.75, 0.25 of outputs 2i - 1 .. 2i + 2, those indices clamped to the axis (the X2 pass of
+ * shaders/interpolate_backward.wgsl). Checked against the axis' own taps.
+ */
+function isHalfPixelDoubling(ax: Axis): boolean {
+  if (ax.nOut !== 2 * ax.nIn || ax.nIn < 2) return false;
+  const got = new Map<string, number>();
+  const want = new Map<string, number>();
+  const add = (m: Map<string, number>, i: number, o: number, w: number) => m.set(`${i},${o}`, (m.get(`${i},${o}`) ?? 0) + w);
+  eachTap(ax, (i, o, w) => w !== 0 && add(got, i, o, w));
+  for (let i = 0; i < ax.nIn; i++)
+    [0.25, 0.75, 0.75, 0.25].forEach((w, k) => add(want, i, Math.min(Math.max(2 * i - 1 + k, 0), ax.nOut - 1), w));
+  return got.size === want.size && [...want].every(([key, w]) => got.get(key) === w);
+}
+
 /** Calls fn(i, o, w) for every tap (source i, destination o, weight w) in increasing o; equal taps merged. */
 function eachTap(ax: Axis, fn: (i: number, o: number, w: number) => void): void {
   for (let o = 0; o < ax.nOut; o++) {
@@ -169,6 +185,17 @@ function axisBackward(op: string, g: Tensor, shape: readonly number[], a: number
   if (gin.size === 0) return gin;
   const inner = shapeSize(shape.slice(a + 2));
   const innerRun = inner > 1;
+  if (innerRun && inner % 4 === 0 && isHalfPixelDoubling(ax)) {
+    // the fixed filter over vec4s of the inner dims: 4 loads per 4 outputs instead of a table walk per output
+    const k = kernel('interpolate.backward.x2', () => backwardWgsl.replaceAll('{{RUN}}', String(RUN)), { defines: { X2: true } });
+    const whole = ([dst]: Tensor[], [src]: Tensor[], B: number) => {
+      const outer = B * shapeSize(shape.slice(1, a + 1));
+      const total = (outer * ax.nIn * inner) / 4;
+      dispatch(k, [dst.buffer(op), src.buffer(op)], { total, outer, inner, nSrc: ax.nOut, nDst: ax.nIn }, grid1d(ceilDiv(total, k.workgroupSize)));
+    };
+    if (!inRowRuns(op, shape[0], [gin], [g], whole)) whole([gin], [g], shape[0]);
+    return gin;
+  }
   const k = kernel(`interpolate.backward.${innerRun ? 'inner' : 'outer'}`, () => backwardWgsl.replaceAll('{{RUN}}', String(RUN)), {
     defines: { INNER_RUN: innerRun },
   });
