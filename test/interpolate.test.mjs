@@ -52,6 +52,45 @@ test('gradcheck: finite differences agree with backward', async () => {
   for (const [name, shape, opts] of checks) await gradcheck((x) => vg.interpolate(x, opts), [Ref.random(shape, r)], { msg: name });
 });
 
+// PyTorch's linear x2 without alignCorners has a fixed adjoint: input i gets 0.25, 0.75, 0.75, 0.25 of outputs
+// 2i - 1 .. 2i + 2, clamped to the axis. The float64 adjoint, one axis at a time, against the backward; the shapes
+// take its vec4 passes (inner dims and last axis multiples of 4) and the table passes (odd sizes).
+test('trilinear and bilinear x2 backward against the float64 adjoint', async () => {
+  const r = rng(12);
+  const adjoint = (g, shape, axis) => {
+    const n = shape[axis] / 2;
+    const out = shape.slice();
+    out[axis] = n;
+    const st = (sh) => sh.map((_, i) => sh.slice(i + 1).reduce((a, b) => a * b, 1));
+    const [gs, os] = [st(shape), st(out)];
+    const res = new Float64Array(out.reduce((a, b) => a * b, 1));
+    for (let j = 0; j < res.length; j++) {
+      const idx = os.map((s, i) => Math.floor(j / s) % out[i]);
+      let acc = 0;
+      [0.25, 0.75, 0.75, 0.25].forEach((w, k) => {
+        const o = Math.min(Math.max(2 * idx[axis] - 1 + k, 0), shape[axis] - 1);
+        acc += w * g[idx.reduce((a, v, i) => a + (i === axis ? o : v) * gs[i], 0)];
+      });
+      res[j] = acc;
+    }
+    return res;
+  };
+  for (const [shape, mode] of [[[1, 2, 4, 8, 8], 'trilinear'], [[2, 3, 3, 5, 4], 'trilinear'], [[2, 2, 6, 8], 'bilinear']]) {
+    const x = Ref.random(shape, r).toTensor({ requiresGrad: true });
+    const y = vg.interpolate(x, { scaleFactor: 2, mode });
+    const G = Ref.random(y.shape, r).f32();
+    y.backward(G.toTensor());
+    let g = Float64Array.from(G.data);
+    let cur = [...y.shape];
+    for (let axis = 2; axis < shape.length; axis++) {
+      g = adjoint(g, cur, axis);
+      cur[axis] /= 2;
+    }
+    await assertClose(x.grad, new Ref(g, shape), { rtol: 1e-5, atol: 1e-6, msg: `${mode} x2 backward ${shape}` });
+    for (const t of [x, y]) t.dispose();
+  }
+});
+
 test('backward is deterministic: two runs give bit-identical gradients', async () => {
   const r = rng(9);
   const xr = Ref.random([1, 3, 9, 10, 11], r);

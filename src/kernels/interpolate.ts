@@ -185,9 +185,13 @@ function axisBackward(op: string, g: Tensor, shape: readonly number[], a: number
   if (gin.size === 0) return gin;
   const inner = shapeSize(shape.slice(a + 2));
   const innerRun = inner > 1;
-  if (innerRun && inner % 4 === 0 && isHalfPixelDoubling(ax)) {
-    // the fixed filter over vec4s of the inner dims: 4 loads per 4 outputs instead of a table walk per output
-    const k = kernel('interpolate.backward.x2', () => backwardWgsl.replaceAll('{{RUN}}', String(RUN)), { defines: { X2: true } });
+  const last = !innerRun && ax.nIn % 4 === 0;
+  if (((innerRun && inner % 4 === 0) || last) && isHalfPixelDoubling(ax)) {
+    // the fixed filter over vec4s (of the inner dims, or along the last axis): 4 loads per 4 outputs instead of a
+    // table walk per output
+    const k = kernel(`interpolate.backward.x2${last ? '.last' : ''}`, () => backwardWgsl.replaceAll('{{RUN}}', String(RUN)), {
+      defines: { X2: true, LAST: last },
+    });
     const whole = ([dst]: Tensor[], [src]: Tensor[], B: number) => {
       const outer = B * shapeSize(shape.slice(1, a + 1));
       const total = (outer * ax.nIn * inner) / 4;
