@@ -91,6 +91,39 @@ test('trilinear and bilinear x2 backward against the float64 adjoint', async () 
   }
 });
 
+// The same filter forwards (out[2i] = 0.25 x[i - 1] + 0.75 x[i], out[2i + 1] = 0.75 x[i] + 0.25 x[i + 1], clamped),
+// one axis at a time in float64: rows of 8 and 12 take the vec4 passes with neighbours across vec4s
+test('trilinear and bilinear x2 forward against the float64 filter', async () => {
+  const r = rng(14);
+  const double = (v, shape, axis) => {
+    const out = shape.slice();
+    out[axis] *= 2;
+    const st = (sh) => sh.map((_, i) => sh.slice(i + 1).reduce((a, b) => a * b, 1));
+    const [vs, os] = [st(shape), st(out)];
+    const res = new Float64Array(out.reduce((a, b) => a * b, 1));
+    for (let j = 0; j < res.length; j++) {
+      const idx = os.map((s, i) => Math.floor(j / s) % out[i]);
+      const o = idx[axis];
+      const at = (i) => v[idx.reduce((a, e, d) => a + (d === axis ? Math.min(Math.max(i, 0), shape[axis] - 1) : e) * vs[d], 0)];
+      const i = o >> 1;
+      res[j] = o % 2 === 0 ? 0.25 * at(i - 1) + 0.75 * at(i) : 0.75 * at(i) + 0.25 * at(i + 1);
+    }
+    return res;
+  };
+  for (const [shape, mode] of [[[1, 2, 3, 5, 8], 'trilinear'], [[2, 1, 4, 12], 'bilinear'], [[1, 3, 2, 3, 12], 'trilinear']]) {
+    const X = Ref.random(shape, r).f32();
+    const y = vg.interpolate(X.toTensor(), { scaleFactor: 2, mode });
+    let v = Float64Array.from(X.data);
+    let cur = shape.slice();
+    for (let axis = shape.length - 1; axis >= 2; axis--) {
+      v = double(v, cur, axis);
+      cur[axis] *= 2;
+    }
+    await assertClose(y, new Ref(v, cur), { rtol: 1e-5, atol: 1e-6, msg: `${mode} x2 forward ${shape}` });
+    y.dispose();
+  }
+});
+
 test('backward is deterministic: two runs give bit-identical gradients', async () => {
   const r = rng(9);
   const xr = Ref.random([1, 3, 9, 10, 11], r);
