@@ -1,12 +1,13 @@
-// Forward of PyTorch's linear x2 without alignCorners, one axis per pass (the host chains the doubled axes, last axis
-// first, and checked their taps are these): out[2r] = 0.25 x[r - 1] + 0.75 x[r], out[2r + 1] = 0.75 x[r] +
-// 0.25 x[r + 1], x's indices clamped to the axis. Separable passes write more than one fused kernel but each moves
-// whole vec4s: a load or store site costs CPU adapters a loop over the lanes.
-// Bindings: dst [outer, 2 nSrc, inner / 4] and src [outer, nSrc, inner / 4] of vec4s (a strided axis: inner, the
-// element count after the axis, is a multiple of 4); LAST: dst [outer, 2 nSrc / 4] and src [outer, nSrc / 4] (the
-// last axis, nSrc a multiple of 4).
-// Mapping: one invocation per src vec4: it writes the two dst vec4s that vec4 feeds (rows 2r and 2r + 1; along the
-// last axis outputs 8c .. 8c + 7), flat over a 1-D or 2-D grid of {{WG}}-wide workgroups.
+// PyTorch's linear x2 without alignCorners, one axis per pass (the host chains the doubled axes and checked their
+// taps are these), forward and adjoint, on whole vec4s (a load or store site costs CPU adapters a loop over the
+// lanes; the fused forward and the backward's table walk scattered theirs).
+// Forward: out[2r] = 0.25 x[r - 1] + 0.75 x[r], out[2r + 1] = 0.75 x[r] + 0.25 x[r + 1]; ADJOINT (the backward):
+// x[r] = 0.25 out[2r - 1] + 0.75 out[2r] + 0.75 out[2r + 1] + 0.25 out[2r + 2]; indices clamped to the axis.
+// Bindings: dst and src of vec4s. Along a strided axis (inner, the element count after the axis, a multiple of 4):
+// [outer, rows, inner / 4], src with p.nSrc rows; LAST (the last axis, its lengths multiples of 4): [outer, row / 4].
+// Mapping: flat over a 1-D or 2-D grid of {{WG}}-wide workgroups. Forward: one invocation per src vec4, writing the
+// two dst vec4s it feeds (rows 2r and 2r + 1; along the last axis outputs 8c .. 8c + 7). ADJOINT: one invocation per
+// dst vec4 (rows 2r - 1 .. 2r + 2 of src; along the last axis outputs 4c .. 4c + 3 from src 8c - 1 .. 8c + 8).
 struct Params {
   total: u32,
   inner: u32,
@@ -24,6 +25,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (t >= p.total) {
     return;
   }
+#if ADJOINT
+#if LAST
+  let runs = p.nSrc / 8u;
+  let c = t % runs;
+  let rb = (t / runs) * (p.nSrc / 4u);
+  let v1 = src[rb + 2u * c];
+  let v2 = src[rb + 2u * c + 1u];
+  // one value of each neighbouring vec4, clamped at the row's ends
+  let left = select(src[rb + max(2u * c, 1u) - 1u].w, v1.x, c == 0u);
+  let right = select(src[rb + min(2u * c + 2u, p.nSrc / 4u - 1u)].x, v2.w, c + 1u == runs);
+  let near = vec4<f32>(v1.x + v1.y, v1.z + v1.w, v2.x + v2.y, v2.z + v2.w);
+  let far = vec4<f32>(left + v1.z, v1.y + v2.x, v1.w + v2.z, v2.y + right);
+  dst[t] = 0.75 * near + 0.25 * far;
+#else
+  let nDst = p.nSrc / 2u;
+  let runs = p.inner / 4u;
+  let c = t % runs;
+  let r = (t / runs) % nDst;
+  let a = t / (runs * nDst);
+  let base = a * p.nSrc * runs + c;
+  let f0 = src[base + (max(2u * r, 1u) - 1u) * runs];
+  let f1 = src[base + 2u * r * runs];
+  let f2 = src[base + (2u * r + 1u) * runs];
+  let f3 = src[base + min(2u * r + 2u, p.nSrc - 1u) * runs];
+  dst[t] = 0.75 * (f1 + f2) + 0.25 * (f0 + f3);
+#endif
+#else
 #if LAST
   let runs = p.nSrc / 4u;
   let c = t % runs;
@@ -49,5 +77,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let o = (a * 2u * p.nSrc + 2u * r) * runs + c;
   dst[o] = 0.75 * v + 0.25 * up;
   dst[o + runs] = 0.75 * v + 0.25 * down;
+#endif
 #endif
 }

@@ -10,9 +10,10 @@
  * - linear modes: PyTorch's compute_source_index_and_lambda in float64: an axis that keeps its size is copied; else
  *   src = scale * o (alignCorners, scale = (in - 1) / (out - 1)) or max(scale * (o + 0.5) - 0.5, 0) (scale =
  *   1 / scaleFactor or in / out), taps trunc(src) and the next index (clamped), weight of the second src - trunc(src).
- * The forward reads each output's 2 x 2 x 2 taps directly (one pass; separable passes were slower on lavapipe); the
- * backward runs one gather pass per resampled axis (the weights are separable) from a table listing, per source
- * index, the destinations that read it: deterministic, no atomics.
+ * The forward reads each output's 2 x 2 x 2 taps directly (one pass; separable scalar passes were slower on
+ * lavapipe); the backward runs one gather pass per resampled axis (the weights are separable) from a table listing,
+ * per source index, the destinations that read it: deterministic, no atomics. PyTorch's x2 without alignCorners, the
+ * common upsampling, has fixed taps: there both directions run vec4 passes per axis (shaders/interpolate_x2.wgsl).
  */
 import interpolateWgsl from '../../shaders/interpolate.wgsl';
 import backwardWgsl from '../../shaders/interpolate_backward.wgsl';
@@ -83,7 +84,8 @@ declareCost('interpolate.x2', (u, _g, _b, name) => {
   const outputs = rows * outSize[0] * outSize[1] * outSize[2];
   return { flops: 15 * outputs, bytes: 4 * (outputs + rows * inSize[0] * inSize[1] * inSize[2]) };
 });
-// one doubling pass: each of the 4·total source elements read once, its two outputs written (2 fmas each)
+// one x2 pass (shaders/interpolate_x2.wgsl), n = 4·total: forward, n source elements read and 2n outputs written (2
+// multiplies and an add each); adjoint, n outputs written from 2n source elements (as many operations)
 declareCost('interpolate.pass2x', (u) => {
   const n = 4 * (u.total as number);
   return { flops: 6 * n, bytes: 12 * n };
@@ -141,8 +143,8 @@ function isDoubling(ax: Axis): boolean {
 
 /**
  * Whether the axis is PyTorch's linear x2 without alignCorners, whose adjoint is a fixed 4-tap filter: input i gets
- * 0.25, 0.75, 0.75, 0.25 of outputs 2i - 1 .. 2i + 2, those indices clamped to the axis (the X2 pass of
- * shaders/interpolate_backward.wgsl). Checked against the axis' own taps.
+ * 0.25, 0.75, 0.75, 0.25 of outputs 2i - 1 .. 2i + 2, those indices clamped to the axis (the passes of
+ * shaders/interpolate_x2.wgsl, forward and adjoint). Checked against the axis' own taps.
  */
 function isHalfPixelDoubling(ax: Axis): boolean {
   if (ax.nOut !== 2 * ax.nIn || ax.nIn < 2) return false;
@@ -196,13 +198,11 @@ function axisBackward(op: string, g: Tensor, shape: readonly number[], a: number
   if (((innerRun && inner % 4 === 0) || last) && isHalfPixelDoubling(ax)) {
     // the fixed filter over vec4s (of the inner dims, or along the last axis): 4 loads per 4 outputs instead of a
     // table walk per output
-    const k = kernel(`interpolate.backward.x2${last ? '.last' : ''}`, () => backwardWgsl.replaceAll('{{RUN}}', String(RUN)), {
-      defines: { X2: true, LAST: last },
-    });
+    const k = kernel(`interpolate.pass2x.adjoint${last ? '.last' : ''}`, () => x2Wgsl, { defines: { ADJOINT: true, LAST: last } });
     const whole = ([dst]: Tensor[], [src]: Tensor[], B: number) => {
       const outer = B * shapeSize(shape.slice(1, a + 1));
       const total = (outer * ax.nIn * inner) / 4;
-      dispatch(k, [dst.buffer(op), src.buffer(op)], { total, outer, inner, nSrc: ax.nOut, nDst: ax.nIn }, grid1d(ceilDiv(total, k.workgroupSize)));
+      dispatch(k, [dst.buffer(op), src.buffer(op)], { total, inner, nSrc: ax.nOut }, grid1d(ceilDiv(total, k.workgroupSize)));
     };
     if (!inRowRuns(op, shape[0], [gin], [g], whole)) whole([gin], [g], shape[0]);
     return gin;
