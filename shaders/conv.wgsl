@@ -128,7 +128,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let srcY0 = i32(qy) * p.qA.y + p.qB.y;
   let srcW0 = i32(wb * {{TN}}u) * p.qA.z + p.qB.z;
   let srcBase = n * p.srcC + grp * p.C;
-  let aBase = rb * p.aRow;
 
   let nkw = p.nk.z;
 #if SUBGROUPS
@@ -140,7 +139,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #else
   // stage this slice's weights while no accumulator is live
   for (var j = lid.x; j < p.units * nkw; j += THREADS) {
-    As[j] = a[aBase + p.u0 * nkw + j];
+    As[j] = a[rb * p.aRow + p.u0 * nkw + j];
   }
   workgroupBarrier();
 #endif

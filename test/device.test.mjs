@@ -13,6 +13,24 @@ test('init twice returns the same adapter information', async () => {
   assert.is(vg.backendInfo(), a);
 });
 
+/** The VoxgradError a promise rejects with, its message holding every fragment. */
+async function rejectsWith(promise, fragments) {
+  const err = await promise.then(() => null, (e) => e);
+  assert.instance(err, vg.VoxgradError, `expected a VoxgradError, got ${err}`);
+  for (const f of fragments) assert.ok(err.message.includes(f), `error message lacks "${f}": ${err.message}`);
+}
+
+test('init options: non-boolean switches fail; turning off a feature the existing device uses says to destroy it first', async () => {
+  await vg.init();
+  await rejectsWith(vg.init({ subgroups: 'no' }), ['vg.init', 'subgroups must be true or false', '"no"']);
+  await rejectsWith(vg.init({ timestamps: 1 }), ['vg.init', 'timestamps must be true or false', 'got 1']);
+  const info = vg.backendInfo();
+  if (info.subgroupLanes > 0) await rejectsWith(vg.init({ subgroups: false }), ['vg.init', 'already exists', 'subgroups', 'vg.destroy()']);
+  else assert.is(await vg.init({ subgroups: false }), info);
+  // what the device already does is no conflict
+  assert.is(await vg.init({ subgroups: true }), info);
+});
+
 test('after destroy: ops say to call vg.init; re-init gives a working device; stale tensors fail clearly', async () => {
   const old = vg.tensor([1, 2, 3]);
   vg.destroy();

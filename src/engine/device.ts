@@ -80,7 +80,20 @@ const BROWSER_HELP =
   '`--enable-unsafe-webgpu`.';
 
 export async function init(opts: InitOptions = {}): Promise<BackendInfo> {
-  if (state && !state.lost) return state.info;
+  for (const key of ['timestamps', 'subgroups'] as const)
+    if (opts[key] !== undefined && typeof opts[key] !== 'boolean')
+      throw new VoxgradError(`vg.init: ${key} must be true or false, got ${JSON.stringify(opts[key])}`);
+  if (state && !state.lost) {
+    // an existing device keeps its features: asking it to do without one it uses would be silently ignored
+    const off = (['timestamps', 'subgroups'] as const).filter(
+      (key) => opts[key] === false && (key === 'timestamps' ? state!.hasTimestamps : state!.subgroupLanes > 0),
+    );
+    if (off.length)
+      throw new VoxgradError(
+        `vg.init: a device already exists and uses ${off.join(' and ')}; call vg.destroy() before vg.init({ ${off.map((k) => `${k}: false`).join(', ')} })`,
+      );
+    return state.info;
+  }
   if (initPromise) return initPromise;
   initPromise = createDevice(opts).finally(() => {
     initPromise = null;
