@@ -147,14 +147,20 @@ function isDoubling(ax: Axis): boolean {
  * shaders/interpolate_x2.wgsl, forward and adjoint). Checked against the axis' own taps.
  */
 function isHalfPixelDoubling(ax: Axis): boolean {
-  if (ax.nOut !== 2 * ax.nIn || ax.nIn < 2) return false;
-  const got = new Map<string, number>();
-  const want = new Map<string, number>();
-  const add = (m: Map<string, number>, i: number, o: number, w: number) => m.set(`${i},${o}`, (m.get(`${i},${o}`) ?? 0) + w);
-  eachTap(ax, (i, o, w) => w !== 0 && add(got, i, o, w));
-  for (let i = 0; i < ax.nIn; i++)
-    [0.25, 0.75, 0.75, 0.25].forEach((w, k) => add(want, i, Math.min(Math.max(2 * i - 1 + k, 0), ax.nOut - 1), w));
-  return got.size === want.size && [...want].every(([key, w]) => got.get(key) === w);
+  const n = ax.nIn;
+  if (ax.nOut !== 2 * n || n < 2) return false;
+  // output o reads x at o / 2 - 0.25: (i - 1, i) with 0.25, 0.75 for o = 2i, (i, i + 1) with 0.75, 0.25 for o = 2i + 1,
+  // all of its weight on x[0] or x[n - 1] past the ends
+  for (let o = 0; o < ax.nOut; o++) {
+    const i = o >> 1;
+    const edge = o === 0 || o === ax.nOut - 1;
+    const [a, b, wa] = o % 2 === 0 ? [i - 1, i, 0.25] : [i, i + 1, 0.75];
+    const ok = edge
+      ? ax.i0[o] === i && ax.w0[o] + (ax.i1[o] === i ? ax.w1[o] : 0) === 1
+      : ax.i0[o] === a && ax.i1[o] === b && ax.w0[o] === wa && ax.w1[o] === 1 - wa;
+    if (!ok) return false;
+  }
+  return true;
 }
 
 /** Calls fn(i, o, w) for every tap (source i, destination o, weight w) in increasing o; equal taps merged. */
