@@ -1,7 +1,7 @@
 // torch.nn.functional.grid_sample on [N, C, H, W] (ND = 2) and [N, C, D, H, W] (ND = 3) input: forward, backward
-// (BACKWARD), and the two helper passes of the input gradient: max |gOut| (GMAX) and fixed point to f32 (FINALIZE).
-// With FLOW it is VoxelMorph's spatial transformer instead: the sample positions come from a displacement field in
-// voxels (see below).
+// (BACKWARD), and the passes of the input gradient: the samples ordered by cell (ORDER, PLACE) and the gather per
+// input element (GATHER). With FLOW it is VoxelMorph's spatial transformer instead: the sample positions come from a
+// displacement field in voxels (see below).
 //
 // Layout (all contiguous, row-major): input [N, C, inSpatial]; output and gOut [N, C, outSpatial].
 //   grid mode: coords = grid [N, outSpatial, ND] holding (x, y[, z]) = (W, H[, D] axis), normalised to [-1, 1] and
@@ -16,21 +16,28 @@
 // Mapping: one invocation per output location (n, o), 2-D workgroup grid (flat_workgroup). It computes the source
 //   position, the corner offsets and weights once and loops over the C channels.
 // Forward bindings: 1 out, 2 inp, 3 coords.
-// BACKWARD bindings: 1 gOut, 2 coords, 3 inp and 4 gCoords (GRID_GRAD), 5 acc and 6 gmax (INPUT_GRAD).
+// BACKWARD bindings: 1 gOut, 2 coords, 3 inp and 4 gCoords (GRID_GRAD), 5 counts, 6 slots and 7 keys (INPUT_GRAD).
 //   gCoords (same layout as coords) is analytic per output location: no atomics. NEAREST has zero grid gradient.
-//   Input gradient, deterministic (PyTorch's CUDA kernel is not, pytorch#68959): each contribution w * g is scaled by
-//   2^e, rounded to an integer and added to a 64-bit two's-complement accumulator acc[2i] (low word), acc[2i + 1]
-//   (high word) with two u32 atomicAdds, the low word's carry going into the high word. Integer addition is
-//   associative, so the final sums are bit-identical whatever order the atomics land in (a gather formulation
-//   would have to invert an arbitrary grid, i.e. sort the samples by input voxel). e = 62 - fixedBits -
-//   exponent(max|gOut|), fixedBits = ceil(log2 outSpatial): an input element receives contributions from at most
-//   outSpatial output locations of its (n, c) plane, whose corner weights sum to 1, so |sum| < 2^62 (plus at most
-//   half a unit of rounding per contribution) and the accumulator cannot overflow. The quantum is max|gOut| * 2^-(62 - fixedBits), 2^-41 of the largest upstream
-//   gradient at 128^3 outputs: far below f32 round-off. Non-finite upstream gradients make the whole result NaN.
-// GMAX bindings: 1 gmax (u32 [1], zeroed), 2 gOut [total]: gmax = bits of max |gOut| (for non-negative floats,
-//   and NaN above them, the bit patterns order as the values, so atomicMax on them is exact and order-free). Each
-//   invocation reads GMAX_PER elements, a workgroup atomic combines them, one global atomic per workgroup.
-// FINALIZE bindings: 1 out (f32 [total]), 2 acc (as above), 3 gmax; one invocation per input element.
+// The input gradient is a gather, without float atomics, deterministic (PyTorch's CUDA kernel is not, pytorch#68959):
+//   cells: a sample's cell is its interpolation cell (base voxel b, b + 1 along each axis; NEAREST: the voxel it
+//     reads), numbered with b + 1 in a (W + 1) x (H + 1) x (D + 1) grid per batch element (2-D: (W + 1) x (H + 1)) so
+//     b = -1 counts; a sample whose cell touches no input voxel (or whose position is not finite) has none.
+//   BACKWARD with INPUT_GRAD counts each sample t (flat index n * outSpatial + o) into its cell c (over the batch):
+//     keys[t] = c (NO_CELL if none), slots[t] = atomicAdd(counts[1 + c], 1) (counts[0] stays 0). The host scans
+//     counts into ends (inclusive), so cell c's samples go to [ends[c], ends[c + 1]).
+//   ORDER (one invocation per sample; bindings 1 keys, 2 slots, 3 ends, 4 order) writes t to order[ends[c] + slot]:
+//     the cell's samples in the order the atomics landed.
+//   PLACE (per sample; bindings 1 coords, 2 keys, 3 slots, 4 ends, 5 order, 6 gOut, 7 fracs (not NEAREST),
+//     8 gSorted) puts the sample at j = ends[c] + its rank by t among its cell's samples, so every run sees a cell's
+//     samples in one order: fracs[j] = its fraction within the cell, gSorted[group * samples + j] = its upstream
+//     gradient, four channels per vec4 (samples = N * outSpatial). A cell of more than RANK_LIMIT samples keeps the
+//     atomics' order (ranking costs a load per sample of the cell) and is summed exactly instead, see below.
+//   GATHER (one invocation per input element (n, i); bindings 1 out (ACC: read and added to), 2 ends, 3 fracs,
+//     4 gSorted) adds, cell by cell in a fixed order, the samples of the 2^ND cells having i as a corner (NEAREST:
+//     its own cell), weight * g, four channels at a time, in f32 in the cells' order. A larger cell's sum is exact:
+//     each contribution scaled by 2^e and rounded to a 64-bit integer, e = 62 - ceil(log2 samples) - exponent of
+//     the cell's largest |contribution| (so the sum cannot overflow; integer addition does not depend on the order),
+//     then rounded once to f32; a non-finite contribution makes that cell's sum NaN.
 struct Params {
   total: u32,
   outSpatial: u32,
@@ -41,24 +48,18 @@ struct Params {
   outSize: vec4<u32>,
   padding: u32,
   alignCorners: u32,
-  fixedBits: u32,
   // flat index, in the whole output, of this dispatch's first output location (outputs in slabs; 0 otherwise):
   // FLOW mode's voxel positions count from it (outSize is the whole output's)
   outStart: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-#if GMAX
-@group(0) @binding(1) var<storage, read_write> gmaxBits: array<atomic<u32>>;
-@group(0) @binding(2) var<storage, read> gOut: array<f32>;
-var<workgroup> wmax: atomic<u32>;
-const GMAX_PER = {{GMAX_PER}}u;
-#else
-#if FINALIZE
+// one of FORWARD, BACKWARD, ORDER, PLACE, GATHER is set
+#if FORWARD
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> acc: array<u32>;
-@group(0) @binding(3) var<storage, read> gmax: array<f32>;
-#else
+@group(0) @binding(2) var<storage, read> inp: array<f32>;
+@group(0) @binding(3) var<storage, read> coords: array<f32>;
+#endif
 #if BACKWARD
 @group(0) @binding(1) var<storage, read> gOut: array<f32>;
 @group(0) @binding(2) var<storage, read> coords: array<f32>;
@@ -67,97 +68,60 @@ const GMAX_PER = {{GMAX_PER}}u;
 @group(0) @binding(4) var<storage, read_write> gCoords: array<f32>;
 #endif
 #if INPUT_GRAD
-@group(0) @binding(5) var<storage, read_write> acc: array<atomic<u32>>;
-@group(0) @binding(6) var<storage, read> gmax: array<f32>;
+@group(0) @binding(5) var<storage, read_write> counts: array<atomic<u32>>;
+@group(0) @binding(6) var<storage, read_write> slots: array<u32>;
+@group(0) @binding(7) var<storage, read_write> keys: array<u32>;
 #endif
-#else
+#endif
+#if ORDER
+@group(0) @binding(1) var<storage, read> keys: array<u32>;
+@group(0) @binding(2) var<storage, read> slots: array<u32>;
+@group(0) @binding(3) var<storage, read> ends: array<u32>;
+@group(0) @binding(4) var<storage, read_write> order: array<u32>;
+#endif
+#if PLACE
+@group(0) @binding(1) var<storage, read> coords: array<f32>;
+@group(0) @binding(2) var<storage, read> keys: array<u32>;
+@group(0) @binding(3) var<storage, read> slots: array<u32>;
+@group(0) @binding(4) var<storage, read> ends: array<u32>;
+@group(0) @binding(5) var<storage, read> order: array<u32>;
+@group(0) @binding(6) var<storage, read> gOut: array<f32>;
+#if !NEAREST
+@group(0) @binding(7) var<storage, read_write> fracs: array<vec4<f32>>;
+#endif
+@group(0) @binding(8) var<storage, read_write> gSorted: array<vec4<f32>>;
+#endif
+#if GATHER
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> inp: array<f32>;
-@group(0) @binding(3) var<storage, read> coords: array<f32>;
+@group(0) @binding(2) var<storage, read> ends: array<u32>;
+#if !NEAREST
+@group(0) @binding(3) var<storage, read> fracs: array<vec4<f32>>;
 #endif
+@group(0) @binding(4) var<storage, read> gSorted: array<vec4<f32>>;
 #endif
-#endif
+
+const NO_CELL = 0xffffffffu;
+const RANK_LIMIT = 16u;
 
 #if DIM3
 const ND = 3u;
 const CORNERS = 8u;
+// a cell's coordinates are its base voxel's + CELL_PAD (2-D: one layer of cells along z)
+const CELL_PAD = vec3<u32>(1u, 1u, 1u);
 #else
 const ND = 2u;
 const CORNERS = 4u;
+const CELL_PAD = vec3<u32>(1u, 1u, 0u);
 #endif
 
-// ---- fixed point ------------------------------------------------------------------------------------------------
-
-fn is_finite(x: f32) -> bool {
-  // on the bits: WGSL lets compilers assume floats are finite, so x == x style tests may be folded away
-  return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+// Cells per batch element: (W + 1) (H + 1) (D + 1) (2-D: (W + 1) (H + 1)), base voxels -1 .. size - 1 along each axis.
+fn cells_per_batch() -> u32 {
+  let cs = p.inSize.xyz + CELL_PAD;
+  return cs.x * cs.y * cs.z;
 }
 
-// The scale exponent e (see the header); 0 for an all-zero or non-finite gradient.
-fn fixed_exponent(m: f32) -> i32 {
-  if (!is_finite(m) || m == 0.0) {
-    return 0;
-  }
-  // m < 2^k with k = biased exponent - 126 (denormals: m < 2^-126)
-  let k = i32((bitcast<u32>(m) >> 23u) & 0xffu) - 126;
-  return 62 - i32(p.fixedBits) - k;
-}
-
-// x * 2^e in two steps: e spans about [-98, 188], beyond one ldexp's exponent range.
-fn scale2(x: f32, e: i32) -> f32 {
-  let h = e / 2;
-  return ldexp(ldexp(x, h), e - h);
-}
-
-#if GMAX
-fn max_pass(wg: u32, lid: u32) {
-  if (lid == 0u) {
-    atomicStore(&wmax, 0u);
-  }
-  workgroupBarrier();
-  var m = 0u;
-  for (var k = 0u; k < GMAX_PER; k++) {
-    let i = (wg * GMAX_PER + k) * {{WG}}u + lid;
-    if (i < p.total) {
-      m = max(m, bitcast<u32>(gOut[i]) & 0x7fffffffu);
-    }
-  }
-  atomicMax(&wmax, m);
-  workgroupBarrier();
-  if (lid == 0u) {
-    atomicMax(&gmaxBits[0], atomicLoad(&wmax));
-  }
-}
-#endif
-
-#if !FINALIZE
-#if !GMAX
-#if BACKWARD
-#if INPUT_GRAD
-// acc[i] += round(v) as a 64-bit integer; |v| < 2^62.
-fn acc_add(i: u32, v: f32) {
-  let m = round(abs(v));
-  if (m == 0.0) {
-    return;
-  }
-  // m = hi * 2^32 + lo exactly: m is an integer, and m - hi * 2^32 < 2^32 is a multiple of m's ulp
-  let hiF = floor(m * 2.3283064365386963e-10);
-  var lo = u32(m - hiF * 4294967296.0);
-  var hi = u32(hiF);
-  if (v < 0.0) {
-    // two's-complement negation of (hi, lo)
-    hi = ~hi + select(0u, 1u, lo == 0u);
-    lo = ~lo + 1u;
-  }
-  let old = atomicAdd(&acc[2u * i], lo);
-  hi += select(0u, 1u, old + lo < old);
-  if (hi != 0u) {
-    atomicAdd(&acc[2u * i + 1u], hi);
-  }
-}
-#endif
-#endif
-
+#if !GATHER
+#if !ORDER
 // ---- source positions ---------------------------------------------------------------------------------------------
 
 // Along one axis: the sample position split into its whole part and fraction, and d position / d raw coordinate.
@@ -276,27 +240,9 @@ fn voxel_offset(v: vec3<i32>) -> i32 {
   return (v.z * size.y + v.y) * size.x + v.x;
 }
 
-// Corner k of the interpolation cell (bit 0: x + 1, bit 1: y + 1, bit 2: z + 1): PyTorch's nw, ne, sw, se order.
-struct Corner {
-  offset: i32,
-  weight: f32,
-  // d weight / d position
-  dw: vec3<f32>,
-}
-
-fn corner(s: Source, k: u32) -> Corner {
-  let up = vec3<bool>((k & 1u) != 0u, (k & 2u) != 0u, (k & 4u) != 0u);
-  let w = select(1.0 - s.frac, s.frac, up);
-  let sgn = select(vec3<f32>(-1.0), vec3<f32>(1.0), up);
-  var c: Corner;
-  c.offset = voxel_offset(vec3<i32>(s.base) + vec3<i32>(up));
-  c.weight = w.x * w.y * w.z;
-  c.dw = sgn * vec3<f32>(w.y * w.z, w.x * w.z, w.x * w.y);
-  return c;
-}
-
-// The 8 corners of the interpolation cell as vectors, in corner() order: corners 0-3 (z) in *0, 4-7 (z + 1) in *1;
-// offsets clamped into the plane where the corner lies outside (inside false), weights as corner() computes them.
+// The 8 corners of the interpolation cell as vectors, PyTorch's nw, ne, sw, se order (bit 0 of the corner's index:
+// x + 1, bit 1: y + 1, bit 2: z + 1): corners 0-3 (z) in *0, 4-7 (z + 1) in *1; offsets clamped into the plane where
+// the corner lies outside (inside false), weights the products of the axes' (1 - frac) or frac.
 struct Cell {
   off0: vec4<u32>,
   off1: vec4<u32>,
@@ -329,49 +275,45 @@ fn cell_of(s: Source) -> Cell {
   return c;
 }
 
-fn nearest_offset(s: Source) -> i32 {
-  // round half to even, as std::nearbyint
+// The voxel NEAREST reads: round half to even, as std::nearbyint.
+fn nearest_voxel(s: Source) -> vec3<i32> {
   let odd = (vec3<i32>(s.base) & vec3<i32>(1)) != vec3<i32>(0);
   let up = (s.frac > vec3<f32>(0.5)) | ((s.frac == vec3<f32>(0.5)) & odd);
-  return voxel_offset(vec3<i32>(s.base) + vec3<i32>(up));
+  return vec3<i32>(s.base) + vec3<i32>(up);
+}
+
+fn nearest_offset(s: Source) -> i32 {
+  return voxel_offset(nearest_voxel(s));
+}
+
+// The sample's cell within its batch element's cell grid, or -1 where it touches no input voxel (see the header).
+fn cell_key(s: Source) -> i32 {
+#if NEAREST
+  if (nearest_offset(s) < 0) {
+    return -1;
+  }
+  let c = vec3<u32>(nearest_voxel(s)) + CELL_PAD;
+#else
+  // on floats first: a far or non-finite position never reaches an integer conversion
+  let size = vec3<f32>(p.inSize.xyz);
+  if (!all((s.base >= vec3<f32>(-1.0)) & (s.base <= size - vec3<f32>(1.0)))) {
+    return -1;
+  }
+  let c = vec3<u32>(vec3<i32>(s.base) + vec3<i32>(CELL_PAD));
+#endif
+  let cs = p.inSize.xyz + CELL_PAD;
+  return i32((c.z * cs.y + c.y) * cs.x + c.x);
 }
 #endif
 #endif
 
-@compute @workgroup_size({{WG}})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-#if GMAX
-  // before any early return: the barriers inside need the whole workgroup
-  max_pass(flat_workgroup(wid, nwg), lid);
-#else
-  let t = flat_workgroup(wid, nwg) * {{WG}}u + lid;
-  if (t >= p.total) {
-    return;
-  }
-#if FINALIZE
-  let m = gmax[0];
-  if (!is_finite(m)) {
-    // a quiet NaN built from a runtime value (a NaN constant does not compile)
-    out[t] = bitcast<f32>(bitcast<u32>(m) | 0x7fc00000u);
-    return;
-  }
-  var lo = acc[2u * t];
-  var hi = acc[2u * t + 1u];
-  let neg = (hi >> 31u) != 0u;
-  if (neg) {
-    hi = ~hi + select(0u, 1u, lo == 0u);
-    lo = ~lo + 1u;
-  }
-  let mag = f32(hi) * 4294967296.0 + f32(lo);
-  out[t] = scale2(select(mag, -mag, neg), -fixed_exponent(m));
-#else
+#if FORWARD
+fn sample_forward(t: u32) {
   let n = t / p.outSpatial;
   let o = t % p.outSpatial;
   let s = source(n, o);
   let inBase = n * p.channels * p.inSpatial;
   let outBase = n * p.channels * p.outSpatial + o;
-#if !BACKWARD
 #if NEAREST
   let off = nearest_offset(s);
   for (var c = 0u; c < p.channels; c++) {
@@ -404,43 +346,48 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     out[outBase + c * p.outSpatial] = v;
   }
 #endif
-#else
-#if INPUT_GRAD
-  let e = fixed_exponent(gmax[0]);
+}
 #endif
+
+#if BACKWARD
+fn sample_backward(t: u32) {
+  let n = t / p.outSpatial;
+  let o = t % p.outSpatial;
+  let s = source(n, o);
+#if INPUT_GRAD
+  let key = cell_key(s);
+  var at = NO_CELL;
+  if (key >= 0) {
+    at = n * cells_per_batch() + u32(key);
+    slots[t] = atomicAdd(&counts[1u + at], 1u);
+  }
+  keys[t] = at;
+#endif
+#if GRID_GRAD
+  let inBase = n * p.channels * p.inSpatial;
+  let outBase = n * p.channels * p.outSpatial + o;
+  // the corners in registers as in the forward (corners 0-3 at z, 4-7 at z + 1; bit 0 x + 1, bit 1 y + 1): d weight
+  // / d position along x is sgnX * wy * wz, along y sgnY * wx * wz, along z -+ wx * wy
+  let cell = cell_of(s);
+  let lo = 1.0 - s.frac;
+  let hi = s.frac;
+  let wx = vec4<f32>(lo.x, hi.x, lo.x, hi.x);
+  let wy = vec4<f32>(lo.y, lo.y, hi.y, hi.y);
+  let dx = vec4<f32>(-1.0, 1.0, -1.0, 1.0) * wy;
+  let dy = vec4<f32>(-1.0, -1.0, 1.0, 1.0) * wx;
+  let dz = wx * wy;
   var gpos = vec3<f32>(0.0);
-#if NEAREST
-#if INPUT_GRAD
-  let off = nearest_offset(s);
-  if (off >= 0) {
-    for (var c = 0u; c < p.channels; c++) {
-      acc_add(inBase + c * p.inSpatial + u32(off), scale2(gOut[outBase + c * p.outSpatial], e));
-    }
-  }
-#endif
-#else
-  var corners: array<Corner, CORNERS>;
-  for (var k = 0u; k < CORNERS; k++) {
-    corners[k] = corner(s, k);
-  }
   for (var c = 0u; c < p.channels; c++) {
-    let g = gOut[outBase + c * p.outSpatial];
     let plane = inBase + c * p.inSpatial;
-    for (var k = 0u; k < CORNERS; k++) {
-      if (corners[k].offset < 0) {
-        continue;
-      }
-      let i = plane + u32(corners[k].offset);
-#if GRID_GRAD
-      gpos += (inp[i] * g) * corners[k].dw;
+    let v0 = select(vec4<f32>(0.0), vec4<f32>(inp[plane + cell.off0.x], inp[plane + cell.off0.y], inp[plane + cell.off0.z], inp[plane + cell.off0.w]), cell.in0);
+#if DIM3
+    let v1 = select(vec4<f32>(0.0), vec4<f32>(inp[plane + cell.off1.x], inp[plane + cell.off1.y], inp[plane + cell.off1.z], inp[plane + cell.off1.w]), cell.in1);
+    let d = vec3<f32>(dot(v0, dx) * lo.z + dot(v1, dx) * hi.z, dot(v0, dy) * lo.z + dot(v1, dy) * hi.z, dot(v1 - v0, dz));
+#else
+    let d = vec3<f32>(dot(v0, dx), dot(v0, dy), 0.0);
 #endif
-#if INPUT_GRAD
-      acc_add(i, scale2(corners[k].weight * g, e));
-#endif
-    }
+    gpos += gOut[outBase + c * p.outSpatial] * d;
   }
-#endif
-#if GRID_GRAD
   gpos *= s.mult;
   for (var a = 0u; a < ND; a++) {
 #if FLOW
@@ -450,7 +397,205 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
   }
 #endif
+}
 #endif
+
+#if ORDER
+fn order_sample(t: u32) {
+  let cell = keys[t];
+  if (cell != NO_CELL) {
+    order[ends[cell] + slots[t]] = t;
+  }
+}
 #endif
+
+#if PLACE
+fn place(t: u32) {
+  let cell = keys[t];
+  if (cell == NO_CELL) {
+    return;
+  }
+  let start = ends[cell];
+  let end = ends[cell + 1u];
+  var rank = slots[t];
+  if (end - start <= RANK_LIMIT) {
+    rank = 0u;
+    for (var j = start; j < end; j++) {
+      rank += select(0u, 1u, order[j] < t);
+    }
+  }
+  let j = start + rank;
+  let n = t / p.outSpatial;
+  let o = t % p.outSpatial;
+#if !NEAREST
+  fracs[j] = vec4<f32>(source(n, o).frac, 0.0);
+#endif
+  let samples = p.total;
+  for (var c0 = 0u; c0 < p.channels; c0 += 4u) {
+    let plane = (n * p.channels + c0) * p.outSpatial + o;
+    let more = p.channels - c0;
+    // a channel past the last reads 0 (its address clamped to the last)
+    let g = vec4<f32>(
+      gOut[plane],
+      select(0.0, gOut[plane + min(1u, more - 1u) * p.outSpatial], more > 1u),
+      select(0.0, gOut[plane + min(2u, more - 1u) * p.outSpatial], more > 2u),
+      select(0.0, gOut[plane + min(3u, more - 1u) * p.outSpatial], more > 3u),
+    );
+    gSorted[(c0 / 4u) * samples + j] = g;
+  }
+}
+#endif
+
+#if GATHER
+// A 64-bit two's-complement integer per lane of four channels.
+struct Fixed4 {
+  lo: vec4<u32>,
+  hi: vec4<u32>,
+}
+
+// sum += round(v) as 64-bit integers; |v| < 2^62. round(v) = hi 2^32 + lo exactly, hi = round(v 2^-32) and lo the
+// remainder in [-2^31, 2^31] (exact in f32: it is made of round(v)'s low bits); lo = 2^31 moves to -2^31 with hi + 1.
+// Both then convert to i32, and the signed lo adds to the low word with its sign extension (-1 or 0) to the high word.
+fn fixed_add(sum: ptr<function, Fixed4>, v: vec4<f32>) {
+  let m = round(v);
+  var hiF = round(m * 2.3283064365386963e-10);
+  var loF = m - hiF * 4294967296.0;
+  let top = loF >= vec4<f32>(2147483648.0);
+  hiF = select(hiF, hiF + 1.0, top);
+  loF = select(loF, loF - 4294967296.0, top);
+  let lo = vec4<i32>(loF);
+  let low = (*sum).lo + bitcast<vec4<u32>>(lo);
+  let carry = select(vec4<u32>(0u), vec4<u32>(1u), low < (*sum).lo);
+  (*sum).hi += bitcast<vec4<u32>>(vec4<i32>(hiF) + (lo >> vec4<u32>(31u))) + carry;
+  (*sum).lo = low;
+}
+
+// The value of a 64-bit sum per lane, nearest f32.
+fn fixed_value(sum: Fixed4) -> vec4<f32> {
+  let neg = (sum.hi >> vec4<u32>(31u)) != vec4<u32>(0u);
+  // |sum| = (hi, lo) negated where negative
+  let lo = select(sum.lo, ~sum.lo + vec4<u32>(1u), neg);
+  let hi = select(sum.hi, ~sum.hi + select(vec4<u32>(0u), vec4<u32>(1u), sum.lo == vec4<u32>(0u)), neg);
+  let mag = vec4<f32>(hi) * 4294967296.0 + vec4<f32>(lo);
+  return select(mag, -mag, neg);
+}
+
+// Sample j's contribution: its weight for the corner the gathering voxel is (up: along which axes the voxel is the
+// cell's upper corner) times its upstream gradients.
+fn contribution(j: u32, up: vec3<bool>, g: vec4<f32>) -> vec4<f32> {
+#if NEAREST
+  return g;
+#else
+  let f = fracs[j].xyz;
+  let w = select(vec3<f32>(1.0) - f, f, up);
+  return (w.x * w.y * w.z) * g;
+#endif
+}
+
+// The sum of cell samples [j0, j1)'s contributions: in order in f32, or exactly for a cell past RANK_LIMIT.
+fn cell_sum(j0: u32, j1: u32, up: vec3<bool>, gBase: u32) -> vec4<f32> {
+  if (j1 - j0 <= RANK_LIMIT) {
+    var plain = vec4<f32>(0.0);
+    for (var j = j0; j < j1; j++) {
+      plain += contribution(j, up, gSorted[gBase + j]);
+    }
+    return plain;
+  }
+  var big = vec4<u32>(0u);
+  for (var j = j0; j < j1; j++) {
+    // |c|'s bits order as the values, NaN above infinity
+    big = max(big, bitcast<vec4<u32>>(contribution(j, up, gSorted[gBase + j])) & vec4<u32>(0x7fffffffu));
+  }
+  // big < 2^k with k = biased exponent - 126; the sum of count contributions < 2^(k + ceil(log2 count))
+  let k = vec4<i32>((big >> vec4<u32>(23u)) & vec4<u32>(0xffu)) - vec4<i32>(126);
+  let e = vec4<i32>(62 - i32(firstLeadingBit(j1 - j0 - 1u)) - 1) - k;
+  // 2^e in two factors: e spans about [-71, 188]
+  let h = e / vec4<i32>(2);
+  let first = ldexp(vec4<f32>(1.0), h);
+  let second = ldexp(vec4<f32>(1.0), e - h);
+  var sum = Fixed4(vec4<u32>(0u), vec4<u32>(0u));
+  for (var j = j0; j < j1; j++) {
+    fixed_add(&sum, contribution(j, up, gSorted[gBase + j]) * first * second);
+  }
+  let exact = fixed_value(sum) * ldexp(vec4<f32>(1.0), -h) * ldexp(vec4<f32>(1.0), h - e);
+  // a non-finite contribution (big's exponent all ones): NaN, built from a runtime value (a NaN constant does not
+  // compile); the sum's order would decide between inf and NaN
+  let nan = bitcast<vec4<f32>>(big | vec4<u32>(0x7fc00000u));
+  return select(exact, nan, big >= vec4<u32>(0x7f800000u));
+}
+
+// The input gradient of element (n, i): the samples of the cells having voxel i as a corner, cell by cell (the cell
+// whose base is voxel i - d, d in {0, 1}^ND, in the order of d's bits x, y, z); four channels at a time.
+fn gather(t: u32) {
+  let n = t / p.inSpatial;
+  let i = t % p.inSpatial;
+  let size = p.inSize.xyz;
+  let v = vec3<u32>(i % size.x, (i / size.x) % size.y, i / (size.x * size.y));
+  let cs = size + CELL_PAD;
+  let cellBase = n * cells_per_batch();
+  let samples = (p.total / p.inSpatial) * p.outSpatial;
+  for (var c0 = 0u; c0 < p.channels; c0 += 4u) {
+    let gBase = (c0 / 4u) * samples;
+    var total = vec4<f32>(0.0);
+#if NEAREST
+    let cell = cellBase + ((v.z + CELL_PAD.z) * cs.y + v.y + CELL_PAD.y) * cs.x + v.x + CELL_PAD.x;
+    total = cell_sum(ends[cell], ends[cell + 1u], vec3<bool>(false), gBase);
+#else
+    for (var k = 0u; k < CORNERS; k += 2u) {
+      let dyz = vec2<u32>((k >> 1u) & 1u, k >> 2u);
+      // the cell with corner k (base voxel v - d: coordinates v - d + CELL_PAD) and before it, along x, k + 1's
+      let cell = cellBase + ((v.z + CELL_PAD.z - dyz.y) * cs.y + (v.y + CELL_PAD.y - dyz.x)) * cs.x + v.x + CELL_PAD.x;
+      let split = ends[cell];
+      let up = vec3<bool>(false, dyz.x != 0u, dyz.y != 0u);
+      total += cell_sum(split, ends[cell + 1u], up, gBase);
+      total += cell_sum(ends[cell - 1u], split, vec3<bool>(true, up.yz), gBase);
+    }
+#endif
+    // the lanes one by one: indexing a vector with a variable moves it to memory on CPU adapters
+    let at = (n * p.channels + c0) * p.inSpatial + i;
+    put(at, total.x);
+    if (c0 + 1u < p.channels) {
+      put(at + p.inSpatial, total.y);
+    }
+    if (c0 + 2u < p.channels) {
+      put(at + 2u * p.inSpatial, total.z);
+    }
+    if (c0 + 3u < p.channels) {
+      put(at + 3u * p.inSpatial, total.w);
+    }
+  }
+}
+
+// Element `at` of the input gradient (ACC: this piece's sum added to those of the pieces before).
+fn put(at: u32, v: f32) {
+#if ACC
+  out[at] = out[at] + v;
+#else
+  out[at] = v;
+#endif
+}
+#endif
+
+@compute @workgroup_size({{WG}})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let t = flat_workgroup(wid, nwg) * {{WG}}u + lid;
+  if (t >= p.total) {
+    return;
+  }
+#if FORWARD
+  sample_forward(t);
+#endif
+#if BACKWARD
+  sample_backward(t);
+#endif
+#if ORDER
+  order_sample(t);
+#endif
+#if PLACE
+  place(t);
+#endif
+#if GATHER
+  gather(t);
 #endif
 }

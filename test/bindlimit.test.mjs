@@ -246,8 +246,8 @@ test('norms in slabs of channels, groups or rows: outputs, running statistics an
   for (const t of [x, w, b, xl, wl, big]) t.dispose();
 });
 
-test('gridSample and spatialTransform in pieces (batch, channel groups, output slabs): outputs and input gradients bitwise', async () => {
-  // 3 channels of 9x10x11 input: at 8192 bytes one group holds 2 channels with their accumulators; outputs in slabs
+test('gridSample and spatialTransform in pieces (batch, channel groups, output slabs): outputs bitwise, gradients within 1e-6', async () => {
+  // 3 channels of 9x10x11 input: at 8192 bytes a group holds one channel plane with its gradient; outputs in slabs
   const img3 = randn([2, 3, 9, 10, 11], 71);
   const grid3 = randn([2, 8, 9, 7, 3], 72, -1.1, 1.1);
   const img2 = randn([2, 5, 13, 17], 73);
@@ -259,12 +259,14 @@ test('gridSample and spatialTransform in pieces (batch, channel groups, output s
     ['gridSample 3-D bilinear zeros', () => vg.gridSample(img3, grid3), [img3, grid3], true, LIMIT],
     ['gridSample 3-D nearest border', () => vg.gridSample(img3, grid3, { mode: 'nearest', paddingMode: 'border' }), [img3, grid3], true, LIMIT],
     ['gridSample 2-D reflection alignCorners', () => vg.gridSample(img2, grid2, { paddingMode: 'reflection', alignCorners: true }), [img2, grid2], true, LIMIT],
-    // the source plane and its accumulator fit 12288 bytes, the flow and the output are split into slabs
+    // the source plane and its gradient fit 12288 bytes, the flow and the output are split into slabs
     ['spatialTransform 3-D', () => vg.spatialTransform(src, flow), [src, flow], false, 12288],
   ];
   for (const [name, fn, inputs, groups, limit] of cases) {
     const r = await wholeAndSplit(withGrads(fn, inputs), limit);
-    assertSame(outputs(r, (i) => i < 2), `${name}: output, input gradient`);
+    assertSame(outputs(r, (i) => i === 0), `${name}: output`);
+    // the output slabs' shares of the input gradient are added in turn: a different order of additions
+    assertSame(outputs(r, (i) => i === 1), `${name}: input gradient`, 1e-6);
     // several channel groups add their shares of the coordinate gradient: a different order of additions
     assertSame(outputs(r, (i) => i === 2), `${name}: coordinate gradient`, groups ? 1e-6 : 0);
   }

@@ -265,7 +265,7 @@ function refTrilinearInputGrad(x, grid, up) {
   return new Ref(out, x.shape);
 }
 
-test('the input gradient is bit-identical run to run (fixed-point accumulation) under heavy collisions', async () => {
+test('the input gradient is bit-identical run to run (samples summed in a fixed order) under heavy collisions', async () => {
   const r = rng(13);
   // 4096 sample points on a 4x5x6 volume: about 170 contributions per voxel, from many workgroups at once
   const x = Ref.random([1, 2, 4, 5, 6], r).f32();
@@ -284,11 +284,37 @@ test('the input gradient is bit-identical run to run (fixed-point accumulation) 
   assert.equal(Array.from(new Uint32Array(runs[1].buffer)), Array.from(new Uint32Array(runs[0].buffer)), 'run 2 differs from run 1');
   assert.equal(Array.from(new Uint32Array(runs[2].buffer)), Array.from(new Uint32Array(runs[0].buffer)), 'run 3 differs from run 1');
   const want = refTrilinearInputGrad(x, grid, up);
-  // sums of ~170 terms of size ~0.5: the fixed-point sum is exact to 2^-50 of them, the f32 weights and the final
-  // rounding to f32 leave a few 2^-24 relative
+  // sums of ~170 terms of size ~0.5 from cells of ~20 samples, some summed in f32 in order, the larger ones exactly
+  // (shaders/grid_sample.wgsl): a few 2^-24 relative
   const got = vg.tensor(runs[0], x.shape);
   await assertClose(got, want, { rtol: 1e-5, atol: 1e-5, msg: 'against float64' });
   got.dispose();
+});
+
+test('a cell of thousands of samples is summed exactly; a NaN among them reaches only its corners', async () => {
+  const r = rng(14);
+  // 3,375 samples in the one cell between voxels 1 and 2 of each axis (positions 1.1 .. 1.9)
+  const x = Ref.random([1, 1, 4, 4, 4], r).f32();
+  const grid = Ref.random([1, 15, 15, 15, 3], r, -0.2, 0.2).f32();
+  const up = Ref.random([1, 1, 15, 15, 15], r, 0, 1000).f32();
+  const xt = x.toTensor({ requiresGrad: true });
+  const gt = grid.toTensor();
+  let out = vg.gridSample(xt, gt);
+  out.backward(up.toTensor());
+  // every term positive, each with a few f32 roundings of its own: the exact sum rounded once stays well within 1e-6
+  // of float64, where an f32 running sum of 3,375 terms typically drifts a few 1e-6 (sqrt(n) half-ulps)
+  await assertClose(xt.grad, refTrilinearInputGrad(x, grid, up), { rtol: 1e-6, atol: 0, msg: 'exact cell sum' });
+  xt.grad.dispose();
+  xt.grad = null;
+  const bad = up.data.slice();
+  bad[1234] = NaN;
+  out.dispose();
+  out = vg.gridSample(xt, gt);
+  out.backward(vg.tensor(bad, up.shape));
+  const got = await xt.grad.data();
+  const corners = new Set([1, 2].flatMap((z) => [1, 2].flatMap((y) => [1, 2].map((w) => (z * 4 + y) * 4 + w))));
+  assert.equal(Array.from(got, (v, i) => Number.isNaN(v) === corners.has(i)), new Array(64).fill(true), 'NaN exactly at the cell corners');
+  dispose(xt, gt, out);
 });
 
 // ---- one coordinate convention (docs/conventions.md) --------------------------------------------------------------------
@@ -330,19 +356,24 @@ test('a translation along each axis of a 5x7x11 volume moves the content along e
   src.dispose();
 });
 
-test('documented edge cases: a length-1 axis samples its single voxel; a NaN upstream gradient poisons the input gradient', async () => {
+test('documented edge cases: a length-1 axis samples its single voxel; inf/NaN upstream gradients reach the voxels they touch, as in PyTorch', async () => {
   // VoxelMorph divides by size - 1 = 0 here (NaN); docs/conventions.md §3
   const src = vg.tensor([1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 1, 4]);
   const flow = vg.tensor([0, 0, 0, 0, 0, 1, 0, 0], [1, 2, 1, 4]);
   const out = vg.spatialTransform(src, flow);
   assert.equal(Array.from(await out.data()), [1, 3, 3, 4, 5, 7, 7, 8]);
-  // docs/conventions.md §8: inf/NaN upstream gradients make the whole input gradient NaN
-  const x = vg.ones([1, 1, 3, 3], { requiresGrad: true });
+  // docs/conventions.md §8: all four samples sit on voxel (1, 1) (weight 1; its cell's other corners weight 0, and
+  // 0 * inf = NaN); torch 1.13 gives [[0, 0, 0], [0, nan, nan], [0, nan, nan]] and, for inf, [[0, 0, 0], [0, inf, nan],
+  // [0, nan, nan]]
   const grid = vg.zeros([1, 2, 2, 2]);
-  const y = vg.gridSample(x, grid);
-  y.backward(vg.tensor([1, NaN, 1, 1], [1, 1, 2, 2]));
-  assert.ok(Array.from(await x.grad.data()).every(Number.isNaN), 'every element NaN');
-  dispose(src, flow, out, x, grid, y);
+  for (const [bad, centre] of [[NaN, NaN], [Infinity, Infinity]]) {
+    const x = vg.ones([1, 1, 3, 3], { requiresGrad: true });
+    const y = vg.gridSample(x, grid);
+    y.backward(vg.tensor([1, bad, 1, 1], [1, 1, 2, 2]));
+    assert.equal(Array.from(await x.grad.data()), [0, 0, 0, 0, centre, NaN, 0, NaN, NaN], `upstream ${bad}`);
+    dispose(x, y);
+  }
+  dispose(src, flow, out, grid);
 });
 
 test("nearest rounds ties to even (std::nearbyint), as PyTorch's grid_sample", async () => {

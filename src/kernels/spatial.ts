@@ -22,6 +22,7 @@ import { fillInto, sliceBlock, writeBlock } from './base.js';
 import { mapExpr } from './elementwise.js';
 import { tensor } from './creation.js';
 import { add, mul, sub } from './math.js';
+import { cumsum } from './cumsum.js';
 import { reshape, slice, split } from './shape.js';
 
 export type GridSampleMode = 'bilinear' | 'nearest';
@@ -49,18 +50,9 @@ interface SampleAttrs {
   addSelf?: boolean;
 }
 
-/** Elements of the upstream gradient each invocation of the max|g| pass reads. */
-const GMAX_PER = 8;
-const sampleSource = () => gridSampleWgsl.replaceAll('{{GMAX_PER}}', String(GMAX_PER));
+const sampleSource = () => gridSampleWgsl;
 
-/** Smallest b with 2^b >= n: the fixed-point headroom of the input gradient (shaders/grid_sample.wgsl). */
-function ceilLog2(n: number): number {
-  let b = 0;
-  while (2 ** b < n) b++;
-  return b;
-}
-
-/** Uniforms shared by the forward, backward and finalize passes. */
+/** Uniforms shared by the passes. */
 function sampleUniforms(input: Tensor, outSpatialShape: readonly number[], a: SampleAttrs) {
   const xyz = (s: readonly number[]) => [...s].reverse().concat([1, 1]).slice(0, 4);
   const inSpatial = input.shape.slice(2);
@@ -75,7 +67,6 @@ function sampleUniforms(input: Tensor, outSpatialShape: readonly number[], a: Sa
     padding: a.padding,
     // flow positions are in voxels with corner voxels' centres at 0 and size - 1: reflection as align_corners=True
     alignCorners: a.alignCorners || a.flow ? 1 : 0,
-    fixedBits: ceilLog2(outSpatial),
   };
 }
 
@@ -85,9 +76,8 @@ function sampleKernel(a: SampleAttrs, pass: 'forward' | 'backward', inputGrad = 
     (pass === 'backward' ? `.${inputGrad ? 'i' : ''}${gridGrad ? 'g' : ''}` : '');
   return kernel(key, sampleSource, {
     defines: {
-      DIM3: a.nd === 3,
-      NEAREST: a.nearest,
-      FLOW: a.flow,
+      ...shapeDefines(a),
+      FORWARD: pass === 'forward',
       ADD_SELF: Boolean(a.addSelf) && pass === 'forward',
       BACKWARD: pass === 'backward',
       INPUT_GRAD: inputGrad,
@@ -96,29 +86,51 @@ function sampleKernel(a: SampleAttrs, pass: 'forward' | 'backward', inputGrad = 
   });
 }
 
-// Cost models (vg.profile): per output location and channel, the forward reads 2^nd corners (an fma each); the
-// backward adds per corner an fma into the coordinate gradient and a scaled, rounded contribution to the 64-bit
-// accumulator (~6 FLOPs). Bytes: each tensor once (input, coordinates, output; the accumulator 8 bytes per input
-// element, read and written).
+function shapeDefines(a: SampleAttrs) {
+  return { DIM3: a.nd === 3, NEAREST: a.nearest, FLOW: a.flow };
+}
+
+/** The passes of the input gradient's gather after the counting backward pass (shaders/grid_sample.wgsl). */
+function gatherKernel(a: SampleAttrs, pass: 'order' | 'place' | 'gather', acc = false) {
+  const key = `gridSample.${a.nd}d.${a.nearest ? 'nearest' : 'linear'}.${a.flow ? 'flow' : 'grid'}.${pass}${acc ? '.acc' : ''}`;
+  return kernel(key, sampleSource, {
+    defines: { ...shapeDefines(a), ORDER: pass === 'order', PLACE: pass === 'place', GATHER: pass === 'gather', ACC: acc },
+  });
+}
+
+/** Cells per batch element of the input gradient's gather: base voxels -1 .. size - 1 along each axis. */
+function cellsPerBatch(input: Tensor): number {
+  return shapeSize(input.shape.slice(2).map((d) => d + 1));
+}
+
+// Cost models (vg.profile), per output location (sample) and channel: the forward reads 2^nd corners (an fma
+// each); the backward adds per corner an fma into the coordinate gradient, and counts the sample into its cell (an
+// atomic, its slot and cell written). ORDER moves 16 bytes per sample; PLACE reads its coordinates, upstream
+// gradients and (about one) cell neighbour and writes 16 bytes per four channels plus its fraction; GATHER reads a
+// sample's two records for each of its 2^nd corners and channel groups (about 4 FLOPs per channel and corner) and
+// writes the input gradient. Each tensor counted once.
 declareCost('gridSample', (u, _g, _b, name) => {
   const nd = name.includes('.3d.') ? 3 : 2;
   const corners = name.includes('.nearest.') ? 1 : 2 ** nd;
-  const [locations, C, inSpatial, outSpatial] = [u.total, u.channels, u.inSpatial, u.outSpatial] as number[];
-  if (name.includes('.forward')) {
-    const inputs = (locations / outSpatial) * C * inSpatial;
-    return { flops: 2 * corners * locations * C, bytes: 4 * (locations * C + locations * nd + inputs) };
+  const [total, C, inSpatial, outSpatial] = [u.total, u.channels, u.inSpatial, u.outSpatial] as number[];
+  const groups = Math.ceil(C / 4);
+  const pass = name.split('.')[4];
+  if (pass === 'gather') {
+    const samples = (total / inSpatial) * outSpatial;
+    return { flops: 4 * corners * samples * C, bytes: 32 * corners * samples * groups + 4 * total * C };
   }
-  if (!name.includes('.backward.')) return null;
-  const inputs = (locations / outSpatial) * C * inSpatial;
+  const inputs = (total / outSpatial) * C * inSpatial;
+  if (pass === 'forward') return { flops: 2 * corners * total * C, bytes: 4 * (total * C + total * nd + inputs) };
+  if (pass === 'order') return { flops: 0, bytes: 16 * total };
+  if (pass === 'place') return { flops: 0, bytes: 4 * total * (6 + nd + C) + 16 * total * (groups + 1) };
+  if (pass !== 'backward') return null;
   const passes = name.slice(name.lastIndexOf('.') + 1);
   const gInput = passes.includes('i');
   const gGrid = passes.includes('g');
-  const flops = corners * locations * C * ((gInput ? 6 : 0) + (gGrid ? 4 : 0));
-  const bytes = 4 * (locations * C + locations * nd) + (gGrid ? 4 * (inputs + locations * nd) : 0) + (gInput ? 16 * inputs : 0);
+  const flops = gGrid ? 4 * corners * total * C : 0;
+  const bytes = 4 * total * nd + (gGrid ? 4 * (total * C + inputs + total * nd) : 0) + (gInput ? 16 * total : 0);
   return { flops, bytes };
 });
-declareCost('gridSample.gmax', (u) => ({ flops: u.total as number, bytes: 4 * (u.total as number) }));
-declareCost('gridSample.finalize', (u) => ({ flops: 4 * (u.total as number), bytes: 12 * (u.total as number) }));
 
 function outSpatialOf(coords: Tensor, a: SampleAttrs): number[] {
   return a.flow ? coords.shape.slice(2) : coords.shape.slice(1, -1);
@@ -149,11 +161,10 @@ function sampleRaw(op: string, input: Tensor, coords: Tensor, a: SampleAttrs): T
 
 // ---- sampling past one storage binding -----------------------------------------------------------------------------
 // Samples may land anywhere in the input, so its planes are never split; the work is split per batch element, into
-// groups of channels whose input planes (and, for the input gradient, their 64-bit accumulators) fit one binding,
-// and into slabs of the outermost output dim whose outputs and coordinates fit. Each piece runs the unchanged
-// kernels: the output and both gradients come out identical to the whole problem's (the accumulators are integers,
-// and the fixed-point scale uses the whole output), except that the coordinate gradient of several channel groups is
-// their sum (a different order of additions).
+// groups of channels whose input planes (and, for the input gradient, twice their size) fit one binding, and into
+// slabs of the outermost output dim whose outputs, coordinates and gather records fit. Each piece runs the unchanged
+// kernels: the output comes out identical to the whole problem's; the input gradient is the sum of the slabs' sums
+// and the coordinate gradient of several channel groups their sum (a different order of additions).
 
 interface SamplePlan {
   /** [N, C]: the output's leading dims. */
@@ -174,16 +185,21 @@ function samplePlan(op: string, input: Tensor, coords: Tensor, a: SampleAttrs, i
   const plane = shapeSize(outSpatial.slice(1));
   const limit = bindingLimit();
   const planeBytes = inSpatial * 4 * (inputGrad ? 2 : 1);
-  if (fitsBinding(input, coords) && N * C * outer * plane * 4 <= limit && input.size * planeBytes / inSpatial <= limit) return null;
-  const perGroup = Math.min(C, Math.floor(limit / planeBytes));
+  // whole: the input gradient is input-shaped, and the gather's records (16 bytes per sample) and cell counts are bound
+  const cellBytes = inputGrad ? cellsPerBatch(input) * 4 : 0;
+  const gather = inputGrad ? N * Math.max(outer * plane * 16 * ceilDiv(C, 4), cellBytes + 4) : 0;
+  if (fitsBinding(input, coords) && N * C * outer * plane * 4 <= limit && gather <= limit) return null;
+  // in pieces, a channel group's input gradient is summed across the output slabs (the input and it bound at once)
+  const perGroup = cellBytes + 4 > limit ? 0 : Math.min(C, Math.floor(limit / planeBytes));
   if (perGroup === 0)
     fail(
       op,
-      `one channel plane of input (shape ${fmtShape(input.shape)}) takes ${planeBytes} bytes${inputGrad ? ' with its gradient accumulator' : ''}, ` +
+      `one channel plane of input (shape ${fmtShape(input.shape)}) takes ${planeBytes} bytes${inputGrad ? ' with its gradient' : ''}, ` +
         `more than one storage binding on this adapter (maxStorageBufferBindingSize ${limit} bytes); samples may land anywhere in ` +
         'it, so it cannot be split: downsample or crop the input first',
     );
-  const rows = Math.min(outer, Math.floor(limit / (Math.max(perGroup, a.nd) * plane * 4)));
+  // per output location: its values or coordinates, and with the input gradient its placed upstream gradients (a vec4 per four channels)
+  const rows = Math.min(outer, Math.floor(limit / (Math.max(perGroup, a.nd, inputGrad ? 4 * ceilDiv(perGroup, 4) : 0) * plane * 4)));
   if (rows === 0)
     fail(
       op,
@@ -237,7 +253,7 @@ function pieceUniforms(u: ReturnType<typeof sampleUniforms>, plan: SamplePlan, p
   return { ...u, total: locations, outSpatial: locations, channels: pc.c1 - pc.c0, outStart: pc.r0 * plan.plane };
 }
 
-/** Gradients to input (fixed-point accumulation, then one finalize pass) and to coords, in one scatter pass. */
+/** Gradients to input (a gather, see shaders/grid_sample.wgsl) and to coords; the per-sample pass does the coords'. */
 function sampleBackward(op: string, g: Tensor, input: Tensor, coords: Tensor, a: SampleAttrs, needInput: boolean, needCoords: boolean): (Tensor | null)[] {
   // nearest has a zero coordinate gradient (as PyTorch): no kernel work beyond the zero fill
   const gridGrad = needCoords && !a.nearest;
@@ -262,36 +278,56 @@ function sampleBackward(op: string, g: Tensor, input: Tensor, coords: Tensor, a:
   }
   const buffers = [g.buffer(op), coords.buffer(op)];
   if (gridGrad) buffers.push(input.buffer(op), gCoords!.buffer(op));
-  let acc: Tensor | null = null;
-  let gmax: Tensor | null = null;
-  if (needInput) {
-    gmax = maxAbs(op, [g]);
-    acc = emptyTensor(op, [2 * input.size], 'u32');
-    fillInto(acc, 0);
-    buffers.push(acc.buffer(op), gmax.buffer(op));
-  }
+  const cells = needInput ? sampleCells(op, input.shape[0], input, u.total) : null;
+  if (cells) buffers.push(cells.counts.buffer(op), cells.slots.buffer(op), cells.keys.buffer(op));
   dispatch(k, buffers, u, grid1d(ceilDiv(u.total, k.workgroupSize)));
-  if (gIn) {
-    finalize(op, gIn, acc!, gmax!, u.fixedBits);
-    acc!.dispose();
-    gmax!.dispose();
-  }
+  if (gIn) gatherInputGrad(op, a, u, input.shape[0], g, coords, cells!, gIn, false);
   return [gIn, gCoords];
 }
 
-/** The bits of max |g| over all the given tensors (one u32; the pass combines with atomicMax). */
-function maxAbs(op: string, parts: Iterable<Tensor>): Tensor {
-  const gmax = emptyTensor(op, [1], 'u32');
-  fillInto(gmax, 0);
-  const mk = kernel('gridSample.gmax', sampleSource, { defines: { GMAX: true } });
-  for (const t of parts) dispatch(mk, [gmax.buffer(op), t.buffer(op)], { total: t.size }, grid1d(ceilDiv(t.size, mk.workgroupSize * GMAX_PER)));
-  return gmax;
+/** The per-cell sample counts (zeroed, one leading 0), and the per-sample slots and cells the backward pass writes. */
+function sampleCells(op: string, batch: number, input: Tensor, samples: number) {
+  const counts = emptyTensor(op, [1 + batch * cellsPerBatch(input)], 'u32');
+  fillInto(counts, 0);
+  return { counts, slots: emptyTensor(op, [samples], 'u32'), keys: emptyTensor(op, [samples], 'u32') };
 }
 
-/** The input gradient from its fixed-point accumulator. */
-function finalize(op: string, gIn: Tensor, acc: Tensor, gmax: Tensor, fixedBits: number): void {
-  const fk = kernel('gridSample.finalize', sampleSource, { defines: { FINALIZE: true } });
-  dispatch(fk, [gIn.buffer(op), acc.buffer(op), gmax.buffer(op)], { total: gIn.size, fixedBits }, grid1d(ceilDiv(gIn.size, fk.workgroupSize)));
+/**
+ * The input gradient from the counted samples (shaders/grid_sample.wgsl): their cells' ranges (a scan of the
+ * counts), each cell's samples in order, their fractions and upstream gradients placed, then one gather per input
+ * element into `target` (with `acc`, added to it). Frees `cells`.
+ */
+function gatherInputGrad(
+  op: string,
+  a: SampleAttrs,
+  u: ReturnType<typeof sampleUniforms>,
+  batch: number,
+  g: Tensor,
+  coords: Tensor,
+  cells: ReturnType<typeof sampleCells>,
+  target: Tensor,
+  acc: boolean,
+): void {
+  const ends = cumsum(cells.counts, 0);
+  cells.counts.dispose();
+  const ok = gatherKernel(a, 'order');
+  const order = emptyTensor(op, [u.total], 'u32');
+  dispatch(ok, [cells.keys.buffer(op), cells.slots.buffer(op), ends.buffer(op), order.buffer(op)], u, grid1d(ceilDiv(u.total, ok.workgroupSize)));
+  const fracs = a.nearest ? null : emptyTensor(op, [4 * u.total], 'f32');
+  const gSorted = emptyTensor(op, [4 * u.total * ceilDiv(u.channels, 4)], 'f32');
+  const placed = [coords.buffer(op), cells.keys.buffer(op), cells.slots.buffer(op), ends.buffer(op), order.buffer(op), g.buffer(op)];
+  if (fracs) placed.push(fracs.buffer(op));
+  placed.push(gSorted.buffer(op));
+  const pk = gatherKernel(a, 'place');
+  dispatch(pk, placed, u, grid1d(ceilDiv(u.total, pk.workgroupSize)));
+  for (const t of [order, cells.keys, cells.slots]) t.dispose();
+  const gk = gatherKernel(a, 'gather', acc);
+  const elements = batch * u.inSpatial;
+  const gathered = [target.buffer(op), ends.buffer(op)];
+  if (fracs) gathered.push(fracs.buffer(op));
+  gathered.push(gSorted.buffer(op));
+  dispatch(gk, gathered, { ...u, total: elements }, grid1d(ceilDiv(elements, gk.workgroupSize)));
+  for (const t of [ends, fracs, gSorted]) t?.dispose();
 }
 
 function sampleBackwardPieces(
@@ -309,44 +345,32 @@ function sampleBackwardPieces(
   const [N, C] = plan.lead;
   const gView = g.shareStorage([N, C, plan.outer, plan.plane]);
   const gSlab = (pc: SamplePiece) => sliceBlock(op, gView, [pc.n, pc.c0, pc.r0, 0], [1, pc.c1 - pc.c0, pc.r1 - pc.r0, plan.plane]);
-  // the fixed-point scale comes from max |g| over all of g, as for the whole problem
-  let gmax: Tensor | null = null;
-  if (gIn) {
-    const slabs = function* () {
-      for (const pc of pieces(op, input, coords, a, plan)) {
-        const t = gSlab(pc);
-        yield t;
-        t.dispose();
-      }
-    };
-    gmax = maxAbs(op, slabs());
-  }
   const gInView = gIn?.shareStorage([N, C, plan.inSpatial]);
   const gcView = gCoords?.shareStorage(a.flow ? [N, a.nd, plan.outer, plan.plane] : [N, plan.outer, plan.plane, a.nd]);
-  let acc: Tensor | null = null;
+  // the channel group's input gradient, the output slabs' sums added in turn
+  let part: Tensor | null = null;
   const finishGroup = (pc: SamplePiece) => {
-    if (!gIn || !acc) return;
-    const part = emptyTensor(op, [1, pc.c1 - pc.c0, plan.inSpatial], 'f32');
-    finalize(op, part, acc, gmax!, u.fixedBits);
+    if (!part) return;
     writeBlock(op, gInView!, [pc.n, pc.c0, 0], part);
     part.dispose();
-    acc.dispose();
-    acc = null;
+    part = null;
   };
   let last: SamplePiece | null = null;
   for (const pc of pieces(op, input, coords, a, plan)) {
     if (last && (last.n !== pc.n || last.group !== pc.group)) finishGroup(last);
-    if (gIn && !acc) {
-      acc = emptyTensor(op, [2 * (pc.c1 - pc.c0) * plan.inSpatial], 'u32');
-      fillInto(acc, 0);
+    if (gIn && !part) {
+      part = emptyTensor(op, [1, pc.c1 - pc.c0, plan.inSpatial], 'f32');
+      fillInto(part, 0);
     }
     const gPart = gSlab(pc);
     const gcPart = gCoords ? emptyTensor(op, pc.coords.shape, 'f32') : null;
     const buffers = [gPart.buffer(op), pc.coords.buffer(op)];
     if (gcPart) buffers.push(pc.input.buffer(op), gcPart.buffer(op));
-    if (acc) buffers.push(acc.buffer(op), gmax!.buffer(op));
     const pu = pieceUniforms(u, plan, pc);
+    const cells = part ? sampleCells(op, 1, input, pu.total) : null;
+    if (cells) buffers.push(cells.counts.buffer(op), cells.slots.buffer(op), cells.keys.buffer(op));
     dispatch(k, buffers, pu, grid1d(ceilDiv(pu.total, k.workgroupSize)));
+    if (cells) gatherInputGrad(op, a, pu, 1, gPart, pc.coords, cells, part!, true);
     gPart.dispose();
     if (gcPart) {
       const at = a.flow ? [pc.n, 0, pc.r0, 0] : [pc.n, pc.r0, 0, 0];
@@ -364,7 +388,6 @@ function sampleBackwardPieces(
     last = pc;
   }
   if (last) finishGroup(last);
-  gmax?.dispose();
   for (const t of [gView, gInView, gcView]) t?.dispose();
 }
 
