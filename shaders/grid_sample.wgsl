@@ -32,9 +32,10 @@
 //     samples in one order: fracs[j] = its fraction within the cell, gSorted[group * samples + j] = its upstream
 //     gradient, four channels per vec4 (samples = N * outSpatial). A cell of more than RANK_LIMIT samples keeps the
 //     atomics' order (ranking costs a load per sample of the cell) and is summed exactly instead, see below.
-//   GATHER (one invocation per input element (n, i); bindings 1 out (ACC: read and added to), 2 ends, 3 fracs,
-//     4 gSorted) adds, cell by cell in a fixed order, the samples of the 2^ND cells having i as a corner (NEAREST:
-//     its own cell), weight * g, four channels at a time, in f32 in the cells' order. A larger cell's sum is exact:
+//   GATHER (one invocation per input element (n, i), or per two neighbours along x when not NEAREST; bindings 1 out
+//     (ACC: read and added to), 2 ends, 3 fracs, 4 gSorted) adds, cell by cell in a fixed order, the samples of the
+//     2^ND cells having i as a corner (NEAREST: its own cell), weight * g, four channels at a time, in f32 in the
+//     cells' order. A larger cell's sum is exact:
 //     each contribution scaled by 2^e and rounded to a 64-bit integer, e = 62 - ceil(log2 samples) - exponent of
 //     the cell's largest |contribution| (so the sum cannot overflow; integer addition does not depend on the order),
 //     then rounded once to f32; a non-finite contribution makes that cell's sum NaN.
@@ -433,14 +434,17 @@ fn place(t: u32) {
   let samples = p.total;
   for (var c0 = 0u; c0 < p.channels; c0 += 4u) {
     let plane = (n * p.channels + c0) * p.outSpatial + o;
-    let more = p.channels - c0;
-    // a channel past the last reads 0 (its address clamped to the last)
-    let g = vec4<f32>(
-      gOut[plane],
-      select(0.0, gOut[plane + min(1u, more - 1u) * p.outSpatial], more > 1u),
-      select(0.0, gOut[plane + min(2u, more - 1u) * p.outSpatial], more > 2u),
-      select(0.0, gOut[plane + min(3u, more - 1u) * p.outSpatial], more > 3u),
-    );
+    // channels past the last read 0 (uniform branches: no load)
+    var g = vec4<f32>(gOut[plane], 0.0, 0.0, 0.0);
+    if (c0 + 1u < p.channels) {
+      g.y = gOut[plane + p.outSpatial];
+    }
+    if (c0 + 2u < p.channels) {
+      g.z = gOut[plane + 2u * p.outSpatial];
+    }
+    if (c0 + 3u < p.channels) {
+      g.w = gOut[plane + 3u * p.outSpatial];
+    }
     gSorted[(c0 / 4u) * samples + j] = g;
   }
 }
@@ -524,45 +528,95 @@ fn cell_sum(j0: u32, j1: u32, up: vec3<bool>, gBase: u32) -> vec4<f32> {
   return select(exact, nan, big >= vec4<u32>(0x7f800000u));
 }
 
-// The input gradient of element (n, i): the samples of the cells having voxel i as a corner, cell by cell (the cell
-// whose base is voxel i - d, d in {0, 1}^ND, in the order of d's bits x, y, z); four channels at a time.
+// The input gradient of element (n, i), NEAREST: the samples of voxel i's own cell, four channels at a time.
+#if NEAREST
 fn gather(t: u32) {
   let n = t / p.inSpatial;
   let i = t % p.inSpatial;
   let size = p.inSize.xyz;
   let v = vec3<u32>(i % size.x, (i / size.x) % size.y, i / (size.x * size.y));
   let cs = size + CELL_PAD;
-  let cellBase = n * cells_per_batch();
+  let cell = n * cells_per_batch() + ((v.z + CELL_PAD.z) * cs.y + v.y + CELL_PAD.y) * cs.x + v.x + CELL_PAD.x;
   let samples = (p.total / p.inSpatial) * p.outSpatial;
   for (var c0 = 0u; c0 < p.channels; c0 += 4u) {
-    let gBase = (c0 / 4u) * samples;
-    var total = vec4<f32>(0.0);
-#if NEAREST
-    let cell = cellBase + ((v.z + CELL_PAD.z) * cs.y + v.y + CELL_PAD.y) * cs.x + v.x + CELL_PAD.x;
-    total = cell_sum(ends[cell], ends[cell + 1u], vec3<bool>(false), gBase);
+    put4((n * p.channels + c0) * p.inSpatial + i, c0, cell_sum(ends[cell], ends[cell + 1u], vec3<bool>(false), (c0 / 4u) * samples));
+  }
+}
 #else
+// The input gradient of elements (n, v) and (n, v + x), v.x even (one invocation per such pair): the samples of
+// the cells having the voxel as a corner, cell by cell (the cell whose base is the voxel - d, d in {0, 1}^ND, in the
+// order of d's bits: z, y, then x descending), four channels at a time. Along x the pair's cells are three in a row
+// (bases v - 1, v, v + 1), the middle one shared, so each sample is read once for both.
+fn gather(t: u32) {
+  let size = p.inSize.xyz;
+  let pairs = (size.x + 1u) / 2u;
+  let perBatch = pairs * size.y * size.z;
+  let n = t / perBatch;
+  let r = t % perBatch;
+  let row = r / pairs;
+  let v = vec3<u32>(2u * (r % pairs), row % size.y, row / size.y);
+  let second = v.x + 1u < size.x;
+  let cs = size + CELL_PAD;
+  let cellBase = n * cells_per_batch();
+  let samples = (p.total / perBatch) * p.outSpatial;
+  let i = (v.z * size.y + v.y) * size.x + v.x;
+  for (var c0 = 0u; c0 < p.channels; c0 += 4u) {
+    let gBase = (c0 / 4u) * samples;
+    var first = vec4<f32>(0.0);
+    var next = vec4<f32>(0.0);
     for (var k = 0u; k < CORNERS; k += 2u) {
       let dyz = vec2<u32>((k >> 1u) & 1u, k >> 2u);
-      // the cell with corner k (base voxel v - d: coordinates v - d + CELL_PAD) and before it, along x, k + 1's
+      // the cell with base v - (0, dyz) (coordinates + CELL_PAD); the one before it along x has base v - (1, dyz)
       let cell = cellBase + ((v.z + CELL_PAD.z - dyz.y) * cs.y + (v.y + CELL_PAD.y - dyz.x)) * cs.x + v.x + CELL_PAD.x;
-      let split = ends[cell];
+      let e0 = ends[cell - 1u];
+      let e1 = ends[cell];
+      let e2 = ends[cell + 1u];
+      // the cell after (base v + (1, -dyz)) exists only with the second voxel
+      var e3 = e2;
+      if (second) {
+        e3 = ends[cell + 2u];
+      }
       let up = vec3<bool>(false, dyz.x != 0u, dyz.y != 0u);
-      total += cell_sum(split, ends[cell + 1u], up, gBase);
-      total += cell_sum(ends[cell - 1u], split, vec3<bool>(true, up.yz), gBase);
+      if (e1 - e0 <= RANK_LIMIT && e2 - e1 <= RANK_LIMIT && e3 - e2 <= RANK_LIMIT) {
+        // one loop over the three cells: the first voxel reads [e0, e2) (its upper corner in the first cell), the
+        // second [e1, e3) (its upper corner in the middle cell)
+        for (var j = e0; j < e3; j++) {
+          let f = fracs[j].xyz;
+          let g = gSorted[gBase + j];
+          let wyz = select(vec2<f32>(1.0) - f.yz, f.yz, up.yz);
+          let w0 = (select(1.0 - f.x, f.x, j < e1) * wyz.x) * wyz.y;
+          let w1 = (select(1.0 - f.x, f.x, j < e2) * wyz.x) * wyz.y;
+          first += select(vec4<f32>(0.0), w0 * g, j < e2);
+          next += select(vec4<f32>(0.0), w1 * g, j >= e1);
+        }
+      } else {
+        first += cell_sum(e0, e1, vec3<bool>(true, up.yz), gBase);
+        first += cell_sum(e1, e2, up, gBase);
+        next += cell_sum(e1, e2, vec3<bool>(true, up.yz), gBase);
+        next += cell_sum(e2, e3, up, gBase);
+      }
     }
-#endif
-    // the lanes one by one: indexing a vector with a variable moves it to memory on CPU adapters
     let at = (n * p.channels + c0) * p.inSpatial + i;
-    put(at, total.x);
-    if (c0 + 1u < p.channels) {
-      put(at + p.inSpatial, total.y);
+    put4(at, c0, first);
+    if (second) {
+      put4(at + 1u, c0, next);
     }
-    if (c0 + 2u < p.channels) {
-      put(at + 2u * p.inSpatial, total.z);
-    }
-    if (c0 + 3u < p.channels) {
-      put(at + 3u * p.inSpatial, total.w);
-    }
+  }
+}
+#endif
+
+// Channels c0 .. c0 + 3 (those that exist) of input-gradient element `at` (of channel c0); the lanes one by one:
+// indexing a vector with a variable moves it to memory on CPU adapters.
+fn put4(at: u32, c0: u32, v: vec4<f32>) {
+  put(at, v.x);
+  if (c0 + 1u < p.channels) {
+    put(at + p.inSpatial, v.y);
+  }
+  if (c0 + 2u < p.channels) {
+    put(at + 2u * p.inSpatial, v.z);
+  }
+  if (c0 + 3u < p.channels) {
+    put(at + 3u * p.inSpatial, v.w);
   }
 }
 

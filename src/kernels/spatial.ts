@@ -322,7 +322,9 @@ function gatherInputGrad(
   dispatch(pk, placed, u, grid1d(ceilDiv(u.total, pk.workgroupSize)));
   for (const t of [order, cells.keys, cells.slots]) t.dispose();
   const gk = gatherKernel(a, 'gather', acc);
-  const elements = batch * u.inSpatial;
+  // linear modes gather two neighbours along x per invocation
+  const width = (u.inSize as number[])[0];
+  const elements = a.nearest ? batch * u.inSpatial : batch * (u.inSpatial / width) * Math.ceil(width / 2);
   const gathered = [target.buffer(op), ends.buffer(op)];
   if (fracs) gathered.push(fracs.buffer(op));
   gathered.push(gSorted.buffer(op));
