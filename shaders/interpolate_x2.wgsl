@@ -6,13 +6,17 @@
 // Bindings: dst and src of vec4s. Along a strided axis (inner, the element count after the axis, a multiple of 4):
 // [outer, rows, inner / 4], src with p.nSrc rows; LAST (the last axis, its lengths multiples of 4): [outer, row / 4].
 // Mapping: flat over a 1-D or 2-D grid of {{WG}}-wide workgroups. Forward: one invocation per src vec4, writing the
-// two dst vec4s it feeds (rows 2r and 2r + 1; along the last axis outputs 8c .. 8c + 7). ADJOINT: one invocation per
-// dst vec4 (rows 2r - 1 .. 2r + 2 of src; along the last axis outputs 4c .. 4c + 3 from src 8c - 1 .. 8c + 8).
+// two dst vec4s it feeds (rows 2r and 2r + 1; along the last axis outputs 8c .. 8c + 7). ADJOINT: along a strided
+// axis one invocation per ROWS dst vec4s of a column (rows r0 .. r0 + ROWS - 1 from src rows 2 r0 - 1 .. 2 r0 + 2 ROWS),
+// along the last axis one per dst vec4 (outputs 4c .. 4c + 3 from src 8c - 1 .. 8c + 8).
 struct Params {
   total: u32,
   inner: u32,
   nSrc: u32,
 }
+
+// dst rows per invocation of the strided ADJOINT
+const ROWS = {{ROWS}}u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
@@ -39,17 +43,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let far = vec4<f32>(left + v1.z, v1.y + v2.x, v1.w + v2.z, v2.y + right);
   dst[t] = 0.75 * near + 0.25 * far;
 #else
+  // ROWS dst rows from ROWS q on (those that exist) from src rows 2 ROWS q - 1 .. 2 ROWS q + 2 ROWS: each src row
+  // loaded once, 2 + 2 / ROWS loads per output
   let nDst = p.nSrc / 2u;
+  let groups = (nDst + ROWS - 1u) / ROWS;
   let runs = p.inner / 4u;
   let c = t % runs;
-  let r = (t / runs) % nDst;
-  let a = t / (runs * nDst);
+  let r0 = ((t / runs) % groups) * ROWS;
+  let a = t / (runs * groups);
   let base = a * p.nSrc * runs + c;
-  let f0 = src[base + (max(2u * r, 1u) - 1u) * runs];
-  let f1 = src[base + 2u * r * runs];
-  let f2 = src[base + (2u * r + 1u) * runs];
-  let f3 = src[base + min(2u * r + 2u, p.nSrc - 1u) * runs];
-  dst[t] = 0.75 * (f1 + f2) + 0.25 * (f0 + f3);
+  let last = p.nSrc - 1u;
+  var before = src[base + (max(2u * r0, 1u) - 1u) * runs];
+  var even = src[base + 2u * r0 * runs];
+  var odd = src[base + (2u * r0 + 1u) * runs];
+  for (var k = 0u; k < ROWS; k++) {
+    let r = r0 + k;
+    if (r >= nDst) {
+      break;
+    }
+    let after = src[base + min(2u * r + 2u, last) * runs];
+    dst[(a * nDst + r) * runs + c] = 0.75 * (even + odd) + 0.25 * (before + after);
+    before = odd;
+    even = after;
+    odd = src[base + min(2u * r + 3u, last) * runs];
+  }
 #endif
 #else
 #if LAST

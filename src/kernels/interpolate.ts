@@ -17,7 +17,7 @@
  */
 import interpolateWgsl from '../../shaders/interpolate.wgsl';
 import backwardWgsl from '../../shaders/interpolate_backward.wgsl';
-import x2Wgsl from '../../shaders/interpolate_x2.wgsl';
+import x2WgslSource from '../../shaders/interpolate_x2.wgsl';
 import { bindingLimit } from '../engine/binding.js';
 import { fail, fmtShape } from '../engine/errors.js';
 import { FLOAT, defineOp, type BackwardRule } from '../engine/op.js';
@@ -86,8 +86,15 @@ declareCost('interpolate.x2', (u, _g, _b, name) => {
 });
 // one x2 pass (shaders/interpolate_x2.wgsl), n = 4·total: forward, n source elements read and 2n outputs written (2
 // multiplies and an add each); adjoint, n outputs written from 2n source elements (as many operations)
-declareCost('interpolate.pass2x', (u) => {
-  const n = 4 * (u.total as number);
+/** dst rows per invocation of the strided x2 adjoint: each src row is loaded once for them (2 + 2 / rows loads each). */
+const X2_ADJOINT_ROWS = 4;
+const x2Wgsl = () => x2WgslSource.replaceAll('{{ROWS}}', String(X2_ADJOINT_ROWS));
+
+declareCost('interpolate.pass2x', (u, _g, _b, name) => {
+  // the strided adjoint's invocations write X2_ADJOINT_ROWS dst rows each (fewer in a column's last group)
+  const nDst = (u.nSrc as number) / 2;
+  const perInvocation = name === 'interpolate.pass2x.adjoint' ? nDst / Math.ceil(nDst / X2_ADJOINT_ROWS) : 1;
+  const n = 4 * (u.total as number) * perInvocation;
   return { flops: 6 * n, bytes: 12 * n };
 });
 declareCost('interpolate.backward', (u) => {
@@ -204,10 +211,11 @@ function axisBackward(op: string, g: Tensor, shape: readonly number[], a: number
   if (((innerRun && inner % 4 === 0) || last) && isHalfPixelDoubling(ax)) {
     // the fixed filter over vec4s (of the inner dims, or along the last axis): 4 loads per 4 outputs instead of a
     // table walk per output
-    const k = kernel(`interpolate.pass2x.adjoint${last ? '.last' : ''}`, () => x2Wgsl, { defines: { ADJOINT: true, LAST: last } });
+    const k = kernel(`interpolate.pass2x.adjoint${last ? '.last' : ''}`, x2Wgsl, { defines: { ADJOINT: true, LAST: last } });
     const whole = ([dst]: Tensor[], [src]: Tensor[], B: number) => {
       const outer = B * shapeSize(shape.slice(1, a + 1));
-      const total = (outer * ax.nIn * inner) / 4;
+      // along a strided axis an invocation writes X2_ADJOINT_ROWS dst rows
+      const total = (outer * (last ? ax.nIn : Math.ceil(ax.nIn / X2_ADJOINT_ROWS)) * inner) / 4;
       dispatch(k, [dst.buffer(op), src.buffer(op)], { total, inner, nSrc: ax.nOut }, grid1d(ceilDiv(total, k.workgroupSize)));
     };
     if (!inRowRuns(op, shape[0], [gin], [g], whole)) whole([gin], [g], shape[0]);
@@ -333,7 +341,7 @@ function doubleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], outShape:
   const passes = [2, 1, 0].filter((a) => !isCopy(axes[a]));
   for (const a of passes) {
     const last = a === 2;
-    const k = kernel(`interpolate.pass2x${last ? '.last' : ''}`, () => x2Wgsl, { defines: { LAST: last } });
+    const k = kernel(`interpolate.pass2x${last ? '.last' : ''}`, x2Wgsl, { defines: { LAST: last } });
     const outer = B * shapeSize(sizes.slice(0, a));
     const inner = shapeSize(sizes.slice(a + 1));
     const next = emptyTensor(op, a === passes.at(-1) ? outShape : [B, ...sizes.map((n, i) => (i === a ? 2 * n : n))], 'f32');
