@@ -2,9 +2,9 @@
 // Line l = (o, i) with o = l / inner, i = l % inner starts at o·n·inner + i; its element j sits at +j·inner.
 // With p.reverse = 1 the line is read from its end (position j ↔ element n − 1 − j): the reverse cumsum that is
 // cumsum's backward. Integer sums wrap around on overflow (two's complement, like i32 arithmetic everywhere).
-// Mapping, TILED layout: workgroup w scans tile w % p.tiles of line w / p.tiles (TILE = 8·{{WG}} positions):
+// Mapping, TILED layout: workgroup w scans tile w % p.tiles of line w / p.tiles (TILE = ITEMS·{{WG}} positions):
 // the tile is loaded into workgroup memory with consecutive invocations on consecutive positions, each invocation
-// scans 8 neighbours, a Hillis–Steele scan over the {{WG}} invocation totals gives their offsets, and the tile's
+// scans ITEMS neighbours, a Hillis–Steele scan over the {{WG}} invocation totals gives their offsets, and the tile's
 // total goes to sums[line · p.tiles + tile] (the host scans those and adds them back with the ADD_CARRY layout:
 // out[tile t > 0] += scanned[t − 1]).
 // THREAD layout: one invocation per line, a sequential loop (many short lines).
@@ -28,7 +28,7 @@ struct Params {
 #endif
 #endif
 
-const ITEMS = 8u;
+const ITEMS = {{ITEMS}}u;
 const TILE = ITEMS * {{WG}}u;
 
 fn address(line: u32, j: u32) -> u32 {

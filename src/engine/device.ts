@@ -175,6 +175,18 @@ const LIMIT_KEYS = [
   'maxBindGroups',
 ] as const;
 
+/**
+ * The adapter's kind. CPU adapters (llvmpipe/lavapipe, SwiftShader) run invocations as SIMD lanes on CPU threads: a
+ * load from memory is a per-lane loop costing ~100x an fma and a barrier switches every SIMD group of the workgroup,
+ * so kernels shape their work differently there (more work per invocation, fewer barriers).
+ */
+export function adapterKind(): 'gpu' | 'llvmpipe' | 'cpu' {
+  const info = gpu().info;
+  const text = `${info.vendor} ${info.architecture} ${info.description}`;
+  if (/llvmpipe|lavapipe/i.test(text)) return 'llvmpipe';
+  return info.isFallbackAdapter || /software|cpu|swiftshader/i.test(text) ? 'cpu' : 'gpu';
+}
+
 /** The live device; throws a clear error before init and after a device loss. */
 export function gpu(): DeviceState {
   if (!state)

@@ -6,19 +6,28 @@
 import cumsumWgsl from '../../shaders/cumsum.wgsl';
 import { fail } from '../engine/errors.js';
 import { ALL_DTYPES, defineOp } from '../engine/op.js';
+import { adapterKind } from '../engine/device.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { normDim } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
 import { ceilDiv, emptyTensor, expectTensor } from './common.js';
 
-/** Elements each invocation scans in the tiled layout (ITEMS in the shader). */
-const ITEMS_PER_INVOCATION = 8;
-
 type Layout = 'tiled' | 'thread' | 'addCarry';
+
+/**
+ * The tiled layout's shape: elements each invocation scans (ITEMS in the shader) and invocations per workgroup. On
+ * CPU adapters each of the scan's 2 log2(workgroup) barriers switches every SIMD group of the workgroup, so they take
+ * 32 invocations of 64 elements (2,048 per tile either way; on llvmpipe a 2.1M-element scan ran 2.1x faster than with 256 of 8, 1.5x with 128 of 16).
+ */
+function tiling(): { items: number; workgroup: number } {
+  return adapterKind() === 'gpu' ? { items: 8, workgroup: 256 } : { items: 64, workgroup: 32 };
+}
 
 function cumsumKernel(dtype: DType, layout: Layout) {
   const defines = { TILED: layout !== 'thread', ADD_CARRY: layout === 'addCarry' };
-  return kernel(`cumsum.${dtype}.${layout}`, () => cumsumWgsl.replaceAll('{{T}}', dtype), { defines });
+  const { items, workgroup } = tiling();
+  const source = () => cumsumWgsl.replaceAll('{{T}}', dtype).replaceAll('{{ITEMS}}', String(items));
+  return kernel(`cumsum.${dtype}.${layout}`, source, { defines, workgroupSize: layout === 'thread' ? undefined : workgroup });
 }
 
 /** [outer, n, inner] view of `shape` around `dim` (a 0-d tensor is one line of one element). */
@@ -44,7 +53,7 @@ function scan(op: string, x: Tensor, dim: number, reverse: boolean): Tensor {
     return out;
   }
   const k = cumsumKernel(x.dtype, 'tiled');
-  const tiles = ceilDiv(n, ITEMS_PER_INVOCATION * k.workgroupSize);
+  const tiles = ceilDiv(n, tiling().items * k.workgroupSize);
   const sums = emptyTensor(op, [lines, tiles], x.dtype);
   dispatch(k, [out.buffer(op), x.buffer(op), sums.buffer(op)], { ...uniforms, tiles }, grid1d(lines * tiles));
   if (tiles > 1) {

@@ -1,7 +1,7 @@
 /** matmul with torch.matmul's rules (1-D promotion, batch broadcasting), bmm, linear. */
 import matmulWgsl from '../../shaders/matmul.wgsl';
 import { VoxgradError, fail, fmtShape } from '../engine/errors.js';
-import { gpu } from '../engine/device.js';
+import { adapterKind, gpu } from '../engine/device.js';
 import { FLOAT, defineOp } from '../engine/op.js';
 import { dispatch, kernel } from '../engine/runtime.js';
 import { broadcastShapes, sameShape } from '../engine/shape.js';
@@ -28,19 +28,8 @@ interface Tile {
   BK: number;
 }
 
-/**
- * CPU adapters (llvmpipe/lavapipe, SwiftShader) run invocations as SIMD lanes on CPU threads: a load from memory is a
- * per-lane loop costing ~100x an fma while extra accumulators only spill to L1, so they want few loads per fma; GPUs
- * want few registers per invocation (4x4 outputs).
- */
-function adapterKind(): 'gpu' | 'llvmpipe' | 'cpu' {
-  const info = gpu().info;
-  const text = `${info.vendor} ${info.architecture} ${info.description}`;
-  if (/llvmpipe|lavapipe/i.test(text)) return 'llvmpipe';
-  return info.isFallbackAdapter || /software|cpu|swiftshader/i.test(text) ? 'cpu' : 'gpu';
-}
-
-// 16x16 outputs per invocation: 8 vec4 loads per 256 fmas. Workgroup memory (BM + BN) * BK * 4 bytes = 16 KiB, the
+// CPU adapters want few loads per fma (extra accumulators only spill to L1), GPUs few registers per invocation (4x4
+// outputs). 16x16 outputs per invocation: 8 vec4 loads per 256 fmas. Workgroup memory (BM + BN) * BK * 4 bytes = 16 KiB, the
 // WebGPU minimum of maxComputeWorkgroupStorageSize.
 const CPU_LARGE: Tile = { TM: 16, TN: 16, WX: 8, WY: 8, BK: 16 };
 const CPU_SMALL: Tile = { TM: 4, TN: 4, WX: 8, WY: 8, BK: 16 };
