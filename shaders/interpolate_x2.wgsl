@@ -8,14 +8,14 @@
 // Mapping: flat over a 1-D or 2-D grid of {{WG}}-wide workgroups. Forward: one invocation per src vec4, writing the
 // two dst vec4s it feeds (rows 2r and 2r + 1; along the last axis outputs 8c .. 8c + 7). ADJOINT: along a strided
 // axis one invocation per ROWS dst vec4s of a column (rows r0 .. r0 + ROWS - 1 from src rows 2 r0 - 1 .. 2 r0 + 2 ROWS),
-// along the last axis one per dst vec4 (outputs 4c .. 4c + 3 from src 8c - 1 .. 8c + 8).
+// along the last axis one per ROWS dst vec4s of a row (dst vec4 c: outputs 4c .. 4c + 3 from src 8c - 1 .. 8c + 8).
 struct Params {
   total: u32,
   inner: u32,
   nSrc: u32,
 }
 
-// dst rows per invocation of the strided ADJOINT
+// dst rows (along the last axis: dst vec4s) per invocation of the ADJOINT
 const ROWS = {{ROWS}}u;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,17 +31,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 #if ADJOINT
 #if LAST
+  // ROWS dst vec4s of a row from c0 on (those that exist), each src vec4 loaded once: 2 + 2 / ROWS loads per output
   let runs = p.nSrc / 8u;
-  let c = t % runs;
-  let rb = (t / runs) * (p.nSrc / 4u);
-  let v1 = src[rb + 2u * c];
-  let v2 = src[rb + 2u * c + 1u];
+  let groups = (runs + ROWS - 1u) / ROWS;
+  let row = t / groups;
+  let c0 = (t % groups) * ROWS;
+  let rb = row * (p.nSrc / 4u);
+  var v1 = src[rb + 2u * c0];
   // one value of each neighbouring vec4, clamped at the row's ends
-  let left = select(src[rb + max(2u * c, 1u) - 1u].w, v1.x, c == 0u);
-  let right = select(src[rb + min(2u * c + 2u, p.nSrc / 4u - 1u)].x, v2.w, c + 1u == runs);
-  let near = vec4<f32>(v1.x + v1.y, v1.z + v1.w, v2.x + v2.y, v2.z + v2.w);
-  let far = vec4<f32>(left + v1.z, v1.y + v2.x, v1.w + v2.z, v2.y + right);
-  dst[t] = 0.75 * near + 0.25 * far;
+  var left = select(src[rb + max(2u * c0, 1u) - 1u].w, v1.x, c0 == 0u);
+  for (var k = 0u; k < ROWS; k++) {
+    let c = c0 + k;
+    if (c >= runs) {
+      break;
+    }
+    let v2 = src[rb + 2u * c + 1u];
+    let after = src[rb + min(2u * c + 2u, p.nSrc / 4u - 1u)];
+    let right = select(after.x, v2.w, c + 1u == runs);
+    let near = vec4<f32>(v1.x + v1.y, v1.z + v1.w, v2.x + v2.y, v2.z + v2.w);
+    let far = vec4<f32>(left + v1.z, v1.y + v2.x, v1.w + v2.z, v2.y + right);
+    dst[row * runs + c] = 0.75 * near + 0.25 * far;
+    left = v2.w;
+    v1 = after;
+  }
 #else
   // ROWS dst rows from ROWS q on (those that exist) from src rows 2 ROWS q - 1 .. 2 ROWS q + 2 ROWS: each src row
   // loaded once, 2 + 2 / ROWS loads per output

@@ -86,14 +86,14 @@ declareCost('interpolate.x2', (u, _g, _b, name) => {
 });
 // one x2 pass (shaders/interpolate_x2.wgsl), n = 4·total: forward, n source elements read and 2n outputs written (2
 // multiplies and an add each); adjoint, n outputs written from 2n source elements (as many operations)
-/** dst rows per invocation of the strided x2 adjoint: each src row is loaded once for them (2 + 2 / rows loads each). */
+/** dst rows (along the last axis: vec4s) per invocation of the x2 adjoint: each src row (vec4) loaded once for them. */
 const X2_ADJOINT_ROWS = 4;
 const x2Wgsl = () => x2WgslSource.replaceAll('{{ROWS}}', String(X2_ADJOINT_ROWS));
 
 declareCost('interpolate.pass2x', (u, _g, _b, name) => {
-  // the strided adjoint's invocations write X2_ADJOINT_ROWS dst rows each (fewer in a column's last group)
-  const nDst = (u.nSrc as number) / 2;
-  const perInvocation = name === 'interpolate.pass2x.adjoint' ? nDst / Math.ceil(nDst / X2_ADJOINT_ROWS) : 1;
+  // the adjoint's invocations write X2_ADJOINT_ROWS dst rows (along the last axis vec4s) each, fewer in the last group
+  const nDst = name === 'interpolate.pass2x.adjoint.last' ? (u.nSrc as number) / 8 : (u.nSrc as number) / 2;
+  const perInvocation = name.startsWith('interpolate.pass2x.adjoint') ? nDst / Math.ceil(nDst / X2_ADJOINT_ROWS) : 1;
   const n = 4 * (u.total as number) * perInvocation;
   return { flops: 6 * n, bytes: 12 * n };
 });
@@ -214,8 +214,8 @@ function axisBackward(op: string, g: Tensor, shape: readonly number[], a: number
     const k = kernel(`interpolate.pass2x.adjoint${last ? '.last' : ''}`, x2Wgsl, { defines: { ADJOINT: true, LAST: last } });
     const whole = ([dst]: Tensor[], [src]: Tensor[], B: number) => {
       const outer = B * shapeSize(shape.slice(1, a + 1));
-      // along a strided axis an invocation writes X2_ADJOINT_ROWS dst rows
-      const total = (outer * (last ? ax.nIn : Math.ceil(ax.nIn / X2_ADJOINT_ROWS)) * inner) / 4;
+      // an invocation writes X2_ADJOINT_ROWS dst rows (along the last axis: vec4s of a row)
+      const total = last ? outer * Math.ceil(ax.nIn / 4 / X2_ADJOINT_ROWS) : (outer * Math.ceil(ax.nIn / X2_ADJOINT_ROWS) * inner) / 4;
       dispatch(k, [dst.buffer(op), src.buffer(op)], { total, inner, nSrc: ax.nOut }, grid1d(ceilDiv(total, k.workgroupSize)));
     };
     if (!inRowRuns(op, shape[0], [gin], [g], whole)) whole([gin], [g], shape[0]);
