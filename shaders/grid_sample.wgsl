@@ -528,8 +528,8 @@ fn cell_sum(j0: u32, j1: u32, up: vec3<bool>, gBase: u32) -> vec4<f32> {
   return select(exact, nan, big >= vec4<u32>(0x7f800000u));
 }
 
-// The input gradient of element (n, i), NEAREST: the samples of voxel i's own cell, four channels at a time.
 #if NEAREST
+// The input gradient of element (n, i), NEAREST: the samples of voxel i's own cell, four channels at a time.
 fn gather(t: u32) {
   let n = t / p.inSpatial;
   let i = t % p.inSpatial;

@@ -116,8 +116,11 @@ declareCost('gridSample', (u, _g, _b, name) => {
   const groups = Math.ceil(C / 4);
   const pass = name.split('.')[4];
   if (pass === 'gather') {
-    const samples = (total / inSpatial) * outSpatial;
-    return { flops: 4 * corners * samples * C, bytes: 32 * corners * samples * groups + 4 * total * C };
+    // invocations per batch element: one per input element, or per two along x in the linear modes
+    const width = (u.inSize as number[])[0];
+    const batch = total / (corners === 1 ? inSpatial : (inSpatial / width) * Math.ceil(width / 2));
+    const samples = batch * outSpatial;
+    return { flops: 4 * corners * samples * C, bytes: 32 * corners * samples * groups + 4 * batch * inSpatial * C };
   }
   const inputs = (total / outSpatial) * C * inSpatial;
   if (pass === 'forward') return { flops: 2 * corners * total * C, bytes: 4 * (total * C + total * nd + inputs) };
