@@ -46,6 +46,8 @@ test('vg.init: a browser backend whose features and limits are those of navigato
   const fallback = info.isFallbackAdapter ? ', fallback adapter' : '';
   await report({ kind: 'info', text: `adapter: ${[info.vendor, info.architecture, info.description].filter(Boolean).join(' ')}${fallback}` });
   await report({ kind: 'info', text: `features: ${info.features.join(' ')}` });
+  // 0: no subgroups in use (the conv kernels' staged path); else the lanes the subgroup kernels run on
+  await report({ kind: 'info', text: `subgroup lanes in use: ${info.subgroupLanes}` });
   await report({ kind: 'info', text: `limits: ${Object.entries(info.limits).map(([k, v]) => `${k}=${v}`).join(' ')}` });
 });
 
