@@ -84,12 +84,13 @@ declareCost('interpolate.x2', (u, _g, _b, name) => {
   const outputs = rows * outSize[0] * outSize[1] * outSize[2];
   return { flops: 15 * outputs, bytes: 4 * (outputs + rows * inSize[0] * inSize[1] * inSize[2]) };
 });
-// one x2 pass (shaders/interpolate_x2.wgsl), n = 4·total: forward, n source elements read and 2n outputs written (2
-// multiplies and an add each); adjoint, n outputs written from 2n source elements (as many operations)
 /** dst rows (along the last axis: vec4s) per invocation of the x2 adjoint: each src row (vec4) loaded once for them. */
 const X2_ADJOINT_ROWS = 4;
 const x2Wgsl = () => x2WgslSource.replaceAll('{{ROWS}}', String(X2_ADJOINT_ROWS));
 
+// one x2 pass (shaders/interpolate_x2.wgsl), n = 4 x the vec4s it reads (forward) or writes (adjoint): forward, n
+// source elements read and 2n outputs written (2 multiplies and an add each); adjoint, n outputs written from 2n
+// source elements (as many operations)
 declareCost('interpolate.pass2x', (u, _g, _b, name) => {
   // the adjoint's invocations write X2_ADJOINT_ROWS dst rows (along the last axis vec4s) each, fewer in the last group
   const nDst = name === 'interpolate.pass2x.adjoint.last' ? (u.nSrc as number) / 8 : (u.nSrc as number) / 2;
