@@ -21,11 +21,14 @@
 // packed as above, or for the forward the weights as stored) and subgroupBroadcast hands row m to all lanes; the
 // whole reduction is one dispatch. Otherwise the workgroup first stages its slice of weights in workgroup memory, one
 // {{WT}} per tap, and a tap's weights are one load. Per kernel row each invocation holds a window of src values in
-// registers (x<i>: voxel t at tap 0 reads x<t*{{XS}}>); each tap shifts the window by {{XT}} and gathers the values that enter
-// it, so every src value is loaded once per kernel row.
+// registers (x<i>: voxel t at tap 0 reads x<t*{{XS}}>), so every src value is loaded once per kernel row. The taps
+// block is either a loop over the p.nk.z taps, each shifting the window by {{XT}} and loading the values that enter
+// it, or (forward windows of up to 3 taps, conv.ts) the taps unrolled over a window of the whole kernel row, each
+// accumulator taking all its taps in a row.
 // Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an
 // fma, and each pipeline is compiled on first use; a barrier is a coroutine switch that saves every live value,
-// so the only barrier comes before the accumulators exist, and one tap's fmas per loop body keeps the code short.
+// so the only barrier comes before the accumulators exist. A 16x16 tile's accumulators do not fit the CPU's
+// registers: taken accumulator by accumulator, each is loaded and stored once per kernel row, not once per tap.
 // Loads inside a loop cost that much even when every lane reads the same address (llvmpipe cannot prove lane 0
 // active there), so a tap's 16 weight loads cost more than its 128 fmas; the subgroup path makes them 2 loads and
 // 16 lane broadcasts (register moves).
@@ -159,16 +162,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #if SUBGROUPS
     let wRow = wBase + i32(c) * p.wC + i32((jd * p.nk.y + jh) * nkw) * p.wK;
 #endif
-    for (var jw = 0u; jw < nkw; jw++) {
-#if !SUBGROUPS
-      let wt = As[u * nkw + jw];
-#endif
-{{TAP}}
-      if (jw + 1u < nkw) {
-        let at = srcW0 + {{NEXT}};
-{{SHIFT_WINDOW}}
-      }
-    }
+{{TAPS}}
     jh++;
     if (jh == p.nk.y) {
       jh = 0u;
