@@ -17,8 +17,10 @@
 // Invocation lid.x owns {{KH}} kernel rows (c, kd, kh0 .. kh0 + {{KH}} - 1) and all {{TM}} rows: {{TM}}x{{KH}}x{{KW}}
 // scalar accumulators a<row>_<kh>_<kw>. The split's voxels are walked as units (n, oz, oy, block of p.wb voxels
 // along W); per voxel one load brings the gy values of all {{TM}} rows (gt). Along the unit each invocation holds,
-// per kernel row, the x window its {{KW}} taps read in registers (tap kw reads x<kh>_<kw*{{DW}}>), moving it by
-// {{SW}} per voxel and loading only the values that enter.
+// per kernel row, the x window its {{KW}} taps read in registers (tap kw reads x<kh>_<kw*{{DW}}>). The voxels block
+// (conv.ts) walks a few voxels per step, each accumulator taking their fmas in a row (the tile's accumulators do not
+// fit a CPU's registers: a spilled one is loaded and stored once per step), moves the window by the step's voxels
+// times {{SW}} and loads only the values that enter; a unit's last voxels go one at a time.
 // With SUBGROUPS (subgroups of 8 or more lanes; with p.subs splits only where each subgroup walks one of them),
 // gt is gy itself, [N, yC, Do, Ho, Wo] (no PACK pass), and lane i loads row i (and i + 8) of the voxel's block,
 // which subgroupBroadcast hands to every lane: loads in a loop cost llvmpipe a per-lane loop each even at one
@@ -26,7 +28,7 @@
 // Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an fma,
 // and each pipeline is compiled on first use; a workgroup barrier is a coroutine switch that saves every live
 // value (slow to compile with this many accumulators), so gy arrives row-blocked from the PACK entry instead of
-// through workgroup memory, and one voxel's fmas per loop body keeps the code short.
+// through workgroup memory.
 #if SUBGROUPS
 enable subgroups;
 // the loops' bounds depend on the invocation's split, which is uniform per subgroup (above), not per workgroup
@@ -187,17 +189,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let zOff = ((n * p.xC + chan) * p.x.x + u32(iz)) * p.x.y;
 {{ROWS}}
     let w0 = i32(ow0 * p.stride.z) - p.pad.z;
-{{WINDOW}}
-    for (var v = 0u; v < vb; v++) {
-#if SUBGROUPS
-      let gi = gBase + v;
-#else
-      let g = gt[gBase + v];
-#endif
-{{VOXEL}}
-      let at = w0 + i32((v + 1u) * p.stride.z);
-{{SHIFT_WINDOW}}
-    }
+{{VOXELS}}
     owb++;
     if (owb == p.owBlocks) {
       owb = 0u;

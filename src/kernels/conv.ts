@@ -686,11 +686,13 @@ const WGRAD_PARTIAL_BYTES = 32 << 20;
 /** Accumulators per invocation the weight gradient allows itself (rows x taps). */
 const WGRAD_ACC = 160;
 
+/** Output voxels per step of the weight gradient's walk (wgradSource). */
+const WGRAD_VOXELS = 2;
+
 /** WGSL for one configuration of shaders/conv_wgrad.wgsl (the unrolled blocks; FINISH needs none). */
 function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number, threads: number, subgroups: boolean): string {
   const gt = weightType(tm);
   const len = (kw - 1) * dw + 1;
-  const fresh = Math.min(sw, len);
   const hs = [...Array(kh).keys()];
   const acc: string[] = [];
   for (let m = 0; m < tm; m++) for (const h of hs) acc.push('  ' + Array.from({ length: kw }, (_, w) => `var a${m}_${h}_${w} = 0.0;`).join(' '));
@@ -701,20 +703,47 @@ function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number,
       `    let ro${h} = select(0u, (zOff + u32(iy${h})) * p.x.z, ok${h});`,
     ].join('\n'),
   );
-  const win: string[] = [];
-  for (const h of hs) for (let i = 0; i < len; i++) win.push(`    var x${h}_${i} = ld(ro${h}, w0 + ${i}, ok${h});`);
-  const voxel: string[] = [];
-  // lane i holds rows i and i + 8 of the voxel (shaders/conv_wgrad.wgsl, SUBGROUPS)
-  if (subgroups) for (let b = 0; b < tm; b += 8) voxel.push(`      let gl${b} = gload(gi + ${b}u * gS, gRow + ${b}u);`);
-  for (let m = 0; m < tm; m++) {
-    voxel.push(`      let g${m} = ${subgroups ? `subgroupBroadcast(gl${m & ~7}, ${m & 7}u)` : gt.get(m, 'g')};`);
-    for (const h of hs) voxel.push('      ' + Array.from({ length: kw }, (_, w) => `a${m}_${h}_${w} = fma(g${m}, x${h}_${w * dw}, a${m}_${h}_${w});`).join(' '));
-  }
-  const shiftWin: string[] = [];
+  // U voxels per step, each accumulator taking its U fmas in a row (a spilled accumulator is loaded and stored once
+  // per step; the additions stay in voxel order); the window holds the step's taps and moves U * sw per step
+  const U = WGRAD_VOXELS;
+  const winLen = len + (U - 1) * sw;
+  const step = Math.min(U * sw, winLen);
+  const gLoads = (v: string, u: number, ind: string) =>
+    subgroups
+      ? Array.from({ length: Math.ceil(tm / 8) }, (_, i) => `${ind}let gl${8 * i}_${u} = gload(gBase + ${v}${u ? ` + ${u}u` : ''} + ${8 * i}u * gS, gRow + ${8 * i}u);`)
+      : [`${ind}let g_${u} = gt[gBase + ${v}${u ? ` + ${u}u` : ''}];`];
+  const gOf = (m: number, u: number) => (subgroups ? `subgroupBroadcast(gl${m & ~7}_${u}, ${m & 7}u)` : gt.get(m, `g_${u}`));
+  /** The fmas of `n` voxels; voxel u's tap w reads x(h, u * sw + w * dw). */
+  const fmas = (n: number, x: (h: number, i: number) => string, ind: string) => {
+    const out: string[] = [];
+    for (let m = 0; m < tm; m++) {
+      for (let u = 0; u < n; u++) out.push(`${ind}let g${m}_${u} = ${gOf(m, u)};`);
+      for (const h of hs)
+        for (let w = 0; w < kw; w++) {
+          let sum = `a${m}_${h}_${w}`;
+          for (let u = 0; u < n; u++) sum = `fma(g${m}_${u}, ${x(h, u * sw + w * dw)}, ${sum})`;
+          out.push(`${ind}a${m}_${h}_${w} = ${sum};`);
+        }
+    }
+    return out;
+  };
+  const voxels: string[] = [];
+  for (const h of hs) for (let i = 0; i < winLen; i++) voxels.push(`    var x${h}_${i} = ld(ro${h}, w0 + ${i}, ok${h});`);
+  voxels.push('    var v = 0u;', `    for (; v + ${U}u <= vb; v += ${U}u) {`);
+  for (let u = 0; u < U; u++) voxels.push(...gLoads('v', u, '      '));
+  voxels.push(...fmas(U, (h, i) => `x${h}_${i}`, '      '));
+  voxels.push(`      let at = w0 + i32((v + ${U}u) * p.stride.z);`);
   for (const h of hs) {
-    for (let i = 0; i + fresh < len; i++) shiftWin.push(`      x${h}_${i} = x${h}_${i + sw};`);
-    for (let i = len - fresh; i < len; i++) shiftWin.push(`      x${h}_${i} = ld(ro${h}, at + ${i}, ok${h});`);
+    for (let i = 0; i + step < winLen; i++) voxels.push(`      x${h}_${i} = x${h}_${i + step};`);
+    for (let i = winLen - step; i < winLen; i++) voxels.push(`      x${h}_${i} = ld(ro${h}, at + ${i}, ok${h});`);
   }
+  voxels.push('    }');
+  // the unit's last vb % U voxels one at a time, each loading its own window
+  voxels.push('    for (; v < vb; v++) {', '      let at = w0 + i32(v * p.stride.z);');
+  for (const h of hs) for (let i = 0; i < len; i++) voxels.push(`      let y${h}_${i} = ld(ro${h}, at + ${i}, ok${h});`);
+  voxels.push(...gLoads('v', 0, '      '));
+  voxels.push(...fmas(1, (h, i) => `y${h}_${i}`, '      '));
+  voxels.push('    }');
   const store: string[] = [];
   for (const h of hs) for (let w = 0; w < kw; w++) store.push(`      partial[orow + ${h * kw + w}u] = a0_${h}_${w};`);
   const shift: string[] = [];
@@ -722,9 +751,7 @@ function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number,
   return wgradWgsl
     .replace('{{ACC}}', acc.join('\n'))
     .replace('{{ROWS}}', rows.join('\n'))
-    .replace('{{WINDOW}}', win.join('\n'))
-    .replace('{{VOXEL}}', voxel.join('\n'))
-    .replace('{{SHIFT_WINDOW}}', shiftWin.join('\n'))
+    .replace('{{VOXELS}}', voxels.join('\n'))
     .replace('{{STORE}}', store.join('\n'))
     .replace('{{SHIFT}}', shift.join('\n'))
     .replaceAll('{{GT}}', gt.type)
