@@ -23,7 +23,7 @@
 // {{WT}} per tap, and a tap's weights are one load. Per kernel row each invocation holds a window of src values in
 // registers (x<i>: voxel t at tap 0 reads x<t*{{XS}}>), so every src value is loaded once per kernel row. The taps
 // block is either a loop over the p.nk.z taps, each shifting the window by {{XT}} and loading the values that enter
-// it, or (forward windows of up to 3 taps, conv.ts) the taps unrolled over a window of the whole kernel row, each
+// it, or (windows of up to 3 taps, conv.ts) the taps unrolled over a window of the whole kernel row, each
 // accumulator taking all its taps in a row.
 // Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an
 // fma, and each pipeline is compiled on first use; a barrier is a coroutine switch that saves every live value,

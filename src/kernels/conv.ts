@@ -295,7 +295,7 @@ function transposedPhases(g: Geom): Phase[] {
 
 /**
  * WGSL for one configuration of shaders/conv.wgsl: the unrolled accumulator, window, tap and store blocks. With `kw`
- * > 0 (a forward window, not `rev`) the kernel has exactly kw taps along W, unrolled: the window holds every value
+ * > 0 the kernel has exactly kw taps along W (walking the window backwards where `rev`), unrolled: the window holds every value
  * of the kernel row and each accumulator takes its kw fmas in a row, so a spilled accumulator is loaded and stored
  * once per kernel row instead of once per tap (llvmpipe spills a 16x16 tile's 256 accumulators; ordered by
  * accumulator a 16x16 register tile ran 1.5x faster than ordered by tap in a micro-benchmark). kw = 0: a loop over
@@ -308,7 +308,7 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
   const fresh = Math.min(xt, len);
   const vec = (q: number, off = 0) => `vec4<f32>(${[0, 1, 2, 3].map((i) => `x${(4 * q + i) * xs + off}`).join(', ')})`;
   const acc = Array.from({ length: tm }, (_, m) => '  ' + Array.from({ length: nq }, (_, q) => `var a${m}_${q} = vec4<f32>(0.0);`).join(' '));
-  const start = rev ? `srcW0 + i32(nkw - 1u) * ${xt}` : 'srcW0';
+  const start = rev && kw === 0 ? `srcW0 + i32(nkw - 1u) * ${xt}` : 'srcW0';
   const winLen = kw > 0 ? len + (kw - 1) * xt : len;
   const win = Array.from({ length: winLen }, (_, i) => `    ${kw > 0 ? 'let' : 'var'} x${i} = ld(rowOff, ${start} + ${i}, rowOk);`);
   const taps: string[] = [];
@@ -325,7 +325,7 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
         taps.push(`    let w${m}_${j} = ${subgroups ? `subgroupBroadcast(wl${m & ~7}_${j}, ${m & 7}u)` : wt.get(m, `wt${j}`)};`);
       for (let q = 0; q < nq; q++) {
         let sum = `a${m}_${q}`;
-        for (let j = 0; j < kw; j++) sum = `fma(vec4<f32>(w${m}_${j}), ${vec(q, j * xt)}, ${sum})`;
+        for (let j = 0; j < kw; j++) sum = `fma(vec4<f32>(w${m}_${j}), ${vec(q, (rev ? kw - 1 - j : j) * xt)}, ${sum})`;
         taps.push(`    a${m}_${q} = ${sum};`);
       }
     }
@@ -492,8 +492,8 @@ function gatherConv(
     const threads = gatherThreads(nCols);
     const colBlocks = ceilDiv(nCols, threads);
     const blocks = colBlocks * rowBlocks * g.groups;
-    // a forward window of up to UNROLL_TAPS taps along W is unrolled (gemmSource)
-    const kw = !ph.rev && nkw <= UNROLL_TAPS ? nkw : 0;
+    // a window of up to UNROLL_TAPS taps along W is unrolled (gemmSource)
+    const kw = nkw <= UNROLL_TAPS ? nkw : 0;
     const key = `conv.${transposed ? 'transposed' : 'forward'}.${TM}x${TN}.w${ph.xs}.${ph.xt}${kw ? `.k${kw}` : ''}.${threads}${sg ? '.sg' : ''}`;
     const k = kernel(key, () => gemmSource(TM, TN, ph.xs, ph.xt, ph.rev, threads, sg, kw), { defines: { SUBGROUPS: sg } });
     // slices of whole kernel rows that fit the staged tile, summed in order into dst (with subgroups nothing is
