@@ -354,12 +354,14 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
     }
     taps.push('      }', '    }');
   }
-  // the first slice adds the bias, later ones what dst holds; the last applies the activation
+  // the first slice adds the bias, later ones what dst holds (loaded only there: a load site costs llvmpipe a loop
+  // over the lanes, a large share of a small-Cin conv); the last applies the activation
   const store = Array.from({ length: tn }, (_, t) =>
     [
       `      if (left > ${t}u) {`,
       `        let o${t} = orow + ${t}u * p.dstStep.z;`,
-      `        let v${t} = select(b, dst[o${t}], acc) + a0_${t >> 2}[${t & 3}];`,
+      `        var v${t} = b + a0_${t >> 2}[${t & 3}];`,
+      `        if (acc) { v${t} = dst[o${t}] + a0_${t >> 2}[${t & 3}]; }`,
       `        dst[o${t}] = select(v${t}, v${t} * p.slope, act && v${t} < 0.0);`,
       '      }',
     ].join('\n'),
