@@ -803,7 +803,9 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   const KH = !small && TM * Kh * Kw <= WGRAD_ACC ? Kh : 1;
   const khGroups = Kh / KH;
   const lanes = C * Kd * khGroups;
-  const threads = Math.min(lanes <= 32 ? 32 : 64, gpu().maxWorkgroupSize);
+  // every invocation walks its split whether it owns a kernel row or not: above 32 lanes, workgroups of a multiple
+  // of 8 invocations that split the lanes evenly (48 kernel rows: one workgroup of 48, not 64 with 16 idle)
+  const threads = Math.min(lanes <= 32 ? 32 : 8 * ceilDiv(ceilDiv(lanes, ceilDiv(lanes, 64)), 8), gpu().maxWorkgroupSize);
   // few kernel rows (small Cin): the workgroup's other invocations take further splits
   const subs = lanes < threads ? Math.floor(threads / lanes) : 1;
   const wb = Math.min(WGRAD_WB, g.yS[2]);
