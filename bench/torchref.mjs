@@ -69,6 +69,8 @@ export function torchServer(script) {
   const child = spawn(PYTHON, [script], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
+  // a child that died at start (no torch for this Python) closes its stdin: the reply below then says why
+  child.stdin.on('error', () => {});
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const request = async (cmd) => {
     child.stdin.write(JSON.stringify(cmd) + '\n');
