@@ -153,11 +153,9 @@ async function deepLayers() {
   }
 }
 
-// The weight gradient of a 16-channel 2-D conv: 16 kernel rows per split, two splits per 32-invocation workgroup,
-// each subgroup of 8 in one split (with subgroups they broadcast gy rows across a split's lanes)
-test('weight gradient with two splits per workgroup against the float64 sum', async () => {
-  const r = rng(23);
-  const [N, C, H, W, O] = [4, 16, 32, 32, 8];
+/** The weight gradient of conv2d(x [N, C, H, W], w [O, C, 3, 3], padding 1) against the float64 sum; returns the kernels. */
+async function weightGradAgainstSum(seed, [N, C, H, W, O]) {
+  const r = rng(seed);
   const X = Ref.random([N, C, H, W], r).f32();
   const G = Ref.random([N, O, H, W], r).f32();
   const w = vg.zeros([O, C, 3, 3]).requiresGrad_();
@@ -184,11 +182,24 @@ test('weight gradient with two splits per workgroup against the float64 sum', as
           ref[((o * C + c) * 3 + ky) * 3 + kx] = acc;
         }
   const refT = new Ref(ref, [O, C, 3, 3]);
-  await assertClose(w.grad, refT, { ...tol(refT), msg: 'weight gradient' });
-  const wgrad = report.kernels.map((k) => k.name).filter((n) => n.startsWith('conv.wgrad.') && n !== 'conv.wgrad.finish');
+  await assertClose(w.grad, refT, { ...tol(refT), msg: `weight gradient ${[N, C, H, W]} -> ${O}` });
+  for (const t of [x, w]) t.dispose();
+  return report.kernels.map((k) => k.name).filter((n) => n.startsWith('conv.wgrad.') && n !== 'conv.wgrad.finish');
+}
+
+// The weight gradient of a 16-channel 2-D conv: 16 kernel rows per split, two splits per 32-invocation workgroup,
+// each subgroup of 8 in one split (with subgroups they broadcast gy rows across a split's lanes)
+test('weight gradient with two splits per workgroup against the float64 sum', async () => {
+  const wgrad = await weightGradAgainstSum(23, [4, 16, 32, 32, 8]);
   assert.ok(wgrad.length > 0, 'a weight-gradient kernel ran');
   if (vg.backendInfo().subgroupLanes === 8) assert.ok(wgrad.every((n) => n.endsWith('.sg')), `subgroups of 8: ${wgrad}`);
-  for (const t of [x, w]) t.dispose();
+});
+
+// 40 output channels: with subgroups, blocks of 32 rows (the second holds 8 and 24 padding rows); without, 16
+test('weight gradient in blocks of 32 rows against the float64 sum', async () => {
+  const wgrad = await weightGradAgainstSum(29, [2, 8, 24, 20, 40]);
+  assert.ok(wgrad.length > 0, 'a weight-gradient kernel ran');
+  if (vg.backendInfo().subgroupLanes >= 8) assert.ok(wgrad.every((n) => n.startsWith('conv.wgrad.32.')), `subgroups: ${wgrad}`);
 });
 
 // ---- finite differences on tiny random cases --------------------------------------------------------------------------
