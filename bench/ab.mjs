@@ -135,6 +135,26 @@ const cases = [
       };
     },
   },
+  ...['forward', 'backward'].map((pass) => ({
+    name: `maxPool2d 8x32x128² k2 ${pass}`,
+    setup: (vg) => {
+      const x = vg.randn([8, 32, 128, 128], { seed: 1 });
+      if (pass === 'forward') return { run: () => vg.maxPool2d(x, 2), dispose: () => x.dispose() };
+      x.requiresGrad = true;
+      const gy = vg.randn([8, 32, 64, 64], { seed: 2 });
+      let y = null;
+      return {
+        before: () => (y = vg.maxPool2d(x, 2)),
+        run: () => y.backward(gy),
+        after: () => {
+          y.dispose();
+          x.grad.dispose();
+          x.grad = null;
+        },
+        dispose: () => (x.dispose(), gy.dispose()),
+      };
+    },
+  })),
   ...['forward', 'dgrad', 'wgrad'].flatMap((pass) => [
     convCase('2-D 8x32x128² -> 16', [8, 32, 128, 128], 16, 1, pass),
     convCase('2-D 8x16x128² -> 32 s2', [8, 16, 128, 128], 32, 2, pass),

@@ -3,7 +3,9 @@
 // Spatial vectors (inSize, outSize, ksize, stride, pad, dil) hold (D, H, W) in x, y, z.
 // Variants (defines): MAX (max pooling; INDICES also writes the argmax), AVG (avg pooling), ADAPTIVE (adaptive avg
 // pooling); BACKWARD selects the gradient kernel of that variant, SCATTER (with BACKWARD, MAX or AVG) its form for
-// windows that do not overlap.
+// windows that do not overlap. WIN2 (MAX forward and scatter): every window is 2x2 (WIN2D: 2x2x2) at stride 2, no
+// padding or dilation, inside the input; its taps are unrolled (the general loops, with their runtime bounds, cost
+// llvmpipe more than the loads).
 // Bindings, forward:  out [B, OD, OH, OW] (rw), idx [B, OD, OH, OW] i32 (rw, INDICES only), x [B, D, H, W].
 // Bindings, backward: gin [B, D, H, W] (rw), g [B, OD, OH, OW], idx [B, OD, OH, OW] i32 (MAX only).
 // Mapping: flat invocation index over a 1-D or 2-D grid of {{WG}}-wide workgroups (flat_workgroup). Forward: one
@@ -44,13 +46,14 @@ struct Params {
 #endif
 #endif
 
-// Flat index t of a [B, size.x, size.y, size.z] tensor → (d, h, w, b).
+// Flat index t of a [B, size.x, size.y, size.z] tensor → (d, h, w, b). Three divisions, each remainder from its
+// quotient: a division by a runtime value costs llvmpipe a scalar divide per lane (~75 cycles per 8 lanes).
 fn coords(t: u32, size: vec4<i32>) -> vec4<i32> {
   let s = vec3<u32>(size.xyz);
-  let w = t % s.z;
-  let h = (t / s.z) % s.y;
-  let d = (t / (s.z * s.y)) % s.x;
-  return vec4<i32>(i32(d), i32(h), i32(w), i32(t / (s.x * s.y * s.z)));
+  let q1 = t / s.z;
+  let q2 = q1 / s.y;
+  let q3 = q2 / s.x;
+  return vec4<i32>(i32(q2 - q3 * s.x), i32(q1 - q2 * s.y), i32(t - q1 * s.z), i32(q3));
 }
 
 fn spatial_index(c: vec3<i32>, size: vec4<i32>) -> i32 {
@@ -91,9 +94,26 @@ fn adaptive_len(o: i32, nIn: i32, nOut: i32) -> i32 {
 // MAX: taps of output o run from first_tap(lo) below max_end(lo), every dil, with lo = o * stride - pad. A window
 // starting in the padding begins at its first tap inside the input (PyTorch steps by the dilation).
 fn first_tap(lo: vec3<i32>) -> vec3<i32> {
-  return select(lo, lo + ((p.dil.xyz - 1 - lo) / p.dil.xyz) * p.dil.xyz, lo < vec3<i32>(0));
+  // the division only where some lane's window starts in the padding (a select would divide everywhere)
+  var first = lo;
+  if (any(lo < vec3<i32>(0))) {
+    first = select(lo, lo + ((p.dil.xyz - 1 - lo) / p.dil.xyz) * p.dil.xyz, lo < vec3<i32>(0));
+  }
+  return first;
 }
 
+#if WIN2
+#if WIN2D
+const WIN2_TAPS = 8u;
+#else
+const WIN2_TAPS = 4u;
+#endif
+// WIN2: tap k of a window at offset (k >> 2, (k >> 1) & 1, k & 1) (d, h, w): PyTorch's order
+fn win2_offset(k: u32, s: vec4<i32>) -> i32 {
+  return i32(k >> 2u) * s.y * s.z + i32((k >> 1u) & 1u) * s.z + i32(k & 1u);
+}
+
+#endif
 fn max_end(lo: vec3<i32>) -> vec3<i32> {
   return min(lo + (p.ksize.xyz - 1) * p.dil.xyz + 1, p.inSize.xyz);
 }
@@ -112,6 +132,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = u32(c.w) * u32(volume(s.xyz));
 #if MAX
   let lo = o * p.stride.xyz - p.pad.xyz;
+#if WIN2
+  let at0 = spatial_index(lo, s);
+  var best = x[base + u32(at0)];
+  var bestAt = at0;
+  for (var k = 1u; k < WIN2_TAPS; k++) {
+    let at = at0 + win2_offset(k, s);
+    let v = x[base + u32(at)];
+    // PyTorch: (v > best) || isnan(v): the first maximum wins, a NaN always takes over
+    if (is_nan_f32(v) || (!is_nan_f32(best) && v > best)) {
+      best = v;
+      bestAt = at;
+    }
+  }
+#else
   let hi = max_end(lo);
   let first = first_tap(lo);
   // -inf (through a var: a constant bitcast to infinity is a WGSL error)
@@ -131,6 +165,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       }
     }
   }
+#endif
   out[t] = best;
 #if INDICES
   idx[t] = bestAt;
@@ -167,6 +202,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let o = c.xyz;
   let base = u32(c.w) * u32(volume(s.xyz));
   let lo = o * p.stride.xyz - p.pad.xyz;
+#if WIN2
+  let at0 = spatial_index(lo, s);
+  let gv = g[t];
+  let am = idx[t];
+  for (var k = 0u; k < WIN2_TAPS; k++) {
+    let at = at0 + win2_offset(k, s);
+    gin[base + u32(at)] = select(0.0, gv, at == am);
+  }
+#else
 #if MAX
   let first = first_tap(lo);
   let hi = max_end(lo);
@@ -191,6 +235,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       }
     }
   }
+#endif
 #else
   let c = coords(t, s);
   let i = c.xyz;

@@ -63,9 +63,25 @@ interface Geometry {
 /** Kernel forms: forward (with or without writing the argmax) and the gather or scatter backward. */
 type Form = 'forward' | 'forward+indices' | 'gather' | 'scatter';
 
-function poolKernel(variant: Variant, form: Form) {
-  return kernel(`pool.${variant}.${form}`, () => poolWgsl, {
+/**
+ * Max pooling whose windows are all 2x2 (2-D) or 2x2x2 at stride 2, without padding or dilation, inside the input
+ * (maxPool(x, 2)): the kernels' unrolled form (shaders/pool.wgsl WIN2); 0 otherwise.
+ */
+function win2(variant: Variant, geo: Geometry): 0 | 2 | 3 {
+  if (variant !== 'max') return 0;
+  const depth = geo.ksize[0];
+  const ok =
+    (depth === 1 || depth === 2) &&
+    geo.ksize.every((k, a) => (a === 0 ? k === depth : k === 2) && geo.stride[a] === k && geo.pad[a] === 0 && geo.dil[a] === 1) &&
+    geo.outSize.every((o, a) => o * geo.stride[a] <= geo.inSize[a]);
+  return !ok ? 0 : depth === 2 ? 3 : 2;
+}
+
+function poolKernel(variant: Variant, form: Form, win: 0 | 2 | 3) {
+  return kernel(`pool.${variant}.${form}${win ? `.win${win}` : ''}`, () => poolWgsl, {
     defines: {
+      WIN2: win > 0 && form !== 'gather',
+      WIN2D: win === 3,
       MAX: variant === 'max',
       AVG: variant === 'avg',
       ADAPTIVE: variant === 'adaptive',
@@ -91,7 +107,7 @@ function launch(
   prepare?: (outs: Tensor[]) => void,
 ): void {
   if (geo.B * perRow === 0) return;
-  const k = poolKernel(variant, form);
+  const k = poolKernel(variant, form, form === 'gather' ? 0 : win2(variant, geo));
   const v4 = (v: Vec3) => [...v, 0];
   const whole = (o: Tensor[], i: Tensor[], B: number) => {
     prepare?.(o);
