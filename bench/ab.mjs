@@ -109,6 +109,26 @@ const cases = [
       };
     },
   },
+  ...['forward', 'backward'].map((pass) => ({
+    name: `nearest x2 ${pass} 8x32x64²`,
+    setup: (vg) => {
+      const x = vg.randn([8, 32, 64, 64], { seed: 1 });
+      if (pass === 'forward') return { run: () => vg.interpolate(x, { scaleFactor: 2 }), dispose: () => x.dispose() };
+      x.requiresGrad = true;
+      const gy = vg.randn([8, 32, 128, 128], { seed: 2 });
+      let y = null;
+      return {
+        before: () => (y = vg.interpolate(x, { scaleFactor: 2 })),
+        run: () => y.backward(gy),
+        after: () => {
+          y.dispose();
+          x.grad.dispose();
+          x.grad = null;
+        },
+        dispose: () => (x.dispose(), gy.dispose()),
+      };
+    },
+  })),
   {
     name: 'integrateVelocity 1x3x32³, 7 steps, forward',
     setup: (vg) => {

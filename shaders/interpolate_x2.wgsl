@@ -1,8 +1,9 @@
-// PyTorch's linear x2 without alignCorners, one axis per pass (the host chains the doubled axes and checked their
-// taps are these), forward and adjoint, on whole vec4s (a load or store site costs CPU adapters a loop over the
-// lanes; the fused forward and the backward's table walk scattered theirs).
+// PyTorch's linear x2 without alignCorners (NEAREST: its nearest x2), one axis per pass (the host chains the doubled
+// axes and checked their taps are these), forward and adjoint, on whole vec4s (a load or store site costs CPU adapters
+// a loop over the lanes; the fused forward and the backward's table walk scattered theirs).
 // Forward: out[2r] = 0.25 x[r - 1] + 0.75 x[r], out[2r + 1] = 0.75 x[r] + 0.25 x[r + 1]; ADJOINT (the backward):
 // x[r] = 0.25 out[2r - 1] + 0.75 out[2r] + 0.75 out[2r + 1] + 0.25 out[2r + 2]; indices clamped to the axis.
+// NEAREST: out[2r] = out[2r + 1] = x[r]; ADJOINT x[r] = out[2r] + out[2r + 1].
 // Bindings: dst and src of vec4s. Along a strided axis (inner, the element count after the axis, a multiple of 4):
 // [outer, rows, inner / 4], src with p.nSrc rows; LAST (the last axis, its lengths multiples of 4): [outer, row / 4].
 // Mapping: flat over a 1-D or 2-D grid of {{WG}}-wide workgroups. Forward: one invocation per src vec4, writing the
@@ -37,6 +38,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let row = t / groups;
   let c0 = (t % groups) * ROWS;
   let rb = row * (p.nSrc / 4u);
+#if NEAREST
+  for (var k = 0u; k < ROWS; k++) {
+    let c = c0 + k;
+    if (c >= runs) {
+      break;
+    }
+    let v1 = src[rb + 2u * c];
+    let v2 = src[rb + 2u * c + 1u];
+    dst[row * runs + c] = vec4<f32>(v1.x + v1.y, v1.z + v1.w, v2.x + v2.y, v2.z + v2.w);
+  }
+#else
   var v1 = src[rb + 2u * c0];
   // one value of each neighbouring vec4, clamped at the row's ends
   var left = select(src[rb + max(2u * c0, 1u) - 1u].w, v1.x, c0 == 0u);
@@ -54,6 +66,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     left = v2.w;
     v1 = after;
   }
+#endif
 #else
   // ROWS dst rows from ROWS q on (those that exist) from src rows 2 ROWS q - 1 .. 2 ROWS q + 2 ROWS: each src row
   // loaded once, 2 + 2 / ROWS loads per output
@@ -64,6 +77,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let r0 = ((t / runs) % groups) * ROWS;
   let a = t / (runs * groups);
   let base = a * p.nSrc * runs + c;
+#if NEAREST
+  for (var k = 0u; k < ROWS; k++) {
+    let r = r0 + k;
+    if (r >= nDst) {
+      break;
+    }
+    dst[(a * nDst + r) * runs + c] = src[base + 2u * r * runs] + src[base + (2u * r + 1u) * runs];
+  }
+#else
   let last = p.nSrc - 1u;
   var before = src[base + (max(2u * r0, 1u) - 1u) * runs];
   var even = src[base + 2u * r0 * runs];
@@ -80,8 +102,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     odd = src[base + min(2u * r + 3u, last) * runs];
   }
 #endif
+#endif
 #else
 #if LAST
+#if NEAREST
+  let v = src[t];
+  dst[2u * t] = v.xxyy;
+  dst[2u * t + 1u] = v.zzww;
+#else
   let runs = p.nSrc / 4u;
   let c = t % runs;
   let v = src[t];
@@ -94,6 +122,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let far2 = vec4<f32>(v.y, v.w, v.z, right);
   dst[2u * t] = 0.75 * near + 0.25 * far;
   dst[2u * t + 1u] = 0.75 * near2 + 0.25 * far2;
+#endif
 #else
   let runs = p.inner / 4u;
   let c = t % runs;
@@ -101,11 +130,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let a = t / (runs * p.nSrc);
   let base = a * p.nSrc * runs + c;
   let v = src[t];
+  let o = (a * 2u * p.nSrc + 2u * r) * runs + c;
+#if NEAREST
+  dst[o] = v;
+  dst[o + runs] = v;
+#else
   let up = src[base + (max(r, 1u) - 1u) * runs];
   let down = src[base + min(r + 1u, p.nSrc - 1u) * runs];
-  let o = (a * 2u * p.nSrc + 2u * r) * runs + c;
   dst[o] = 0.75 * v + 0.25 * up;
   dst[o + runs] = 0.75 * v + 0.25 * down;
+#endif
 #endif
 #endif
 }

@@ -12,8 +12,9 @@
  *   1 / scaleFactor or in / out), taps trunc(src) and the next index (clamped), weight of the second src - trunc(src).
  * The forward reads each output's 2 x 2 x 2 taps directly (one pass; separable scalar passes were slower on
  * lavapipe); the backward runs one gather pass per resampled axis (the weights are separable) from a table listing,
- * per source index, the destinations that read it: deterministic, no atomics. PyTorch's x2 without alignCorners, the
- * common upsampling, has fixed taps: there both directions run vec4 passes per axis (shaders/interpolate_x2.wgsl).
+ * per source index, the destinations that read it: deterministic, no atomics. PyTorch's x2 without alignCorners and
+ * its nearest x2, the common upsamplings, have fixed taps: there both directions run vec4 passes per axis
+ * (shaders/interpolate_x2.wgsl).
  */
 import interpolateWgsl from '../../shaders/interpolate.wgsl';
 import backwardWgsl from '../../shaders/interpolate_backward.wgsl';
@@ -92,11 +93,14 @@ const x2Wgsl = () => x2WgslSource.replaceAll('{{ROWS}}', String(X2_ADJOINT_ROWS)
 // source elements read and 2n outputs written (2 multiplies and an add each); adjoint, n outputs written from 2n
 // source elements (as many operations)
 declareCost('interpolate.pass2x', (u, _g, _b, name) => {
+  const adjoint = name.startsWith('interpolate.pass2x.adjoint');
   // the adjoint's invocations write X2_ADJOINT_ROWS dst rows (along the last axis vec4s) each, fewer in the last group
-  const nDst = name === 'interpolate.pass2x.adjoint.last' ? (u.nSrc as number) / 8 : (u.nSrc as number) / 2;
-  const perInvocation = name.startsWith('interpolate.pass2x.adjoint') ? nDst / Math.ceil(nDst / X2_ADJOINT_ROWS) : 1;
+  const nDst = adjoint && name.includes('.last') ? (u.nSrc as number) / 8 : (u.nSrc as number) / 2;
+  const perInvocation = adjoint ? nDst / Math.ceil(nDst / X2_ADJOINT_ROWS) : 1;
   const n = 4 * (u.total as number) * perInvocation;
-  return { flops: 6 * n, bytes: 12 * n };
+  // nearest: copies forward, an add per output in the adjoint
+  const flops = name.endsWith('.nearest') ? (adjoint ? n : 0) : 6 * n;
+  return { flops, bytes: 12 * n };
 });
 declareCost('interpolate.backward', (u) => {
   const [outer, inner, nSrc, nDst] = [u.outer, u.inner, u.nSrc, u.nDst] as number[];
@@ -171,6 +175,11 @@ function isHalfPixelDoubling(ax: Axis): boolean {
   return true;
 }
 
+/** Whether the axis is PyTorch's nearest x2: output o reads input o >> 1 (the NEAREST passes of shaders/interpolate_x2.wgsl). */
+function isNearestDoubling(ax: Axis): boolean {
+  return ax.nOut === 2 * ax.nIn && ax.i0.every((i, o) => i === o >> 1 && ax.i1[o] === i && ax.w0[o] === 1 && ax.w1[o] === 0);
+}
+
 /** Calls fn(i, o, w) for every tap (source i, destination o, weight w) in increasing o; equal taps merged. */
 function eachTap(ax: Axis, fn: (i: number, o: number, w: number) => void): void {
   for (let o = 0; o < ax.nOut; o++) {
@@ -209,10 +218,12 @@ function axisBackward(op: string, g: Tensor, shape: readonly number[], a: number
   const inner = shapeSize(shape.slice(a + 2));
   const innerRun = inner > 1;
   const last = !innerRun && ax.nIn % 4 === 0;
-  if (((innerRun && inner % 4 === 0) || last) && isHalfPixelDoubling(ax)) {
+  const nearest = isNearestDoubling(ax);
+  if (((innerRun && inner % 4 === 0) || last) && (nearest || isHalfPixelDoubling(ax))) {
     // the fixed filter over vec4s (of the inner dims, or along the last axis): 4 loads per 4 outputs instead of a
     // table walk per output
-    const k = kernel(`interpolate.pass2x.adjoint${last ? '.last' : ''}`, x2Wgsl, { defines: { ADJOINT: true, LAST: last } });
+    const name = `interpolate.pass2x.adjoint${last ? '.last' : ''}${nearest ? '.nearest' : ''}`;
+    const k = kernel(name, x2Wgsl, { defines: { ADJOINT: true, LAST: last, NEAREST: nearest } });
     const whole = ([dst]: Tensor[], [src]: Tensor[], B: number) => {
       const outer = B * shapeSize(shape.slice(1, a + 1));
       // an invocation writes X2_ADJOINT_ROWS dst rows (along the last axis: vec4s of a row)
@@ -331,18 +342,18 @@ function interpolationAxes(x: Tensor, opts: InterpolateOptions): { axes: Attrs['
 }
 
 /**
- * PyTorch's linear x2 without alignCorners along every doubled axis of x ([B, D, H, W] with W a multiple of 4, the
+ * PyTorch's linear x2 without alignCorners (`nearest`: its nearest x2) along every doubled axis of x ([B, D, H, W] with W a multiple of 4, the
  * result within one binding), one pass per axis, last axis first (shaders/interpolate_x2.wgsl): whole vec4s per load
  * and store, 1.5-2x faster on llvmpipe than the fused kernel's scattered ones.
  */
-function doubleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], outShape: readonly number[]): Tensor {
+function doubleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], outShape: readonly number[], nearest: boolean): Tensor {
   let cur = x;
   const sizes = axes.map((ax) => ax.nIn);
   const B = x.size / shapeSize(sizes);
   const passes = [2, 1, 0].filter((a) => !isCopy(axes[a]));
   for (const a of passes) {
     const last = a === 2;
-    const k = kernel(`interpolate.pass2x${last ? '.last' : ''}`, x2Wgsl, { defines: { LAST: last } });
+    const k = kernel(`interpolate.pass2x${last ? '.last' : ''}${nearest ? '.nearest' : ''}`, x2Wgsl, { defines: { LAST: last, NEAREST: nearest } });
     const outer = B * shapeSize(sizes.slice(0, a));
     const inner = shapeSize(sizes.slice(a + 1));
     const next = emptyTensor(op, a === passes.at(-1) ? outShape : [B, ...sizes.map((n, i) => (i === a ? 2 * n : n))], 'f32');
@@ -363,12 +374,11 @@ function doubleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], outShape:
  */
 export function sampleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], nearest: boolean, outShape: readonly number[]): Tensor {
   const separable =
-    !nearest &&
     axes.some((ax) => !isCopy(ax)) &&
-    axes.every((ax) => isCopy(ax) || isHalfPixelDoubling(ax)) &&
+    axes.every((ax) => isCopy(ax) || (nearest ? isNearestDoubling(ax) : isHalfPixelDoubling(ax))) &&
     axes[2].nIn % 4 === 0 &&
     shapeSize(outShape) * 4 <= bindingLimit();
-  if (separable) return doubleAlongAxes(op, x, axes, outShape);
+  if (separable) return doubleAlongAxes(op, x, axes, outShape, nearest);
   const out = emptyTensor(op, outShape, 'f32');
   if (out.size > 0) {
     // (i0, i1, w0 bits, w1 bits) per destination index, axis after axis
