@@ -6,8 +6,9 @@
 // NEAREST: out[2r] = out[2r + 1] = x[r]; ADJOINT x[r] = out[2r] + out[2r + 1].
 // Bindings: dst and src of vec4s. Along a strided axis (inner, the element count after the axis, a multiple of 4):
 // [outer, rows, inner / 4], src with p.nSrc rows; LAST (the last axis, its lengths multiples of 4): [outer, row / 4].
-// Mapping: flat over a 1-D or 2-D grid of {{WG}}-wide workgroups. Forward: one invocation per src vec4, writing the
-// two dst vec4s it feeds (rows 2r and 2r + 1; along the last axis outputs 8c .. 8c + 7). ADJOINT: along a strided
+// Mapping: flat over a 1-D or 2-D grid of {{WG}}-wide workgroups. Forward: along a strided axis one invocation per
+// ROWS src vec4s of a column, writing the two dst vec4s each feeds (rows 2r and 2r + 1); along the last axis one per
+// src vec4 (outputs 8c .. 8c + 7). ADJOINT: along a strided
 // axis one invocation per ROWS dst vec4s of a column (rows r0 .. r0 + ROWS - 1 from src rows 2 r0 - 1 .. 2 r0 + 2 ROWS),
 // along the last axis one per ROWS dst vec4s of a row (dst vec4 c: outputs 4c .. 4c + 3 from src 8c - 1 .. 8c + 8).
 struct Params {
@@ -16,7 +17,7 @@ struct Params {
   nSrc: u32,
 }
 
-// dst rows (along the last axis: dst vec4s) per invocation of the ADJOINT
+// rows per invocation along a strided axis (src rows forward, dst rows ADJOINT; ADJOINT along the last axis dst vec4s)
 const ROWS = {{ROWS}}u;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -124,21 +125,39 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   dst[2u * t + 1u] = 0.75 * near2 + 0.25 * far2;
 #endif
 #else
+  // ROWS src rows of a column from ROWS q on (those that exist), each loaded once with its two neighbours: 1 + 2 / ROWS
+  // loads per src row instead of 3
   let runs = p.inner / 4u;
+  let groups = (p.nSrc + ROWS - 1u) / ROWS;
   let c = t % runs;
-  let r = (t / runs) % p.nSrc;
-  let a = t / (runs * p.nSrc);
+  let r0 = ((t / runs) % groups) * ROWS;
+  let a = t / (runs * groups);
   let base = a * p.nSrc * runs + c;
-  let v = src[t];
-  let o = (a * 2u * p.nSrc + 2u * r) * runs + c;
+  let obase = a * 2u * p.nSrc * runs + c;
 #if NEAREST
-  dst[o] = v;
-  dst[o + runs] = v;
+  for (var k = 0u; k < ROWS; k++) {
+    let r = r0 + k;
+    if (r >= p.nSrc) {
+      break;
+    }
+    let v = src[base + r * runs];
+    dst[obase + 2u * r * runs] = v;
+    dst[obase + (2u * r + 1u) * runs] = v;
+  }
 #else
-  let up = src[base + (max(r, 1u) - 1u) * runs];
-  let down = src[base + min(r + 1u, p.nSrc - 1u) * runs];
-  dst[o] = 0.75 * v + 0.25 * up;
-  dst[o + runs] = 0.75 * v + 0.25 * down;
+  var up = src[base + (max(r0, 1u) - 1u) * runs];
+  var v = src[base + r0 * runs];
+  for (var k = 0u; k < ROWS; k++) {
+    let r = r0 + k;
+    if (r >= p.nSrc) {
+      break;
+    }
+    let down = src[base + min(r + 1u, p.nSrc - 1u) * runs];
+    dst[obase + 2u * r * runs] = 0.75 * v + 0.25 * up;
+    dst[obase + (2u * r + 1u) * runs] = 0.75 * v + 0.25 * down;
+    up = v;
+    v = down;
+  }
 #endif
 #endif
 #endif

@@ -85,18 +85,23 @@ declareCost('interpolate.x2', (u, _g, _b, name) => {
   const outputs = rows * outSize[0] * outSize[1] * outSize[2];
   return { flops: 15 * outputs, bytes: 4 * (outputs + rows * inSize[0] * inSize[1] * inSize[2]) };
 });
-/** dst rows (along the last axis: vec4s) per invocation of the x2 adjoint: each src row (vec4) loaded once for them. */
-const X2_ADJOINT_ROWS = 4;
-const x2Wgsl = () => x2WgslSource.replaceAll('{{ROWS}}', String(X2_ADJOINT_ROWS));
+/**
+ * Rows per invocation of the x2 passes along a strided axis (src rows forward, dst rows in the adjoint; the adjoint
+ * along the last axis: dst vec4s): each src row (vec4) is loaded once for them.
+ */
+const X2_ROWS = 4;
+const x2Wgsl = () => x2WgslSource.replaceAll('{{ROWS}}', String(X2_ROWS));
 
 // one x2 pass (shaders/interpolate_x2.wgsl), n = 4 x the vec4s it reads (forward) or writes (adjoint): forward, n
 // source elements read and 2n outputs written (2 multiplies and an add each); adjoint, n outputs written from 2n
 // source elements (as many operations)
 declareCost('interpolate.pass2x', (u, _g, _b, name) => {
   const adjoint = name.startsWith('interpolate.pass2x.adjoint');
-  // the adjoint's invocations write X2_ADJOINT_ROWS dst rows (along the last axis vec4s) each, fewer in the last group
-  const nDst = adjoint && name.includes('.last') ? (u.nSrc as number) / 8 : (u.nSrc as number) / 2;
-  const perInvocation = adjoint ? nDst / Math.ceil(nDst / X2_ADJOINT_ROWS) : 1;
+  const last = name.includes('.last');
+  // invocations take X2_ROWS rows (the adjoint along the last axis vec4s) each, fewer in the last group; the forward
+  // along the last axis one src vec4
+  const rows = adjoint ? (last ? (u.nSrc as number) / 8 : (u.nSrc as number) / 2) : (u.nSrc as number);
+  const perInvocation = adjoint || !last ? rows / Math.ceil(rows / X2_ROWS) : 1;
   const n = 4 * (u.total as number) * perInvocation;
   // nearest: copies forward, an add per output in the adjoint
   const flops = name.endsWith('.nearest') ? (adjoint ? n : 0) : 6 * n;
@@ -226,8 +231,8 @@ function axisBackward(op: string, g: Tensor, shape: readonly number[], a: number
     const k = kernel(name, x2Wgsl, { defines: { ADJOINT: true, LAST: last, NEAREST: nearest } });
     const whole = ([dst]: Tensor[], [src]: Tensor[], B: number) => {
       const outer = B * shapeSize(shape.slice(1, a + 1));
-      // an invocation writes X2_ADJOINT_ROWS dst rows (along the last axis: vec4s of a row)
-      const total = last ? outer * Math.ceil(ax.nIn / 4 / X2_ADJOINT_ROWS) : (outer * Math.ceil(ax.nIn / X2_ADJOINT_ROWS) * inner) / 4;
+      // an invocation writes X2_ROWS dst rows (along the last axis: vec4s of a row)
+      const total = last ? outer * Math.ceil(ax.nIn / 4 / X2_ROWS) : (outer * Math.ceil(ax.nIn / X2_ROWS) * inner) / 4;
       dispatch(k, [dst.buffer(op), src.buffer(op)], { total, inner, nSrc: ax.nOut }, grid1d(ceilDiv(total, k.workgroupSize)));
     };
     if (!inRowRuns(op, shape[0], [gin], [g], whole)) whole([gin], [g], shape[0]);
@@ -357,7 +362,8 @@ function doubleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], outShape:
     const outer = B * shapeSize(sizes.slice(0, a));
     const inner = shapeSize(sizes.slice(a + 1));
     const next = emptyTensor(op, a === passes.at(-1) ? outShape : [B, ...sizes.map((n, i) => (i === a ? 2 * n : n))], 'f32');
-    const total = (outer * sizes[a] * inner) / 4;
+    // along a strided axis an invocation reads X2_ROWS src rows of a column
+    const total = last ? (outer * sizes[a] * inner) / 4 : (outer * Math.ceil(sizes[a] / X2_ROWS) * inner) / 4;
     dispatch(k, [next.buffer(op), cur.buffer(op)], { total, inner, nSrc: sizes[a] }, grid1d(ceilDiv(total, k.workgroupSize)));
     if (cur !== x) cur.dispose();
     cur = next;
