@@ -15,6 +15,8 @@ struct Params {
   total: u32,
   inner: u32,
   nSrc: u32,
+  // DH: src planes (the D axis; nSrc counts the H rows)
+  nPlanes: u32,
 }
 
 // rows per invocation along a strided axis (src rows forward, dst rows ADJOINT; ADJOINT along the last axis dst vec4s)
@@ -24,6 +26,32 @@ const ROWS = {{ROWS}}u;
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> src: array<vec4<f32>>;
 
+#if DH
+// The H-doubled rows 2 h0 .. 2 h0 + 2 ROWS - 1 of src plane clamp(d - 1 + off) (off 0, 1, 2: the plane before, at,
+// after d) at column c, as the H pass computes them
+fn hRows(a: u32, d: u32, off: u32, h0: u32, c: u32, runs: u32) -> array<vec4<f32>, 2u * ROWS> {
+  let plane = min(max(d + off, 1u) - 1u, p.nPlanes - 1u);
+  let base = (a * p.nPlanes + plane) * p.nSrc * runs + c;
+  var out: array<vec4<f32>, 2u * ROWS>;
+  var up = src[base + (max(h0, 1u) - 1u) * runs];
+  var v = src[base + h0 * runs];
+  for (var k = 0u; k < ROWS; k++) {
+    let r = h0 + k;
+    let down = src[base + min(r + 1u, p.nSrc - 1u) * runs];
+#if NEAREST
+    out[2u * k] = v;
+    out[2u * k + 1u] = v;
+#else
+    out[2u * k] = 0.75 * v + 0.25 * up;
+    out[2u * k + 1u] = 0.75 * v + 0.25 * down;
+#endif
+    up = v;
+    v = down;
+  }
+  return out;
+}
+
+#endif
 @compute @workgroup_size({{WG}})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -105,6 +133,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
 #endif
 #else
+#if DH
+  // D and H doubled in one pass over [outer, nPlanes, nSrc rows, inner / 4]: ROWS src rows x 2 src planes per
+  // invocation (a column c), each src vec4 loaded once for them; per plane the H rows first, then D combines planes,
+  // the same sums in the same order as the H pass followed by the D pass
+  let runs = p.inner / 4u;
+  let hGroups = (p.nSrc + ROWS - 1u) / ROWS;
+  let dGroups = (p.nPlanes + 1u) / 2u;
+  let c = t % runs;
+  let h0 = ((t / runs) % hGroups) * ROWS;
+  let d0 = ((t / (runs * hGroups)) % dGroups) * 2u;
+  let a = t / (runs * hGroups * dGroups);
+  var prev = hRows(a, d0, 0u, h0, c, runs);
+  var cur = hRows(a, d0, 1u, h0, c, runs);
+  // fixed trip counts, guarded stores (no breaks): the loops unroll and the rows stay in registers
+  for (var k = 0u; k < 2u; k++) {
+    let d = d0 + k;
+    let next = hRows(a, d, 2u, h0, c, runs);
+    let o0 = ((a * 2u * p.nPlanes + 2u * d) * 2u * p.nSrc) * runs + c;
+    let o1 = o0 + 2u * p.nSrc * runs;
+    for (var i = 0u; i < 2u * ROWS; i++) {
+      let r = 2u * h0 + i;
+      if (d < p.nPlanes && r < 2u * p.nSrc) {
+#if NEAREST
+        dst[o0 + r * runs] = cur[i];
+        dst[o1 + r * runs] = cur[i];
+#else
+        dst[o0 + r * runs] = 0.75 * cur[i] + 0.25 * prev[i];
+        dst[o1 + r * runs] = 0.75 * cur[i] + 0.25 * next[i];
+#endif
+      }
+    }
+    prev = cur;
+    cur = next;
+  }
+#else
 #if LAST
 #if NEAREST
   let v = src[t];
@@ -158,6 +221,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     up = v;
     v = down;
   }
+#endif
 #endif
 #endif
 #endif

@@ -355,19 +355,29 @@ function doubleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], outShape:
   let cur = x;
   const sizes = axes.map((ax) => ax.nIn);
   const B = x.size / shapeSize(sizes);
-  const passes = [2, 1, 0].filter((a) => !isCopy(axes[a]));
+  // D and H both doubled: one pass for the two (no H-doubled volume in memory between them)
+  const dh = !isCopy(axes[0]) && !isCopy(axes[1]);
+  const passes = [2, ...(dh ? [-1] : [1, 0])].filter((a) => a < 0 || !isCopy(axes[a]));
+  const suffix = nearest ? '.nearest' : '';
   for (const a of passes) {
     const last = a === 2;
-    const k = kernel(`interpolate.pass2x${last ? '.last' : ''}${nearest ? '.nearest' : ''}`, x2Wgsl, { defines: { LAST: last, NEAREST: nearest } });
-    const outer = B * shapeSize(sizes.slice(0, a));
-    const inner = shapeSize(sizes.slice(a + 1));
-    const next = emptyTensor(op, a === passes.at(-1) ? outShape : [B, ...sizes.map((n, i) => (i === a ? 2 * n : n))], 'f32');
-    // along a strided axis an invocation reads X2_ROWS src rows of a column
-    const total = last ? (outer * sizes[a] * inner) / 4 : (outer * Math.ceil(sizes[a] / X2_ROWS) * inner) / 4;
-    dispatch(k, [next.buffer(op), cur.buffer(op)], { total, inner, nSrc: sizes[a] }, grid1d(ceilDiv(total, k.workgroupSize)));
+    const k = kernel(`interpolate.pass2x${last ? '.last' : a < 0 ? '.dh' : ''}${suffix}`, x2Wgsl, { defines: { LAST: last, DH: a < 0, NEAREST: nearest } });
+    const outer = B * (a < 0 ? 1 : shapeSize(sizes.slice(0, a)));
+    const inner = shapeSize(sizes.slice(a < 0 ? 2 : a + 1));
+    const doubled = sizes.map((n, i) => (i === a || (a < 0 && i < 2) ? 2 * n : n));
+    const next = emptyTensor(op, a === passes.at(-1) ? outShape : [B, ...doubled], 'f32');
+    // along a strided axis an invocation reads X2_ROWS src rows of a column (DH: of two planes)
+    const total =
+      a === 2
+        ? (outer * sizes[a] * inner) / 4
+        : a < 0
+          ? (outer * Math.ceil(sizes[0] / 2) * Math.ceil(sizes[1] / X2_ROWS) * inner) / 4
+          : (outer * Math.ceil(sizes[a] / X2_ROWS) * inner) / 4;
+    const nSrc = a < 0 ? sizes[1] : sizes[a];
+    dispatch(k, [next.buffer(op), cur.buffer(op)], { total, inner, nSrc, nPlanes: sizes[0] }, grid1d(ceilDiv(total, k.workgroupSize)));
     if (cur !== x) cur.dispose();
     cur = next;
-    sizes[a] *= 2;
+    sizes.splice(0, 3, ...doubled);
   }
   return cur;
 }
