@@ -102,10 +102,12 @@ declareCost('interpolate.pass2x', (u, _g, _b, name) => {
   // along the last axis one src vec4
   const rows = adjoint ? (last ? (u.nSrc as number) / 8 : (u.nSrc as number) / 2) : (u.nSrc as number);
   const perInvocation = adjoint || !last ? rows / Math.ceil(rows / X2_ROWS) : 1;
-  const n = 4 * (u.total as number) * perInvocation;
+  // DH: two src planes per invocation, each src element feeding 4 outputs (H rows, then planes: 3 flops per output)
+  const dh = name.includes('.dh');
+  const n = 4 * (u.total as number) * perInvocation * (dh ? Math.min(2, u.nPlanes as number) : 1);
   // nearest: copies forward, an add per output in the adjoint
-  const flops = name.endsWith('.nearest') ? (adjoint ? n : 0) : 6 * n;
-  return { flops, bytes: 12 * n };
+  const flops = name.endsWith('.nearest') ? (adjoint ? n : 0) : dh ? 18 * n : 6 * n;
+  return { flops, bytes: (dh ? 20 : 12) * n };
 });
 declareCost('interpolate.backward', (u) => {
   const [outer, inner, nSrc, nDst] = [u.outer, u.inner, u.nSrc, u.nDst] as number[];
