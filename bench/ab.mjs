@@ -51,6 +51,22 @@ function convCase(name, xShape, cout, stride, pass) {
   };
 }
 
+/** Times the backward of y = fn(x) for the upstream gradient gy alone (the forward runs untimed before each sample). */
+function backwardOf(x, gy, fn) {
+  x.requiresGrad = true;
+  let y = null;
+  return {
+    before: () => (y = fn(x)),
+    run: () => y.backward(gy),
+    after: () => {
+      y.dispose();
+      x.grad.dispose();
+      x.grad = null;
+    },
+    dispose: () => (x.dispose(), gy.dispose()),
+  };
+}
+
 /** One case: setup(vg) returns { run(): Tensor | void, dispose() } whose run is timed. */
 const cases = [
   {
@@ -93,40 +109,18 @@ const cases = [
   },
   {
     name: 'trilinear x2 backward 1x16x64³',
-    setup: (vg) => {
-      const x = vg.randn([1, 16, 64, 64, 64], { seed: 1 }).requiresGrad_();
-      const gy = vg.randn([1, 16, 128, 128, 128], { seed: 2 });
-      let y = null;
-      return {
-        before: () => (y = vg.interpolate(x, { scaleFactor: 2, mode: 'trilinear' })),
-        run: () => y.backward(gy),
-        after: () => {
-          y.dispose();
-          x.grad.dispose();
-          x.grad = null;
-        },
-        dispose: () => (x.dispose(), gy.dispose()),
-      };
-    },
+    setup: (vg) =>
+      backwardOf(vg.randn([1, 16, 64, 64, 64], { seed: 1 }), vg.randn([1, 16, 128, 128, 128], { seed: 2 }), (x) =>
+        vg.interpolate(x, { scaleFactor: 2, mode: 'trilinear' }),
+      ),
   },
   ...['forward', 'backward'].map((pass) => ({
     name: `nearest x2 ${pass} 8x32x64²`,
     setup: (vg) => {
       const x = vg.randn([8, 32, 64, 64], { seed: 1 });
-      if (pass === 'forward') return { run: () => vg.interpolate(x, { scaleFactor: 2 }), dispose: () => x.dispose() };
-      x.requiresGrad = true;
-      const gy = vg.randn([8, 32, 128, 128], { seed: 2 });
-      let y = null;
-      return {
-        before: () => (y = vg.interpolate(x, { scaleFactor: 2 })),
-        run: () => y.backward(gy),
-        after: () => {
-          y.dispose();
-          x.grad.dispose();
-          x.grad = null;
-        },
-        dispose: () => (x.dispose(), gy.dispose()),
-      };
+      const up = (t) => vg.interpolate(t, { scaleFactor: 2 });
+      if (pass === 'forward') return { run: () => up(x), dispose: () => x.dispose() };
+      return backwardOf(x, vg.randn([8, 32, 128, 128], { seed: 2 }), up);
     },
   })),
   {
@@ -138,41 +132,19 @@ const cases = [
   },
   {
     name: 'integrateVelocity 1x3x32³, 7 steps, backward',
-    setup: (vg) => {
-      const v = vg.tidy(() => vg.randn([1, 3, 32, 32, 32], { seed: 3 }).mul(4));
-      v.requiresGrad = true;
-      const gy = vg.randn([1, 3, 32, 32, 32], { seed: 4 });
-      let y = null;
-      return {
-        before: () => (y = vg.integrateVelocity(v, 7)),
-        run: () => y.backward(gy),
-        after: () => {
-          y.dispose();
-          v.grad.dispose();
-          v.grad = null;
-        },
-        dispose: () => (v.dispose(), gy.dispose()),
-      };
-    },
+    setup: (vg) =>
+      backwardOf(
+        vg.tidy(() => vg.randn([1, 3, 32, 32, 32], { seed: 3 }).mul(4)),
+        vg.randn([1, 3, 32, 32, 32], { seed: 4 }),
+        (v) => vg.integrateVelocity(v, 7),
+      ),
   },
   ...['forward', 'backward'].map((pass) => ({
     name: `maxPool2d 8x32x128² k2 ${pass}`,
     setup: (vg) => {
       const x = vg.randn([8, 32, 128, 128], { seed: 1 });
       if (pass === 'forward') return { run: () => vg.maxPool2d(x, 2), dispose: () => x.dispose() };
-      x.requiresGrad = true;
-      const gy = vg.randn([8, 32, 64, 64], { seed: 2 });
-      let y = null;
-      return {
-        before: () => (y = vg.maxPool2d(x, 2)),
-        run: () => y.backward(gy),
-        after: () => {
-          y.dispose();
-          x.grad.dispose();
-          x.grad = null;
-        },
-        dispose: () => (x.dispose(), gy.dispose()),
-      };
+      return backwardOf(x, vg.randn([8, 32, 64, 64], { seed: 2 }), (t) => vg.maxPool2d(t, 2));
     },
   })),
   ...['forward', 'dgrad', 'wgrad'].flatMap((pass) => [
