@@ -4,6 +4,8 @@
 #   - a Vulkan driver for Dawn, only when no WebGPU adapter is found (so a real GPU keeps its vendor driver):
 #     Mesa lavapipe from Debian bookworm-backports (bookworm's own Mesa 22 is too old for Dawn);
 #   - with --browser: Chromium (Debian package) for the browser tests;
+#   - with --oracles: Debian's python3-nibabel, the fuzz test's NIfTI reference (test/fuzz.test.mjs runs it with
+#     /usr/bin/python3);
 #   - the brain T1 + atlas from Debian mricron-data (the 3-D example data and the ch2 test).
 #   - Fashion-MNIST from Debian dataset-fashion-mnist (the robust-CLIP recipe and the readIdx test).
 set -euo pipefail
@@ -11,10 +13,12 @@ cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 
 want_browser=0
+want_oracles=0
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=1 ;;
-    *) echo "setup.sh: unknown option $arg (known: --browser)" >&2; exit 2 ;;
+    --oracles) want_oracles=1 ;;
+    *) echo "setup.sh: unknown option $arg (known: --browser, --oracles)" >&2; exit 2 ;;
   esac
 done
 
@@ -55,6 +59,12 @@ if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing Chromium for the browser tests"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+fi
+
+if [ "$want_oracles" = 1 ] && ! /usr/bin/python3 -c 'import nibabel' >/dev/null 2>&1; then
+  echo "setup: installing Debian's python3-nibabel (the fuzz test's NIfTI reference)"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-nibabel
 fi
 
 # The real 3-D example data: the Colin27 brain T1 (ch2.nii.gz) and its AAL atlas labels, from Debian's mricron-data

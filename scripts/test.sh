@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
-bash scripts/setup.sh --browser
+bash scripts/setup.sh --browser --oracles
 npm run build
 npm run typecheck
 npm run lint:layers
