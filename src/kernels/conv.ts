@@ -294,12 +294,12 @@ function transposedPhases(g: Geom): Phase[] {
 }
 
 /**
- * WGSL for one configuration of shaders/conv.wgsl: the unrolled accumulator, window, tap and store blocks. With `kw`
- * > 0 the kernel has exactly kw taps along W (walking the window backwards where `rev`), unrolled: the window holds every value
- * of the kernel row and each accumulator takes its kw fmas in a row, so a spilled accumulator is loaded and stored
- * once per kernel row instead of once per tap (llvmpipe spills a 16x16 tile's 256 accumulators; ordered by
- * accumulator a 16x16 register tile ran 1.5x faster than ordered by tap in a micro-benchmark). kw = 0: a loop over
- * the runtime p.nk.z taps that shifts the window from tap to tap.
+ * WGSL for one configuration of shaders/conv.wgsl: the unrolled accumulator, window, tap and store blocks. With
+ * `kw` > 0 the kernel has exactly kw taps along W (walking the window backwards where `rev`), unrolled: the window
+ * holds every value of the kernel row and each accumulator takes its kw fmas in a row, so a spilled accumulator is
+ * loaded and stored once per kernel row instead of once per tap (llvmpipe spills a 16x16 tile's 256 accumulators;
+ * ordered by accumulator a 16x16 register tile ran 1.5x faster than ordered by tap in a micro-benchmark). kw = 0: a
+ * loop over the runtime p.nk.z taps that shifts the window from tap to tap.
  */
 function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean, threads: number, subgroups: boolean, kw = 0): string {
   const wt = weightType(tm);
@@ -382,7 +382,7 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
     .replaceAll('{{THREADS}}', String(threads));
 }
 
-/** Taps along W up to which a forward window's taps are unrolled: every conv the papers train is 3 wide. */
+/** Taps along W up to which a window's taps are unrolled (gemmSource): every conv the papers train is 3 wide. */
 const UNROLL_TAPS = 3;
 
 /**
@@ -797,8 +797,9 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   const K = C * Kd * Kh * Kw;
   const wShape = [g.yC, C, ...spatial(g, g.k)];
   const small = g.N * g.yS[0] * g.yS[1] * g.yS[2] * g.yC * K < smallWork();
-  // 32 rows for a 3x3(x3) kernel of 32+ output channels: each voxel's x window then feeds twice the fmas (0.91-0.94x
-  // the time of 16 rows on llvmpipe); their gy rows arrive only through subgroup broadcasts (no 32-row pack type)
+  // 32 rows for a 3x3(x3) kernel of 32+ output channels: each voxel's x window then feeds twice the fmas (0.86-0.94x
+  // the time of 16 rows on llvmpipe, once 1.01); their gy rows arrive only through subgroup broadcasts (no 32-row
+  // pack type)
   const wide = !small && rows >= 32 && Kh * Kw <= 9 && subgroupWeights();
   let TM = small ? 4 : wide ? 32 : rowsPerInvocation(Math.max(rows, 4));
   while (TM > 1 && TM * Kw > WGRAD_ACC) TM /= 2;
