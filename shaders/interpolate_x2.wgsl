@@ -8,14 +8,15 @@
 // [outer, rows, inner / 4], src with p.nSrc rows; LAST (the last axis, its lengths multiples of 4): [outer, row / 4].
 // Mapping: flat over a 1-D or 2-D grid of {{WG}}-wide workgroups. Forward: along a strided axis one invocation per
 // ROWS src vec4s of a column, writing the two dst vec4s each feeds (rows 2r and 2r + 1); along the last axis one per
-// src vec4 (outputs 8c .. 8c + 7). ADJOINT: along a strided
+// src vec4 (outputs 8c .. 8c + 7); DH (a 3-D volume doubled along D and H, WX: and W, in one pass) one per column of
+// ROWS rows x 2 planes, writing their 4 (WX: 8) dst vec4s each. ADJOINT: along a strided
 // axis one invocation per ROWS dst vec4s of a column (rows r0 .. r0 + ROWS - 1 from src rows 2 r0 - 1 .. 2 r0 + 2 ROWS),
 // along the last axis one per ROWS dst vec4s of a row (dst vec4 c: outputs 4c .. 4c + 3 from src 8c - 1 .. 8c + 8).
 struct Params {
   total: u32,
   inner: u32,
   nSrc: u32,
-  // DH: src planes (the D axis; nSrc counts the H rows)
+  // DH: src planes (the D axis; nSrc counts the H rows; with WX inner is the src row's length)
   nPlanes: u32,
 }
 
@@ -27,24 +28,50 @@ const ROWS = {{ROWS}}u;
 @group(0) @binding(2) var<storage, read> src: array<vec4<f32>>;
 
 #if DH
+#if WX
+// WX: the W axis doubled in the same pass: a src vec4 becomes two (lo, hi), as the last-axis pass computes them
+const WV = 2u;
+#else
+const WV = 1u;
+#endif
+
+// Row r of the src plane at base (vec4 column c of runs), doubled along W with WX
+fn wLoad(base: u32, r: u32, c: u32, runs: u32) -> array<vec4<f32>, WV> {
+  let v = src[base + r * runs];
+#if WX
+  let row = base - c + r * runs;
+  let left = select(src[row + max(c, 1u) - 1u].w, v.x, c == 0u);
+  let right = select(src[row + min(c + 1u, runs - 1u)].x, v.w, c + 1u == runs);
+#if NEAREST
+  return array<vec4<f32>, WV>(v.xxyy, v.zzww);
+#else
+  return array<vec4<f32>, WV>(0.75 * v.xxyy + 0.25 * vec4<f32>(left, v.y, v.x, v.z),
+                              0.75 * v.zzww + 0.25 * vec4<f32>(v.y, v.w, v.z, right));
+#endif
+#else
+  return array<vec4<f32>, WV>(v);
+#endif
+}
+
 // The H-doubled rows 2 h0 .. 2 h0 + 2 ROWS - 1 of src plane clamp(d - 1 + off) (off 0, 1, 2: the plane before, at,
-// after d) at column c, as the H pass computes them
-fn hRows(a: u32, d: u32, off: u32, h0: u32, c: u32, runs: u32) -> array<vec4<f32>, 2u * ROWS> {
+// after d) at column c, as the H pass computes them (WV vec4s each: row i's j-th at i * WV + j)
+fn hRows(a: u32, d: u32, off: u32, h0: u32, c: u32, runs: u32) -> array<vec4<f32>, 2u * ROWS * WV> {
   let plane = min(max(d + off, 1u) - 1u, p.nPlanes - 1u);
   let base = (a * p.nPlanes + plane) * p.nSrc * runs + c;
-  var out: array<vec4<f32>, 2u * ROWS>;
-  var up = src[base + (max(h0, 1u) - 1u) * runs];
-  var v = src[base + h0 * runs];
+  var out: array<vec4<f32>, 2u * ROWS * WV>;
+  var up = wLoad(base, max(h0, 1u) - 1u, c, runs);
+  var v = wLoad(base, h0, c, runs);
   for (var k = 0u; k < ROWS; k++) {
-    let r = h0 + k;
-    let down = src[base + min(r + 1u, p.nSrc - 1u) * runs];
+    let down = wLoad(base, min(h0 + k + 1u, p.nSrc - 1u), c, runs);
+    for (var j = 0u; j < WV; j++) {
 #if NEAREST
-    out[2u * k] = v;
-    out[2u * k + 1u] = v;
+      out[2u * k * WV + j] = v[j];
+      out[(2u * k + 1u) * WV + j] = v[j];
 #else
-    out[2u * k] = 0.75 * v + 0.25 * up;
-    out[2u * k + 1u] = 0.75 * v + 0.25 * down;
+      out[2u * k * WV + j] = 0.75 * v[j] + 0.25 * up[j];
+      out[(2u * k + 1u) * WV + j] = 0.75 * v[j] + 0.25 * down[j];
 #endif
+    }
     up = v;
     v = down;
   }
@@ -134,9 +161,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 #endif
 #else
 #if DH
-  // D and H doubled in one pass over [outer, nPlanes, nSrc rows, inner / 4]: ROWS src rows x 2 src planes per
-  // invocation (a column c), each src vec4 loaded once for them; per plane the H rows first, then D combines planes,
-  // the same sums in the same order as the H pass followed by the D pass
+  // D and H (WX: and W) doubled in one pass over [outer, nPlanes, nSrc rows, inner / 4]: ROWS src rows x 2 src planes
+  // per invocation (a column c), each src vec4 loaded once for them; per plane the W and H rows first, then D
+  // combines planes: the same sums in the same order as the separate passes
   let runs = p.inner / 4u;
   let hGroups = (p.nSrc + ROWS - 1u) / ROWS;
   let dGroups = (p.nPlanes + 1u) / 2u;
@@ -144,24 +171,28 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let h0 = ((t / runs) % hGroups) * ROWS;
   let d0 = ((t / (runs * hGroups)) % dGroups) * 2u;
   let a = t / (runs * hGroups * dGroups);
+  let oRuns = WV * runs;
   var prev = hRows(a, d0, 0u, h0, c, runs);
   var cur = hRows(a, d0, 1u, h0, c, runs);
   // fixed trip counts, guarded stores (no breaks): the loops unroll and the rows stay in registers
   for (var k = 0u; k < 2u; k++) {
     let d = d0 + k;
     let next = hRows(a, d, 2u, h0, c, runs);
-    let o0 = ((a * 2u * p.nPlanes + 2u * d) * 2u * p.nSrc) * runs + c;
-    let o1 = o0 + 2u * p.nSrc * runs;
+    let o0 = ((a * 2u * p.nPlanes + 2u * d) * 2u * p.nSrc) * oRuns + WV * c;
+    let o1 = o0 + 2u * p.nSrc * oRuns;
     for (var i = 0u; i < 2u * ROWS; i++) {
       let r = 2u * h0 + i;
-      if (d < p.nPlanes && r < 2u * p.nSrc) {
+      for (var j = 0u; j < WV; j++) {
+        let e = i * WV + j;
+        if (d < p.nPlanes && r < 2u * p.nSrc) {
 #if NEAREST
-        dst[o0 + r * runs] = cur[i];
-        dst[o1 + r * runs] = cur[i];
+          dst[o0 + r * oRuns + j] = cur[e];
+          dst[o1 + r * oRuns + j] = cur[e];
 #else
-        dst[o0 + r * runs] = 0.75 * cur[i] + 0.25 * prev[i];
-        dst[o1 + r * runs] = 0.75 * cur[i] + 0.25 * next[i];
+          dst[o0 + r * oRuns + j] = 0.75 * cur[e] + 0.25 * prev[e];
+          dst[o1 + r * oRuns + j] = 0.75 * cur[e] + 0.25 * next[e];
 #endif
+        }
       }
     }
     prev = cur;

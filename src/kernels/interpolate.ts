@@ -102,12 +102,14 @@ declareCost('interpolate.pass2x', (u, _g, _b, name) => {
   // along the last axis one src vec4
   const rows = adjoint ? (last ? (u.nSrc as number) / 8 : (u.nSrc as number) / 2) : (u.nSrc as number);
   const perInvocation = adjoint || !last ? rows / Math.ceil(rows / X2_ROWS) : 1;
-  // DH: two src planes per invocation, each src element feeding 4 outputs (H rows, then planes: 3 flops per output)
+  // DH: two src planes per invocation, each src element feeding 4 outputs (H rows, then planes: 3 flops per output
+  // of each stage: 6 outputs, 18 flops); DHW 8 (W, H, D: 14 outputs, 42 flops)
   const dh = name.includes('.dh');
+  const stages = name.includes('.dhw') ? 14 : dh ? 6 : 2;
   const n = 4 * (u.total as number) * perInvocation * (dh ? Math.min(2, u.nPlanes as number) : 1);
   // nearest: copies forward, an add per output in the adjoint
-  const flops = name.endsWith('.nearest') ? (adjoint ? n : 0) : dh ? 18 * n : 6 * n;
-  return { flops, bytes: (dh ? 20 : 12) * n };
+  const flops = name.endsWith('.nearest') ? (adjoint ? n : 0) : 3 * stages * n;
+  return { flops, bytes: 4 * (1 + (name.includes('.dhw') ? 8 : dh ? 4 : 2)) * n };
 });
 declareCost('interpolate.backward', (u) => {
   const [outer, inner, nSrc, nDst] = [u.outer, u.inner, u.nSrc, u.nDst] as number[];
@@ -357,16 +359,19 @@ function doubleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], outShape:
   let cur = x;
   const sizes = axes.map((ax) => ax.nIn);
   const B = x.size / shapeSize(sizes);
-  // D and H both doubled: one pass for the two (no H-doubled volume in memory between them)
+  // D and H both doubled: one pass for the two (no H-doubled volume in memory between them), with W too where it
+  // is doubled (WX)
   const dh = !isCopy(axes[0]) && !isCopy(axes[1]);
-  const passes = [2, ...(dh ? [-1] : [1, 0])].filter((a) => a < 0 || !isCopy(axes[a]));
+  const wx = dh && !isCopy(axes[2]);
+  const passes = wx ? [-1] : [2, ...(dh ? [-1] : [1, 0])].filter((a) => a < 0 || !isCopy(axes[a]));
   const suffix = nearest ? '.nearest' : '';
   for (const a of passes) {
     const last = a === 2;
-    const k = kernel(`interpolate.pass2x${last ? '.last' : a < 0 ? '.dh' : ''}${suffix}`, x2Wgsl, { defines: { LAST: last, DH: a < 0, NEAREST: nearest } });
+    const name = `interpolate.pass2x${last ? '.last' : a < 0 ? (wx ? '.dhw' : '.dh') : ''}${suffix}`;
+    const k = kernel(name, x2Wgsl, { defines: { LAST: last, DH: a < 0, WX: wx, NEAREST: nearest } });
     const outer = B * (a < 0 ? 1 : shapeSize(sizes.slice(0, a)));
     const inner = shapeSize(sizes.slice(a < 0 ? 2 : a + 1));
-    const doubled = sizes.map((n, i) => (i === a || (a < 0 && i < 2) ? 2 * n : n));
+    const doubled = sizes.map((n, i) => (i === a || (a < 0 && (i < 2 || wx)) ? 2 * n : n));
     const next = emptyTensor(op, a === passes.at(-1) ? outShape : [B, ...doubled], 'f32');
     // along a strided axis an invocation reads X2_ROWS src rows of a column (DH: of two planes)
     const total =
