@@ -78,14 +78,17 @@ export async function benchRegistration() {
   console.log(row(['step', 'voxgrad ms', 'min–max', 'torch ms', 'min–max', 'peak GPU MB', 'voxgrad / torch'], widths));
   const server = torchServer(SCRIPT);
   const results = [];
+  let blas = null;
   for (const c of cases) {
     const v = voxgradStepper(c.inshape, c.batch);
     let torchError = server.error ?? null;
     let version = null;
     if (!torchError) {
       const r = await server.request({ cmd: 'setup', inshape: c.inshape, batch: c.batch });
-      if (r.ok) version = r.torch;
-      else torchError = r.error;
+      if (r.ok) {
+        version = r.torch;
+        blas = r.blas ?? [];
+      } else torchError = r.error;
     }
     const vMs = [];
     const tMs = [];
@@ -113,9 +116,14 @@ export async function benchRegistration() {
     const tm = tMs.length ? median(tMs) : null;
     const ratio = tm ? `${(tm / vm).toFixed(3)}x` : torchError;
     console.log(row([c.name, f1(vm), spread(vMs), f1(tm), tMs.length ? spread(tMs) : '-', f1(peak / 2 ** 20), ratio], widths));
-    results.push({ name: c.name, inshape: c.inshape, batch: c.batch, voxgrad: { ms: vm, samplesMs: vMs, peakBytes: peak }, torch: tm ? { ms: tm, samplesMs: tMs, torch: version, threads: 2, peakRssMb } : { error: torchError }, ratio: tm ? tm / vm : null });
+    results.push({ name: c.name, inshape: c.inshape, batch: c.batch, voxgrad: { ms: vm, samplesMs: vMs, peakBytes: peak }, torch: tm ? { ms: tm, samplesMs: tMs, torch: version, threads: 2, peakRssMb, blas } : { error: torchError }, ratio: tm ? tm / vm : null });
   }
   server.close?.();
+  if (blas) {
+    // Debian's reference BLAS lives in .../blas/; OpenBLAS in .../openblas-*/ (python3-scipy pulls it in)
+    const reference = blas.some((p) => /\/blas\/libblas/.test(p));
+    console.log(`  PyTorch's BLAS: ${blas.join(', ') || 'none mapped'}${reference ? ' — the reference BLAS: PyTorch runs the 3-D step ~3.5x slower than with OpenBLAS (apt-get install libopenblas0)' : ''}`);
+  }
   const unetSteps = STEPS ?? 5;
   const unet = await unetDemoSteps(unetSteps);
   console.log(`\nDemo UNet step (unet-phantom defaults: batch 8, 64², augmentation on), voxgrad: median ${f1(median(unet))} ms over ${unetSteps} steps (${spread(unet)})`);
