@@ -227,7 +227,7 @@ export async function benchPoolNorm({ tf, copy }) {
   console.log(`  GB/s: bytes an ideal kernel must move (inputs read once, outputs written once) / voxgrad gpu ms; copy ceiling ${f1(copy.gbps)} GB/s.`);
   console.log(
     `  No WebGPU peer for 3-D trilinear resize (tfjs has 2-D resizeBilinear only) or group norm: PyTorch CPU is the reference there${
-      torch.ok ? ` (torch ${torch.version}, 2 threads, median of 3-5)` : ` (not run: ${torch.error})`
+      torch.ok ? ` (torch ${torch.version}, 2 threads, ${torch.blas}, median of 3-5)` : ` (not run: ${torch.error})`
     }.`,
   );
   const w = [18, 16, 8, 6, 7, 9, 14, 13, 22];

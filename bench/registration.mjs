@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import * as vg from 'voxgrad';
 import { f1, row } from './harness.mjs';
 import { median } from './stats.mjs';
-import { torchServer } from './torchref.mjs';
+import { blasNote, torchServer } from './torchref.mjs';
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'torch_registration_step.py');
 const STEPS = process.env.VOXGRAD_BENCH_REG_STEPS ? Number(process.env.VOXGRAD_BENCH_REG_STEPS) : null;
@@ -119,11 +119,7 @@ export async function benchRegistration() {
     results.push({ name: c.name, inshape: c.inshape, batch: c.batch, voxgrad: { ms: vm, samplesMs: vMs, peakBytes: peak }, torch: tm ? { ms: tm, samplesMs: tMs, torch: version, threads: 2, peakRssMb, blas } : { error: torchError }, ratio: tm ? tm / vm : null });
   }
   server.close?.();
-  if (blas) {
-    // Debian's reference BLAS lives in .../blas/; OpenBLAS in .../openblas-*/ (python3-scipy pulls it in)
-    const reference = blas.some((p) => /\/blas\/libblas/.test(p));
-    console.log(`  PyTorch's BLAS: ${blas.join(', ') || 'none mapped'}${reference ? ' — the reference BLAS: PyTorch runs the 3-D step ~3.5x slower than with OpenBLAS (apt-get install libopenblas0)' : ''}`);
-  }
+  if (blas) console.log(`  PyTorch's ${blasNote(blas)}`);
   const unetSteps = STEPS ?? 5;
   const unet = await unetDemoSteps(unetSteps);
   console.log(`\nDemo UNet step (unet-phantom defaults: batch 8, 64², augmentation on), voxgrad: median ${f1(median(unet))} ms over ${unetSteps} steps (${spread(unet)})`);

@@ -156,7 +156,7 @@ export async function benchGridSample({ copy }) {
 
   console.log(`\ngridSample 3-D trilinear (zeros padding, alignCorners false): input 1x${C}x${S}³ at grid 1x${S}³x3 (identity + smooth random displacement, up to ${MAX_DISPLACEMENT} voxels)`);
   console.log("  No WebGPU peer has a 5-D grid_sample (ORT's WebGPU GridSample is 4-D only; tfjs has none): the reference is PyTorch on the CPU,");
-  console.log(`    ${ref ? `torch ${torch.version}, ${ref.threads} threads` : `not run: ${torch.error}`}, median of 3 after a warm-up (backward: torch.autograd.grad after an untimed forward).`);
+  console.log(`    ${ref ? `torch ${torch.version}, ${ref.threads} threads, ${torch.blas}` : `not run: ${torch.error}`}, median of 3 after a warm-up (backward: torch.autograd.grad after an untimed forward).`);
   console.log(`  gpu ms: summed kernel time from timestamp queries (vg.profile), median of ${SAMPLES} after a warm-up; backward after an untimed forward.`);
   console.log('  GB/s: the bytes an ideal kernel must move (every input read once, every output written once, f32) / gpu ms;');
   console.log(`    % copy: of the copy kernel's ${f1(copy.gbps)} GB/s measured above in this run.`);

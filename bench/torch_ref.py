@@ -18,6 +18,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from step_server import blas_libraries  # noqa: E402
+
 
 def grid_sample(a):
     return F.grid_sample(a['input'], a['grid'], mode='bilinear', padding_mode='zeros', align_corners=False), ['input', 'grid']
@@ -69,7 +72,8 @@ def main():
             g = torch.autograd.grad(y, [a[k] for k in leaves], gy)
             bwd.append((time.perf_counter() - t0) * 1000)
             del y, g
-        results[job['name']] = {'fwdMs': fwd, 'bwdMs': bwd, 'outputs': files, 'threads': torch.get_num_threads(), 'torch': torch.__version__}
+        results[job['name']] = {'fwdMs': fwd, 'bwdMs': bwd, 'outputs': files, 'threads': torch.get_num_threads(), 'torch': torch.__version__,
+                                'blas': blas_libraries()}
     print(json.dumps(results))
 
 

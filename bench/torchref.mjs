@@ -39,8 +39,10 @@ export function runTorch(jobs) {
     const raw = JSON.parse(line);
     const results = {};
     let version = null;
+    let blas = [];
     for (const [name, v] of Object.entries(raw)) {
       version = v.torch;
+      blas = v.blas ?? [];
       results[name] = {
         fwdMs: median(v.fwdMs),
         bwdMs: median(v.bwdMs),
@@ -53,10 +55,20 @@ export function runTorch(jobs) {
         }),
       };
     }
-    return { ok: true, version, results };
+    return { ok: true, version, blas: blasNote(blas), results };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The BLAS PyTorch runs on, for the bench's headers: Debian's torch takes whichever libblas.so.3 the alternatives
+ * system points to, and its reference BLAS (.../blas/) made the VoxelMorph-3D step 3.5x slower than OpenBLAS.
+ */
+export function blasNote(paths) {
+  const names = paths.map((p) => p.split('/').slice(-2).join('/'));
+  const reference = paths.some((p) => /\/blas\/libblas/.test(p));
+  return `BLAS ${names.join(', ') || 'none mapped'}${reference ? ' (the reference BLAS: install libopenblas0 for a fair PyTorch)' : ''}`;
 }
 
 /**
