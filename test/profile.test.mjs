@@ -82,20 +82,27 @@ test('cost models: FLOPs of conv, matmul, gridSample and interpolate from their 
   const grid = vg.tidy(() => vg.rand([1, 4, 5, 3, 3], { seed: 6 }).mul(2).sub(1));
   // trilinear: 8 corners per output location and channel
   assert.is(flopsOf(await workOf(() => vg.gridSample(img, grid)), 'gridSample.3d'), 2 * 8 * 4 * 5 * 3 * 2);
-  // x2 without alignCorners, W a multiple of 4: one pass per axis (W, H, D), each reading its n source elements once
-  // and writing 2n outputs of 2 multiplies and an add
+  // x2 without alignCorners, W a multiple of 4: the FLOPs of one pass per axis (W, H, D), each doubling its n source
+  // elements into 2n outputs of 2 multiplies and an add; in 3-D one pass does all three, reading x once and writing
+  // 8 outputs per element
   const up = await workOf(() => vg.interpolate(img, { scaleFactor: 2, mode: 'trilinear' }));
   const [nW, nH, nD] = [2 * 6 * 7 * 8, 2 * 6 * 7 * 16, 2 * 6 * 14 * 16];
-  const lastPass = up.find((k) => k.name === 'interpolate.pass2x.last');
-  assert.equal([lastPass.flops, lastPass.bytes], [6 * nW, 12 * nW], 'the pass along W');
+  const dhw = up.find((k) => k.name === 'interpolate.pass2x.dhw');
+  assert.equal([dhw.flops, dhw.bytes], [6 * (nW + nH + nD), 4 * 9 * nW], 'the one 3-D pass');
   assert.is(flopsOf(up, 'interpolate'), 6 * (nW + nH + nD));
+  // in 2-D a pass per axis: W, then H
+  const flat = vg.randn([2, 6, 7, 8], { seed: 8 });
+  const up2 = await workOf(() => vg.interpolate(flat, { scaleFactor: 2, mode: 'bilinear' }));
+  const lastPass = up2.find((k) => k.name === 'interpolate.pass2x.last');
+  assert.equal([lastPass.flops, lastPass.bytes], [6 * nW, 12 * nW], 'the pass along W');
+  assert.is(flopsOf(up2, 'interpolate'), 6 * (nW + nH));
   // W of 5: the fused kernel, 15 FLOPs per output
   const img5 = vg.randn([1, 2, 6, 7, 5], { seed: 7 });
   const up5 = await workOf(() => vg.interpolate(img5, { scaleFactor: 2, mode: 'trilinear' }));
   const outputs = 2 * 12 * 14 * 10;
   assert.is(flopsOf(up5, 'interpolate'), 15 * outputs);
   assert.is(up5.find((k) => k.name.startsWith('interpolate')).bytes, 4 * (outputs + 2 * 6 * 7 * 5));
-  for (const t of [x, w, a, b, img, img5, grid]) t.dispose();
+  for (const t of [x, w, a, b, img, img5, flat, grid]) t.dispose();
 });
 
 test.run();
