@@ -4,7 +4,9 @@
 // both); AB_INIT_A / AB_INIT_B (JSON) are then the vg.init options that tell them apart, e.g.
 // AB_INIT_A='{"subgroups":false}'.
 //   node bench/ab.mjs <A/dist/node.js> <B/dist/node.js> [samples] [case-name prefixes, comma-separated]
-// Prints per case the median GPU ms of each build, B / A, and each build's min–max.
+// Prints per case the median GPU ms of each build, B / A, and each build's min–max. Two copies of one build measure
+// the tool's own noise on the host: on a shared 2-vCPU Xeon they read 0.88-0.95 on 16- and 32-channel conv cases
+// and 1.41 on a 2-channel one (docs/performance.md), so a ratio that close to 1 shows nothing there.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { median } from './stats.mjs';
