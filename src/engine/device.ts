@@ -47,6 +47,8 @@ export interface DeviceState {
   subgroupMaxLanes: number;
   /** Largest 1-D workgroup this device accepts; kernels size themselves from it. */
   maxWorkgroupSize: number;
+  /** The adapter's kind (adapterKind()), read once at init. */
+  kind: AdapterKind;
   lost: string | null;
 }
 
@@ -144,6 +146,7 @@ async function createDevice(opts: InitOptions): Promise<BackendInfo> {
     subgroupLanes: info.subgroupLanes,
     subgroupMaxLanes: useSubgroups ? Math.max(subgroupMin, (adapter.info as { subgroupMaxSize?: number } | undefined)?.subgroupMaxSize ?? 0) : 0,
     maxWorkgroupSize: Math.min(device.limits.maxComputeInvocationsPerWorkgroup, device.limits.maxComputeWorkgroupSizeX),
+    kind: kindOf(info),
     lost: null,
   };
   // vg.destroy() detaches the state before destroying, so a loss seen here came from elsewhere (a driver reset, or
@@ -175,16 +178,21 @@ const LIMIT_KEYS = [
   'maxBindGroups',
 ] as const;
 
+export type AdapterKind = 'gpu' | 'llvmpipe' | 'cpu';
+
+function kindOf(info: BackendInfo): AdapterKind {
+  const text = `${info.vendor} ${info.architecture} ${info.description}`;
+  if (/llvmpipe|lavapipe/i.test(text)) return 'llvmpipe';
+  return info.isFallbackAdapter || /software|cpu|swiftshader/i.test(text) ? 'cpu' : 'gpu';
+}
+
 /**
  * The adapter's kind. CPU adapters (llvmpipe/lavapipe, SwiftShader) run invocations as SIMD lanes on CPU threads: a
  * load from memory is a per-lane loop costing ~100x an fma and a barrier switches every SIMD group of the workgroup,
  * so kernels shape their work differently there (more work per invocation, fewer barriers).
  */
-export function adapterKind(): 'gpu' | 'llvmpipe' | 'cpu' {
-  const info = gpu().info;
-  const text = `${info.vendor} ${info.architecture} ${info.description}`;
-  if (/llvmpipe|lavapipe/i.test(text)) return 'llvmpipe';
-  return info.isFallbackAdapter || /software|cpu|swiftshader/i.test(text) ? 'cpu' : 'gpu';
+export function adapterKind(): AdapterKind {
+  return gpu().kind;
 }
 
 /** The live device; throws a clear error before init and after a device loss. */
