@@ -65,7 +65,7 @@ type Form = 'forward' | 'forward+indices' | 'gather' | 'scatter';
 
 /**
  * Max pooling whose windows are all 2x2 (2-D) or 2x2x2 at stride 2, without padding or dilation, inside the input
- * (maxPool(x, 2)): the kernels' unrolled form (shaders/pool.wgsl WIN2); 0 otherwise.
+ * (maxPool(x, 2)): the forward and scatter kernels' unrolled form (shaders/pool.wgsl WIN2); 0 otherwise.
  */
 function win2(variant: Variant, geo: Geometry): 0 | 2 | 3 {
   if (variant !== 'max') return 0;
@@ -80,7 +80,7 @@ function win2(variant: Variant, geo: Geometry): 0 | 2 | 3 {
 function poolKernel(variant: Variant, form: Form, win: 0 | 2 | 3) {
   return kernel(`pool.${variant}.${form}${win ? `.win${win}` : ''}`, () => poolWgsl, {
     defines: {
-      WIN2: win > 0 && form !== 'gather',
+      WIN2: win > 0,
       WIN2D: win === 3,
       MAX: variant === 'max',
       AVG: variant === 'avg',

@@ -50,8 +50,6 @@ interface SampleAttrs {
   addSelf?: boolean;
 }
 
-const sampleSource = () => gridSampleWgsl;
-
 /** Uniforms shared by the passes. */
 function sampleUniforms(input: Tensor, outSpatialShape: readonly number[], a: SampleAttrs) {
   const xyz = (s: readonly number[]) => [...s].reverse().concat([1, 1]).slice(0, 4);
@@ -74,7 +72,7 @@ function sampleKernel(a: SampleAttrs, pass: 'forward' | 'backward', inputGrad = 
   const key =
     `gridSample.${a.nd}d.${a.nearest ? 'nearest' : 'linear'}.${a.flow ? 'flow' : 'grid'}.${pass}${a.addSelf && pass === 'forward' ? '.addSelf' : ''}` +
     (pass === 'backward' ? `.${inputGrad ? 'i' : ''}${gridGrad ? 'g' : ''}` : '');
-  return kernel(key, sampleSource, {
+  return kernel(key, () => gridSampleWgsl, {
     defines: {
       ...shapeDefines(a),
       FORWARD: pass === 'forward',
@@ -93,7 +91,7 @@ function shapeDefines(a: SampleAttrs) {
 /** The passes of the input gradient's gather after the counting backward pass (shaders/grid_sample.wgsl). */
 function gatherKernel(a: SampleAttrs, pass: 'order' | 'place' | 'gather', acc = false) {
   const key = `gridSample.${a.nd}d.${a.nearest ? 'nearest' : 'linear'}.${a.flow ? 'flow' : 'grid'}.${pass}${acc ? '.acc' : ''}`;
-  return kernel(key, sampleSource, {
+  return kernel(key, () => gridSampleWgsl, {
     defines: { ...shapeDefines(a), ORDER: pass === 'order', PLACE: pass === 'place', GATHER: pass === 'gather', ACC: acc },
   });
 }
