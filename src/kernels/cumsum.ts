@@ -17,7 +17,8 @@ type Layout = 'tiled' | 'thread' | 'addCarry';
 /**
  * The tiled layout's shape: elements each invocation scans (ITEMS in the shader) and invocations per workgroup. On
  * CPU adapters each of the scan's 2 log2(workgroup) barriers switches every SIMD group of the workgroup, so they take
- * 32 invocations of 64 elements (2,048 per tile either way; on llvmpipe a 2.1M-element scan ran 2.1x faster than with 256 of 8, 1.5x with 128 of 16).
+ * 32 invocations of 64 elements (2,048 per tile either way; on llvmpipe a 2.1M-element scan ran 2.1x faster than
+ * with 256 of 8, 1.5x with 128 of 16).
  */
 function tiling(): { items: number; workgroup: number } {
   return adapterKind() === 'gpu' ? { items: 8, workgroup: 256 } : { items: 64, workgroup: 32 };

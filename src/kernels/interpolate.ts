@@ -184,7 +184,7 @@ function isHalfPixelDoubling(ax: Axis): boolean {
   return true;
 }
 
-/** Whether the axis is PyTorch's nearest x2: output o reads input o >> 1 (the NEAREST passes of shaders/interpolate_x2.wgsl). */
+/** Whether the axis is PyTorch's nearest x2: output o reads input o >> 1 (shaders/interpolate_x2.wgsl's NEAREST). */
 function isNearestDoubling(ax: Axis): boolean {
   return ax.nOut === 2 * ax.nIn && ax.i0.every((i, o) => i === o >> 1 && ax.i1[o] === i && ax.w0[o] === 1 && ax.w1[o] === 0);
 }
@@ -351,9 +351,11 @@ function interpolationAxes(x: Tensor, opts: InterpolateOptions): { axes: Attrs['
 }
 
 /**
- * PyTorch's linear x2 without alignCorners (`nearest`: its nearest x2) along every doubled axis of x ([B, D, H, W] with W a multiple of 4, the
- * result within one binding), one pass per axis, last axis first (shaders/interpolate_x2.wgsl): whole vec4s per load
- * and store, 1.5-2x faster on llvmpipe than the fused kernel's scattered ones.
+ * PyTorch's linear x2 without alignCorners (`nearest`: its nearest x2) along every doubled axis of x ([B, D, H, W]
+ * with W a multiple of 4, the result within one binding) in vec4 passes (shaders/interpolate_x2.wgsl): the last axis
+ * first, then each strided one; D and H together in one pass, and with W too when all three are doubled (x read
+ * once, the output written once). Whole vec4s per load and store: 1.5-2x faster on llvmpipe than the fused
+ * kernel's scattered ones.
  */
 function doubleAlongAxes(op: string, x: Tensor, axes: readonly Axis[], outShape: readonly number[], nearest: boolean): Tensor {
   let cur = x;

@@ -29,8 +29,8 @@ interface Tile {
 }
 
 // CPU adapters want few loads per fma (extra accumulators only spill to L1), GPUs few registers per invocation (4x4
-// outputs). 16x16 outputs per invocation: 8 vec4 loads per 256 fmas. Workgroup memory (BM + BN) * BK * 4 bytes = 16 KiB, the
-// WebGPU minimum of maxComputeWorkgroupStorageSize.
+// outputs). 16x16 outputs per invocation: 8 vec4 loads per 256 fmas. Workgroup memory (BM + BN) * BK * 4 bytes =
+// 16 KiB, the WebGPU minimum of maxComputeWorkgroupStorageSize.
 const CPU_LARGE: Tile = { TM: 16, TN: 16, WX: 8, WY: 8, BK: 16 };
 const CPU_SMALL: Tile = { TM: 4, TN: 4, WX: 8, WY: 8, BK: 16 };
 
