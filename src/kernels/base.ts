@@ -378,9 +378,15 @@ function copySource(rank: number, vec4: boolean): string {
 
 const bits = new DataView(new ArrayBuffer(4));
 
-export function fillKernel(dtype: DType, mode: 'value' | 'arange', vec4 = false) {
-  return kernel(`fill.${mode}.${dtype}${vec4 ? '.v4' : ''}`, () => fillWgsl.replaceAll('{{T}}', dtype), {
-    defines: { ARANGE_FLOAT: mode === 'arange' && dtype === 'f32', ARANGE_INT: mode === 'arange' && dtype !== 'f32', VEC4: vec4 },
+/** shaders/fill.wgsl; `per4`: value fills with 4 elements per invocation, as a vec4 or (any count) 4 guarded stores. */
+export function fillKernel(dtype: DType, mode: 'value' | 'arange', per4: 'vec4' | 'quad' | null = null) {
+  return kernel(`fill.${mode}.${dtype}${per4 === 'vec4' ? '.v4' : per4 === 'quad' ? '.q4' : ''}`, () => fillWgsl.replaceAll('{{T}}', dtype), {
+    defines: {
+      ARANGE_FLOAT: mode === 'arange' && dtype === 'f32',
+      ARANGE_INT: mode === 'arange' && dtype !== 'f32',
+      VEC4: per4 === 'vec4',
+      QUAD: per4 === 'quad',
+    },
   });
 }
 
@@ -392,10 +398,9 @@ export function fillInto(t: Tensor, value: number): void {
   else bits.setUint32(0, value, true);
   const word = bits.getUint32(0, true);
   if (fitsBinding(t)) {
-    const vec4 = t.size % 4 === 0;
-    const k = fillKernel(t.dtype, 'value', vec4);
-    const n = vec4 ? t.size / 4 : t.size;
-    dispatch(k, [t.buffer('fill')], { n, bits: word }, grid1d(ceilDiv(n, k.workgroupSize)));
+    const k = fillKernel(t.dtype, 'value', t.size % 4 === 0 ? 'vec4' : 'quad');
+    const n = ceilDiv(t.size, 4);
+    dispatch(k, [t.buffer('fill')], { n, bits: word, total: t.size }, grid1d(ceilDiv(n, k.workgroupSize)));
     return;
   }
   const k = fillKernel(t.dtype, 'value');

@@ -45,4 +45,5 @@ declareCost('reduce.', (u) => checked(num(u, 'nOut') * num(u, 'redSize'), 4 * nu
 declareCost('norm.', (_u, _g, bytes) => ({ flops: bytes / 2, bytes }));
 
 declareCost('copy.', (_u, _g, bytes) => ({ flops: 0, bytes }));
-declareCost('fill.', (u) => checked(0, 4 * num(u, 'n')));
+// value fills count their elements in `total` (n: invocations of 4), arange in n
+declareCost('fill.', (u) => checked(0, 4 * num(u, typeof u.total === 'number' ? 'total' : 'n')));
