@@ -27,15 +27,17 @@
 //     counts into ends (inclusive), so cell c's samples go to [ends[c], ends[c + 1]).
 //   ORDER (one invocation per sample; bindings 1 keys, 2 slots, 3 ends, 4 order) writes t to order[ends[c] + slot]:
 //     the cell's samples in the order the atomics landed.
-//   PLACE (per sample; bindings 1 coords, 2 keys, 3 slots, 4 ends, 5 order, 6 gOut, 7 fracs (not NEAREST),
-//     8 gSorted) puts the sample at j = ends[c] + its rank by t among its cell's samples, so every run sees a cell's
-//     samples in one order: fracs[j] = its fraction within the cell, gSorted[group * samples + j] = its upstream
-//     gradient, four channels per vec4 (samples = N * outSpatial). A cell of more than RANK_LIMIT samples keeps the
-//     atomics' order (ranking costs a load per sample of the cell) and is summed exactly instead, see below.
-//   GATHER (one invocation per input element (n, i), or per two neighbours along x when not NEAREST; bindings 1 out
-//     (ACC: read and added to), 2 ends, 3 fracs, 4 gSorted) adds, cell by cell in a fixed order, the samples of the
-//     2^ND cells having i as a corner (NEAREST: its own cell), weight * g, four channels at a time, in f32 in the
-//     cells' order. A larger cell's sum is exact:
+//   PLACE (per sample; bindings 1 coords, 2 keys, 3 slots, 4 ends, 5 order, 6 gOut, 7 records) puts the sample's
+//     record at place j = ends[c] + its rank by t among its cell's samples, so every run sees a cell's samples in one
+//     order: records[j * (FRACS + groups) ..] = its fraction within the cell (a vec4; none for NEAREST), then its
+//     upstream gradients, a vec4 per four channels (one vec4 load each in GATHER: cheaper on CPU adapters than the
+//     scalars). A cell of more than RANK_LIMIT samples keeps the atomics' order (ranking costs a load per sample of
+//     the cell) and is summed exactly instead, see below.
+//   GATHER (bindings 1 out (ACC: read and added to), 2 ends, 3 records): NEAREST one invocation per input element
+//     (n, i), adding its own cell's samples; the linear modes one per 2x2(x2) block of input elements, adding for
+//     each the samples of the cells having it as a corner, weight * g, in f32, rows of three cells along x in a fixed
+//     order, each cell's samples in its order, four channels at a time. A cell touching several of the block's
+//     elements is read once for all. A cell of more than RANK_LIMIT samples is summed exactly:
 //     each contribution scaled by 2^e and rounded to a 64-bit integer, e = 62 - ceil(log2 samples) - exponent of
 //     the cell's largest |contribution| (so the sum cannot overflow; integer addition does not depend on the order),
 //     then rounded once to f32; a non-finite contribution makes that cell's sum NaN.
@@ -87,23 +89,23 @@ struct Params {
 @group(0) @binding(4) var<storage, read> ends: array<u32>;
 @group(0) @binding(5) var<storage, read> order: array<u32>;
 @group(0) @binding(6) var<storage, read> gOut: array<f32>;
-#if !NEAREST
-@group(0) @binding(7) var<storage, read_write> fracs: array<vec4<f32>>;
-#endif
-@group(0) @binding(8) var<storage, read_write> gSorted: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> records: array<vec4<f32>>;
 #endif
 #if GATHER
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> ends: array<u32>;
-#if !NEAREST
-@group(0) @binding(3) var<storage, read> fracs: array<vec4<f32>>;
-#endif
-@group(0) @binding(4) var<storage, read> gSorted: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> records: array<vec4<f32>>;
 #endif
 
 const NO_CELL = 0xffffffffu;
 const RANK_LIMIT = 16u;
 
+// vec4s of a sample's record before its upstream gradients: its fraction (none for NEAREST)
+#if NEAREST
+const FRACS = 0u;
+#else
+const FRACS = 1u;
+#endif
 #if DIM3
 const ND = 3u;
 const CORNERS = 8u;
@@ -425,13 +427,13 @@ fn place(t: u32) {
       rank += select(0u, 1u, order[j] < t);
     }
   }
-  let j = start + rank;
+  let groups = (p.channels + 3u) / 4u;
+  let at = (start + rank) * (FRACS + groups);
   let n = t / p.outSpatial;
   let o = t % p.outSpatial;
 #if !NEAREST
-  fracs[j] = vec4<f32>(source(n, o).frac, 0.0);
+  records[at] = vec4<f32>(source(n, o).frac, 0.0);
 #endif
-  let samples = p.total;
   for (var c0 = 0u; c0 < p.channels; c0 += 4u) {
     let plane = (n * p.channels + c0) * p.outSpatial + o;
     // channels past the last read 0 (uniform branches: no load)
@@ -445,7 +447,7 @@ fn place(t: u32) {
     if (c0 + 3u < p.channels) {
       g.w = gOut[plane + 3u * p.outSpatial];
     }
-    gSorted[(c0 / 4u) * samples + j] = g;
+    records[at + FRACS + c0 / 4u] = g;
   }
 }
 #endif
@@ -484,31 +486,43 @@ fn fixed_value(sum: Fixed4) -> vec4<f32> {
   return select(mag, -mag, neg);
 }
 
+// Sample j's upstream gradients for channels c0 .. c0 + 3 (0 past the last channel).
+fn grads(j: u32, c0: u32) -> vec4<f32> {
+  return records[j * (FRACS + (p.channels + 3u) / 4u) + FRACS + c0 / 4u];
+}
+
+#if !NEAREST
+// Sample j's fraction within its cell (z = 0 in 2-D).
+fn frac(j: u32) -> vec3<f32> {
+  return records[j * (FRACS + (p.channels + 3u) / 4u)].xyz;
+}
+#endif
+
 // Sample j's contribution: its weight for the corner the gathering voxel is (up: along which axes the voxel is the
 // cell's upper corner) times its upstream gradients.
-fn contribution(j: u32, up: vec3<bool>, g: vec4<f32>) -> vec4<f32> {
+fn contribution(j: u32, up: vec3<bool>, c0: u32) -> vec4<f32> {
 #if NEAREST
-  return g;
+  return grads(j, c0);
 #else
-  let f = fracs[j].xyz;
+  let f = frac(j);
   let w = select(vec3<f32>(1.0) - f, f, up);
-  return (w.x * w.y * w.z) * g;
+  return (w.x * w.y * w.z) * grads(j, c0);
 #endif
 }
 
 // The sum of cell samples [j0, j1)'s contributions: in order in f32, or exactly for a cell past RANK_LIMIT.
-fn cell_sum(j0: u32, j1: u32, up: vec3<bool>, gBase: u32) -> vec4<f32> {
+fn cell_sum(j0: u32, j1: u32, up: vec3<bool>, c0: u32) -> vec4<f32> {
   if (j1 - j0 <= RANK_LIMIT) {
     var plain = vec4<f32>(0.0);
     for (var j = j0; j < j1; j++) {
-      plain += contribution(j, up, gSorted[gBase + j]);
+      plain += contribution(j, up, c0);
     }
     return plain;
   }
   var big = vec4<u32>(0u);
   for (var j = j0; j < j1; j++) {
     // |c|'s bits order as the values, NaN above infinity
-    big = max(big, bitcast<vec4<u32>>(contribution(j, up, gSorted[gBase + j])) & vec4<u32>(0x7fffffffu));
+    big = max(big, bitcast<vec4<u32>>(contribution(j, up, c0)) & vec4<u32>(0x7fffffffu));
   }
   // big < 2^k with k = biased exponent - 126; the sum of count contributions < 2^(k + ceil(log2 count))
   let k = vec4<i32>((big >> vec4<u32>(23u)) & vec4<u32>(0xffu)) - vec4<i32>(126);
@@ -519,7 +533,7 @@ fn cell_sum(j0: u32, j1: u32, up: vec3<bool>, gBase: u32) -> vec4<f32> {
   let second = ldexp(vec4<f32>(1.0), e - h);
   var sum = Fixed4(vec4<u32>(0u), vec4<u32>(0u));
   for (var j = j0; j < j1; j++) {
-    fixed_add(&sum, contribution(j, up, gSorted[gBase + j]) * first * second);
+    fixed_add(&sum, contribution(j, up, c0) * first * second);
   }
   let exact = fixed_value(sum) * ldexp(vec4<f32>(1.0), -h) * ldexp(vec4<f32>(1.0), h - e);
   // a non-finite contribution (big's exponent all ones): NaN, built from a runtime value (a NaN constant does not
@@ -537,70 +551,175 @@ fn gather(t: u32) {
   let v = vec3<u32>(i % size.x, (i / size.x) % size.y, i / (size.x * size.y));
   let cs = size + CELL_PAD;
   let cell = n * cells_per_batch() + ((v.z + CELL_PAD.z) * cs.y + v.y + CELL_PAD.y) * cs.x + v.x + CELL_PAD.x;
-  let samples = (p.total / p.inSpatial) * p.outSpatial;
   for (var c0 = 0u; c0 < p.channels; c0 += 4u) {
-    put4((n * p.channels + c0) * p.inSpatial + i, c0, cell_sum(ends[cell], ends[cell + 1u], vec3<bool>(false), (c0 / 4u) * samples));
+    put4((n * p.channels + c0) * p.inSpatial + i, c0, cell_sum(ends[cell], ends[cell + 1u], vec3<bool>(false), c0));
   }
 }
 #else
-// The input gradient of elements (n, v) and (n, v + x), v.x even (one invocation per such pair): the samples of
-// the cells having the voxel as a corner, cell by cell (the cell whose base is the voxel - d, d in {0, 1}^ND, in the
-// order of d's bits: z, y, then x descending), four channels at a time. Along x the pair's cells are three in a row
-// (bases v - 1, v, v + 1), the middle one shared, so each sample is read once for both.
+// A row of three cells along x (bases b - 1, b, b + 1 for the block's first voxel b): the sums for the block's
+// voxels b (first) and b + 1 (next) along x, with up.yz saying along which of y, z the voxels are the cells' upper
+// corner. e holds the row's range ends: cell b - 1's samples are [e.x, e.y), b's [e.y, e.z), b + 1's [e.z, e.w).
+struct RowSums {
+  first: vec4<f32>,
+  next: vec4<f32>,
+}
+
+// One row's sums cell by cell (the path for rows holding a cell past RANK_LIMIT, summed exactly).
+fn row_sums(e: vec4<u32>, upYZ: vec2<bool>, c0: u32) -> RowSums {
+  var r: RowSums;
+  r.first = cell_sum(e.x, e.y, vec3<bool>(true, upYZ), c0) + cell_sum(e.y, e.z, vec3<bool>(false, upYZ), c0);
+  r.next = cell_sum(e.y, e.z, vec3<bool>(true, upYZ), c0) + cell_sum(e.z, e.w, vec3<bool>(false, upYZ), c0);
+  return r;
+}
+
+// The weights of a cell's samples for the block's two voxels along y (or z), the cell's base at offset d (-1, 0 or
+// 1) from the block's first voxel: the first voxel is the upper corner at d = -1 (weight f), the lower at d = 0
+// (1 - f); the second the upper at d = 0, the lower at d = 1. A voxel the cell does not touch (d = 1 for the first,
+// -1 for the second) is left out by the caller, not weighted 0: 0 * inf would be NaN.
+fn pair_weights(f: f32, d: i32) -> vec2<f32> {
+  return vec2<f32>(select(1.0 - f, f, d == -1), select(1.0 - f, f, d == 0));
+}
+
+// The input gradient of a 2x2(x2) block of input elements (n, v + (a, b, c)), v even along each axis (one
+// invocation per block; elements past the input's end skipped): the samples of the 4^ND cells having one of them as
+// a corner, cell rows along x (bases v + (-1 .. 1, dy, dz)) for dz, then dy, from -1 to 1, each row's samples in
+// order, four channels at a time. A cell's samples are read once for every voxel of the block it touches, and a
+// cell is read by 1.5^ND blocks on average (2^ND when gathering voxel by voxel).
 fn gather(t: u32) {
   let size = p.inSize.xyz;
-  let pairs = (size.x + 1u) / 2u;
-  let perBatch = pairs * size.y * size.z;
+  let blocks = (size + vec3<u32>(1u)) / 2u;
+  let perBatch = blocks.x * blocks.y * blocks.z;
   let n = t / perBatch;
   let r = t % perBatch;
-  let row = r / pairs;
-  let v = vec3<u32>(2u * (r % pairs), row % size.y, row / size.y);
-  let second = v.x + 1u < size.x;
+  let v = 2u * vec3<u32>(r % blocks.x, (r / blocks.x) % blocks.y, r / (blocks.x * blocks.y));
+  // whether the block's second voxel along each axis exists (2-D: never along z)
+  let has = v + vec3<u32>(1u) < size;
   let cs = size + CELL_PAD;
   let cellBase = n * cells_per_batch();
-  let samples = (p.total / perBatch) * p.outSpatial;
   let i = (v.z * size.y + v.y) * size.x + v.x;
+#if DIM3
+  let dzEnd = select(0, 1, has.z);
+  let dzStart = -1;
+#else
+  let dzEnd = 0;
+  let dzStart = 0;
+#endif
   for (var c0 = 0u; c0 < p.channels; c0 += 4u) {
-    let gBase = (c0 / 4u) * samples;
-    var first = vec4<f32>(0.0);
-    var next = vec4<f32>(0.0);
-    for (var k = 0u; k < CORNERS; k += 2u) {
-      let dyz = vec2<u32>((k >> 1u) & 1u, k >> 2u);
-      // the cell with base v - (0, dyz) (coordinates + CELL_PAD); the one before it along x has base v - (1, dyz)
-      let cell = cellBase + ((v.z + CELL_PAD.z - dyz.y) * cs.y + (v.y + CELL_PAD.y - dyz.x)) * cs.x + v.x + CELL_PAD.x;
-      let e0 = ends[cell - 1u];
-      let e1 = ends[cell];
-      let e2 = ends[cell + 1u];
-      // the cell after (base v + (1, -dyz)) exists only with the second voxel
-      var e3 = e2;
-      if (second) {
-        e3 = ends[cell + 2u];
-      }
-      let up = vec3<bool>(false, dyz.x != 0u, dyz.y != 0u);
-      if (e1 - e0 <= RANK_LIMIT && e2 - e1 <= RANK_LIMIT && e3 - e2 <= RANK_LIMIT) {
-        // one loop over the three cells: the first voxel reads [e0, e2) (its upper corner in the first cell), the
-        // second [e1, e3) (its upper corner in the middle cell)
-        for (var j = e0; j < e3; j++) {
-          let f = fracs[j].xyz;
-          let g = gSorted[gBase + j];
-          let wyz = select(vec2<f32>(1.0) - f.yz, f.yz, up.yz);
-          let w0 = (select(1.0 - f.x, f.x, j < e1) * wyz.x) * wyz.y;
-          let w1 = (select(1.0 - f.x, f.x, j < e2) * wyz.x) * wyz.y;
-          first += select(vec4<f32>(0.0), w0 * g, j < e2);
-          next += select(vec4<f32>(0.0), w1 * g, j >= e1);
+    // a<x><y><z>: voxel v + (x, y, z)
+    var a000 = vec4<f32>(0.0);
+    var a100 = vec4<f32>(0.0);
+    var a010 = vec4<f32>(0.0);
+    var a110 = vec4<f32>(0.0);
+#if DIM3
+    var a001 = vec4<f32>(0.0);
+    var a101 = vec4<f32>(0.0);
+    var a011 = vec4<f32>(0.0);
+    var a111 = vec4<f32>(0.0);
+#endif
+    for (var dz = dzStart; dz <= dzEnd; dz++) {
+      for (var dy = -1; dy <= select(0, 1, has.y); dy++) {
+        // the cell with base v + (0, dy, dz) (coordinates + CELL_PAD) and its neighbours along x
+        let cell = cellBase + (u32(i32(v.z + CELL_PAD.z) + dz) * cs.y + u32(i32(v.y + CELL_PAD.y) + dy)) * cs.x + v.x + CELL_PAD.x;
+        var e = vec4<u32>(ends[cell - 1u], ends[cell], ends[cell + 1u], 0u);
+        // the cell after (base v + (1, dy, dz)) exists only with the second voxel
+        e.w = e.z;
+        if (has.x) {
+          e.w = ends[cell + 2u];
         }
-      } else {
-        first += cell_sum(e0, e1, vec3<bool>(true, up.yz), gBase);
-        first += cell_sum(e1, e2, up, gBase);
-        next += cell_sum(e1, e2, vec3<bool>(true, up.yz), gBase);
-        next += cell_sum(e2, e3, up, gBase);
+        if (all(e.yzw - e.xyz <= vec3<u32>(RANK_LIMIT))) {
+          // which of the block's voxels along y (and z) the row's cells touch
+          let ty = vec2<bool>(dy <= 0, dy >= 0);
+#if DIM3
+          let tz = vec2<bool>(dz <= 0, dz >= 0);
+#else
+          let tz = vec2<bool>(true, false);
+#endif
+          let zero = vec4<f32>(0.0);
+          for (var j = e.x; j < e.w; j++) {
+            let f = frac(j);
+            let g = grads(j, c0);
+            let wy = pair_weights(f.y, dy);
+            // along x: the first voxel touches cells b - 1 (upper corner) and b, the second b and b + 1
+            let g0 = select(zero, select(1.0 - f.x, f.x, j < e.y) * g, j < e.z);
+            let g1 = select(zero, select(1.0 - f.x, f.x, j < e.z) * g, j >= e.y);
+#if DIM3
+            let wz = pair_weights(f.z, dz);
+            let w0 = wy * wz.x;
+            let w1 = wy * wz.y;
+            if (ty.x && tz.y) {
+              a001 += w1.x * g0;
+              a101 += w1.x * g1;
+            }
+            if (ty.y && tz.y) {
+              a011 += w1.y * g0;
+              a111 += w1.y * g1;
+            }
+#else
+            let w0 = wy;
+#endif
+            if (ty.x && tz.x) {
+              a000 += w0.x * g0;
+              a100 += w0.x * g1;
+            }
+            if (ty.y && tz.x) {
+              a010 += w0.y * g0;
+              a110 += w0.y * g1;
+            }
+          }
+        } else {
+          // voxel offset (y, z) touches the row when y - dy and z - dz are 0 or 1 (1: it is the upper corner)
+          if (dy <= 0 && dz <= 0) {
+            let s = row_sums(e, vec2<bool>(dy == -1, dz == -1), c0);
+            a000 += s.first;
+            a100 += s.next;
+          }
+          if (dy >= 0 && dz <= 0) {
+            let s = row_sums(e, vec2<bool>(dy == 0, dz == -1), c0);
+            a010 += s.first;
+            a110 += s.next;
+          }
+#if DIM3
+          if (dy <= 0 && dz >= 0) {
+            let s = row_sums(e, vec2<bool>(dy == -1, dz == 0), c0);
+            a001 += s.first;
+            a101 += s.next;
+          }
+          if (dy >= 0 && dz >= 0) {
+            let s = row_sums(e, vec2<bool>(dy == 0, dz == 0), c0);
+            a011 += s.first;
+            a111 += s.next;
+          }
+#endif
+        }
       }
     }
     let at = (n * p.channels + c0) * p.inSpatial + i;
-    put4(at, c0, first);
-    if (second) {
-      put4(at + 1u, c0, next);
+    let sy = size.x;
+    put4(at, c0, a000);
+    if (has.x) {
+      put4(at + 1u, c0, a100);
     }
+    if (has.y) {
+      put4(at + sy, c0, a010);
+      if (has.x) {
+        put4(at + sy + 1u, c0, a110);
+      }
+    }
+#if DIM3
+    if (has.z) {
+      let sz = size.x * size.y;
+      put4(at + sz, c0, a001);
+      if (has.x) {
+        put4(at + sz + 1u, c0, a101);
+      }
+      if (has.y) {
+        put4(at + sz + sy, c0, a011);
+        if (has.x) {
+          put4(at + sz + sy + 1u, c0, a111);
+        }
+      }
+    }
+#endif
   }
 }
 #endif

@@ -96,6 +96,17 @@ function gatherKernel(a: SampleAttrs, pass: 'order' | 'place' | 'gather', acc = 
   });
 }
 
+/** Floats of a sample's record (shaders/grid_sample.wgsl): its fraction (linear modes), its upstream gradients, in vec4s. */
+function recordFloats(a: SampleAttrs, channels: number): number {
+  return 4 * ((a.nearest ? 0 : 1) + ceilDiv(channels, 4));
+}
+
+/** GATHER's invocations: one per input element (nearest), or per 2x2(x2) block of them (linear modes). */
+function gatherInvocations(nearest: boolean, batch: number, inSize: number[]): number {
+  const [w, h, d] = inSize;
+  return nearest ? batch * w * h * d : batch * Math.ceil(w / 2) * Math.ceil(h / 2) * Math.ceil(d / 2);
+}
+
 /** Cells per batch element of the input gradient's gather: base voxels -1 .. size - 1 along each axis. */
 function cellsPerBatch(input: Tensor): number {
   return shapeSize(input.shape.slice(2).map((d) => d + 1));
@@ -103,27 +114,28 @@ function cellsPerBatch(input: Tensor): number {
 
 // Cost models (vg.profile), per output location (sample) and channel: the forward reads 2^nd corners (an fma
 // each); the backward adds per corner an fma into the coordinate gradient, and counts the sample into its cell (an
-// atomic, its slot and cell written). ORDER moves 16 bytes per sample; PLACE reads its coordinates, upstream
-// gradients and (about one) cell neighbour and writes 16 bytes per four channels plus its fraction; GATHER reads a
-// sample's two records for each of its 2^nd corners and channel groups (about 4 FLOPs per channel and corner) and
-// writes the input gradient. Each tensor counted once.
+// atomic, its slot and cell written). ORDER moves 16 bytes per sample; PLACE reads its key, slot, cell range,
+// (about one) cell neighbour, coordinates and upstream gradients and writes its record (fractions and gradients);
+// GATHER reads each record once per block of input elements its cell touches (1.5^nd blocks on average: 2 along
+// an axis where the cell's base is odd, 1 where even), about 4 FLOPs per channel and corner, and writes the input
+// gradient.
 declareCost('gridSample', (u, _g, _b, name) => {
   const nd = name.includes('.3d.') ? 3 : 2;
-  const corners = name.includes('.nearest.') ? 1 : 2 ** nd;
+  const nearest = name.includes('.nearest.');
+  const corners = nearest ? 1 : 2 ** nd;
   const [total, C, inSpatial, outSpatial] = [u.total, u.channels, u.inSpatial, u.outSpatial] as number[];
-  const groups = Math.ceil(C / 4);
+  const record = 4 * ((nearest ? 0 : 1) + Math.ceil(C / 4));
   const pass = name.split('.')[4];
   if (pass === 'gather') {
-    // invocations per batch element: one per input element, or per two along x in the linear modes
-    const width = (u.inSize as number[])[0];
-    const batch = total / (corners === 1 ? inSpatial : (inSpatial / width) * Math.ceil(width / 2));
+    const batch = total / gatherInvocations(nearest, 1, u.inSize as number[]);
     const samples = batch * outSpatial;
-    return { flops: 4 * corners * samples * C, bytes: 32 * corners * samples * groups + 4 * batch * inSpatial * C };
+    const reads = nearest ? 1 : 1.5 ** nd;
+    return { flops: 4 * corners * samples * C, bytes: 4 * record * samples * reads + 4 * batch * inSpatial * C };
   }
   const inputs = (total / outSpatial) * C * inSpatial;
   if (pass === 'forward') return { flops: 2 * corners * total * C, bytes: 4 * (total * C + total * nd + inputs) };
   if (pass === 'order') return { flops: 0, bytes: 16 * total };
-  if (pass === 'place') return { flops: 0, bytes: 4 * total * (6 + nd + C) + 16 * total * (groups + 1) };
+  if (pass === 'place') return { flops: 0, bytes: 4 * total * (5 + nd + C + record) };
   if (pass !== 'backward') return null;
   const passes = name.slice(name.lastIndexOf('.') + 1);
   const gInput = passes.includes('i');
@@ -186,9 +198,9 @@ function samplePlan(op: string, input: Tensor, coords: Tensor, a: SampleAttrs, i
   const plane = shapeSize(outSpatial.slice(1));
   const limit = bindingLimit();
   const planeBytes = inSpatial * 4 * (inputGrad ? 2 : 1);
-  // whole: the input gradient is input-shaped, and the gather's records (16 bytes per sample) and cell counts are bound
+  // whole: the input gradient is input-shaped, and the gather's records and cell counts are bound
   const cellBytes = inputGrad ? cellsPerBatch(input) * 4 : 0;
-  const gather = inputGrad ? N * Math.max(outer * plane * 16 * ceilDiv(C, 4), cellBytes + 4) : 0;
+  const gather = inputGrad ? N * Math.max(outer * plane * 4 * recordFloats(a, C), cellBytes + 4) : 0;
   if (fitsBinding(input, coords) && N * C * outer * plane * 4 <= limit && gather <= limit) return null;
   // in pieces, a channel group's input gradient is summed across the output slabs (the input and it bound at once)
   const perGroup = cellBytes + 4 > limit ? 0 : Math.min(C, Math.floor(limit / planeBytes));
@@ -199,8 +211,8 @@ function samplePlan(op: string, input: Tensor, coords: Tensor, a: SampleAttrs, i
         `more than one storage binding on this adapter (maxStorageBufferBindingSize ${limit} bytes); samples may land anywhere in ` +
         'it, so it cannot be split: downsample or crop the input first',
     );
-  // per output location: its values or coordinates, and with the input gradient its placed upstream gradients (a vec4 per four channels)
-  const rows = Math.min(outer, Math.floor(limit / (Math.max(perGroup, a.nd, inputGrad ? 4 * ceilDiv(perGroup, 4) : 0) * plane * 4)));
+  // per output location: its values or coordinates, and with the input gradient its record
+  const rows = Math.min(outer, Math.floor(limit / (Math.max(perGroup, a.nd, inputGrad ? recordFloats(a, perGroup) : 0) * plane * 4)));
   if (rows === 0)
     fail(
       op,
@@ -295,8 +307,8 @@ function sampleCells(op: string, batch: number, input: Tensor, samples: number) 
 
 /**
  * The input gradient from the counted samples (shaders/grid_sample.wgsl): their cells' ranges (a scan of the
- * counts), each cell's samples in order, their fractions and upstream gradients placed, then one gather per input
- * element into `target` (with `acc`, added to it). Frees `cells`.
+ * counts), each cell's samples in order, their records (fraction, upstream gradients) placed, then one gather per
+ * input element (or 2x2(x2) block of them) into `target` (with `acc`, added to it). Frees `cells`.
  */
 function gatherInputGrad(
   op: string,
@@ -314,23 +326,15 @@ function gatherInputGrad(
   const ok = gatherKernel(a, 'order');
   const order = emptyTensor(op, [u.total], 'u32');
   dispatch(ok, [cells.keys.buffer(op), cells.slots.buffer(op), ends.buffer(op), order.buffer(op)], u, grid1d(ceilDiv(u.total, ok.workgroupSize)));
-  const fracs = a.nearest ? null : emptyTensor(op, [4 * u.total], 'f32');
-  const gSorted = emptyTensor(op, [4 * u.total * ceilDiv(u.channels, 4)], 'f32');
-  const placed = [coords.buffer(op), cells.keys.buffer(op), cells.slots.buffer(op), ends.buffer(op), order.buffer(op), g.buffer(op)];
-  if (fracs) placed.push(fracs.buffer(op));
-  placed.push(gSorted.buffer(op));
+  const records = emptyTensor(op, [u.total * recordFloats(a, u.channels)], 'f32');
+  const placed = [coords.buffer(op), cells.keys.buffer(op), cells.slots.buffer(op), ends.buffer(op), order.buffer(op), g.buffer(op), records.buffer(op)];
   const pk = gatherKernel(a, 'place');
   dispatch(pk, placed, u, grid1d(ceilDiv(u.total, pk.workgroupSize)));
   for (const t of [order, cells.keys, cells.slots]) t.dispose();
   const gk = gatherKernel(a, 'gather', acc);
-  // linear modes gather two neighbours along x per invocation
-  const width = (u.inSize as number[])[0];
-  const elements = a.nearest ? batch * u.inSpatial : batch * (u.inSpatial / width) * Math.ceil(width / 2);
-  const gathered = [target.buffer(op), ends.buffer(op)];
-  if (fracs) gathered.push(fracs.buffer(op));
-  gathered.push(gSorted.buffer(op));
-  dispatch(gk, gathered, { ...u, total: elements }, grid1d(ceilDiv(elements, gk.workgroupSize)));
-  for (const t of [ends, fracs, gSorted]) t?.dispose();
+  const invocations = gatherInvocations(a.nearest, batch, u.inSize as number[]);
+  dispatch(gk, [target.buffer(op), ends.buffer(op), records.buffer(op)], { ...u, total: invocations }, grid1d(ceilDiv(invocations, gk.workgroupSize)));
+  for (const t of [ends, records]) t.dispose();
 }
 
 function sampleBackwardPieces(
