@@ -7,6 +7,11 @@
 // scans ITEMS neighbours, a Hillis–Steele scan over the {{WG}} invocation totals gives their offsets, and the tile's
 // total goes to sums[line · p.tiles + tile] (the host scans those and adds them back with the ADD_CARRY layout:
 // out[tile t > 0] += scanned[t − 1]).
+// CHUNKED layout (CPU adapters): invocation i scans chunk c = i % p.tiles of line i / p.tiles, ITEMS consecutive
+// positions, with no workgroup memory and no barrier (on llvmpipe a barrier switches every SIMD group of the
+// workgroup, and each pass through workgroup memory is another load and store per element): the TOTALS entry
+// writes each chunk's sum to sums[i], the host scans those, and the scan entry starts each chunk from the scanned
+// sum of the chunks before it (scanned[i - 1]). Every element is loaded twice and stored once.
 // THREAD layout: one invocation per line, a sequential loop (many short lines).
 struct Params {
   lines: u32,
@@ -21,10 +26,21 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<{{T}}>;
 @group(0) @binding(2) var<storage, read> scanned: array<{{T}}>;
 #else
+#if TOTALS
+@group(0) @binding(1) var<storage, read_write> sums: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> x: array<{{T}}>;
+#else
+#if CHUNKED
+@group(0) @binding(1) var<storage, read_write> out: array<{{T}}>;
+@group(0) @binding(2) var<storage, read> x: array<{{T}}>;
+@group(0) @binding(3) var<storage, read> scanned: array<{{T}}>;
+#else
 @group(0) @binding(1) var<storage, read_write> out: array<{{T}}>;
 @group(0) @binding(2) var<storage, read> x: array<{{T}}>;
 #if TILED
 @group(0) @binding(3) var<storage, read_write> sums: array<{{T}}>;
+#endif
+#endif
 #endif
 #endif
 
@@ -103,6 +119,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
 #endif
 #else
+#if CHUNKED
+  let i = flat_workgroup(wid, nwg) * {{WG}}u + lid;
+  let line = i / p.tiles;
+  if (line >= p.lines) {
+    return;
+  }
+  let start = (i - line * p.tiles) * ITEMS;
+  let count = min(ITEMS, p.n - start);
+  var run = {{T}}(0);
+#if TOTALS
+  for (var j = 0u; j < count; j++) {
+    run += x[address(line, start + j)];
+  }
+  sums[i] = run;
+#else
+  if (start > 0u) {
+    run = scanned[i - 1u];
+  }
+  for (var j = 0u; j < count; j++) {
+    let a = address(line, start + j);
+    run += x[a];
+    out[a] = run;
+  }
+#endif
+#else
   let line = flat_workgroup(wid, nwg) * {{WG}}u + lid;
   if (line >= p.lines) {
     return;
@@ -113,5 +154,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     run += x[a];
     out[a] = run;
   }
+#endif
 #endif
 }

@@ -68,7 +68,7 @@ test('cumsum matches PyTorch (every dim, f32 and i32, 0-d) with its input gradie
 test('long and strided rows against float64: several tiles, both kernel layouts, forward and backward', async () => {
   const r = rng(21);
   const cases = [
-    { shape: [(1 << 20) + 3], dim: 0 }, // 513 tiles: the tile totals need a tiled scan of their own
+    { shape: [(1 << 20) + 3], dim: 0 }, // 513 tiles of 2,048 (GPUs), 16,385 chunks of 64 (CPU adapters): their totals need a scan of their own
     { shape: [3, 5000], dim: 1 },
     { shape: [3000, 3], dim: 0 }, // tiled, strided
     { shape: [40, 4100], dim: 0 }, // one invocation per line (many lines side by side)

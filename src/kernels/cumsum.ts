@@ -12,23 +12,29 @@ import { normDim } from '../engine/shape.js';
 import { Tensor, shapeSize, type DType } from '../engine/tensor.js';
 import { ceilDiv, emptyTensor, expectTensor } from './common.js';
 
-type Layout = 'tiled' | 'thread' | 'addCarry';
+type Layout = 'tiled' | 'thread' | 'addCarry' | 'totals' | 'chunked';
 
 /**
- * The tiled layout's shape: elements each invocation scans (ITEMS in the shader) and invocations per workgroup. On
- * CPU adapters each of the scan's 2 log2(workgroup) barriers switches every SIMD group of the workgroup, so they take
- * 32 invocations of 64 elements (2,048 per tile either way; on llvmpipe a 2.1M-element scan ran 2.1x faster than
- * with 256 of 8, 1.5x with 128 of 16).
+ * Elements each invocation scans (ITEMS in the shader) and, for the GPU's tiled layout, invocations per workgroup.
+ * GPUs scan tiles of 2,048 in workgroup memory (coalesced loads, a tree over the invocations); CPU adapters take
+ * the chunked layout, 64 consecutive elements per invocation and no barrier: on llvmpipe a barrier switches every
+ * SIMD group of the workgroup and every element went through workgroup memory three times (the tiled layout there,
+ * 32 invocations of 64, scanned 2.1M elements in 25-32 ms plus 8-10 ms adding the carries).
  */
-function tiling(): { items: number; workgroup: number } {
-  return adapterKind() === 'gpu' ? { items: 8, workgroup: 256 } : { items: 64, workgroup: 32 };
+function tiling(): { items: number; workgroup: number; chunked: boolean } {
+  return adapterKind() === 'gpu' ? { items: 8, workgroup: 256, chunked: false } : { items: 64, workgroup: 64, chunked: true };
 }
 
 function cumsumKernel(dtype: DType, layout: Layout) {
-  const defines = { TILED: layout !== 'thread', ADD_CARRY: layout === 'addCarry' };
+  const defines = {
+    TILED: layout === 'tiled' || layout === 'addCarry',
+    ADD_CARRY: layout === 'addCarry',
+    CHUNKED: layout === 'totals' || layout === 'chunked',
+    TOTALS: layout === 'totals',
+  };
   const { items, workgroup } = tiling();
   const source = () => cumsumWgsl.replaceAll('{{T}}', dtype).replaceAll('{{ITEMS}}', String(items));
-  return kernel(`cumsum.${dtype}.${layout}`, source, { defines, workgroupSize: layout === 'thread' ? undefined : workgroup });
+  return kernel(`cumsum.${dtype}.${layout}`, source, { defines, workgroupSize: layout === 'tiled' || layout === 'addCarry' ? workgroup : undefined });
 }
 
 /** [outer, n, inner] view of `shape` around `dim` (a 0-d tensor is one line of one element). */
@@ -39,8 +45,9 @@ function linesOf(shape: readonly number[], dim: number) {
 }
 
 /**
- * Inclusive scan of x along dim (reversed: from each line's end). Long lines are scanned in tiles, whose totals are
- * scanned by the same function and added back, so any length takes 2 dispatches per level of ~2000× reduction.
+ * Inclusive scan of x along dim (reversed: from each line's end). Long lines are scanned in tiles (GPUs: ~2000
+ * elements) or chunks (CPU adapters: 64), whose totals are scanned by the same function and carried in, so any
+ * length takes 2 dispatches per level of reduction.
  */
 function scan(op: string, x: Tensor, dim: number, reverse: boolean): Tensor {
   const out = emptyTensor(op, x.shape, x.dtype);
@@ -48,13 +55,27 @@ function scan(op: string, x: Tensor, dim: number, reverse: boolean): Tensor {
   if (out.size === 0) return out;
   const uniforms = { lines, n, inner, reverse: reverse ? 1 : 0, tiles: 1 };
   // many lines side by side in memory (inner > 1), or short lines: one invocation per line reads coalesced
-  if (n <= 32 || (inner > 1 && lines >= 4096)) {
+  const { items, chunked } = tiling();
+  const chunks = ceilDiv(n, items);
+  if (n <= 32 || (inner > 1 && lines >= 4096) || (chunked && chunks === 1)) {
     const k = cumsumKernel(x.dtype, 'thread');
     dispatch(k, [out.buffer(op), x.buffer(op)], uniforms, grid1d(ceilDiv(lines, k.workgroupSize)));
     return out;
   }
+  if (chunked) {
+    const sums = emptyTensor(op, [lines, chunks], x.dtype);
+    const totals = cumsumKernel(x.dtype, 'totals');
+    const count = lines * chunks;
+    dispatch(totals, [sums.buffer(op), x.buffer(op)], { ...uniforms, tiles: chunks }, grid1d(ceilDiv(count, totals.workgroupSize)));
+    const scanned = scan(op, sums, 1, false);
+    sums.dispose();
+    const k = cumsumKernel(x.dtype, 'chunked');
+    dispatch(k, [out.buffer(op), x.buffer(op), scanned.buffer(op)], { ...uniforms, tiles: chunks }, grid1d(ceilDiv(count, k.workgroupSize)));
+    scanned.dispose();
+    return out;
+  }
   const k = cumsumKernel(x.dtype, 'tiled');
-  const tiles = ceilDiv(n, tiling().items * k.workgroupSize);
+  const tiles = ceilDiv(n, items * k.workgroupSize);
   const sums = emptyTensor(op, [lines, tiles], x.dtype);
   dispatch(k, [out.buffer(op), x.buffer(op), sums.buffer(op)], { ...uniforms, tiles }, grid1d(lines * tiles));
   if (tiles > 1) {
