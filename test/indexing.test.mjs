@@ -63,6 +63,9 @@ const GATHER_CASES = [
   [[2, 1, 257], 2, [2, 1, 300]],
   [[2, 3, 257], -2, [1, 5, 100]],
   [[4, 3, 2, 5], 3, [4, 2, 2, 5]],
+  // the dims after `dim` merge into one of 40 (the kernel's index arithmetic); with a smaller index only the last two
+  [[3, 2, 4, 5], 0, [2, 2, 4, 5]],
+  [[3, 2, 4, 5], 0, [2, 2, 3, 5]],
 ];
 
 test('gather: every value dtype and index dtype, dims (negative too), smaller index shapes, vs float64', async () => {
