@@ -580,6 +580,13 @@ fn pair_weights(f: f32, d: i32) -> vec2<f32> {
   return vec2<f32>(select(1.0 - f, f, d == -1), select(1.0 - f, f, d == 0));
 }
 
+// A row's sample into the block's pair of voxels along x at one (y, z): weight w along y and z, g0 / g1 its weighted
+// gradients for the first / second voxel along x.
+fn add_pair(first: ptr<function, vec4<f32>>, next: ptr<function, vec4<f32>>, w: f32, g0: vec4<f32>, g1: vec4<f32>) {
+  *first += w * g0;
+  *next += w * g1;
+}
+
 // The input gradient of a 2x2(x2) block of input elements (n, v + (a, b, c)), v even along each axis (one
 // invocation per block; elements past the input's end skipped): the samples of the 4^ND cells having one of them as
 // a corner, cell rows along x (bases v + (-1 .. 1, dy, dz)) for dz, then dy, from -1 to 1, each row's samples in
@@ -647,23 +654,19 @@ fn gather(t: u32) {
             let w0 = wy * wz.x;
             let w1 = wy * wz.y;
             if (ty.x && tz.y) {
-              a001 += w1.x * g0;
-              a101 += w1.x * g1;
+              add_pair(&a001, &a101, w1.x, g0, g1);
             }
             if (ty.y && tz.y) {
-              a011 += w1.y * g0;
-              a111 += w1.y * g1;
+              add_pair(&a011, &a111, w1.y, g0, g1);
             }
 #else
             let w0 = wy;
 #endif
             if (ty.x && tz.x) {
-              a000 += w0.x * g0;
-              a100 += w0.x * g1;
+              add_pair(&a000, &a100, w0.x, g0, g1);
             }
             if (ty.y && tz.x) {
-              a010 += w0.y * g0;
-              a110 += w0.y * g1;
+              add_pair(&a010, &a110, w0.y, g0, g1);
             }
           }
         } else {
