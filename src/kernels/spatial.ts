@@ -97,8 +97,8 @@ function gatherKernel(a: SampleAttrs, pass: 'order' | 'place' | 'gather', acc = 
 }
 
 /** Floats of a sample's record (shaders/grid_sample.wgsl): its fraction (linear modes), its upstream gradients, in vec4s. */
-function recordFloats(a: SampleAttrs, channels: number): number {
-  return 4 * ((a.nearest ? 0 : 1) + ceilDiv(channels, 4));
+function recordFloats(nearest: boolean, channels: number): number {
+  return 4 * ((nearest ? 0 : 1) + ceilDiv(channels, 4));
 }
 
 /** GATHER's invocations: one per input element (nearest), or per 2x2(x2) block of them (linear modes). */
@@ -124,7 +124,7 @@ declareCost('gridSample', (u, _g, _b, name) => {
   const nearest = name.includes('.nearest.');
   const corners = nearest ? 1 : 2 ** nd;
   const [total, C, inSpatial, outSpatial] = [u.total, u.channels, u.inSpatial, u.outSpatial] as number[];
-  const record = 4 * ((nearest ? 0 : 1) + Math.ceil(C / 4));
+  const record = recordFloats(nearest, C);
   const pass = name.split('.')[4];
   if (pass === 'gather') {
     const batch = total / gatherInvocations(nearest, 1, u.inSize as number[]);
@@ -200,7 +200,7 @@ function samplePlan(op: string, input: Tensor, coords: Tensor, a: SampleAttrs, i
   const planeBytes = inSpatial * 4 * (inputGrad ? 2 : 1);
   // whole: the input gradient is input-shaped, and the gather's records and cell counts are bound
   const cellBytes = inputGrad ? cellsPerBatch(input) * 4 : 0;
-  const gather = inputGrad ? N * Math.max(outer * plane * 4 * recordFloats(a, C), cellBytes + 4) : 0;
+  const gather = inputGrad ? N * Math.max(outer * plane * 4 * recordFloats(a.nearest, C), cellBytes + 4) : 0;
   if (fitsBinding(input, coords) && N * C * outer * plane * 4 <= limit && gather <= limit) return null;
   // in pieces, a channel group's input gradient is summed across the output slabs (the input and it bound at once)
   const perGroup = cellBytes + 4 > limit ? 0 : Math.min(C, Math.floor(limit / planeBytes));
@@ -212,7 +212,7 @@ function samplePlan(op: string, input: Tensor, coords: Tensor, a: SampleAttrs, i
         'it, so it cannot be split: downsample or crop the input first',
     );
   // per output location: its values or coordinates, and with the input gradient its record
-  const rows = Math.min(outer, Math.floor(limit / (Math.max(perGroup, a.nd, inputGrad ? recordFloats(a, perGroup) : 0) * plane * 4)));
+  const rows = Math.min(outer, Math.floor(limit / (Math.max(perGroup, a.nd, inputGrad ? recordFloats(a.nearest, perGroup) : 0) * plane * 4)));
   if (rows === 0)
     fail(
       op,
@@ -326,7 +326,7 @@ function gatherInputGrad(
   const ok = gatherKernel(a, 'order');
   const order = emptyTensor(op, [u.total], 'u32');
   dispatch(ok, [cells.keys.buffer(op), cells.slots.buffer(op), ends.buffer(op), order.buffer(op)], u, grid1d(ceilDiv(u.total, ok.workgroupSize)));
-  const records = emptyTensor(op, [u.total * recordFloats(a, u.channels)], 'f32');
+  const records = emptyTensor(op, [u.total * recordFloats(a.nearest, u.channels)], 'f32');
   const placed = [coords.buffer(op), cells.keys.buffer(op), cells.slots.buffer(op), ends.buffer(op), order.buffer(op), g.buffer(op), records.buffer(op)];
   const pk = gatherKernel(a, 'place');
   dispatch(pk, placed, u, grid1d(ceilDiv(u.total, pk.workgroupSize)));
