@@ -82,6 +82,14 @@ struct Params {
 #endif
 // without a bias (p.hasBias = 0) any buffer is bound here and never read
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
+#if VEC4_WINDOW
+// src again, as vec4s: the window's tile positions load four at a time (conv.ts, vec4WindowPad)
+@group(0) @binding(5) var<storage, read> src4: array<vec4<f32>>;
+
+fn ld4(i: u32, ok: bool) -> vec4<f32> {
+  return select(vec4<f32>(0.0), src4[select(0u, i, ok)], ok);
+}
+#endif
 
 const TM = {{TM}}u;
 const THREADS = {{THREADS}}u;
