@@ -122,6 +122,24 @@ fn gload(i: u32, row: u32) -> f32 {
 }
 
 #endif
+#if VEC4
+// x and gy again as vec4s (conv.ts: rows of a multiple of 4 along W, stride and dilation 1 there, 4-voxel steps)
+@group(0) @binding(4) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> gt4: array<vec4<f32>>;
+
+// gy of row `row` at 4 consecutive voxels, vec4 index i
+fn gload4(i: u32, row: u32) -> vec4<f32> {
+  let ok = row < p.rows;
+  return select(vec4<f32>(0.0), gt4[select(0u, i, ok)], ok);
+}
+
+// x at positions pos .. pos + 3 of the row at rowOff (pos a multiple of 4): zero outside the row (padding)
+fn ldx4(rowOff: u32, pos: i32, rowOk: bool) -> vec4<f32> {
+  let ok = rowOk && pos >= 0 && pos < i32(p.x.z);
+  return select(vec4<f32>(0.0), x4[select(0u, (rowOff + u32(pos)) / 4u, ok)], ok);
+}
+
+#endif
 // One x value of a window: zero outside the volume (padding) or on a row that is out of range.
 fn ld(rowOff: u32, pos: i32, rowOk: bool) -> f32 {
   let ok = rowOk && pos >= 0 && pos < i32(p.x.z);

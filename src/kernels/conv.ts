@@ -712,14 +712,16 @@ const WGRAD_ACC = 160;
 /**
  * Output voxels per step of the weight gradient's walk (wgradSource): 4 for 16 rows or fewer at stride 1 with subgroup
  * broadcasts (3-D 1x16x64³ -> 16 on llvmpipe: 0.71-0.85x the time of 2 in three A/B runs, where two copies of one
- * build read 0.95), else 2 (4 measured 1.01-1.20x with 32 rows, stride 2 or the packed gy rows).
+ * build read 0.95), and for 32 rows where the step loads vec4s (`vec4`: 3-D 1x32x32³ -> 32 0.76 / 0.88x the time of 2
+ * in the two orders of an A/B); else 2 (4 measured 1.01-1.20x with 32 rows of scalar loads, stride 2 or the packed
+ * gy rows).
  */
-function wgradVoxels(tm: number, sw: number, subgroups: boolean): number {
-  return tm <= 16 && sw === 1 && subgroups ? 4 : 2;
+function wgradVoxels(tm: number, sw: number, subgroups: boolean, vec4: boolean): number {
+  return (tm <= 16 || (tm === 32 && vec4)) && sw === 1 && subgroups ? 4 : 2;
 }
 
 /** WGSL for one configuration of shaders/conv_wgrad.wgsl (the unrolled blocks; FINISH needs none). */
-function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number, threads: number, subgroups: boolean, U: number): string {
+function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number, threads: number, subgroups: boolean, U: number, vec4Pad = -1): string {
   const gt = weightType(tm);
   const len = (kw - 1) * dw + 1;
   const hs = [...Array(kh).keys()];
@@ -756,16 +758,40 @@ function wgradSource(tm: number, kh: number, kw: number, sw: number, dw: number,
     return out;
   };
   const voxels: string[] = [];
-  for (const h of hs) for (let i = 0; i < winLen; i++) voxels.push(`    var x${h}_${i} = ld(ro${h}, w0 + ${i}, ok${h});`);
-  voxels.push('    var v = 0u;', `    for (; v + ${U}u <= vb; v += ${U}u) {`);
-  for (let u = 0; u < U; u++) voxels.push(...gLoads('v', u, '      '));
-  voxels.push(...fmas(U, (h, i) => `x${h}_${i}`, '      '));
-  voxels.push(`      let at = w0 + i32((v + ${U}u) * p.stride.z);`);
-  for (const h of hs) {
-    for (let i = 0; i + step < winLen; i++) voxels.push(`      x${h}_${i} = x${h}_${i + step};`);
-    for (let i = winLen - step; i < winLen; i++) voxels.push(`      x${h}_${i} = ld(ro${h}, at + ${i}, ok${h});`);
+  if (vec4Pad >= 0) {
+    // (shaders/conv_wgrad.wgsl, VEC4) the step's 4 voxels' gy rows one vec4 load each, and the x window as the
+    // aligned vec4s covering it (window value i at position ow0 + v - vec4Pad + i), one new vec4 per step
+    const lo = Math.floor(-vec4Pad / 4);
+    const nv = Math.floor((winLen - 1 - vec4Pad) / 4) - lo + 1;
+    for (const h of hs) for (let k = 0; k < nv; k++) voxels.push(`    var xv${h}_${k} = ldx4(ro${h}, i32(ow0) + ${4 * (k + lo)}, ok${h});`);
+    voxels.push('    var v = 0u;', '    for (; v + 4u <= vb; v += 4u) {');
+    for (let b = 0; b < tm; b += 8) {
+      voxels.push(`      let gq${b} = gload4((gBase + v + ${b}u * gS) / 4u, gRow + ${b}u);`);
+      for (let u = 0; u < 4; u++) voxels.push(`      let gl${b}_${u} = gq${b}.${'xyzw'[u]};`);
+    }
+    for (const h of hs)
+      for (let i = 0; i < winLen; i++) {
+        const j = i - vec4Pad;
+        voxels.push(`      let x${h}_${i} = xv${h}_${Math.floor(j / 4) - lo}.${'xyzw'[((j % 4) + 4) % 4]};`);
+      }
+    voxels.push(...fmas(4, (h, i) => `x${h}_${i}`, '      '));
+    for (const h of hs) {
+      for (let k = 0; k + 1 < nv; k++) voxels.push(`      xv${h}_${k} = xv${h}_${k + 1};`);
+      voxels.push(`      xv${h}_${nv - 1} = ldx4(ro${h}, i32(ow0 + v) + ${4 * (nv + lo)}, ok${h});`);
+    }
+    voxels.push('    }');
+  } else {
+    for (const h of hs) for (let i = 0; i < winLen; i++) voxels.push(`    var x${h}_${i} = ld(ro${h}, w0 + ${i}, ok${h});`);
+    voxels.push('    var v = 0u;', `    for (; v + ${U}u <= vb; v += ${U}u) {`);
+    for (let u = 0; u < U; u++) voxels.push(...gLoads('v', u, '      '));
+    voxels.push(...fmas(U, (h, i) => `x${h}_${i}`, '      '));
+    voxels.push(`      let at = w0 + i32((v + ${U}u) * p.stride.z);`);
+    for (const h of hs) {
+      for (let i = 0; i + step < winLen; i++) voxels.push(`      x${h}_${i} = x${h}_${i + step};`);
+      for (let i = winLen - step; i < winLen; i++) voxels.push(`      x${h}_${i} = ld(ro${h}, at + ${i}, ok${h});`);
+    }
+    voxels.push('    }');
   }
-  voxels.push('    }');
   // the unit's last vb % U voxels one at a time, each loading its own window
   voxels.push('    for (; v < vb; v++) {', '      let at = w0 + i32(v * p.stride.z);');
   for (const h of hs) for (let i = 0; i < len; i++) voxels.push(`      let y${h}_${i} = ld(ro${h}, at + ${i}, ok${h});`);
@@ -860,9 +886,13 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
   // the gradient)
   // with subgroups the kernel reads gy as it is
   const gt = sg ? gy : packChannels(op, gy, g.groups, rows, g.N, g.yS[0] * g.yS[1] * g.yS[2], TM);
-  const U = wgradVoxels(TM, g.s[2], sg);
-  const key = `conv.wgrad.${TM}.${KH}x${Kw}.${g.s[2]}.${g.d[2]}.${threads}.u${U}${sg ? '.sg' : ''}`;
-  const k = kernel(key, () => wgradSource(TM, KH, Kw, g.s[2], g.d[2], threads, sg, U), { defines: { SUBGROUPS: sg } });
+  // 4-voxel steps of stride 1 and dilation 1 on rows of a multiple of 4 (x and gy; units then start 4-aligned)
+  // load as vec4s (0.65x the time of scalar loads of the same floats on llvmpipe)
+  const aligned = sg && g.s[2] === 1 && g.d[2] === 1 && g.yS[2] % 4 === 0 && g.xS[2] % 4 === 0 && g.p[2] <= 3;
+  const U = wgradVoxels(TM, g.s[2], sg, aligned);
+  const v4 = aligned && U === 4 ? g.p[2] : -1;
+  const key = `conv.wgrad.${TM}.${KH}x${Kw}.${g.s[2]}.${g.d[2]}.${threads}.u${U}${v4 >= 0 ? `.v4p${v4}` : ''}${sg ? '.sg' : ''}`;
+  const k = kernel(key, () => wgradSource(TM, KH, Kw, g.s[2], g.d[2], threads, sg, U, v4), { defines: { SUBGROUPS: sg, VEC4: v4 >= 0 } });
   const uniforms = {
     rows,
     rowBlocks,
@@ -890,7 +920,8 @@ function weightGrad(op: string, x: Tensor, gy: Tensor, g: Geom): Tensor {
     pad: g.p,
     dil: g.d,
   };
-  dispatch(k, [partial.buffer(op), x.buffer(op), gt.buffer(op)], uniforms, grid1d(blocks * wgSplits));
+  const bound = [partial.buffer(op), x.buffer(op), gt.buffer(op)];
+  dispatch(k, v4 >= 0 ? [...bound, x.buffer(op), gt.buffer(op)] : bound, uniforms, grid1d(blocks * wgSplits));
   if (gt !== gy) gt.dispose();
   if (nSplit > 1) {
     const fin = kernel('conv.wgrad.finish', () => wgradWgsl.replaceAll('{{THREADS}}', '64'), { defines: { FINISH: true } });
