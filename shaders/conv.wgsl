@@ -73,7 +73,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+#if VEC4_STORE
+// rows of a multiple of 4 along W, written 4 voxels at a time (conv.ts)
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;
+#else
 @group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+#endif
 @group(0) @binding(2) var<storage, read> src: array<f32>;
 #if SUBGROUPS
 @group(0) @binding(3) var<storage, read> a: array<f32>;

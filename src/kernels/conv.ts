@@ -301,7 +301,7 @@ function transposedPhases(g: Geom): Phase[] {
  * ordered by accumulator a 16x16 register tile ran 1.5x faster than ordered by tap in a micro-benchmark). kw = 0: a
  * loop over the runtime p.nk.z taps that shifts the window from tap to tap.
  */
-function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean, threads: number, subgroups: boolean, kw = 0, vec4Pad = -1): string {
+function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean, threads: number, subgroups: boolean, kw = 0, vec4Pad = -1, vec4Store = false): string {
   const wt = weightType(tm);
   const nq = tn / 4;
   const len = (tn - 1) * xs + 1;
@@ -363,6 +363,16 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
   }
   // the first slice adds the bias, later ones what dst holds (loaded only there: a load site costs llvmpipe a loop
   // over the lanes, a large share of a small-Cin conv); the last applies the activation
+  const store4 = Array.from({ length: nq }, (_, q) =>
+    [
+      `      if (left > ${4 * q}u) {`,
+      `        let o${q} = orow / 4u + ${q}u;`,
+      `        var v${q} = vec4<f32>(b) + a0_${q};`,
+      `        if (acc) { v${q} = dst[o${q}] + a0_${q}; }`,
+      `        dst[o${q}] = select(v${q}, v${q} * p.slope, vec4<bool>(act) & (v${q} < vec4<f32>(0.0)));`,
+      '      }',
+    ].join('\n'),
+  );
   const store = Array.from({ length: tn }, (_, t) =>
     [
       `      if (left > ${t}u) {`,
@@ -378,7 +388,7 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
     .replace('{{ACC}}', acc.join('\n'))
     .replace('{{WINDOW}}', win.join('\n'))
     .replace('{{TAPS}}', taps.join('\n'))
-    .replace('{{STORE}}', store.join('\n'))
+    .replace('{{STORE}}', (vec4Store ? store4 : store).join('\n'))
     .replace('{{SHIFT}}', shift.join('\n'))
     .replaceAll('{{WT}}', wt.type)
     .replace('{{AS_LEN}}', String(tileFloats() / tm))
@@ -515,10 +525,14 @@ function gatherConv(
     // a window of up to UNROLL_TAPS taps along W is unrolled (gemmSource)
     const kw = nkw <= UNROLL_TAPS ? nkw : 0;
     const v4 = vec4WindowPad(ph, kw, TN, srcS[2]);
+    // whole vec4 stores: consecutive dst positions in rows of a multiple of 4, tiles of a multiple of 4
+    const s4 = ph.dstStep[2] === 1 && ph.dstPhase[2] === 0 && dstS[2] % 4 === 0 && TN % 4 === 0;
     const key =
       `conv.${transposed ? 'transposed' : 'forward'}.${TM}x${TN}.w${ph.xs}.${ph.xt}${kw ? `.k${kw}` : ''}${v4 >= 0 ? `.v4p${v4}` : ''}` +
-      `.${threads}${sg ? '.sg' : ''}`;
-    const k = kernel(key, () => gemmSource(TM, TN, ph.xs, ph.xt, ph.rev, threads, sg, kw, v4), { defines: { SUBGROUPS: sg, VEC4_WINDOW: v4 >= 0 } });
+      `${s4 ? '.s4' : ''}.${threads}${sg ? '.sg' : ''}`;
+    const k = kernel(key, () => gemmSource(TM, TN, ph.xs, ph.xt, ph.rev, threads, sg, kw, v4, s4), {
+      defines: { SUBGROUPS: sg, VEC4_WINDOW: v4 >= 0, VEC4_STORE: s4 },
+    });
     // slices of whole kernel rows that fit the staged tile, summed in order into dst (with subgroups nothing is
     // staged: one slice)
     const slice = sg ? Math.max(1, units) : Math.max(1, Math.floor(slots / Math.max(1, nkw)));
