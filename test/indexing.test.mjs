@@ -175,7 +175,9 @@ test('scatterAdd: 100k colliding float adds into 10 slots are exact on dyadic va
 
 test('indexSelect: every dim (negative too), repeated and reordered indices, both index dtypes, vs gather reference', async () => {
   const r = rng(4);
-  for (const [shape, dim, n] of [[[7], 0, 12], [[5, 7], 0, 3], [[5, 7], -1, 9], [[2, 3, 257], 2, 40], [[4, 3, 2, 5], -3, 6]]) {
+  // rows of a multiple of 4 after dim ([6, 4], [2, 5, 12], [3, 4, 2, 8]) move as vec4s in the kernel
+  const cases = [[[7], 0, 12], [[5, 7], 0, 3], [[5, 7], -1, 9], [[2, 3, 257], 2, 40], [[4, 3, 2, 5], -3, 6], [[6, 4], 0, 3], [[2, 5, 12], 1, 7], [[3, 4, 2, 8], 1, 5]];
+  for (const [shape, dim, n] of cases) {
     const d = (dim + shape.length) % shape.length;
     const x = Ref.random(shape, r).f32();
     for (const idt of ['i32', 'u32']) {
@@ -191,6 +193,8 @@ test('indexSelect: every dim (negative too), repeated and reordered indices, bot
   const sel = xi.indexSelect(0, vg.tensor([2, 2, 0], null, { dtype: 'i32' }));
   assert.is(sel.dtype, 'i32');
   assert.equal(await sel.array(), [[5, 6], [5, 6], [1, 2]]);
+  const xu = vg.tensor([[1, 2, 3, 4], [5, 6, 7, 4294967295]], null, { dtype: 'u32' });
+  assert.equal(await xu.indexSelect(0, vg.tensor([1, 0, 1], null, { dtype: 'i32' })).array(), [[5, 6, 7, 4294967295], [1, 2, 3, 4], [5, 6, 7, 4294967295]]);
 });
 
 test('oneHot: shapes [..., C], both index dtypes', async () => {

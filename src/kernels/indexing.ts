@@ -1,13 +1,14 @@
 /** gather, scatterAdd, indexSelect, oneHot (torch semantics; indices are i32 or u32 tensors). */
 import compactWgsl from '../../shaders/compact.wgsl';
 import gatherWgsl from '../../shaders/gather.wgsl';
+import indexSelectWgsl from '../../shaders/index_select.wgsl';
 import oneHotWgsl from '../../shaders/one_hot.wgsl';
 import scatterAddWgsl from '../../shaders/scatter_add.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
 import { ALL_DTYPES, NOT_DIFFERENTIABLE, defineOp } from '../engine/op.js';
 import { dispatch, grid1d, kernel } from '../engine/runtime.js';
 import { broadcastShapes, coalesce, normDim, pad8, sameShape, stridesOf } from '../engine/shape.js';
-import { Tensor, tidy, type DType } from '../engine/tensor.js';
+import { Tensor, shapeSize, tidy, type DType } from '../engine/tensor.js';
 import { assertBuffer } from '../engine/device-asserts.js';
 import { checkIndexOnHost, fillInto, indexAssertSlot, sliceAxis, stridedCopy, withIndexAssert } from './base.js';
 import { ceilDiv, emptyTensor, expectInt, expectTensor } from './common.js';
@@ -205,26 +206,56 @@ function embed(t: Tensor, shape: readonly number[]): Tensor {
   return out;
 }
 
-/** torch.index_select(input, dim, index) with a 1-D index: a gather with the index broadcast along `dim`. */
+/** torch.index_select(input, dim, index) with a 1-D index: shaders/index_select.wgsl; the gradient scatter-adds rows. */
 export const indexSelect = defineOp({
   name: 'indexSelect',
-  composite: true,
   dtypes: ALL_DTYPES,
-  forward: (x: Tensor, dim: number, index: Tensor): Tensor => {
+  inputs: ([x, , index]) => [x, index],
+  forward: (x: Tensor, dim: number, index: Tensor) => {
     expectTensor('indexSelect', 'input', x);
     expectTensor('indexSelect', 'index', index);
     expectInt('indexSelect', 'index', index);
     if (index.ndim !== 1) fail('indexSelect', `index must be 1-D, got shape ${fmtShape(index.shape)}`);
     const d = normDim('indexSelect', dim, x.ndim);
-    // the broadcast index below lives on the GPU: a host-resident index is checked here, synchronously
-    checkIndexOnHost('indexSelect', 'index', index, 0, dimSizeOf(x, d));
-    return tidy(() => {
-      const outShape = x.shape.map((v, i) => (i === d ? index.size : v));
-      const view = x.shape.map((_, i) => (i === d ? index.size : 1));
-      return gather(x, d, expand(reshape(index, view), outShape));
-    });
+    return { out: indexSelectRaw(x, d, index), attrs: { dim: d }, save: () => [index] };
+  },
+  backward: (g, ctx) => {
+    const [index] = ctx.saved;
+    const { dim } = ctx.attrs;
+    const inShape = ctx.inputShapes[0];
+    // gather's rule with the index broadcast over the other dims
+    const full = tidy(() => expand(reshape(index, g.shape.map((v, i) => (i === dim ? v : 1))), g.shape));
+    const zeros = emptyTensor('indexSelect.backward', inShape, 'f32');
+    fillInto(zeros, 0);
+    const gx = scatterAddRaw(zeros, dim, full, g);
+    zeros.dispose();
+    full.dispose();
+    return [gx, null];
   },
 });
+
+function indexSelectRaw(x: Tensor, dim: number, index: Tensor): Tensor {
+  const dimSize = dimSizeOf(x, dim);
+  const assertSlot = indexAssertSlot('indexSelect', 'index', index, 0, dimSize);
+  const outShape = x.ndim === 0 ? [] : x.shape.map((v, i) => (i === dim ? index.size : v));
+  if (x.ndim === 0 && index.size !== 1) fail('indexSelect', `a 0-d input takes an index of one element, got ${index.size}`);
+  const out = emptyTensor('indexSelect', outShape, x.dtype);
+  if (out.size === 0) return out;
+  const inner = x.ndim === 0 ? 1 : shapeSize(x.shape.slice(dim + 1));
+  const vec4 = inner % 4 === 0;
+  const T = vec4 ? `vec4<${x.dtype}>` : x.dtype;
+  const k = kernel(`indexSelect.${x.dtype}.${index.dtype}${vec4 ? '.v4' : ''}`, () =>
+    withIndexAssert(indexSelectWgsl.replaceAll('{{T}}', T).replaceAll('{{I}}', index.dtype), 4),
+  );
+  const total = vec4 ? out.size / 4 : out.size;
+  dispatch(
+    k,
+    [out.buffer('indexSelect'), x.buffer('indexSelect'), index.buffer('indexSelect'), assertBuffer()],
+    { total, n: index.size, inner: vec4 ? inner / 4 : inner, dimSize, assertSlot },
+    grid1d(ceilDiv(total, k.workgroupSize)),
+  );
+  return out;
+}
 
 /** one_hot(index, numClasses) → i32 tensor of shape [...index.shape, numClasses]; indices must lie in [0, numClasses). */
 export const oneHot = defineOp({
