@@ -312,11 +312,12 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
   const winLen = kw > 0 ? len + (kw - 1) * xt : len;
   const win = Array.from({ length: winLen }, (_, i) => `    ${kw > 0 ? 'let' : 'var'} x${i} = ld(rowOff, ${start} + ${i}, rowOk);`);
   if (vec4Pad >= 0) {
-    // the tile's own tn positions (from wb * tn, 4-aligned in the row) as tn / 4 vec4 loads, the vec4Pad values
-    // before and kw - 1 - vec4Pad after them as scalars (shaders/conv.wgsl, VEC4_WINDOW)
-    win.splice(vec4Pad, tn, `    let at4 = rowOff / 4u + wb * ${tn / 4}u;`);
-    for (let q = 0; q < tn / 4; q++) win.splice(vec4Pad + 1 + q, 0, `    let v${q} = ld4(at4 + ${q}u, rowOk && wb * ${tn}u + ${4 * q}u < p.src.z);`);
-    for (let i = 0; i < tn; i++) win.splice(vec4Pad + 1 + tn / 4 + i, 0, `    let x${vec4Pad + i} = v${i >> 2}.${'xyzw'[i & 3]};`);
+    // the tile's own tn * xs positions (from wb * tn * xs, 4-aligned in the row) as vec4 loads, the vec4Pad values
+    // before and the rest of the window after them as scalars (shaders/conv.wgsl, VEC4_WINDOW)
+    const block = tn * xs;
+    win.splice(vec4Pad, block, `    let at4 = rowOff / 4u + wb * ${block / 4}u;`);
+    for (let q = 0; q < block / 4; q++) win.splice(vec4Pad + 1 + q, 0, `    let v${q} = ld4(at4 + ${q}u, rowOk && wb * ${block}u + ${4 * q}u < p.src.z);`);
+    for (let i = 0; i < block; i++) win.splice(vec4Pad + 1 + block / 4 + i, 0, `    let x${vec4Pad + i} = v${i >> 2}.${'xyzw'[i & 3]};`);
   }
   const taps: string[] = [];
   if (kw > 0) {
@@ -401,13 +402,16 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
 
 /**
  * The window's left padding when its tile's own positions can load as vec4s (shaders/conv.wgsl, VEC4_WINDOW), else
- * -1: stride and dilation 1 along W with the taps unrolled, rows of a multiple of 4 (so the tile's first position
- * is 4-aligned in memory and a vec4 lies wholly inside or outside the row), and the window starting at most kw - 1
- * before the tile. On llvmpipe 4 vec4 loads of 16 cached floats took 0.65x the time of 16 scalar loads.
+ * -1: stride 1 or 2 and dilation 1 along W with the taps unrolled, rows of a multiple of 4 (so the tile's first
+ * position, wb * tn * stride, is 4-aligned in memory and a vec4 lies wholly inside or outside the row), and the
+ * tile's tn * stride positions inside the window (which starts `pad` before them). On llvmpipe 4 vec4 loads of 16
+ * cached floats took 0.65x the time of 16 scalar loads.
  */
 function vec4WindowPad(ph: Phase, kw: number, tn: number, srcW: number): number {
   const pad = -ph.qB[2];
-  return kw > 0 && ph.xs === 1 && ph.xt === 1 && !ph.rev && tn % 4 === 0 && srcW % 4 === 0 && pad >= 0 && pad <= kw - 1 ? pad : -1;
+  const window = (tn - 1) * ph.xs + 1 + (kw - 1) * ph.xt;
+  const fits = pad >= 0 && pad + tn * ph.xs <= window && (tn * ph.xs) % 4 === 0;
+  return kw > 0 && (ph.xs === 1 || ph.xs === 2) && ph.xt === 1 && !ph.rev && srcW % 4 === 0 && fits ? pad : -1;
 }
 
 /** Taps along W up to which a window's taps are unrolled (gemmSource): every conv the papers train is 3 wide. */
