@@ -155,10 +155,10 @@ async function deepLayers() {
 
 // Rows of a multiple of 4 load the tile's own window positions as vec4s (conv.ts, vec4WindowPad): rows of 36 and 20
 // end inside a 16-voxel tile, where the vec4s past the row must read 0 (padding), with left paddings 0, 1 and 2.
-test('vec4 window loads: rows ending inside a tile, paddings 0-2, stride 2, forward and input gradient against the float64 conv', async () => {
+test('vec4 window loads: rows ending inside a tile, paddings 0-2, stride 2, 3 output channels, forward and input gradient against the float64 conv', async () => {
   const r = rng(23);
   const names = new Set();
-  for (const [xs, cout, padding, stride] of [[[2, 16, 20, 36], 16, 1, 1], [[2, 16, 24, 20], 24, 0, 1], [[2, 16, 24, 20], 16, 2, 1], [[4, 16, 36, 36], 32, 1, 2]]) {
+  for (const [xs, cout, padding, stride] of [[[2, 16, 20, 36], 16, 1, 1], [[2, 16, 24, 20], 24, 0, 1], [[2, 16, 24, 20], 16, 2, 1], [[4, 16, 36, 36], 32, 1, 2], [[2, 16, 48, 52], 3, 1, 1]]) {
     const cin = xs[1];
     const X = Ref.random(xs, r).f32();
     const W = Ref.random([cout, cin, 3, 3], r, -0.2, 0.2).f32();
@@ -185,6 +185,7 @@ test('vec4 window loads: rows ending inside a tile, paddings 0-2, stride 2, forw
   }
   for (const pad of [0, 1, 2]) assert.ok([...names].some((n) => n.includes(`.v4p${pad}.`)), `a vec4-window kernel with padding ${pad} ran: ${[...names]}`);
   assert.ok([...names].some((n) => n.startsWith('conv.forward.') && n.includes('.w2.') && n.includes('.v4p1.')), `a stride-2 vec4-window kernel ran: ${[...names]}`);
+  assert.ok([...names].some((n) => n.startsWith('conv.forward.4x16.')), `3 output channels took 4 rows x 16 voxels: ${[...names]}`);
 });
 
 /** The weight gradient of conv2d(x [N, C, H, W], w [O, C, 3, 3], padding 1) against the float64 sum; returns the kernels. */

@@ -427,7 +427,7 @@ function smallWork(): number {
 }
 
 /** Register tiles (rows x voxels per invocation) shaders/conv.wgsl may take on large problems; vg.tune measures them. */
-const GEMM_TILES = ['16x16', '16x8', '16x4', '8x8', '8x4', '4x8', '4x4', '2x16', '2x32', '1x32'];
+const GEMM_TILES = ['16x16', '16x8', '16x4', '8x8', '8x4', '4x32', '4x16', '4x8', '4x4', '2x16', '2x32', '1x32'];
 
 interface Tile {
   tm: number;
@@ -444,8 +444,9 @@ const parseTile = (v: string): Tile => {
  * rows as the conv has (at least 4, up to 16) and 8 voxels (16 for a forward with subgroup weights), which measured fastest
  * on llvmpipe (docs/benchmarks.md, docs/performance.md),
  * and convs writing 1 or 2 channels (the input gradient of a 1- or 2-channel input) 2 rows and 16 voxels: with 4
- * rows, half the fmas would be padding (1.6x faster on llvmpipe for conv3d 1x2x64³ -> 16's input gradient); unless
- * vg.tune() measured the tiles for this problem on this adapter (src/engine/tuner.ts).
+ * rows, half the fmas would be padding (1.6x faster on llvmpipe for conv3d 1x2x64³ -> 16's input gradient); convs
+ * writing 3 or 4 channels 4 rows and 16 voxels where the window loads as vec4s; unless vg.tune() measured the tiles
+ * for this problem on this adapter (src/engine/tuner.ts).
  */
 function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom, flipped = false): Tile {
   const [dstC, dstS, srcC, srcS] = transposed ? [g.xC, g.xS, g.yC, g.yS] : [g.yC, g.yS, g.xC, g.xS];
@@ -458,7 +459,10 @@ function gemmTile(op: string, transposed: boolean, w: Tensor, g: Geom, flipped =
   // 16x8 on llvmpipe (bench/ab.mjs conv cases); the transposed direction measured 1.02-1.24x with it, and a stride-2
   // window of 16 voxels is too long
   const wide = maxTm === 16 && subgroupWeights() && !transposed && g.s[2] === 1 && dstS[2] >= 16;
-  const fallback = rows <= 2 ? '2x16' : wide ? '16x16' : `${maxTm}x8`;
+  // convs writing 3 or 4 channels (a 3-D flow field) take 16 voxels where windows load as vec4s: 16 -> 3 at 64³
+  // 0.73-0.78x the time of 4x8 (A/B, both orders); 2 rows measured the same with 16 or 32 voxels
+  const long = maxTm === 4 && rows > 2 && !transposed && g.s[2] === 1 && srcS[2] % 4 === 0 && dstS[2] >= 16;
+  const fallback = rows <= 2 ? '2x16' : long ? '4x16' : wide ? '16x16' : `${maxTm}x8`;
   // tiles of fewer than 4 rows only for convs of 1 or 2 rows
   const variants = GEMM_TILES.filter((t) => parseTile(t).tm <= maxTm && (rows <= 2 || parseTile(t).tm >= 4));
   const key =
