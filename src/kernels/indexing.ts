@@ -1,7 +1,6 @@
 /** gather, scatterAdd, indexSelect, oneHot (torch semantics; indices are i32 or u32 tensors). */
 import compactWgsl from '../../shaders/compact.wgsl';
 import gatherWgsl from '../../shaders/gather.wgsl';
-import indexSelectWgsl from '../../shaders/index_select.wgsl';
 import oneHotWgsl from '../../shaders/one_hot.wgsl';
 import scatterAddWgsl from '../../shaders/scatter_add.wgsl';
 import { fail, fmtShape } from '../engine/errors.js';
@@ -206,7 +205,7 @@ function embed(t: Tensor, shape: readonly number[]): Tensor {
   return out;
 }
 
-/** torch.index_select(input, dim, index) with a 1-D index: shaders/index_select.wgsl; the gradient scatter-adds rows. */
+/** torch.index_select(input, dim, index) with a 1-D index: shaders/gather.wgsl (SELECT); the gradient scatter-adds rows. */
 export const indexSelect = defineOp({
   name: 'indexSelect',
   dtypes: ALL_DTYPES,
@@ -244,14 +243,16 @@ function indexSelectRaw(x: Tensor, dim: number, index: Tensor): Tensor {
   const inner = x.ndim === 0 ? 1 : shapeSize(x.shape.slice(dim + 1));
   const vec4 = inner % 4 === 0;
   const T = vec4 ? `vec4<${x.dtype}>` : x.dtype;
-  const k = kernel(`indexSelect.${x.dtype}.${index.dtype}${vec4 ? '.v4' : ''}`, () =>
-    withIndexAssert(indexSelectWgsl.replaceAll('{{T}}', T).replaceAll('{{I}}', index.dtype), 4),
+  const k = kernel(
+    `indexSelect.${x.dtype}.${index.dtype}${vec4 ? '.v4' : ''}`,
+    () => withIndexAssert(gatherWgsl.replaceAll('{{T}}', T).replaceAll('{{I}}', index.dtype), 4),
+    { defines: { SELECT: true } },
   );
   const total = vec4 ? out.size / 4 : out.size;
   dispatch(
     k,
     [out.buffer('indexSelect'), x.buffer('indexSelect'), index.buffer('indexSelect'), assertBuffer()],
-    { total, n: index.size, inner: vec4 ? inner / 4 : inner, dimSize, assertSlot },
+    { n: index.size, inner: vec4 ? inner / 4 : inner, dimSize, assertSlot, total },
     grid1d(ceilDiv(total, k.workgroupSize)),
   );
   return out;
