@@ -188,6 +188,45 @@ test('vec4 window loads: rows ending inside a tile, paddings 0-2, stride 2, 3 ou
   assert.ok([...names].some((n) => n.startsWith('conv.forward.4x16.')), `3 output channels took 4 rows x 16 voxels: ${[...names]}`);
 });
 
+// The input gradient of a stride-2 conv runs transposed phases whose windows load as vec4s too (rows of y of 20
+// end inside an 8-voxel tile); against the float64 sum dx[c, i] = sum over o, taps k with (i + 1 - k) even of
+// g[o, (i + 1 - k) / 2] w[o, c, k] per dim.
+test('vec4 window loads in the transposed phases: a stride-2 input gradient against the float64 sum', async () => {
+  const r = rng(24);
+  const [N, C, O, H, W] = [2, 16, 32, 40, 40];
+  const X = Ref.random([N, C, H, W], r).f32();
+  const Wt = Ref.random([O, C, 3, 3], r, -0.2, 0.2).f32();
+  const [Ho, Wo] = [H / 2, W / 2];
+  const G = Ref.random([N, O, Ho, Wo], r).f32();
+  const x = X.toTensor({ requiresGrad: true });
+  const { report } = await vg.profile(async () => {
+    vg.conv2d(x, Wt.toTensor(), { padding: 1, stride: 2 }).backward(G.toTensor());
+    await x.grad.data();
+  });
+  const ref = new Float64Array(N * C * H * W);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let i = 0; i < H; i++)
+        for (let j = 0; j < W; j++) {
+          let acc = 0;
+          for (let kh = 0; kh < 3; kh++) {
+            const yi = i + 1 - kh;
+            if (yi % 2 !== 0 || yi < 0 || yi / 2 >= Ho) continue;
+            for (let kw = 0; kw < 3; kw++) {
+              const yj = j + 1 - kw;
+              if (yj % 2 !== 0 || yj < 0 || yj / 2 >= Wo) continue;
+              for (let o = 0; o < O; o++) acc += G.data[((n * O + o) * Ho + yi / 2) * Wo + yj / 2] * Wt.data[((o * C + c) * 3 + kh) * 3 + kw];
+            }
+          }
+          ref[((n * C + c) * H + i) * W + j] = acc;
+        }
+  const refT = new Ref(ref, [N, C, H, W]);
+  await assertClose(x.grad, refT, { ...tol(refT), msg: 'stride-2 input gradient' });
+  const names = report.kernels.map((k) => k.name);
+  assert.ok(names.some((n) => n.startsWith('conv.transposed.') && n.includes('.v4p0.')), `a transposed vec4-window kernel ran: ${names}`);
+  x.dispose();
+});
+
 /** The weight gradient of conv2d(x [N, C, H, W], w [O, C, 3, 3], padding 1) against the float64 sum; returns the kernels. */
 async function weightGradAgainstSum(seed, [N, C, H, W, O]) {
   const r = rng(seed);

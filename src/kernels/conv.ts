@@ -411,7 +411,7 @@ function vec4WindowPad(ph: Phase, kw: number, tn: number, srcW: number): number 
   const pad = -ph.qB[2];
   const window = (tn - 1) * ph.xs + 1 + (kw - 1) * ph.xt;
   const fits = pad >= 0 && pad + tn * ph.xs <= window && (tn * ph.xs) % 4 === 0;
-  return kw > 0 && (ph.xs === 1 || ph.xs === 2) && ph.xt === 1 && !ph.rev && srcW % 4 === 0 && fits ? pad : -1;
+  return kw > 0 && (ph.xs === 1 || ph.xs === 2) && ph.xt === 1 && srcW % 4 === 0 && fits ? pad : -1;
 }
 
 /** Taps along W up to which a window's taps are unrolled (gemmSource): every conv the papers train is 3 wide. */
