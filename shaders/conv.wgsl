@@ -31,7 +31,9 @@
 // registers: taken accumulator by accumulator, each is loaded and stored once per kernel row, not once per tap.
 // Loads inside a loop cost that much even when every lane reads the same address (llvmpipe cannot prove lane 0
 // active there), so a tap's 16 weight loads cost more than its 128 fmas; the subgroup path makes them 2 loads and
-// 16 lane broadcasts (register moves).
+// 16 lane broadcasts (register moves). A cached vec4 load costs about two scalar ones, so where rows are a multiple
+// of 4 the tile's window positions load as vec4s (VEC4_WINDOW, binding 5: src viewed as vec4s) and rows store as
+// vec4s (VEC4_STORE: dst itself as vec4s).
 #if SUBGROUPS
 enable subgroups;
 #endif

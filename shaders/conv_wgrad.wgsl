@@ -28,7 +28,8 @@
 // Why this shape: on CPU adapters (llvmpipe) every load site is a loop over the SIMD lanes, far dearer than an fma,
 // and each pipeline is compiled on first use; a workgroup barrier is a coroutine switch that saves every live
 // value (slow to compile with this many accumulators), so gy arrives row-blocked from the PACK entry instead of
-// through workgroup memory.
+// through workgroup memory. A cached vec4 load costs about two scalar ones: with VEC4 (rows of a multiple of 4,
+// 4-voxel steps) a step's gy row and each kernel row's incoming x values are one vec4 each (bindings 4, 5).
 #if SUBGROUPS
 enable subgroups;
 // the loops' bounds depend on the invocation's split, which is uniform per subgroup (above), not per workgroup
