@@ -310,14 +310,19 @@ function gemmSource(tm: number, tn: number, xs: number, xt: number, rev: boolean
   const acc = Array.from({ length: tm }, (_, m) => '  ' + Array.from({ length: nq }, (_, q) => `var a${m}_${q} = vec4<f32>(0.0);`).join(' '));
   const start = rev && kw === 0 ? `srcW0 + i32(nkw - 1u) * ${xt}` : 'srcW0';
   const winLen = kw > 0 ? len + (kw - 1) * xt : len;
-  const win = Array.from({ length: winLen }, (_, i) => `    ${kw > 0 ? 'let' : 'var'} x${i} = ld(rowOff, ${start} + ${i}, rowOk);`);
-  if (vec4Pad >= 0) {
-    // the tile's own tn * xs positions (from wb * tn * xs, 4-aligned in the row) as vec4 loads, the vec4Pad values
-    // before and the rest of the window after them as scalars (shaders/conv.wgsl, VEC4_WINDOW)
-    const block = tn * xs;
-    win.splice(vec4Pad, block, `    let at4 = rowOff / 4u + wb * ${block / 4}u;`);
-    for (let q = 0; q < block / 4; q++) win.splice(vec4Pad + 1 + q, 0, `    let v${q} = ld4(at4 + ${q}u, rowOk && wb * ${block}u + ${4 * q}u < p.src.z);`);
-    for (let i = 0; i < block; i++) win.splice(vec4Pad + 1 + block / 4 + i, 0, `    let x${vec4Pad + i} = v${i >> 2}.${'xyzw'[i & 3]};`);
+  // with vec4Pad >= 0 the tile's own tn * xs positions (from wb * tn * xs, 4-aligned in the row) come from vec4 loads,
+  // the vec4Pad values before and the rest of the window after them from scalar ones (shaders/conv.wgsl, VEC4_WINDOW)
+  const block = vec4Pad >= 0 ? tn * xs : 0;
+  const win: string[] = [];
+  if (block) win.push(`    let at4 = rowOff / 4u + wb * ${block / 4}u;`);
+  for (let q = 0; q < block / 4; q++) win.push(`    let v${q} = ld4(at4 + ${q}u, rowOk && wb * ${block}u + ${4 * q}u < p.src.z);`);
+  for (let i = 0; i < winLen; i++) {
+    const b = i - vec4Pad;
+    win.push(
+      block && b >= 0 && b < block
+        ? `    let x${i} = v${b >> 2}.${'xyzw'[b & 3]};`
+        : `    ${kw > 0 ? 'let' : 'var'} x${i} = ld(rowOff, ${start} + ${i}, rowOk);`,
+    );
   }
   const taps: string[] = [];
   if (kw > 0) {
@@ -547,9 +552,10 @@ function gatherConv(
     for (let u0 = 0; u0 === 0 || u0 < units; u0 += slice) {
       // the slice's first kernel row (c, jd, jh)
       const [c0, jd0, jh0] = units > 0 ? [Math.floor(u0 / (ph.nk[0] * ph.nk[1])), Math.floor(u0 / ph.nk[1]) % ph.nk[0], u0 % ph.nk[1]] : [0, 0, 0];
+      const bound = [out.buffer(op), src.buffer(op), a.buffer(op), (bias ?? w).buffer(op)];
       dispatch(
         k,
-        v4 >= 0 ? [out.buffer(op), src.buffer(op), a.buffer(op), (bias ?? w).buffer(op), src.buffer(op)] : [out.buffer(op), src.buffer(op), a.buffer(op), (bias ?? w).buffer(op)],
+        v4 >= 0 ? [...bound, src.buffer(op)] : bound,
         {
           rows,
           rowBlocks,
