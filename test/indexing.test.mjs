@@ -82,8 +82,10 @@ test('gather: every value dtype and index dtype, dims (negative too), smaller in
       }
 });
 
-test('gather: 0-d input; empty index', async () => {
+test('gather and indexSelect: 0-d input; empty index', async () => {
   await assertClose(vg.gather(vg.tensor(7), 0, vg.tensor(0, null, { dtype: 'i32' })), new Ref([7], []), { msg: '0-d' });
+  // torch.index_select on a 0-d input takes a one-element index and returns a 0-d tensor
+  await assertClose(vg.indexSelect(vg.tensor(7), 0, vg.tensor([0], null, { dtype: 'i32' })), new Ref([7], []), { msg: 'indexSelect 0-d' });
   await assertClose(vg.gather(vg.tensor([[1, 2, 3], [4, 5, 6]]), 1, vg.zeros([2, 0], { dtype: 'i32' })), new Ref([], [2, 0]));
 });
 
@@ -272,6 +274,7 @@ test('bad input: float indices, rank and shape mismatches, dtype mismatch, bad n
   assertThrowsWith(() => vg.indexSelect(x, 0, i2), ['indexSelect', '1-D', '[2, 2]']);
   assertThrowsWith(() => vg.indexSelect(x, 0, vg.zeros([2])), ['indexSelect', 'index', 'integer', 'f32']);
   assertThrowsWith(() => vg.indexSelect(x, -3, vg.zeros([2], { dtype: 'i32' })), ['indexSelect', 'dim=-3', 'rank 2']);
+  assertThrowsWith(() => vg.indexSelect(vg.tensor(7), 0, vg.tensor([0, 0], null, { dtype: 'i32' })), ['indexSelect', 'index', '0-d input', 'one element', 'got 2']);
   assertThrowsWith(() => vg.oneHot(vg.zeros([3]), 4), ['oneHot', 'integer', 'f32']);
   for (const c of [0, -2, 2.5, undefined]) assertThrowsWith(() => vg.oneHot(i2, c), ['oneHot', 'numClasses', String(c)]);
 });

@@ -237,7 +237,7 @@ function indexSelectRaw(x: Tensor, dim: number, index: Tensor): Tensor {
   const dimSize = dimSizeOf(x, dim);
   const assertSlot = indexAssertSlot('indexSelect', 'index', index, 0, dimSize);
   const outShape = x.ndim === 0 ? [] : x.shape.map((v, i) => (i === dim ? index.size : v));
-  if (x.ndim === 0 && index.size !== 1) fail('indexSelect', `a 0-d input takes an index of one element, got ${index.size}`);
+  if (x.ndim === 0 && index.size !== 1) fail('indexSelect', `index of a 0-d input must have one element (as in torch.index_select), got ${index.size}`);
   const out = emptyTensor('indexSelect', outShape, x.dtype);
   if (out.size === 0) return out;
   const inner = x.ndim === 0 ? 1 : shapeSize(x.shape.slice(dim + 1));
